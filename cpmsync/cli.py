@@ -1,0 +1,61 @@
+"""The `cpmsync` command: one Typer app, one sub-app per component.
+
+Component CLIs live next to their code (`cpmsync/<component>/cli.py`); this module only wires
+them together and owns the options every subcommand shares (logging).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from cpmsync import __version__
+from cpmsync.config import ConfigError
+from cpmsync.daemon.cli import app as daemon_app
+from cpmsync.daemon.cli import watch
+from cpmsync.demo.cli import demo
+from cpmsync.logs import LogFormat, setup_logging
+from cpmsync.msgstore.cli import app as msgstore_app
+from cpmsync.simulator.cli import app as simulator_app
+
+app = typer.Typer(
+    name="cpmsync",
+    help="CPM Message Store sync with LIST-CHANGEDSINCE: reference server, sync daemon, energy simulator.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(msgstore_app, name="msgstore")
+app.add_typer(daemon_app, name="daemon")
+app.add_typer(simulator_app, name="simulate")
+app.command("watch")(watch)
+app.command("demo")(demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cpmsync {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    log_format: LogFormat = typer.Option("text", "--log-format", help="text (key=value) or json."),
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING, ERROR."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
+) -> None:
+    setup_logging(log_format, log_level)
+
+
+def main() -> None:
+    """Console-script entry: configuration errors print one line, never a traceback."""
+    try:
+        app()
+    except ConfigError as e:
+        Console(stderr=True).print(f"[bold red]configuration error:[/] {e}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

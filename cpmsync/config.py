@@ -1,0 +1,94 @@
+"""Configuration loading shared by every component.
+
+Each component declares a pydantic-settings model; `load_config` reads a TOML file, applies
+`CPMSYNC_SECTION__KEY` environment overrides and turns any validation problem into one
+`ConfigError` that names the file and the key, so the CLI can print it without a traceback.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = ["ConfigError", "CpmSettings", "load_config", "read_secret"]
+
+S = TypeVar("S", bound="CpmSettings")
+
+
+class ConfigError(Exception):
+    """A configuration file or environment override is unusable; the message says where and why."""
+
+
+class CpmSettings(BaseSettings):
+    """Base for component settings: env prefix CPMSYNC_, nested keys split by a double underscore."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CPMSYNC_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file (passed as init kwargs), so a unit file can override one key.
+        return (env_settings, init_settings)
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def load_config(cls: type[S], path: Path | str | None) -> S:
+    """Load `cls` from the TOML file at `path` (or defaults only), then environment overrides."""
+    data: dict[str, Any] = {}
+    where = "defaults and environment"
+    if path is not None:
+        p = Path(path)
+        where = str(p)
+        try:
+            with p.open("rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: no such configuration file") from None
+        except PermissionError:
+            raise ConfigError(f"{p}: permission denied") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{p}: not valid TOML: {e}") from None
+    try:
+        return cls(**data)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            key = _key_path(err["loc"])
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(f"key {key!r}: {msg}")
+        raise ConfigError(f"{where}: " + "; ".join(problems)) from None
+
+
+def read_secret(value: SecretStr | None, file: Path | None, what: str) -> str | None:
+    """Return a secret given inline (usually from the environment) or read from `file`.
+
+    The file wins when both are set, so a secret never has to sit in the TOML itself.
+    """
+    if file is not None:
+        try:
+            return Path(file).expanduser().read_text().rstrip("\r\n")
+        except OSError as e:
+            raise ConfigError(f"{what}: cannot read secret file {file}: {e.strerror}") from None
+    if value is not None:
+        return value.get_secret_value()
+    return None

@@ -1,0 +1,1 @@
+"""The `cpmsync demo` first-run experience."""
