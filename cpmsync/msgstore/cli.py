@@ -2,7 +2,9 @@
 
 import typer
 
-app = typer.Typer(help="The reference CPM Message Store (IMAP server with LIST-CHANGEDSINCE).", no_args_is_help=True)
+app = typer.Typer(
+    help="The reference CPM Message Store (IMAP server with LIST-CHANGEDSINCE).", no_args_is_help=True
+)
 
 
 @app.command()
