@@ -1,0 +1,822 @@
+"""The daemon's cache API: what the sync engine reads and the one-transaction folder sync.
+
+Every folder sync commits the folder's rows, its MQTT events (outbox) and the watermark step
+together. The account watermark only moves past a folder once that folder is committed, so a
+crash or a cut connection in the middle of a sync can delay a change but never skip it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import delete, func, text
+from sqlmodel import Session, col, select
+
+from cpmsync.daemon.topics import Topics
+from cpmsync.logs import kv
+from cpmsync.models.events import EventKind, FolderEvent, FolderSummary, LastMessage, event_id
+from cpmsync.models.schema import open_engine
+from cpmsync.models.tables import (
+    Account,
+    Folder,
+    Message,
+    OutboxRow,
+    OutboxSeq,
+    PendingFolder,
+    SyncRun,
+    TraceEntry,
+)
+
+__all__ = [
+    "AccountState",
+    "Cache",
+    "FolderState",
+    "FolderSync",
+    "MessageData",
+    "OutboxItem",
+    "SyncRunState",
+]
+
+log = logging.getLogger("cpmsync.daemon.cache")
+
+SEEN = "\\Seen"
+Direction = Literal["in", "out"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _flags_text(flags: Iterable[str]) -> str:
+    return " ".join(sorted(set(flags)))
+
+
+def _flags_set(text_: str) -> frozenset[str]:
+    return frozenset(text_.split()) if text_ else frozenset()
+
+
+@dataclass(frozen=True)
+class AccountState:
+    id: str
+    server: str | None
+    capabilities: tuple[str, ...]
+    watermark: int
+    sync_target: int
+    strategy: str | None
+
+
+@dataclass(frozen=True)
+class FolderState:
+    name: str
+    delimiter: str | None
+    attributes: tuple[str, ...]
+    mailbox_id: str | None
+    uidvalidity: int | None
+    uidnext: int | None
+    highestmodseq: int | None
+    messages: int
+    unseen: int
+    last_synced_modseq: int
+
+
+@dataclass(frozen=True)
+class MessageData:
+    """A message as the sync engine fetched it (envelope fields decoded to text)."""
+
+    uid: int
+    modseq: int | None = None
+    flags: frozenset[str] | Sequence[str] = frozenset()
+    internaldate: datetime | None = None
+    size: int | None = None
+    from_: str | None = None
+    to: str | None = None
+    subject: str | None = None
+    date: datetime | None = None
+    message_id: str | None = None
+    preview: str | None = None
+    body: bytes | None = None
+
+
+@dataclass(frozen=True)
+class SyncRunState:
+    id: int
+    started: datetime
+    ended: datetime | None
+    strategy: str
+    bytes_in: int
+    bytes_out: int
+    wire_bytes_in: int
+    wire_bytes_out: int
+    folders_touched: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """An outbox row as the publisher sends it."""
+
+    id: int
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    folder: str
+    seq: int
+
+
+def _folder_state(f: Folder) -> FolderState:
+    return FolderState(
+        name=f.name,
+        delimiter=f.delimiter,
+        attributes=tuple(f.attributes.split()) if f.attributes else (),
+        mailbox_id=f.mailbox_id,
+        uidvalidity=f.uidvalidity,
+        uidnext=f.uidnext,
+        highestmodseq=f.highestmodseq,
+        messages=f.messages,
+        unseen=f.unseen,
+        last_synced_modseq=f.last_synced_modseq,
+    )
+
+
+@dataclass
+class _PendingEvent:
+    kind: EventKind
+    folder: str
+    uidvalidity: int | None
+    uids: list[int]
+    modseq: int | None
+    old_folder: str | None = None
+    msg: MessageData | None = None
+    flags: list[str] | None = None
+    topics: list[str] = field(default_factory=list)
+
+
+class Cache:
+    """The SQLite cache of one account. Create with `Cache.open`."""
+
+    def __init__(
+        self,
+        engine: Any,
+        account_id: str,
+        *,
+        topic_prefix: str = "cpm",
+        event_qos: int = 1,
+        trace_max_entries: int = 100_000,
+        rebuilt: bool = False,
+        migrated_from: int | None = None,
+    ) -> None:
+        self._engine = engine
+        self.account_id = account_id
+        self.topics = Topics(topic_prefix, account_id)
+        self.event_qos = event_qos
+        self.trace_max_entries = trace_max_entries
+        self.rebuilt = rebuilt
+        self.migrated_from = migrated_from
+        self._listener: Callable[[], None] | None = None
+        self._lock = threading.RLock()  # one writer at a time from this process
+        with Session(engine) as s:
+            if s.get(Account, account_id) is None:
+                s.add(Account(id=account_id))
+                s.commit()
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        account_id: str,
+        *,
+        topic_prefix: str = "cpm",
+        event_qos: int = 1,
+        trace_max_entries: int = 100_000,
+    ) -> Cache:
+        """Open the cache file, migrating or rebuilding it (see `rebuilt`)."""
+        r = open_engine(path)
+        return cls(
+            r.engine,
+            account_id,
+            topic_prefix=topic_prefix,
+            event_qos=event_qos,
+            trace_max_entries=trace_max_entries,
+            rebuilt=r.rebuilt,
+            migrated_from=r.migrated_from,
+        )
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def set_commit_listener(self, fn: Callable[[], None] | None) -> None:
+        """`fn()` runs after each commit that added outbox rows (the publisher's wake-up)."""
+        self._listener = fn
+
+    def _notify(self) -> None:
+        if self._listener is not None:
+            self._listener()
+
+    # ---------------------------------------------------------------- account
+
+    def account(self) -> AccountState:
+        with Session(self._engine) as s:
+            a = s.get(Account, self.account_id)
+            assert a is not None
+            return AccountState(
+                id=a.id,
+                server=a.server,
+                capabilities=tuple(a.capabilities.split()),
+                watermark=a.watermark,
+                sync_target=a.sync_target,
+                strategy=a.strategy,
+            )
+
+    @property
+    def watermark(self) -> int:
+        return self.account().watermark
+
+    def update_account(
+        self,
+        *,
+        server: str | None = None,
+        capabilities: Iterable[str] | None = None,
+        strategy: str | None = None,
+    ) -> None:
+        with self._lock, Session(self._engine) as s:
+            a = s.get(Account, self.account_id)
+            assert a is not None
+            if server is not None:
+                a.server = server
+            if capabilities is not None:
+                a.capabilities = " ".join(capabilities)
+            if strategy is not None:
+                a.strategy = strategy
+            s.add(a)
+            s.commit()
+
+    def begin_discovery(self, target_modseq: int, changed: Iterable[str]) -> None:
+        """Record what a discovery found: the folders to sync and the modseq it saw up to."""
+        with self._lock, Session(self._engine) as s:
+            a = s.get(Account, self.account_id)
+            assert a is not None
+            a.sync_target = max(a.sync_target, target_modseq)
+            s.add(a)
+            have = set(s.exec(select(PendingFolder.name).where(PendingFolder.account_id == self.account_id)))
+            for name in dict.fromkeys(changed):
+                if name not in have:
+                    s.add(PendingFolder(account_id=self.account_id, name=name))
+            s.flush()
+            self._advance(s)
+            s.commit()
+
+    def pending_folders(self) -> list[str]:
+        with Session(self._engine) as s:
+            return sorted(
+                s.exec(select(PendingFolder.name).where(PendingFolder.account_id == self.account_id))
+            )
+
+    def advance_watermark(self) -> int:
+        """Move the watermark as far as committed folders allow; returns it."""
+        with self._lock, Session(self._engine) as s:
+            w = self._advance(s)
+            s.commit()
+            return w
+
+    def _advance(self, s: Session) -> int:
+        # watermark = min(target, min over pending folders of what is already synced of them):
+        # every change above it in a pending folder is still to be fetched.
+        a = s.get(Account, self.account_id)
+        assert a is not None
+        pending = list(s.exec(select(PendingFolder.name).where(PendingFolder.account_id == self.account_id)))
+        new = a.sync_target
+        for name in pending:
+            f = self._folder_row(s, name)
+            floor = max(a.watermark, f.last_synced_modseq if f is not None else 0)
+            new = min(new, floor)
+        new = max(a.watermark, new)
+        if new != a.watermark:
+            a.watermark = new
+            s.add(a)
+        return new
+
+    # ---------------------------------------------------------------- reads
+
+    def _folder_row(self, s: Session, name: str) -> Folder | None:
+        return s.exec(select(Folder).where(Folder.account_id == self.account_id, Folder.name == name)).first()
+
+    def folders(self) -> dict[str, FolderState]:
+        with Session(self._engine) as s:
+            rows = s.exec(select(Folder).where(Folder.account_id == self.account_id))
+            return {f.name: _folder_state(f) for f in rows}
+
+    def folder(self, name: str) -> FolderState | None:
+        with Session(self._engine) as s:
+            f = self._folder_row(s, name)
+            return _folder_state(f) if f is not None else None
+
+    def known_uids(self, name: str) -> list[int]:
+        with Session(self._engine) as s:
+            f = self._folder_row(s, name)
+            if f is None:
+                return []
+            return list(
+                s.exec(select(Message.uid).where(Message.folder_id == f.id).order_by(col(Message.uid)))
+            )
+
+    def message_flags(self, name: str) -> dict[int, tuple[int, frozenset[str]]]:
+        with Session(self._engine) as s:
+            f = self._folder_row(s, name)
+            if f is None:
+                return {}
+            rows = s.exec(select(Message.uid, Message.modseq, Message.flags).where(Message.folder_id == f.id))
+            return {uid: (modseq or 0, _flags_set(flags)) for uid, modseq, flags in rows}
+
+    def messages(self, name: str) -> list[MessageData]:
+        """All cached messages of a folder, by UID (apps and tests)."""
+        with Session(self._engine) as s:
+            f = self._folder_row(s, name)
+            if f is None:
+                return []
+            rows = s.exec(select(Message).where(Message.folder_id == f.id).order_by(col(Message.uid)))
+            return [
+                MessageData(
+                    uid=m.uid,
+                    modseq=m.modseq,
+                    flags=_flags_set(m.flags),
+                    internaldate=m.internaldate,
+                    size=m.size,
+                    from_=m.from_,
+                    to=m.to,
+                    subject=m.subject,
+                    date=m.date,
+                    message_id=m.message_id,
+                    preview=m.preview,
+                    body=m.body,
+                )
+                for m in rows
+            ]
+
+    # ---------------------------------------------------------------- writes
+
+    @contextmanager
+    def folder_sync(self, name: str) -> Iterator[FolderSync]:
+        """One transaction: cache rows + outbox events + watermark step, or nothing at all."""
+        with self._lock, Session(self._engine) as s:
+            fs = FolderSync(self, s, name)
+            try:
+                yield fs
+                wrote = fs._finish()
+                s.commit()
+            except BaseException:
+                s.rollback()
+                raise
+        if wrote:
+            self._notify()
+
+    def delete_folder(self, name: str) -> bool:
+        """The folder is gone on the server: drop it, publish folder_removed and clear its summary."""
+        with self._lock, Session(self._engine) as s:
+            f = self._folder_row(s, name)
+            s.exec(
+                delete(PendingFolder).where(
+                    col(PendingFolder.account_id) == self.account_id, col(PendingFolder.name) == name
+                )
+            )
+            if f is None:
+                self._advance(s)
+                s.commit()
+                return False
+            ev = _PendingEvent("folder_removed", name, f.uidvalidity, [], f.highestmodseq)
+            s.exec(delete(Message).where(col(Message.folder_id) == f.id))
+            s.delete(f)
+            self._write_event(s, ev, self.topics.events(name))
+            self._write_summary(s, name, None)
+            self._advance(s)
+            s.commit()
+        self._notify()
+        log.info("folder removed", extra=kv(folder=name))
+        return True
+
+    def rename_folder(self, old: str, new: str) -> bool:
+        """The server renamed a folder: move it (messages keep their rows), tell both topics."""
+        with self._lock, Session(self._engine) as s:
+            f = self._folder_row(s, old)
+            if f is None or old == new:
+                return False
+            stale = self._folder_row(s, new)
+            if stale is not None:
+                s.exec(delete(Message).where(col(Message.folder_id) == stale.id))
+                s.delete(stale)
+                s.flush()
+            f.name = new
+            s.add(f)
+            pend = s.get(PendingFolder, (self.account_id, old))
+            if pend is not None:
+                s.delete(pend)
+                if s.get(PendingFolder, (self.account_id, new)) is None:
+                    s.add(PendingFolder(account_id=self.account_id, name=new))
+            s.flush()
+            ev = _PendingEvent("folder_renamed", new, f.uidvalidity, [], f.highestmodseq, old_folder=old)
+            payload = self._event_payload(ev)
+            self._write_raw(s, self.topics.events(old), payload.to_json(), old, payload.id)
+            self._write_raw(s, self.topics.events(new), payload.to_json(), new, payload.id)
+            self._write_summary(s, old, None)
+            self._write_summary(s, new, f)
+            self._advance(s)
+            s.commit()
+        self._notify()
+        log.info("folder renamed", extra=kv(folder=new, old_folder=old))
+        return True
+
+    # ---------------------------------------------------------------- outbox
+
+    def _next_seq(self, s: Session, folder: str) -> int:
+        row = s.get(OutboxSeq, folder)
+        if row is None:
+            row = OutboxSeq(folder=folder, last_seq=0)
+        row.last_seq += 1
+        s.add(row)
+        return row.last_seq
+
+    def _write_raw(
+        self,
+        s: Session,
+        topic: str,
+        payload: str,
+        folder: str,
+        eid: str | None,
+        *,
+        retain: bool = False,
+    ) -> None:
+        s.add(
+            OutboxRow(
+                topic=topic,
+                payload=payload,
+                qos=self.event_qos,
+                retain=retain,
+                created=_now(),
+                folder=folder,
+                seq=self._next_seq(s, folder),
+                event_id=eid,
+            )
+        )
+
+    def _event_payload(self, ev: _PendingEvent) -> FolderEvent:
+        m = ev.msg
+        # A rename is identified by both names, so renaming back later is a new event.
+        key = ev.folder if ev.old_folder is None else f"{ev.old_folder}\0{ev.folder}"
+        return FolderEvent(
+            id=event_id(self.account_id, key, ev.uidvalidity, ev.uids, ev.modseq, ev.kind),
+            kind=ev.kind,
+            account=self.account_id,
+            folder=ev.folder,
+            old_folder=ev.old_folder,
+            uidvalidity=ev.uidvalidity,
+            uids=sorted(ev.uids),
+            modseq=ev.modseq,
+            from_=m.from_ if m else None,
+            to=m.to if m else None,
+            subject=m.subject if m else None,
+            date=m.date if m else None,
+            preview=m.preview if m else None,
+            flags=ev.flags,
+            size=m.size if m else None,
+            created=_now(),
+        )
+
+    def _write_event(self, s: Session, ev: _PendingEvent, topic: str) -> None:
+        payload = self._event_payload(ev)
+        self._write_raw(s, topic, payload.to_json(), ev.folder, payload.id)
+
+    def _write_summary(self, s: Session, name: str, f: Folder | None) -> None:
+        topic = self.topics.summary(name)
+        # A newer retained summary supersedes an unsent older one: the broker keeps only the last.
+        s.exec(delete(OutboxRow).where(col(OutboxRow.topic) == topic, col(OutboxRow.retain).is_(True)))
+        if f is None:
+            self._write_raw(s, topic, "", name, None, retain=True)
+            return
+        last_msg = s.exec(
+            select(Message).where(Message.folder_id == f.id).order_by(col(Message.uid).desc())
+        ).first()
+        last = (
+            LastMessage(
+                uid=last_msg.uid,
+                from_=last_msg.from_,
+                subject=last_msg.subject,
+                date=last_msg.date,
+                preview=last_msg.preview,
+            )
+            if last_msg is not None
+            else None
+        )
+        summary = FolderSummary(
+            account=self.account_id,
+            name=name,
+            uidvalidity=f.uidvalidity,
+            messages=f.messages,
+            unseen=f.unseen,
+            highestmodseq=f.highestmodseq,
+            last=last,
+            updated=_now(),
+        )
+        self._write_raw(s, topic, summary.to_json(), name, None, retain=True)
+
+    def outbox_batch(self, limit: int = 100) -> list[OutboxItem]:
+        """The oldest unacknowledged rows, in commit order (which keeps per-folder order)."""
+        with Session(self._engine) as s:
+            rows = s.exec(select(OutboxRow).order_by(col(OutboxRow.id)).limit(limit))
+            return [
+                OutboxItem(
+                    id=r.id or 0,
+                    topic=r.topic,
+                    payload=r.payload.encode(),
+                    qos=r.qos,
+                    retain=r.retain,
+                    folder=r.folder,
+                    seq=r.seq,
+                )
+                for r in rows
+            ]
+
+    def outbox_ack(self, ids: Iterable[int]) -> None:
+        """The broker acknowledged these rows: they may go."""
+        ids = list(ids)
+        if not ids:
+            return
+        with self._lock, Session(self._engine) as s:
+            s.exec(delete(OutboxRow).where(col(OutboxRow.id).in_(ids)))
+            s.commit()
+
+    def outbox_count(self) -> int:
+        with Session(self._engine) as s:
+            return int(s.exec(select(func.count()).select_from(OutboxRow)).one())
+
+    # ---------------------------------------------------------------- runs and trace
+
+    def start_run(self, strategy: str) -> int:
+        with self._lock, Session(self._engine) as s:
+            run = SyncRun(account_id=self.account_id, started=_now(), strategy=strategy)
+            s.add(run)
+            s.commit()
+            assert run.id is not None
+            return run.id
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+        wire_bytes_in: int = 0,
+        wire_bytes_out: int = 0,
+        folders_touched: int = 0,
+        error: str | None = None,
+    ) -> None:
+        with self._lock, Session(self._engine) as s:
+            run = s.get(SyncRun, run_id)
+            if run is None:
+                raise KeyError(run_id)
+            run.ended = _now()
+            run.bytes_in, run.bytes_out = bytes_in, bytes_out
+            run.wire_bytes_in, run.wire_bytes_out = wire_bytes_in, wire_bytes_out
+            run.folders_touched, run.error = folders_touched, error
+            s.add(run)
+            s.commit()
+
+    def runs(self, limit: int = 50) -> list[SyncRunState]:
+        """The latest runs, newest first."""
+        with Session(self._engine) as s:
+            rows = s.exec(
+                select(SyncRun)
+                .where(SyncRun.account_id == self.account_id)
+                .order_by(col(SyncRun.id).desc())
+                .limit(limit)
+            )
+            return [
+                SyncRunState(
+                    id=r.id or 0,
+                    started=r.started,
+                    ended=r.ended,
+                    strategy=r.strategy,
+                    bytes_in=r.bytes_in,
+                    bytes_out=r.bytes_out,
+                    wire_bytes_in=r.wire_bytes_in,
+                    wire_bytes_out=r.wire_bytes_out,
+                    folders_touched=r.folders_touched,
+                    error=r.error,
+                )
+                for r in rows
+            ]
+
+    def add_trace(self, conn_id: str, entries: Iterable[tuple[float, Direction | str, int]]) -> None:
+        """Append (unix time, direction, bytes) entries; the oldest go beyond trace_max_entries."""
+        rows = [{"conn_id": conn_id, "t": t, "direction": d, "nbytes": n} for t, d, n in entries]
+        if not rows:
+            return
+        with self._lock, Session(self._engine) as s:
+            s.execute(TraceEntry.__table__.insert(), rows)  # type: ignore[attr-defined]
+            s.execute(
+                text("DELETE FROM trace WHERE id <= (SELECT MAX(id) FROM trace) - :cap"),
+                {"cap": self.trace_max_entries},
+            )
+            s.commit()
+
+    def trace(self, conn_id: str | None = None) -> list[tuple[str, float, str, int]]:
+        with Session(self._engine) as s:
+            q = select(TraceEntry).order_by(col(TraceEntry.id))
+            if conn_id is not None:
+                q = q.where(TraceEntry.conn_id == conn_id)
+            return [(r.conn_id, r.t, r.direction, r.nbytes) for r in s.exec(q)]
+
+
+class FolderSync:
+    """Changes to one folder inside one transaction; made by `Cache.folder_sync`."""
+
+    def __init__(self, cache: Cache, session: Session, name: str) -> None:
+        self._cache = cache
+        self._s = session
+        self.name = name
+        self._folder = cache._folder_row(session, name)
+        self.existed = self._folder is not None
+        self.uidvalidity_reset = False
+        self._events: list[_PendingEvent] = []
+        self._messages: int | None = None
+        self._unseen: int | None = None
+
+    def _ensure(self) -> Folder:
+        if self._folder is None:
+            f = Folder(account_id=self._cache.account_id, name=self.name)
+            self._s.add(f)
+            self._s.flush()
+            self._folder = f
+            self._events.append(_PendingEvent("folder_added", self.name, None, [], None))
+        return self._folder
+
+    def set_status(
+        self,
+        *,
+        uidvalidity: int | None = None,
+        uidnext: int | None = None,
+        highestmodseq: int | None = None,
+        messages: int | None = None,
+        unseen: int | None = None,
+        delimiter: str | None = None,
+        attributes: Iterable[str] | None = None,
+        mailbox_id: str | None = None,
+    ) -> None:
+        """The folder's state as the server reports it (SELECT / STATUS / LIST)."""
+        f = self._ensure()
+        if uidvalidity is not None and f.uidvalidity is not None and uidvalidity != f.uidvalidity:
+            # RFC 3501 2.3.1.1: old UIDs mean nothing under a new UIDVALIDITY.
+            uids = list(self._s.exec(select(Message.uid).where(Message.folder_id == f.id)))
+            if uids:
+                self._events.append(
+                    _PendingEvent("message_removed", self.name, f.uidvalidity, sorted(uids), f.highestmodseq)
+                )
+            self._s.exec(delete(Message).where(col(Message.folder_id) == f.id))
+            f.last_synced_modseq = 0
+            self.uidvalidity_reset = True
+            log.info("uidvalidity changed, folder cache dropped", extra=kv(folder=self.name))
+        if uidvalidity is not None:
+            f.uidvalidity = uidvalidity
+            for ev in self._events:
+                if ev.kind == "folder_added":
+                    ev.uidvalidity = uidvalidity
+        if uidnext is not None:
+            f.uidnext = uidnext
+        if highestmodseq is not None:
+            f.highestmodseq = highestmodseq
+        if delimiter is not None:
+            f.delimiter = delimiter
+        if attributes is not None:
+            f.attributes = " ".join(attributes)
+        if mailbox_id is not None:
+            f.mailbox_id = mailbox_id
+        if messages is not None:
+            self._messages = messages
+        if unseen is not None:
+            self._unseen = unseen
+        self._s.add(f)
+
+    def add_message(self, msg: MessageData) -> bool:
+        """Insert (or refresh) a message; True when it was new (a message_added event)."""
+        f = self._ensure()
+        flags = _flags_text(msg.flags)
+        row = self._s.get(Message, (f.id, msg.uid))
+        new = row is None
+        if row is None:
+            row = Message(folder_id=f.id or 0, uid=msg.uid)
+        elif row.flags != flags:
+            self._events.append(
+                _PendingEvent(
+                    "flags_changed", self.name, f.uidvalidity, [msg.uid], msg.modseq, flags=sorted(msg.flags)
+                )
+            )
+        row.modseq = msg.modseq
+        row.flags = flags
+        row.seen = SEEN in msg.flags
+        row.internaldate = msg.internaldate
+        row.size = msg.size
+        row.from_ = msg.from_
+        row.to = msg.to
+        row.subject = msg.subject
+        row.date = msg.date
+        row.message_id = msg.message_id
+        row.preview = msg.preview
+        row.body = msg.body
+        self._s.add(row)
+        if new:
+            self._events.append(
+                _PendingEvent(
+                    "message_added",
+                    self.name,
+                    f.uidvalidity,
+                    [msg.uid],
+                    msg.modseq,
+                    msg=msg,
+                    flags=sorted(msg.flags),
+                )
+            )
+        return new
+
+    def set_flags(self, uid: int, flags: Iterable[str], modseq: int | None = None) -> bool:
+        """New flags for a known message; True when they differ (a flags_changed event)."""
+        f = self._ensure()
+        row = self._s.get(Message, (f.id, uid))
+        if row is None:
+            return False
+        flags = set(flags)
+        text_ = _flags_text(flags)
+        changed = row.flags != text_
+        row.flags = text_
+        row.seen = SEEN in flags
+        if modseq is not None:
+            row.modseq = modseq
+        self._s.add(row)
+        if changed:
+            self._events.append(
+                _PendingEvent("flags_changed", self.name, f.uidvalidity, [uid], modseq, flags=sorted(flags))
+            )
+        return changed
+
+    def vanish(self, uids: Iterable[int], modseq: int | None = None) -> list[int]:
+        """Expunged UIDs; returns those the cache held (one message_removed event for them)."""
+        f = self._ensure()
+        wanted = sorted(set(uids))
+        if not wanted:
+            return []
+        held: list[int] = []
+        for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+            chunk = wanted[i : i + 500]
+            held += list(
+                self._s.exec(
+                    select(Message.uid).where(Message.folder_id == f.id, col(Message.uid).in_(chunk))
+                )
+            )
+            self._s.exec(delete(Message).where(col(Message.folder_id) == f.id, col(Message.uid).in_(chunk)))
+        if held:
+            self._events.append(
+                _PendingEvent("message_removed", self.name, f.uidvalidity, sorted(held), modseq)
+            )
+        return sorted(held)
+
+    def _finish(self) -> bool:
+        """Counts, summary, events, pending/watermark; returns whether outbox rows were written."""
+        c = self._cache
+        f = self._ensure()
+        self._s.flush()
+        if self._messages is not None:
+            f.messages = self._messages
+        else:
+            f.messages = int(
+                self._s.exec(select(func.count()).select_from(Message).where(Message.folder_id == f.id)).one()
+            )
+        if self._unseen is not None:
+            f.unseen = self._unseen
+        else:
+            f.unseen = int(
+                self._s.exec(
+                    select(func.count())
+                    .select_from(Message)
+                    .where(Message.folder_id == f.id, col(Message.seen).is_(False))
+                ).one()
+            )
+        if f.highestmodseq is not None:
+            f.last_synced_modseq = max(f.last_synced_modseq, f.highestmodseq)
+        self._s.add(f)
+        topic = c.topics.events(self.name)
+        for ev in self._events:
+            if ev.modseq is None and ev.kind in ("message_removed", "folder_added"):
+                ev.modseq = f.highestmodseq
+            c._write_event(self._s, ev, topic)
+        c._write_summary(self._s, self.name, f)
+        pend = self._s.get(PendingFolder, (c.account_id, self.name))
+        if pend is not None:
+            self._s.delete(pend)
+        self._s.flush()
+        c._advance(self._s)
+        return True

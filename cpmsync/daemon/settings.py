@@ -1,0 +1,163 @@
+"""Configuration of the sync daemon: `[account]`, `[imap]`, `[mqtt]`, `[cache]`, `[trace]`.
+
+Every interval and limit carries its unit in its name. Plaintext IMAP to anything but loopback
+is refused unless asked for, because the password would cross the network in the clear.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from cpmsync.config import ConfigError, CpmSettings, load_config, read_secret
+
+__all__ = [
+    "AccountSettings",
+    "CacheSettings",
+    "DaemonSettings",
+    "ImapSettings",
+    "MqttSettings",
+    "TraceSettings",
+    "is_loopback",
+    "load_daemon_settings",
+]
+
+
+def is_loopback(host: str) -> bool:
+    """True for `localhost`, 127.0.0.0/8 and ::1: the only places plaintext is safe by default."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AccountSettings(_Section):
+    """Which account this daemon mirrors; it names the MQTT topics and the cache file."""
+
+    id: str = Field("default", min_length=1, pattern=r"^[^/+#\x00]+$")
+
+
+class ImapSettings(_Section):
+    """The connection to the CPM Message Store and the sync cadence."""
+
+    host: str = "localhost"
+    port: int | None = Field(None, ge=1, le=65535)
+    tls: Literal["none", "starttls", "implicit"] = "implicit"
+    username: str = ""
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    allow_plaintext: bool = False
+    auth: Literal["plain", "login"] = "plain"
+    compress: bool = True
+    idle_folder: str = "INBOX"
+    keepalive_s: float = Field(25 * 60, gt=0, le=29 * 60)
+    poll_interval_s: float = Field(300.0, gt=0)
+    debounce_ms: int = Field(250, ge=0)
+    command_timeout_s: float = Field(60.0, gt=0)
+    connect_timeout_s: float = Field(20.0, gt=0)
+    reconnect_min_s: float = Field(1.0, gt=0)
+    reconnect_max_s: float = Field(300.0, gt=0)
+    names_list_interval_s: float = Field(3600.0, gt=0)
+    preview_bytes: int = Field(256, ge=0)
+    fetch_bodies: bool = False
+    max_body_bytes: int = Field(1_000_000, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> ImapSettings:
+        if self.tls == "none" and not self.allow_plaintext and not is_loopback(self.host):
+            raise ValueError(
+                f"tls = 'none' to non-loopback host {self.host!r} would send the password in the clear; "
+                "use tls = 'implicit' or 'starttls', or set allow_plaintext = true"
+            )
+        if self.reconnect_max_s < self.reconnect_min_s:
+            raise ValueError("reconnect_max_s must be >= reconnect_min_s")
+        return self
+
+    @property
+    def effective_port(self) -> int:
+        """993 for implicit TLS, 143 otherwise, unless a port is configured."""
+        if self.port is not None:
+            return self.port
+        return 993 if self.tls == "implicit" else 143
+
+    def secret(self) -> str | None:
+        """The IMAP password: password_file wins over password (usually CPMSYNC_IMAP__PASSWORD)."""
+        return read_secret(self.password, self.password_file, "imap.password")
+
+
+class MqttSettings(_Section):
+    """The local broker the UI apps subscribe to."""
+
+    host: str = "localhost"
+    port: int | None = Field(None, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    client_id: str | None = None
+    topic_prefix: str = Field("cpm", min_length=1, pattern=r"^[^+#\x00]+$")
+    qos: Literal[0, 1, 2] = 1
+    keepalive_s: int = Field(60, ge=5, le=65535)
+    session_expiry_s: int = Field(24 * 3600, ge=0)
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+    max_inflight: int = Field(20, ge=1, le=65535)
+    close_timeout_s: float = Field(5.0, gt=0)
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        return 8883 if self.tls else 1883
+
+    def secret(self) -> str | None:
+        return read_secret(self.password, self.password_file, "mqtt.password")
+
+
+def _default_cache_path() -> Path:
+    return Path(platformdirs.user_state_dir("cpmsync")) / "cache.sqlite"
+
+
+class CacheSettings(_Section):
+    """Where the SQLite cache lives (WAL mode: keep it on a local filesystem)."""
+
+    path: Path = Field(default_factory=_default_cache_path)
+
+
+class TraceSettings(_Section):
+    """Per-connection (time, direction, bytes) trace for the simulator's trace mode."""
+
+    enabled: bool = False
+    max_entries: int = Field(100_000, ge=0)
+
+
+class DaemonSettings(CpmSettings):
+    """The whole daemon configuration (config/daemon.toml, CPMSYNC_SECTION__KEY overrides)."""
+
+    account: AccountSettings = Field(default_factory=AccountSettings)
+    imap: ImapSettings = Field(default_factory=ImapSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    trace: TraceSettings = Field(default_factory=TraceSettings)
+
+
+def load_daemon_settings(path: Path | str | None) -> DaemonSettings:
+    """Load and validate; any problem becomes one ConfigError naming the file and key."""
+    settings = load_config(DaemonSettings, path)
+    if (
+        settings.imap.password_file is not None
+        and not Path(settings.imap.password_file).expanduser().exists()
+    ):
+        raise ConfigError(f"imap.password_file: {settings.imap.password_file} does not exist")
+    return settings

@@ -1,0 +1,119 @@
+"""JSON payloads the daemon publishes over MQTT (documented in docs/asyncapi.yaml).
+
+A change event's `id` is derived only from what the change is (account, folder, uidvalidity,
+uids, modseq, kind), so an event published twice after a crash or a broker cut carries the
+same id and a consumer can drop the duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "EVENT_SCHEMA_VERSION",
+    "EventKind",
+    "FolderEvent",
+    "FolderSummary",
+    "LastMessage",
+    "StatusPayload",
+    "StatusState",
+    "event_id",
+]
+
+EVENT_SCHEMA_VERSION = 1
+
+EventKind = Literal[
+    "message_added",
+    "flags_changed",
+    "message_removed",
+    "folder_added",
+    "folder_removed",
+    "folder_renamed",
+]
+StatusState = Literal["online", "syncing", "offline"]
+
+
+def event_id(
+    account: str,
+    folder: str,
+    uidvalidity: int | None,
+    uids: Iterable[int],
+    modseq: int | None,
+    kind: str,
+) -> str:
+    """Deterministic id: the same change detected twice yields the same id (32 hex digits)."""
+    key = json.dumps([account, folder, uidvalidity, sorted(uids), modseq, kind], separators=(",", ":"))
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    def to_json(self) -> str:
+        """Wire form: aliases (`from`), no None-valued optionals dropped, so the schema is stable."""
+        return self.model_dump_json(by_alias=True)
+
+
+class FolderEvent(_Payload):
+    """A change in one folder, published QoS 1 on `{prefix}/{account}/folders/{folder}/events`."""
+
+    schema_version: int = EVENT_SCHEMA_VERSION
+    id: str = Field(description="Stable id; duplicates after a retry share it")
+    kind: EventKind
+    account: str
+    folder: str = Field(description="Mailbox name (decoded); for folder_renamed the new name")
+    old_folder: str | None = Field(None, description="folder_renamed only: the previous name")
+    uidvalidity: int | None = None
+    uids: list[int] = Field(default_factory=list)
+    modseq: int | None = None
+    from_: str | None = Field(None, alias="from")
+    to: str | None = None
+    subject: str | None = None
+    date: datetime | None = None
+    preview: str | None = None
+    flags: list[str] | None = None
+    size: int | None = None
+    created: datetime = Field(description="When the daemon recorded the change (UTC)")
+
+
+class LastMessage(_Payload):
+    """What a folder list needs to render its newest message."""
+
+    uid: int
+    from_: str | None = Field(None, alias="from")
+    subject: str | None = None
+    date: datetime | None = None
+    preview: str | None = None
+
+
+class FolderSummary(_Payload):
+    """Retained on `{prefix}/{account}/folders/{folder}`; an empty payload means the folder is gone."""
+
+    schema_version: int = EVENT_SCHEMA_VERSION
+    account: str
+    name: str
+    uidvalidity: int | None = None
+    messages: int
+    unseen: int
+    highestmodseq: int | None = None
+    last: LastMessage | None = None
+    updated: datetime
+
+
+class StatusPayload(_Payload):
+    """Retained on `{prefix}/{account}/status`; the Last Will publishes state=offline."""
+
+    schema_version: int = EVENT_SCHEMA_VERSION
+    account: str
+    state: StatusState
+    capabilities: list[str] = Field(default_factory=list, description="Extensions in use")
+    strategy: str | None = None
+    last_sync: datetime | None = None
+    last_error: str | None = None
+    since: datetime

@@ -1,0 +1,137 @@
+"""Open the cache file: WAL mode, schema version check, migrate or rebuild.
+
+A cache is only a copy of the server, so when no migration path exists (a version we do not
+know, a newer file, a damaged file) it is dropped and rebuilt by a full resync; either way one
+log line says what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, event, text
+from sqlalchemy.exc import DatabaseError
+from sqlmodel import SQLModel, create_engine
+
+from cpmsync.logs import kv
+from cpmsync.models import tables
+from cpmsync.models.tables import SCHEMA_VERSION
+
+__all__ = ["MIGRATIONS", "OpenResult", "open_engine"]
+
+log = logging.getLogger("cpmsync.daemon.cache")
+
+BUSY_TIMEOUT_MS = 5000
+
+
+def _migrate_1_to_2(conn: Any) -> None:
+    """v2 added the byte trace and per-folder outbox sequence numbers."""
+    conn.execute(text("ALTER TABLE outbox ADD COLUMN folder VARCHAR NOT NULL DEFAULT ''"))
+    conn.execute(text("ALTER TABLE outbox ADD COLUMN seq INTEGER NOT NULL DEFAULT 0"))
+    conn.execute(text("CREATE INDEX IF NOT EXISTS ix_outbox_folder_seq ON outbox (folder, seq)"))
+    # trace and outbox_seq tables are created by create_all() afterwards.
+
+
+MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _migrate_1_to_2}
+"""from-version -> step to from-version + 1, run in one transaction."""
+
+
+@dataclass(frozen=True)
+class OpenResult:
+    engine: Engine
+    rebuilt: bool
+    migrated_from: int | None
+    reason: str | None
+
+
+def _make_engine(path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL: a power cut may lose the last commits, never corrupt; the server resends them.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return engine
+
+
+def _read_version(engine: Engine) -> int | None:
+    """None = empty file (new cache); 0 = tables without a version row (unknown layout)."""
+    with engine.connect() as conn:
+        names = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))}
+        if not names:
+            return None
+        if "schema_version" not in names:
+            return 0
+        row = conn.execute(text("SELECT version FROM schema_version WHERE id = 1")).first()
+        return int(row[0]) if row else 0
+
+
+def _remove_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def _create(engine: Engine) -> None:
+    assert tables.SCHEMA_VERSION  # importing the tables module registers them in the metadata
+    SQLModel.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT OR REPLACE INTO schema_version (id, version) VALUES (1, :v)"), {"v": SCHEMA_VERSION}
+        )
+
+
+def open_engine(path: Path | str) -> OpenResult:
+    """Open (creating, migrating or rebuilding) the cache at `path`."""
+    path = Path(path).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = _make_engine(path)
+    damaged: str | None = None
+    try:
+        version = _read_version(engine)
+    except DatabaseError as e:
+        version, damaged = -1, str(e.orig if hasattr(e, "orig") else e)
+
+    if version is None:
+        _create(engine)
+        return OpenResult(engine, rebuilt=False, migrated_from=None, reason=None)
+    if version == SCHEMA_VERSION:
+        SQLModel.metadata.create_all(engine)  # indexes added without a version bump
+        return OpenResult(engine, rebuilt=False, migrated_from=None, reason=None)
+
+    if 0 < version < SCHEMA_VERSION and all(v in MIGRATIONS for v in range(version, SCHEMA_VERSION)):
+        with engine.begin() as conn:
+            for v in range(version, SCHEMA_VERSION):
+                MIGRATIONS[v](conn)
+        _create(engine)
+        log.info(
+            "cache migrated",
+            extra=kv(path=str(path), from_version=version, to_version=SCHEMA_VERSION),
+        )
+        return OpenResult(engine, rebuilt=False, migrated_from=version, reason=None)
+
+    if damaged is not None:
+        reason = f"unreadable ({damaged})"
+    elif version > SCHEMA_VERSION:
+        reason = f"schema v{version} is newer than this daemon's v{SCHEMA_VERSION}"
+    else:
+        reason = f"no migration from schema v{version} to v{SCHEMA_VERSION}"
+    engine.dispose()
+    _remove_files(path)
+    engine = _make_engine(path)
+    _create(engine)
+    log.warning(
+        "cache rebuilt: dropped, a full resync from the server follows",
+        extra=kv(path=str(path), reason=reason, from_version=version, to_version=SCHEMA_VERSION),
+    )
+    return OpenResult(engine, rebuilt=True, migrated_from=None, reason=reason)
