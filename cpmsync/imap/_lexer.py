@@ -1,0 +1,178 @@
+"""Tokenizer from one complete logical IMAP line (literals inline) to raw values, and the writer.
+
+Both parsers frame first (see `_framer`), so tokenizing never waits for data: the literal bytes
+are already in `raw`. Nested parentheses use an explicit stack, never recursion.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TypeAlias
+
+from .errors import ImapProtocolError
+
+RawValue: TypeAlias = str | bytes | list["RawValue"] | None
+"""Atom/number -> str, quoted/literal -> bytes, NIL -> None, (...) -> list."""
+
+# Atoms are lenient: IMAP flags (\Seen), list wildcards (* %) and sections (BODY[...]<0.10>)
+# tokenize as one atom; a section may hold spaces and parentheses up to its "]".
+_TOKEN = re.compile(
+    rb"""
+     (?P<sp>\ +)
+    |(?P<open>\()
+    |(?P<close>\))
+    |(?P<quoted>"(?P<q>(?:[^"\\\r\n]|\\["\\])*)")
+    |(?P<literal>\{(?P<n>[0-9]{1,20})\+?\}\r?\n)
+    |(?P<atom>(?:[!#-'*-Z\\^-z|}~]|\[[^\]\r\n]*\])+)
+    """,
+    re.X,
+)
+_UNESCAPE = re.compile(rb"\\([\"\\])")
+_ATOM_RE = re.compile(rb"[!#-'+-Z^-z|}~]+\Z")  # ATOM-CHAR (no specials, no wildcards, no "\")
+_LIST_ATOM_RE = re.compile(rb"[!#-'*-Z^-z|}~]+\Z")  # list-mailbox: ATOM-CHAR plus % and *
+_QUOTABLE_RE = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]*\Z")
+_QUOTE_ESC = re.compile(rb'(["\\])')
+
+MAX_QUOTED_BYTES = 1000
+"""Longer strings are sent as literals (keeps lines short for peers with small line limits)."""
+
+
+def unquote(q: bytes) -> bytes:
+    return _UNESCAPE.sub(rb"\1", q) if b"\\" in q else q
+
+
+def tokenize(raw: bytes, pos: int, end: int) -> list[RawValue]:
+    """Parse the values in raw[pos:end] (end = index of the final CRLF) into a list."""
+    top: list[RawValue] = []
+    cur = top
+    stack: list[list[RawValue]] = []
+    match = _TOKEN.match
+    while pos < end:
+        m = match(raw, pos)
+        if m is None:
+            raise ImapProtocolError("unexpected character", position=pos, line=raw)
+        kind = m.lastgroup
+        npos = m.end()
+        if kind == "atom":
+            a = m.group()
+            if a == b"NIL" or (len(a) == 3 and a.upper() == b"NIL"):
+                cur.append(None)
+            else:
+                cur.append(a.decode("ascii"))
+        elif kind == "sp":
+            pass
+        elif kind == "quoted":
+            cur.append(unquote(m.group("q")))
+        elif kind == "open":
+            new: list[RawValue] = []
+            cur.append(new)
+            stack.append(cur)
+            cur = new
+        elif kind == "close":
+            if not stack:
+                raise ImapProtocolError("unbalanced ')'", position=pos, line=raw)
+            cur = stack.pop()
+        else:  # literal
+            n = int(m.group("n"))
+            if npos + n > end:
+                raise ImapProtocolError("literal runs past end of line", position=pos, line=raw)
+            cur.append(raw[npos : npos + n])
+            npos += n
+        if npos > end:
+            raise ImapProtocolError("token runs past end of line", position=pos, line=raw)
+        pos = npos
+    if stack:
+        raise ImapProtocolError("unbalanced '('", position=end, line=raw)
+    return top
+
+
+class Out:
+    """Collects wire bytes; a synchronizing literal starts a new chunk (client waits for "+")."""
+
+    __slots__ = ("chunks", "literal_plus", "parts", "split_sync")
+
+    def __init__(self, *, literal_plus: bool = False, split_sync: bool = False) -> None:
+        self.parts: list[bytes] = []
+        self.chunks: list[bytes] = []
+        self.literal_plus = literal_plus
+        self.split_sync = split_sync
+
+    def w(self, b: bytes) -> None:
+        self.parts.append(b)
+
+    def literal(self, data: bytes) -> None:
+        if self.literal_plus:
+            self.parts.append(b"{%d+}\r\n" % len(data))
+        else:
+            self.parts.append(b"{%d}\r\n" % len(data))
+            if self.split_sync:
+                self.chunks.append(b"".join(self.parts))
+                self.parts.clear()
+        self.parts.append(data)
+
+    def string(self, data: bytes) -> None:
+        """A quoted string, or a literal when quoting cannot carry the bytes."""
+        if len(data) <= MAX_QUOTED_BYTES and _QUOTABLE_RE.match(data):
+            self.parts.append(
+                b'"' + (_QUOTE_ESC.sub(rb"\\\1", data) if b'"' in data or b"\\" in data else data) + b'"'
+            )
+        else:
+            self.literal(data)
+
+    def astring(self, data: bytes) -> None:
+        if _ATOM_RE.match(data) and data.upper() != b"NIL":
+            self.parts.append(data)
+        else:
+            self.string(data)
+
+    def list_mailbox(self, data: bytes) -> None:
+        if _LIST_ATOM_RE.match(data) and data.upper() != b"NIL":
+            self.parts.append(data)
+        else:
+            self.string(data)
+
+    def nstring(self, data: bytes | None) -> None:
+        if data is None:
+            self.parts.append(b"NIL")
+        else:
+            self.string(data)
+
+    def raw_value(self, v: RawValue) -> None:
+        """Write a raw value back (explicit stack: no recursion on nesting depth)."""
+        stack: list[tuple[list[RawValue], int]] = []
+        items: list[RawValue] = [v]
+        i = 0
+        while True:
+            if i >= len(items):
+                if not stack:
+                    return
+                self.parts.append(b")")
+                items, i = stack.pop()
+                continue
+            x = items[i]
+            i += 1
+            if i > 1:
+                self.parts.append(b" ")
+            if isinstance(x, list):
+                self.parts.append(b"(")
+                stack.append((items, i))
+                items, i = x, 0
+            elif isinstance(x, str):
+                self.parts.append(x.encode("ascii", "replace"))
+            elif x is None:
+                self.parts.append(b"NIL")
+            else:
+                self.string(x)
+
+    def finish(self) -> list[bytes]:
+        self.chunks.append(b"".join(self.parts))
+        self.parts.clear()
+        return self.chunks
+
+
+def enc(s: str) -> bytes:
+    return s.encode("utf-8", "surrogateescape")
+
+
+def dec(b: bytes) -> str:
+    return b.decode("utf-8", "surrogateescape")

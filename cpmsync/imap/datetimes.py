@@ -1,0 +1,70 @@
+"""IMAP date and date-time strings (RFC 3501 `date-time`, `date`)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta, timezone
+
+from .errors import ImapProtocolError
+
+__all__ = ["format_date", "format_datetime", "parse_date", "parse_datetime"]
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_MONTH_NUM = {m.upper(): i + 1 for i, m in enumerate(_MONTHS)}
+_DT_RE = re.compile(r" ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\Z")
+_D_RE = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4})\Z")
+
+
+def format_datetime(dt: datetime) -> str:
+    """`17-Jul-1996 02:44:25 -0700` (day space-padded to two characters, as RFC 3501 asks)."""
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    off = dt.utcoffset() or timedelta(0)
+    mins = int(off.total_seconds()) // 60
+    sign = "-" if mins < 0 else "+"
+    mins = abs(mins)
+    return (
+        f"{dt.day:2d}-{_MONTHS[dt.month - 1]}-{dt.year:04d} {dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} "
+        f"{sign}{mins // 60:02d}{mins % 60:02d}"
+    )
+
+
+def parse_datetime(text: str) -> datetime:
+    m = _DT_RE.match(text)
+    month = _MONTH_NUM.get(m.group(2).upper()) if m else None
+    if m is None or month is None:
+        raise ImapProtocolError("invalid date-time", position=0, line=text.encode("utf-8", "replace"))
+    off = timedelta(hours=int(m.group(8)), minutes=int(m.group(9)))
+    try:
+        tz = timezone(-off if m.group(7) == "-" else off)
+        return datetime(
+            int(m.group(3)),
+            month,
+            int(m.group(1)),
+            int(m.group(4)),
+            int(m.group(5)),
+            int(m.group(6)),
+            tzinfo=tz,
+        )
+    except ValueError as e:
+        raise ImapProtocolError(
+            f"invalid date-time: {e}", position=0, line=text.encode("utf-8", "replace")
+        ) from None
+
+
+def format_date(d: date) -> str:
+    """`1-Feb-1994` (SEARCH dates)."""
+    return f"{d.day}-{_MONTHS[d.month - 1]}-{d.year:04d}"
+
+
+def parse_date(text: str) -> date:
+    m = _D_RE.match(text)
+    month = _MONTH_NUM.get(m.group(2).upper()) if m else None
+    if m is None or month is None:
+        raise ImapProtocolError("invalid date", position=0, line=text.encode("utf-8", "replace"))
+    try:
+        return date(int(m.group(3)), month, int(m.group(1)))
+    except ValueError as e:
+        raise ImapProtocolError(
+            f"invalid date: {e}", position=0, line=text.encode("utf-8", "replace")
+        ) from None

@@ -1,0 +1,518 @@
+"""Incremental server-response parser (the client side), h11 style.
+
+    p = ResponseParser()
+    p.feed(data)
+    while (ev := p.next_event()) is not NEED_DATA: ...
+
+Framing is done with `bytes.find`; the common LIST and STATUS lines are typed straight from one
+regular expression (the LIST-STATUS hot path), everything else goes through the tokenizer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+from ._framer import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LITERAL_BYTES, DEFAULT_MAX_MESSAGE_BYTES, Framer
+from ._lexer import RawValue, dec, tokenize, unquote
+from .datetimes import parse_datetime
+from .errors import ImapProtocolError
+from .events import NEED_DATA, NeedData
+from .mutf7 import decode_mailbox
+from .responses import (
+    Address,
+    AppendUid,
+    CapabilityData,
+    CodeValue,
+    ContinuationRequest,
+    CopyUid,
+    EnabledData,
+    Envelope,
+    ESearchData,
+    ExistsData,
+    ExpungeData,
+    FetchData,
+    FetchValue,
+    FlagsData,
+    IdData,
+    ListData,
+    NamespaceData,
+    NamespaceDesc,
+    RecentData,
+    Response,
+    ResponseCode,
+    SearchData,
+    StatusData,
+    StatusResponse,
+    UnknownResponse,
+    VanishedData,
+)
+from .seqset import SequenceSet
+
+__all__ = ["ResponseParser", "parse_response"]
+
+_STATUS_WORDS = frozenset({"OK", "NO", "BAD", "PREAUTH", "BYE"})
+_INT_CODES = frozenset({"UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"})
+_UNTAGGED = re.compile(rb"\* (?:([0-9]{1,10}) )?([A-Za-z][A-Za-z0-9.=-]*)(?=[ \r\n])")
+_TAGGED = re.compile(rb"([!#$&'*+,./0-9:;<=>?@A-Z^-z|}~-]+) ([A-Za-z]+)(?=[ \r\n])")
+_CODE = re.compile(rb"\[([!#-Z^-z|}~\\-]+)(?: ([^\]\r\n]*))?\]")
+_QSTR = rb'"(?:[^"\\\r\n]|\\["\\])*"'
+_MBOX = rb"(" + _QSTR + rb'|[^\x00-\x20\x7f-\xff(){}"\\\[\]%*]+)'
+_FAST_LIST = re.compile(
+    rb"\* (LIST|LSUB) \(([^()\"{}\x00-\x1f\x7f-\xff]*)\) (NIL|\"(?:[^\"\\\r\n]|\\[\"\\])\") "
+    + _MBOX
+    + rb"\r?\n\Z"
+)
+_FAST_STATUS = re.compile(rb"\* STATUS " + _MBOX + rb" \(([A-Za-z0-9 ]*)\)\r?\n\Z")
+_DIGITS = re.compile(r"[0-9]{1,20}\Z")
+
+
+def _line_end(raw: bytes) -> int:
+    return len(raw) - (2 if raw.endswith(b"\r\n") else 1)
+
+
+def _err(msg: str, raw: bytes, pos: int | None = None) -> ImapProtocolError:
+    return ImapProtocolError(msg, position=pos, line=raw)
+
+
+def _int(v: RawValue, what: str, raw: bytes, *, limit: int = 2**63 - 1) -> int:
+    if isinstance(v, bytes):
+        v = v.decode("ascii", "replace")
+    if not isinstance(v, str) or not _DIGITS.match(v):
+        raise _err(f"expected a number for {what}", raw)
+    n = int(v)
+    if n > limit:
+        raise _err(f"{what} out of range", raw)
+    return n
+
+
+def _str(v: RawValue) -> str:
+    """An astring/nstring as text (NIL -> "NIL" for astring positions is the caller's choice)."""
+    if isinstance(v, bytes):
+        return dec(v)
+    if isinstance(v, str):
+        return v
+    if v is None:
+        return "NIL"
+    raise TypeError("expected a string")
+
+
+def _nstr(v: RawValue) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, list):
+        raise TypeError("expected a string")
+    return _str(v)
+
+
+def _atoms(v: RawValue) -> tuple[str, ...]:
+    if not isinstance(v, list):
+        raise TypeError("expected a list")
+    return tuple(_str(x) for x in v)
+
+
+def mailbox_from_wire(v: RawValue | bytes) -> str:
+    """A wire mailbox name (atom or string) decoded from mUTF-7; invalid mUTF-7 is kept as text."""
+    if isinstance(v, list):
+        raise TypeError("expected a mailbox name")
+    b = v if isinstance(v, bytes) else ("NIL" if v is None else v).encode("ascii")
+    try:
+        return decode_mailbox(b)
+    except ImapProtocolError:
+        return dec(b)
+
+
+def _code_value(name: str, text: str | None, raw: bytes) -> CodeValue:
+    if text is None:
+        return None
+    if name in _INT_CODES:
+        return _int(text, name, raw)
+    if name == "CAPABILITY":
+        return tuple(text.split())
+    if name == "PERMANENTFLAGS":
+        t = text.strip()
+        if not (t.startswith("(") and t.endswith(")")):
+            raise _err("PERMANENTFLAGS needs a list", raw)
+        return tuple(t[1:-1].split())
+    if name == "MODIFIED":
+        return SequenceSet.parse(text)
+    if name == "MAILBOXID":
+        t = text.strip()
+        return t[1:-1] if t.startswith("(") and t.endswith(")") else t
+    if name == "APPENDUID":
+        parts = text.split()
+        if len(parts) != 2:
+            raise _err("APPENDUID needs uidvalidity and uid-set", raw)
+        return AppendUid(_int(parts[0], name, raw, limit=2**32 - 1), SequenceSet.parse(parts[1]))
+    if name == "COPYUID":
+        parts = text.split()
+        if len(parts) != 3:
+            raise _err("COPYUID needs uidvalidity and two uid-sets", raw)
+        return CopyUid(
+            _int(parts[0], name, raw, limit=2**32 - 1),
+            SequenceSet.parse(parts[1]),
+            SequenceSet.parse(parts[2]),
+        )
+    return text
+
+
+def _status(tag: str | None, word: str, raw: bytes, pos: int) -> StatusResponse:
+    end = _line_end(raw)
+    code = None
+    if pos < end and raw[pos] == 0x20:
+        pos += 1
+    if pos < end and raw[pos] == 0x5B:  # '['
+        m = _CODE.match(raw, pos, end)
+        if m is None:
+            raise _err("malformed response code", raw, pos)
+        name = m.group(1).decode("ascii").upper()
+        text = m.group(2)
+        code = ResponseCode(name, _code_value(name, None if text is None else dec(text), raw))
+        pos = m.end()
+        if pos < end and raw[pos] == 0x20:
+            pos += 1
+    return StatusResponse(tag, word, code, dec(raw[pos:end]))
+
+
+def _list(raw: bytes, vals: list[RawValue], lsub: bool) -> ListData:
+    if len(vals) not in (3, 4) or not isinstance(vals[0], list):
+        raise _err("LIST needs (attributes) delimiter name", raw)
+    delim = vals[1]
+    if isinstance(delim, list):
+        raise _err("bad LIST delimiter", raw)
+    childinfo: tuple[str, ...] | None = None
+    oldname: str | None = None
+    extra: list[tuple[str, RawValue]] = []
+    if len(vals) == 4:
+        ext = vals[3]
+        if not isinstance(ext, list) or len(ext) % 2:
+            raise _err("bad LIST extended data", raw)
+        for i in range(0, len(ext), 2):
+            k = ext[i]
+            v = ext[i + 1]
+            if not isinstance(k, (str, bytes)):
+                raise _err("bad LIST extended item tag", raw)
+            key = _str(k).upper()
+            if key == "CHILDINFO" and isinstance(v, list):
+                childinfo = _atoms(v)
+            elif key == "OLDNAME" and isinstance(v, list) and len(v) == 1:
+                oldname = mailbox_from_wire(v[0])
+            else:
+                extra.append((key, v))
+    return ListData(
+        _atoms(vals[0]),
+        None if delim is None else _str(delim),
+        mailbox_from_wire(vals[2]),
+        childinfo,
+        oldname,
+        tuple(extra),
+        lsub,
+    )
+
+
+def _status_data(raw: bytes, vals: list[RawValue]) -> StatusData:
+    if len(vals) != 2 or not isinstance(vals[1], list) or len(vals[1]) % 2:
+        raise _err("STATUS needs mailbox (items)", raw)
+    items: dict[str, int | str] = {}
+    lst = vals[1]
+    for i in range(0, len(lst), 2):
+        k = _str(lst[i]).upper()
+        v = lst[i + 1]
+        if k == "MAILBOXID":
+            items[k] = _str(v[0]) if isinstance(v, list) and len(v) == 1 else _str(v)
+        else:
+            items[k] = _int(v, k, raw)
+    return StatusData(mailbox_from_wire(vals[0]), items)
+
+
+def _addresses(v: RawValue) -> tuple[Address, ...] | None:
+    if v is None:
+        return None
+    if not isinstance(v, list):
+        raise TypeError("address list")
+    out = []
+    for a in v:
+        if not isinstance(a, list) or len(a) != 4:
+            raise TypeError("address")
+        out.append(Address(_nstr(a[0]), _nstr(a[1]), _nstr(a[2]), _nstr(a[3])))
+    return tuple(out)
+
+
+def _envelope(v: RawValue) -> Envelope:
+    if not isinstance(v, list) or len(v) != 10:
+        raise TypeError("envelope")
+    return Envelope(
+        _nstr(v[0]),
+        _nstr(v[1]),
+        _addresses(v[2]),
+        _addresses(v[3]),
+        _addresses(v[4]),
+        _addresses(v[5]),
+        _addresses(v[6]),
+        _addresses(v[7]),
+        _nstr(v[8]),
+        _nstr(v[9]),
+    )
+
+
+def _fetch(raw: bytes, seq: int, vals: list[RawValue]) -> FetchData:
+    if len(vals) != 1 or not isinstance(vals[0], list) or len(vals[0]) % 2:
+        raise _err("FETCH needs a list of item value pairs", raw)
+    lst = vals[0]
+    items: dict[str, FetchValue] = {}
+    for i in range(0, len(lst), 2):
+        k = lst[i]
+        v = lst[i + 1]
+        if not isinstance(k, str):
+            raise _err("FETCH item name must be an atom", raw)
+        key = k.upper()
+        val: FetchValue
+        if key in ("UID", "RFC822.SIZE"):
+            val = _int(v, key, raw, limit=2**32 - 1 if key == "UID" else 2**63 - 1)
+        elif key == "MODSEQ":
+            if not isinstance(v, list) or len(v) != 1:
+                raise _err("MODSEQ needs (n)", raw)
+            val = _int(v[0], key, raw)
+        elif key == "FLAGS":
+            val = _atoms(v)
+        elif key == "INTERNALDATE":
+            if not isinstance(v, bytes):
+                raise _err("INTERNALDATE needs a quoted date-time", raw)
+            val = parse_datetime(v.decode("ascii", "replace"))
+        elif key == "ENVELOPE":
+            val = _envelope(v)
+        elif key.startswith(("BODY[", "RFC822", "BINARY[")) and key != "RFC822.SIZE":
+            if isinstance(v, list):
+                raise _err(f"{key} needs a string", raw)
+            val = v.encode("ascii") if isinstance(v, str) else v
+        else:
+            val = v
+        items[key] = val
+    return FetchData(seq, items)
+
+
+def _esearch(raw: bytes, vals: list[RawValue]) -> ESearchData:
+    tag: str | None = None
+    uid = False
+    i = 0
+    if vals and isinstance(vals[0], list):
+        corr = vals[0]
+        if len(corr) != 2 or _str(corr[0]).upper() != "TAG":
+            raise _err("bad ESEARCH correlator", raw)
+        tag = _str(corr[1])
+        i = 1
+    if i < len(vals) and isinstance(vals[i], str) and str(vals[i]).upper() == "UID":
+        uid = True
+        i += 1
+    rest = vals[i:]
+    if len(rest) % 2:
+        raise _err("ESEARCH items come in pairs", raw)
+    items: dict[str, int | SequenceSet | RawValue] = {}
+    for j in range(0, len(rest), 2):
+        k = _str(rest[j]).upper()
+        v = rest[j + 1]
+        if k in ("MIN", "MAX", "COUNT", "MODSEQ"):
+            items[k] = _int(v, k, raw)
+        elif k == "ALL" and isinstance(v, str):
+            items[k] = SequenceSet.parse(v)
+        else:
+            items[k] = v
+    return ESearchData(tag, uid, items)
+
+
+def _search(raw: bytes, vals: list[RawValue]) -> SearchData:
+    modseq = None
+    if vals and isinstance(vals[-1], list):
+        last = vals.pop()
+        if not isinstance(last, list) or len(last) != 2 or _str(last[0]).upper() != "MODSEQ":
+            raise _err("bad SEARCH modifier", raw)
+        modseq = _int(last[1], "MODSEQ", raw)
+    return SearchData(tuple(_int(v, "SEARCH", raw, limit=2**32 - 1) for v in vals), modseq)
+
+
+def _namespace(v: RawValue) -> tuple[NamespaceDesc, ...] | None:
+    if v is None:
+        return None
+    if not isinstance(v, list):
+        raise TypeError("namespace")
+    out = []
+    for d in v:
+        if not isinstance(d, list) or len(d) < 2 or len(d) % 2:
+            raise TypeError("namespace descr")
+        ext = []
+        for j in range(2, len(d), 2):
+            ext.append((_str(d[j]), _atoms(d[j + 1])))
+        out.append(NamespaceDesc(mailbox_from_wire(d[0]), _nstr(d[1]), tuple(ext)))
+    return tuple(out)
+
+
+def _untagged_data(kw: str, raw: bytes, pos: int) -> Response:
+    end = _line_end(raw)
+    if kw in ("CAPABILITY", "ENABLED"):
+        caps = tuple(raw[pos:end].decode("ascii", "replace").split())
+        return CapabilityData(caps) if kw == "CAPABILITY" else EnabledData(caps)
+    vals = tokenize(raw, pos, end)
+    if kw in ("LIST", "LSUB"):
+        return _list(raw, vals, kw == "LSUB")
+    if kw == "STATUS":
+        return _status_data(raw, vals)
+    if kw == "FLAGS":
+        if len(vals) != 1:
+            raise _err("FLAGS needs one list", raw)
+        return FlagsData(_atoms(vals[0]))
+    if kw == "SEARCH":
+        return _search(raw, vals)
+    if kw == "ESEARCH":
+        return _esearch(raw, vals)
+    if kw == "VANISHED":
+        earlier = False
+        if vals and isinstance(vals[0], list):
+            if [_str(x).upper() for x in vals[0]] != ["EARLIER"]:
+                raise _err("VANISHED accepts only (EARLIER)", raw)
+            earlier = True
+            vals = vals[1:]
+        if len(vals) != 1 or not isinstance(vals[0], str):
+            raise _err("VANISHED needs a UID set", raw)
+        return VanishedData(SequenceSet.parse(vals[0]), earlier)
+    if kw == "ID":
+        if vals == [None]:
+            return IdData(None)
+        if len(vals) != 1 or not isinstance(vals[0], list) or len(vals[0]) % 2:
+            raise _err("ID needs NIL or a list of pairs", raw)
+        lst = vals[0]
+        return IdData(tuple((_str(lst[i]), _nstr(lst[i + 1])) for i in range(0, len(lst), 2)))
+    if kw == "NAMESPACE":
+        if len(vals) != 3:
+            raise _err("NAMESPACE needs three namespace lists", raw)
+        return NamespaceData(_namespace(vals[0]), _namespace(vals[1]), _namespace(vals[2]))
+    return UnknownResponse(raw)
+
+
+def _fast(raw: bytes) -> Response | None:
+    """Type the common LIST / STATUS lines with one regex each (LIST-STATUS hot path)."""
+    if raw.startswith(b"* LIST ") or raw.startswith(b"* LSUB "):
+        m = _FAST_LIST.match(raw)
+        if m is None:
+            return None
+        attrs = m.group(2)
+        delim = m.group(3)
+        name = m.group(4)
+        if name[0] == 0x22:
+            name = unquote(name[1:-1])
+        elif name.upper() == b"NIL":
+            return None
+        return ListData(
+            tuple(attrs.decode("ascii").split()) if attrs else (),
+            None if delim == b"NIL" else unquote(delim[1:-1]).decode("ascii"),
+            mailbox_from_wire(name),
+            None,
+            None,
+            (),
+            m.group(1) == b"LSUB",
+        )
+    if raw.startswith(b"* STATUS "):
+        m = _FAST_STATUS.match(raw)
+        if m is None:
+            return None
+        name = m.group(1)
+        if name[0] == 0x22:
+            name = unquote(name[1:-1])
+        elif name.upper() == b"NIL":
+            return None
+        parts = m.group(2).split()
+        if len(parts) % 2:
+            return None
+        items: dict[str, int | str] = {}
+        for i in range(0, len(parts), 2):
+            v = parts[i + 1]
+            if not v.isdigit() or len(v) > 19 or (n := int(v)) > 2**63 - 1:
+                return None
+            items[parts[i].decode("ascii").upper()] = n
+        return StatusData(mailbox_from_wire(name), items)
+    return None
+
+
+def parse_response(raw: bytes) -> Response:
+    """Type one complete logical response line (CRLF and inline literals included)."""
+    try:
+        return _parse(raw)
+    except ImapProtocolError as e:
+        if not e.line:
+            e.line = raw[:1024]
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, UnicodeError) as e:
+        raise _err(f"malformed response ({e})", raw) from None
+
+
+def _parse(raw: bytes) -> Response:
+    fast = _fast(raw)
+    if fast is not None:
+        return fast
+    if raw[:1] == b"+":
+        end = _line_end(raw)
+        return ContinuationRequest(dec(raw[2 if raw[1:2] == b" " else 1 : end]))
+    if raw.startswith(b"* "):
+        m = _UNTAGGED.match(raw)
+        if m is None:
+            raise _err("malformed untagged response", raw, 2)
+        kw = m.group(2).decode("ascii").upper()
+        num = m.group(1)
+        pos = m.end()
+        if num is not None:
+            n = int(num)
+            if kw == "EXISTS":
+                return ExistsData(n)
+            if kw == "RECENT":
+                return RecentData(n)
+            if kw == "EXPUNGE":
+                return ExpungeData(n)
+            if kw == "FETCH":
+                return _fetch(raw, n, tokenize(raw, pos, _line_end(raw)))
+            return UnknownResponse(raw)
+        if kw in _STATUS_WORDS:
+            return _status(None, kw, raw, pos)
+        return _untagged_data(kw, raw, pos)
+    m = _TAGGED.match(raw)
+    if m is None:
+        raise _err("expected '*', '+' or a tag", raw, 0)
+    word = m.group(2).decode("ascii").upper()
+    if word not in ("OK", "NO", "BAD"):
+        raise _err("a tagged response must be OK, NO or BAD", raw, m.start(2))
+    return _status(m.group(1).decode("ascii"), word, raw, m.end())
+
+
+class ResponseParser:
+    """Feed server bytes in any chunking; take typed responses out."""
+
+    def __init__(
+        self,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        max_literal_bytes: int = DEFAULT_MAX_LITERAL_BYTES,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> None:
+        self._framer = Framer(max_line_bytes, max_literal_bytes, max_message_bytes)
+        self._parse: Callable[[bytes], Response] = parse_response
+
+    def feed(self, data: bytes) -> None:
+        self._framer.feed(data)
+
+    def next_event(self) -> Response | NeedData:
+        """The next response, or NEED_DATA. A malformed response raises ImapProtocolError
+        after it has been consumed, so calling again continues with the following line."""
+        raw = self._framer.next_frame(sync_literals_stop=False)
+        if raw is None:
+            return NEED_DATA
+        return self._parse(raw)
+
+    def events(self) -> Iterator[Response]:
+        """Every complete response buffered so far (an error propagates; call again after it)."""
+        while True:
+            ev = self.next_event()
+            if isinstance(ev, NeedData):
+                return
+            yield ev
+
+    def take_buffered(self) -> bytes:
+        """Remove and return the bytes not parsed yet (they follow a COMPRESS/STARTTLS switch)."""
+        return self._framer.take_buffered()
