@@ -19,6 +19,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, func, text
 from sqlmodel import Session, col, select
 
+from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.topics import Topics
 from cpmsync.logs import kv
 from cpmsync.models.events import EventKind, FolderEvent, FolderSummary, LastMessage, event_id
@@ -42,6 +43,7 @@ __all__ = [
     "MessageData",
     "OutboxItem",
     "SyncRunState",
+    "open_cache",
 ]
 
 log = logging.getLogger("cpmsync.daemon.cache")
@@ -820,3 +822,14 @@ class FolderSync:
         self._s.flush()
         c._advance(self._s)
         return True
+
+
+def open_cache(settings: DaemonSettings) -> Cache:
+    """`Cache.open` with the account, topic prefix, QoS and trace cap from the daemon settings."""
+    return Cache.open(
+        settings.cache.path,
+        settings.account.id,
+        topic_prefix=settings.mqtt.topic_prefix,
+        event_qos=settings.mqtt.qos,
+        trace_max_entries=settings.trace.max_entries,
+    )

@@ -1,8 +1,14 @@
-"""`cpmsync daemon ...` and `cpmsync watch` (filled by the daemon issue)."""
+"""`cpmsync daemon ...` and `cpmsync watch`."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 app = typer.Typer(help="The device-side sync daemon.", no_args_is_help=True)
+
+CONFIG_OPTION = typer.Option(..., "--config", "-c", help="Daemon TOML file (see config/daemon.toml).")
 
 
 @app.command()
@@ -11,6 +17,86 @@ def run() -> None:
     raise typer.Exit(1)
 
 
-def watch() -> None:
+@app.command()
+def stats(
+    config: Path = CONFIG_OPTION,
+    limit: int = typer.Option(20, "--limit", help="How many recent runs to list."),
+) -> None:
+    """Show recent sync runs and bytes per discovery strategy, from the cache."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from cpmsync.daemon.cache import Cache
+    from cpmsync.daemon.settings import load_daemon_settings
+    from cpmsync.daemon.stats import totals_by_strategy
+
+    settings = load_daemon_settings(config)
+    console = Console(highlight=False)
+    if not settings.cache.path.expanduser().exists():
+        console.print(f"no cache at {settings.cache.path}: the daemon has not synced yet")
+        raise typer.Exit(1)
+    cache = Cache.open(settings.cache.path, settings.account.id, topic_prefix=settings.mqtt.topic_prefix)
+    try:
+        runs = cache.runs(limit=1_000_000)
+        acct = cache.account()
+        pending = cache.outbox_count()
+    finally:
+        cache.close()
+    console.print(
+        f"account [bold]{acct.id}[/] server={acct.server} strategy={acct.strategy} "
+        f"watermark={acct.watermark} outbox={pending}"
+    )
+    per = Table(title="bytes per strategy (IMAP layer / on the wire)")
+    for col in ("strategy", "runs", "errors", "folders", "in", "out", "wire in", "wire out", "wire/run"):
+        per.add_column(col, justify="left" if col == "strategy" else "right")
+    for t in totals_by_strategy(runs):
+        per.add_row(
+            t.strategy,
+            str(t.runs),
+            str(t.errors),
+            str(t.folders_touched),
+            str(t.bytes_in),
+            str(t.bytes_out),
+            str(t.wire_bytes_in),
+            str(t.wire_bytes_out),
+            f"{t.mean_wire_bytes:.0f}",
+        )
+    console.print(per)
+    recent = Table(title=f"last {min(limit, len(runs))} sync runs")
+    for col in ("started", "s", "strategy", "folders", "in", "out", "wire in", "wire out", "error"):
+        recent.add_column(col)
+    for r in runs[:limit]:
+        secs = f"{(r.ended - r.started).total_seconds():.2f}" if r.ended else "…"
+        recent.add_row(
+            r.started.strftime("%Y-%m-%d %H:%M:%S"),
+            secs,
+            r.strategy,
+            str(r.folders_touched),
+            str(r.bytes_in),
+            str(r.bytes_out),
+            str(r.wire_bytes_in),
+            str(r.wire_bytes_out),
+            r.error or "",
+        )
+    console.print(recent)
+
+
+def watch(
+    config: Path = CONFIG_OPTION,
+    folder: str | None = typer.Option(
+        None, "--folder", "-f", help="Only this mailbox (its name, not encoded)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of rich text."),
+    count: int | None = typer.Option(None, "--count", "-n", help="Exit after this many events."),
+) -> None:
     """Subscribe to the daemon's MQTT topics and print events as they arrive."""
-    raise typer.Exit(1)
+    import asyncio
+
+    from cpmsync.daemon.settings import load_daemon_settings
+    from cpmsync.daemon.watch import watch_loop
+
+    settings = load_daemon_settings(config)
+    try:
+        asyncio.run(watch_loop(settings, folder=folder, as_json=as_json, count=count))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None

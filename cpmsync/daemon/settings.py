@@ -114,6 +114,8 @@ class MqttSettings(_Section):
     reconnect_max_s: float = Field(30.0, gt=0)
     max_inflight: int = Field(20, ge=1, le=65535)
     close_timeout_s: float = Field(5.0, gt=0)
+    connect_timeout_s: float = Field(10.0, gt=0)
+    ack_timeout_s: float = Field(10.0, gt=0)
 
     @property
     def effective_port(self) -> int:

@@ -1,0 +1,266 @@
+"""Drain the outbox to the MQTT broker: at least once, in commit order, never dropped.
+
+A row leaves the outbox only after the broker acknowledged it (PUBACK for QoS 1), so a broker
+that is down or a cut connection delays events but loses none; a resent event keeps its id.
+The status topic is not queued: only the latest state matters, and the Last Will covers a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from cpmsync.daemon.cache import Cache, OutboxItem
+from cpmsync.daemon.settings import MqttSettings
+from cpmsync.daemon.topics import Topics
+from cpmsync.logs import kv
+from cpmsync.models.events import StatusPayload, StatusState
+
+__all__ = ["Publisher", "mqtt_client"]
+
+log = logging.getLogger("cpmsync.daemon.mqtt")
+
+_KEEP: Any = object()
+
+
+def mqtt_client(
+    settings: MqttSettings,
+    *,
+    client_id: str,
+    persistent: bool,
+    will: aiomqtt.Will | None = None,
+) -> aiomqtt.Client:
+    """An MQTT v5 client from the `[mqtt]` settings (credentials and TLS included)."""
+    props: Properties | None = None
+    if persistent:
+        # Session survives reconnects (clean_start false + expiry): in-flight QoS 1 state is kept.
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = settings.session_expiry_s
+    tls_context = None
+    if settings.tls:
+        tls_context = ssl.create_default_context(
+            cafile=str(settings.ca_file) if settings.ca_file is not None else None
+        )
+    return aiomqtt.Client(
+        settings.host,
+        settings.effective_port,
+        username=settings.username,
+        password=settings.secret(),
+        identifier=client_id,
+        protocol=aiomqtt.ProtocolVersion.V5,
+        will=will,
+        clean_start=not persistent,
+        properties=props,
+        keepalive=settings.keepalive_s,
+        timeout=settings.connect_timeout_s,
+        tls_context=tls_context,
+        max_inflight_messages=settings.max_inflight,
+    )
+
+
+class Publisher:
+    """Owns the daemon's MQTT connection; run `run()` in a TaskGroup and `close()` to stop it."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        account_id: str,
+        cache: Cache,
+        *,
+        client_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.account_id = account_id
+        self.cache = cache
+        self.topics = Topics(settings.topic_prefix, account_id)
+        self.client_id = client_id or settings.client_id or f"cpmsync-daemon-{account_id}"
+        self.connected = False
+        self.published = 0
+        self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._closing = False
+        self._running = False
+        now = datetime.now(UTC)
+        self._status = StatusPayload(account=account_id, state="online", since=now)
+        self._status_dirty = True
+        cache.set_commit_listener(self.notify)
+
+    # ------------------------------------------------------------------ public
+
+    def notify(self) -> None:
+        """Wake the drain loop (new outbox rows); safe from any thread."""
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            self._wake.set()
+        else:
+            loop.call_soon_threadsafe(self._wake.set)
+
+    @property
+    def status(self) -> StatusPayload:
+        return self._status
+
+    def set_status(
+        self,
+        state: StatusState | None = None,
+        *,
+        capabilities: list[str] | None = _KEEP,
+        strategy: str | None = _KEEP,
+        last_sync: datetime | None = _KEEP,
+        last_error: str | None = _KEEP,
+    ) -> None:
+        """Update the retained status; fields not given keep their value; the latest wins."""
+        old = self._status
+        self._status = StatusPayload(
+            account=self.account_id,
+            state=state if state is not None else old.state,
+            capabilities=old.capabilities if capabilities is _KEEP else list(capabilities or []),
+            strategy=old.strategy if strategy is _KEEP else strategy,
+            last_sync=old.last_sync if last_sync is _KEEP else last_sync,
+            last_error=old.last_error if last_error is _KEEP else last_error,
+            since=datetime.now(UTC) if state is not None and state != old.state else old.since,
+        )
+        self._status_dirty = True
+        self.notify()
+
+    async def close(self, timeout_s: float | None = None) -> None:
+        """Publish offline, drain what the broker takes within the timeout, disconnect."""
+        if not self._running:
+            return
+        self._closing = True
+        self.set_status("offline")
+        timeout = timeout_s if timeout_s is not None else self.settings.close_timeout_s
+        try:
+            async with asyncio.timeout(timeout + self.settings.connect_timeout_s):
+                await self._stopped.wait()
+        except TimeoutError:
+            log.warning("mqtt publisher did not stop in time", extra=kv(timeout_s=timeout))
+
+    async def run(self) -> None:
+        """Connect, drain, reconnect with backoff; returns after close()."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._running = True
+        self._stopped.clear()
+        delay = self.settings.reconnect_min_s
+        failures = 0
+        try:
+            while not self._closing:
+                try:
+                    async with mqtt_client(
+                        self.settings, client_id=self.client_id, persistent=True, will=self._will()
+                    ) as client:
+                        self.connected = True
+                        log.info(
+                            "mqtt connected",
+                            extra=kv(
+                                host=self.settings.host,
+                                port=self.settings.effective_port,
+                                pending=self.cache.outbox_count(),
+                            ),
+                        )
+                        failures = 0
+                        delay = self.settings.reconnect_min_s
+                        await self._serve(client)
+                        return
+                except aiomqtt.MqttError as e:
+                    failures += 1
+                    # One warning per outage, not one per retry: a broker that is down is not news.
+                    level = logging.WARNING if failures == 1 else logging.DEBUG
+                    log.log(
+                        level,
+                        "mqtt broker unavailable, events kept in the outbox",
+                        extra=kv(error=str(e), retry_s=round(delay, 2), pending=self.cache.outbox_count()),
+                    )
+                finally:
+                    self.connected = False
+                if self._closing:
+                    return
+                await self._sleep(delay * random.uniform(0.5, 1.0))
+                delay = min(delay * 2, self.settings.reconnect_max_s)
+        finally:
+            self._running = False
+            self._stopped.set()
+
+    # ------------------------------------------------------------------ internals
+
+    def _will(self) -> aiomqtt.Will:
+        offline = self._status.model_copy(update={"state": "offline", "since": datetime.now(UTC)})
+        return aiomqtt.Will(self.topics.status, offline.to_json().encode(), qos=1, retain=True)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Back off, but wake early for close()."""
+        self._wake.clear()
+        if self._closing:
+            return
+        try:
+            async with asyncio.timeout(seconds):
+                while not self._closing:
+                    await self._wake.wait()
+                    self._wake.clear()
+        except TimeoutError:
+            pass
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        deadline: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            self._wake.clear()  # before reading, so a commit racing with the read still wakes us
+            if self._closing and deadline is None:
+                deadline = loop.time() + self.settings.close_timeout_s
+            if self._status_dirty:
+                self._status_dirty = False
+                await client.publish(
+                    self.topics.status,
+                    self._status.to_json().encode(),
+                    qos=1,
+                    retain=True,
+                    timeout=self.settings.ack_timeout_s,
+                )
+            batch = self.cache.outbox_batch(self.settings.max_inflight)
+            if batch:
+                if deadline is not None and loop.time() > deadline:
+                    log.warning("mqtt close: outbox not drained", extra=kv(pending=self.cache.outbox_count()))
+                    return
+                await self._publish_batch(client, batch)
+                continue
+            if self._closing:
+                return
+            await self._wake.wait()
+
+    async def _publish_batch(self, client: aiomqtt.Client, batch: list[OutboxItem]) -> None:
+        """Publish up to max_inflight rows at once; they leave in order on one TCP stream."""
+        acked: list[int] = []
+        errors: list[BaseException] = []
+
+        async def one(item: OutboxItem) -> None:
+            try:
+                await client.publish(
+                    item.topic,
+                    item.payload,
+                    qos=item.qos,
+                    retain=item.retain,
+                    timeout=self.settings.ack_timeout_s,
+                )
+            except aiomqtt.MqttError as e:
+                errors.append(e)
+            else:
+                acked.append(item.id)
+
+        async with asyncio.TaskGroup() as tg:
+            for item in batch:
+                tg.create_task(one(item))
+        self.cache.outbox_ack(acked)
+        self.published += len(acked)
+        if errors:
+            raise errors[0]
