@@ -1,0 +1,359 @@
+"""The IMAP bytes of each sync step, built with our codec from the simulated account's data.
+
+Every command and response is a typed value serialized by `cpmsync.imap` exactly as it goes on
+the wire; nothing is a per-line constant. `ImapSession` feeds those bytes, flight by flight, into
+a `WireCounter` so COMPRESS, TLS and TCP are counted on the real stream.
+
+Strategies (how a client finds the folders that changed):
+- ``list-status-each``: LIST "" "*", then one STATUS per folder (pipelined in one flight, the
+  cheapest way a client can do it, so the baseline is not made to look worse than it is);
+- ``list-status``: LIST "" "*" RETURN (STATUS (...)) (RFC 5819);
+- ``list-changedsince``: LIST (CHANGEDSINCE (m)) "" "*" RETURN (STATUS (...)) (the CR, Appendix I).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal
+
+from cpmsync.simulator.account import Account, Folder, make_message
+from cpmsync.simulator.wire import WireConfig, WireCount, WireCounter
+
+__all__ = [
+    "STATUS_ITEMS",
+    "STRATEGIES",
+    "ImapSession",
+    "Strategy",
+    "predict_catchup_bytes",
+]
+
+Strategy = Literal["list-status-each", "list-status", "list-changedsince"]
+STRATEGIES: tuple[Strategy, ...] = ("list-status-each", "list-status", "list-changedsince")
+STATUS_ITEMS: tuple[str, ...] = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
+DELIMITER = "/"
+CAPABILITIES: tuple[str, ...] = (
+    "IMAP4rev1", "SASL-IR", "LOGIN-REFERRALS", "ID", "ENABLE", "IDLE", "LITERAL+", "NOTIFY",
+    "CONDSTORE", "QRESYNC", "LIST-STATUS", "LIST-CHANGEDSINCE", "COMPRESS=DEFLATE", "UIDPLUS",
+    "AUTH=PLAIN",
+)  # fmt: skip
+
+
+def _imap():  # type: ignore[no-untyped-def]
+    """The codec, imported late so the simulator's pure radio parts work without it."""
+    import cpmsync.imap as imap
+
+    return imap
+
+
+@functools.lru_cache(maxsize=500_000)
+def _list_line(name: str) -> bytes:
+    imap = _imap()
+    return bytes(imap.serialize_response(imap.ListData(attributes=(), delimiter=DELIMITER, name=name)))
+
+
+@functools.lru_cache(maxsize=500_000)
+def _status_line(name: str, values: tuple[int, ...]) -> bytes:
+    imap = _imap()
+    items = dict(zip(STATUS_ITEMS, values, strict=True))
+    return bytes(imap.serialize_response(imap.StatusData(mailbox=name, items=items)))
+
+
+@functools.lru_cache(maxsize=500_000)
+def _status_cmd_suffix(name: str) -> bytes:
+    """STATUS command bytes after the tag: serialized once per folder, the tag prepended per use."""
+    imap = _imap()
+    raw = bytes(
+        imap.serialize_command(
+            imap.StatusCommand(tag="T", mailbox=name, items=STATUS_ITEMS), literal_plus=True
+        )
+    )
+    return raw[1:]
+
+
+@functools.lru_cache(maxsize=64)
+def _ok_suffix(text: str) -> bytes:
+    imap = _imap()
+    return bytes(imap.serialize_response(imap.StatusResponse(tag="T", status="OK", text=text)))[1:]
+
+
+def _status_values(f: Folder) -> tuple[int, ...]:
+    return (f.messages, f.uidnext, f.uidvalidity, f.unseen, f.highestmodseq)
+
+
+class ImapSession:
+    """One client connection: tags, codec serialization, and the wire counter underneath."""
+
+    def __init__(self, wire: WireConfig | None = None, *, user: str = "+15145550100") -> None:
+        self.counter = WireCounter(wire)
+        self.user = user
+        self._tag = 0
+
+    def tag(self) -> str:
+        self._tag += 1
+        return f"a{self._tag}"
+
+    def up(self, *cmds: object) -> None:
+        imap = _imap()
+        self.counter.send("up", b"".join(bytes(imap.serialize_command(c, literal_plus=True)) for c in cmds))
+
+    def down(self, *resps: object) -> None:
+        imap = _imap()
+        self.counter.send("down", b"".join(bytes(imap.serialize_response(r)) for r in resps))
+
+    def down_raw(self, data: bytes) -> None:
+        self.counter.send("down", data)
+
+    def ok(self, tag: str, text: str, code: object = None) -> object:
+        return _imap().StatusResponse(tag=tag, status="OK", code=code, text=text)
+
+    # --- connection setup -------------------------------------------------------------
+    def connect(self, *, compress: bool, password: str = "correct-horse-battery") -> None:
+        """TCP + TLS, greeting, LOGIN, ENABLE QRESYNC, optional COMPRESS DEFLATE."""
+        imap = _imap()
+        self.counter.connect()
+        caps = imap.ResponseCode(name="CAPABILITY", value=CAPABILITIES)
+        self.down(imap.StatusResponse(tag=None, status="OK", code=caps, text="Message Store ready."))
+        t = self.tag()
+        self.up(imap.LoginCommand(tag=t, username=self.user, password=password))
+        self.down(self.ok(t, "Logged in", caps))
+        t = self.tag()
+        self.up(imap.EnableCommand(tag=t, capabilities=("QRESYNC",)))
+        self.down(imap.EnabledData(capabilities=("QRESYNC",)), self.ok(t, "Enabled."))
+        if compress:
+            t = self.tag()
+            self.up(imap.CompressCommand(tag=t, mechanism="DEFLATE"))
+            self.down(self.ok(t, "Begin compression."))
+            self.counter.start_compression()
+
+    def notify(self) -> None:
+        """NOTIFY SET STATUS for all personal mailboxes, then IDLE to wait for events."""
+        imap = _imap()
+        t = self.tag()
+        events = tuple(
+            imap.NotifyEvent(name=n) for n in ("MessageNew", "MessageExpunge", "FlagChange", "MailboxName")
+        )
+        self.up(
+            imap.NotifyCommand(
+                tag=t, groups=(imap.NotifyGroup(filter="personal", events=events),), status=False
+            )
+        )
+        self.down(self.ok(t, "NOTIFY completed"))
+        self.idle()
+
+    def idle(self) -> None:
+        imap = _imap()
+        self._idle_tag = self.tag()
+        self.up(imap.IdleCommand(tag=self._idle_tag))
+        self.down(imap.ContinuationRequest(text="idling"))
+
+    def reidle(self) -> None:
+        """Client keep-alive: DONE, tagged OK, IDLE again (RFC 2177 asks for this within 29 min)."""
+        self.counter.send("up", b"DONE\r\n")
+        self.down(self.ok(self._idle_tag, "Idle completed."))
+        self.idle()
+
+    def noop(self) -> None:
+        imap = _imap()
+        t = self.tag()
+        self.up(imap.NoopCommand(tag=t))
+        self.down(self.ok(t, "NOOP completed."))
+
+    def server_keepalive(self) -> None:
+        """Dovecot's imap_idle_notify_interval: an untagged OK while the client idles."""
+        imap = _imap()
+        self.down(imap.StatusResponse(tag=None, status="OK", text="Still here"))
+
+    def logout(self) -> None:
+        imap = _imap()
+        t = self.tag()
+        self.up(imap.LogoutCommand(tag=t))
+        self.down(
+            imap.StatusResponse(tag=None, status="BYE", text="Logging out"), self.ok(t, "Logout completed.")
+        )
+        self.counter.close()
+
+    # --- sync -------------------------------------------------------------------------
+    def discover(
+        self,
+        strategy: Strategy,
+        folders: Mapping[str, Folder],
+        changed: Iterable[str],
+        last_modseq: int,
+    ) -> None:
+        """Find the changed folders with `strategy` (the step LIST-CHANGEDSINCE shrinks)."""
+        imap = _imap()
+        t = self.tag()
+        done = self.ok(t, "List completed.")
+        if strategy == "list-status-each":
+            self.up(imap.ListCommand(tag=t, reference="", patterns=("*",)))
+            body = b"".join(_list_line(n) for n in folders)
+            self.down_raw(body + bytes(imap.serialize_response(done)))
+            cmds = []
+            tail = []
+            ok = _ok_suffix("Status completed.")
+            for n, f in folders.items():
+                ts = self.tag().encode()
+                cmds.append(ts + _status_cmd_suffix(n))
+                tail.append(_status_line(n, _status_values(f)))
+                tail.append(ts + ok)
+            self.counter.send("up", b"".join(cmds))
+            self.down_raw(b"".join(tail))
+            return
+        if strategy == "list-status":
+            self.up(imap.ListCommand(tag=t, reference="", patterns=("*",), return_status=STATUS_ITEMS))
+            names: Iterable[str] = folders
+        elif strategy == "list-changedsince":
+            self.up(
+                imap.ListCommand(
+                    tag=t, reference="", patterns=("*",), changedsince=last_modseq, return_status=STATUS_ITEMS
+                )
+            )
+            names = [n for n in changed if n in folders]
+        else:
+            raise ValueError(f"unknown strategy {strategy!r}")
+        body = b"".join(_list_line(n) + _status_line(n, _status_values(folders[n])) for n in names)
+        self.down_raw(body + bytes(imap.serialize_response(done)))
+
+    def sync_folder(
+        self,
+        folder: Folder,
+        known_modseq: int,
+        new_messages: Sequence[tuple[int, bytes]] = (),
+        flag_changes: Sequence[int] = (),
+    ) -> None:
+        """SELECT with QRESYNC, receive flag changes, fetch new messages' bodies (same for all strategies)."""
+        imap = _imap()
+        t = self.tag()
+        qr = imap.QresyncParams(uidvalidity=folder.uidvalidity, modseq=known_modseq)
+        self.up(imap.SelectCommand(tag=t, mailbox=folder.name, qresync=qr))
+        rc = imap.ResponseCode
+
+        def code(name: str, value: int, text: str) -> object:
+            return imap.StatusResponse(tag=None, status="OK", code=rc(name=name, value=value), text=text)
+
+        resps: list[object] = [
+            imap.FlagsData(flags=("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")),
+            imap.ExistsData(count=folder.messages),
+            code("UIDVALIDITY", folder.uidvalidity, "UIDs valid"),
+            code("UIDNEXT", folder.uidnext, "Predicted next UID"),
+            code("HIGHESTMODSEQ", folder.highestmodseq, "Highest"),
+        ]
+        seq_base = max(1, folder.messages - len(flag_changes))
+        for i, uid in enumerate(flag_changes):
+            resps.append(
+                imap.FetchData(
+                    seq=seq_base + i,
+                    items={"UID": uid, "FLAGS": ("\\Seen",), "MODSEQ": (folder.highestmodseq,)},
+                )
+            )
+        resps.append(self.ok(t, "Select completed.", rc(name="READ-WRITE")))
+        self.down(*resps)
+        if new_messages:
+            t = self.tag()
+            uids = imap.SequenceSet.from_ints(u for u, _ in new_messages)
+            self.up(
+                imap.FetchCommand(
+                    tag=t, seqset=uids, items=("UID", "FLAGS", "MODSEQ", imap.FetchBody(peek=True)), uid=True
+                )
+            )
+            resps = []
+            first_seq = max(1, folder.messages - len(new_messages) + 1)
+            for i, (uid, body) in enumerate(new_messages):
+                resps.append(
+                    imap.FetchData(
+                        seq=first_seq + i,
+                        items={"UID": uid, "FLAGS": (), "MODSEQ": (folder.highestmodseq,), "BODY[]": body},
+                    )
+                )
+            resps.append(self.ok(t, "Fetch completed."))
+            self.down(*resps)
+
+    def push_status(self, folder: Folder) -> None:
+        """A NOTIFY event for a non-selected mailbox: an untagged STATUS (RFC 5465 §5.2)."""
+        self.down_raw(_status_line(folder.name, _status_values(folder)))
+
+    def finish(self) -> WireCount:
+        return self.counter.finish()
+
+
+def predict_catchup_bytes(
+    folder_names: Sequence[str],
+    statuses: Mapping[str, Mapping[str, int]],
+    changed: Iterable[str],
+    strategy: Strategy,
+    compress: bool,
+    *,
+    last_modseq: int = 0,
+    wire: WireConfig | None = None,
+    connect: bool = True,
+    fetch_changed: bool = False,
+    logout: bool = False,
+) -> WireCount:
+    """Bytes of one catch-up sync against an account of this exact shape.
+
+    `statuses` maps each folder name to its STATUS items (MESSAGES, UIDNEXT, UIDVALIDITY,
+    UNSEEN, HIGHESTMODSEQ; missing items default to 0). `changed` names the folders whose
+    HIGHESTMODSEQ is above `last_modseq` (LIST-CHANGEDSINCE returns exactly those). With
+    `connect` the TCP, TLS, greeting, LOGIN, ENABLE and COMPRESS exchanges are included;
+    `fetch_changed` adds a QRESYNC SELECT of each changed folder. Returns per-layer totals
+    (`imap_up`/`imap_down`, `wire_up`/`wire_down`, ...).
+    """
+    folders: dict[str, Folder] = {}
+    for n in folder_names:
+        s = statuses.get(n, {})
+        folders[n] = Folder(
+            n,
+            int(s.get("UIDVALIDITY", 1)),
+            int(s.get("UIDNEXT", 1)),
+            int(s.get("MESSAGES", 0)),
+            int(s.get("UNSEEN", 0)),
+            int(s.get("HIGHESTMODSEQ", 0)),
+        )
+    sess = ImapSession(wire)
+    if connect:
+        sess.connect(compress=compress)
+    elif compress:
+        sess.counter.start_compression()
+    changed_list = list(changed)
+    sess.discover(strategy, folders, changed_list, last_modseq)
+    if fetch_changed:
+        for n in changed_list:
+            if n in folders:
+                sess.sync_folder(folders[n], last_modseq)
+    if logout:
+        sess.logout()
+    return sess.finish()
+
+
+def account_catchup_bytes(
+    acct: Account,
+    changed: Sequence[str],
+    strategy: Strategy,
+    compress: bool,
+    *,
+    wire: WireConfig | None = None,
+    last_modseq: int | None = None,
+    seed: int = 0,
+) -> WireCount:
+    """`simulate bytes`: connect, discover, fetch one new message in each changed folder, log out."""
+    rng = random.Random(seed)
+    base = last_modseq if last_modseq is not None else acct.modseq
+    news: dict[str, list[tuple[int, bytes]]] = {}
+    for n in changed:
+        uid = acct.new_message(n)
+        news[n] = [
+            (uid, make_message(rng, n if n.startswith("tel:") else "tel:+15145550199", acct_user(), uid))
+        ]
+    sess = ImapSession(wire)
+    sess.connect(compress=compress)
+    sess.discover(strategy, acct.folders, changed, base)
+    for n in changed:
+        sess.sync_folder(acct.folders[n], base, news[n])
+    sess.logout()
+    return sess.finish()
+
+
+def acct_user() -> str:
+    return "tel:+15145550100"

@@ -1,0 +1,135 @@
+"""Scenario files: who the user is (folders, traffic) and how the device syncs (push, polling).
+
+Scenarios are TOML data so a standards group can argue with the inputs, not the code.
+Shipped ones live in cpmsync/simulator/scenarios/ (config/scenarios/ links to them).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cpmsync.config import ConfigError
+from cpmsync.simulator.catchup import STRATEGIES, Strategy
+
+__all__ = [
+    "Arrivals",
+    "Device",
+    "Scenario",
+    "StrategySpec",
+    "all_strategy_specs",
+    "builtin_scenario_names",
+    "load_scenario",
+]
+
+# Hourly weights of message arrivals over a day, midnight first: a typical messaging diurnal
+# shape (night trough around 4-5 am, evening peak). Normalised at use.
+DEFAULT_DIURNAL: tuple[float, ...] = (
+    0.35, 0.2, 0.12, 0.08, 0.07, 0.1, 0.3, 0.7, 1.0, 1.1, 1.15, 1.2,
+    1.3, 1.25, 1.15, 1.1, 1.15, 1.3, 1.5, 1.6, 1.6, 1.4, 1.0, 0.6,
+)  # fmt: skip
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Arrivals(_Model):
+    """Changes made on the server by others: new messages, reads on another device, folders."""
+
+    messages_per_day: float = Field(ge=0)
+    diurnal: tuple[float, ...] = DEFAULT_DIURNAL
+    active_share: float = Field(default=0.05, gt=0, le=1)
+    zipf_exponent: float = Field(default=1.0, ge=0)
+    read_elsewhere_share: float = Field(default=0.5, ge=0, le=1)
+    read_delay_mean_s: float = Field(default=600.0, ge=0)
+    folders_created_per_day: float = Field(default=0.0, ge=0)
+    folders_deleted_per_day: float = Field(default=0.0, ge=0)
+
+    @field_validator("diurnal")
+    @classmethod
+    def _24(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if len(v) != 24 or any(x < 0 for x in v) or sum(v) <= 0:
+            raise ValueError("diurnal needs 24 non-negative hourly weights, not all zero")
+        return v
+
+
+class Device(_Model):
+    """How the device keeps in sync; every interval carries its unit."""
+
+    poll_interval_s: float = Field(default=900.0, gt=0)
+    nat_keepalive_s: float = Field(default=1740.0, ge=0)  # client re-IDLE (RFC 2177: <= 29 min); 0 = never
+    server_keepalive_s: float = Field(default=120.0, ge=0)  # Dovecot imap_idle_notify_interval; 0 = never
+    connection_losses_per_day: float = Field(default=6.0, ge=0)
+    reconnect_delay_s: float = Field(default=5.0, ge=0)
+    debounce_ms: float = Field(default=2000.0, ge=0)
+    deletion_scan_interval_s: float = Field(
+        default=86400.0, gt=0
+    )  # LIST-CHANGEDSINCE cannot report deletions
+
+
+class Scenario(_Model):
+    name: str
+    description: str = ""
+    folders: int = Field(ge=1, le=1_000_000)
+    days: float = Field(default=1.0, gt=0, le=30)
+    seed: int = 1
+    arrivals: Arrivals
+    device: Device = Device()
+
+    @property
+    def duration_s(self) -> float:
+        return self.days * 86400
+
+
+@dataclass(frozen=True, slots=True)
+class StrategySpec:
+    """One way of syncing: folder discovery strategy, COMPRESS=DEFLATE or not, push or polling."""
+
+    discovery: Strategy
+    compress: bool
+    push: bool
+
+    @property
+    def label(self) -> str:
+        return self.discovery + ("+deflate" if self.compress else "") + ("+push" if self.push else "+poll")
+
+
+def all_strategy_specs() -> list[StrategySpec]:
+    return [StrategySpec(d, c, p) for p in (False, True) for c in (False, True) for d in STRATEGIES]
+
+
+def _scenarios_dir() -> Path:
+    return Path(str(resources.files("cpmsync.simulator") / "scenarios"))
+
+
+def builtin_scenario_names() -> list[str]:
+    return sorted(p.stem for p in _scenarios_dir().glob("*.toml"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A shipped scenario by name (`light`, `heavy-group-chat`, `archive`) or a TOML file by path."""
+    path = Path(name_or_path)
+    if not (path.suffix == ".toml" or path.exists()):
+        path = _scenarios_dir() / f"{name_or_path}.toml"
+        if not path.exists():
+            known = ", ".join(builtin_scenario_names())
+            raise ConfigError(
+                f"unknown scenario {str(name_or_path)!r} (known: {known}, or a path to a .toml)"
+            )
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such scenario file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    try:
+        return Scenario(**data)
+    except ValidationError as e:
+        problems = "; ".join(f"key {'.'.join(map(str, x['loc']))!r}: {x['msg']}" for x in e.errors())
+        raise ConfigError(f"{path}: {problems}") from None

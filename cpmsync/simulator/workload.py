@@ -1,0 +1,364 @@
+"""A simulated day: server-side changes, the device's sync actions, and their bytes.
+
+`plan_day` replays one scenario for one strategy against a simulated account and records every
+action the device takes (a push, a keep-alive, a poll, a reconnect with catch-up) as flights of
+wire bytes at a time. The plan does not depend on the radio; `plan_transfers` lays it on a radio
+profile's RTT and link rates to get the transfers the RRC machine costs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cpmsync.simulator.account import Account, make_account, make_message
+from cpmsync.simulator.catchup import ImapSession, _imap, _list_line
+from cpmsync.simulator.radio import RadioProfile, Transfer
+from cpmsync.simulator.scenario import Scenario, StrategySpec
+from cpmsync.simulator.wire import WireConfig
+
+__all__ = ["Action", "Change", "DayPlan", "generate_changes", "plan_day", "plan_transfers"]
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Something another party did on the server."""
+
+    t_s: float
+    kind: str  # new | read | create | delete
+    folder: str
+
+
+@dataclass(slots=True)
+class Action:
+    """What the device (or server, for pushes) sent at one moment, and which changes it delivered."""
+
+    t_s: float
+    label: str
+    flights: list[tuple[str, int]]
+    delivers: list[float] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class DayPlan:
+    scenario: str
+    strategy: StrategySpec
+    duration_s: float
+    actions: list[Action] = field(default_factory=list)
+    totals: dict[str, int] = field(default_factory=dict)
+    changes: int = 0
+
+    def add_totals(self, before: dict[str, int], after: dict[str, int]) -> None:
+        for k, v in after.items():
+            self.totals[k] = self.totals.get(k, 0) + v - before.get(k, 0)
+
+
+def _zipf_weights(n: int, s: float) -> list[float]:
+    return [1.0 / (r**s) for r in range(1, n + 1)]
+
+
+def generate_changes(scn: Scenario, acct: Account) -> list[Change]:
+    """Poisson arrivals shaped by the diurnal profile, Zipf over the active folders, reads later."""
+    rng = random.Random(scn.seed)
+    a = scn.arrivals
+    names = list(acct.folders)
+    n_active = max(1, round(len(names) * a.active_share))
+    active = rng.sample(names, n_active)
+    weights = _zipf_weights(n_active, a.zipf_exponent)
+    total_w = sum(a.diurnal)
+    out: list[Change] = []
+    days = math.ceil(scn.days)
+    for d in range(days):
+        for h, w in enumerate(a.diurnal):
+            t0 = d * 86400 + h * 3600
+            if t0 >= scn.duration_s:
+                break
+            n = _poisson(rng, a.messages_per_day * w / total_w)
+            for _ in range(n):
+                t = t0 + rng.random() * 3600
+                f = rng.choices(active, weights)[0]
+                out.append(Change(t, "new", f))
+                if rng.random() < a.read_elsewhere_share:
+                    delay = rng.expovariate(1 / a.read_delay_mean_s) if a.read_delay_mean_s else 0.0
+                    out.append(Change(t + delay, "read", f))
+    for kind, rate in (("create", a.folders_created_per_day), ("delete", a.folders_deleted_per_day)):
+        for _ in range(_poisson(rng, rate * scn.days)):
+            victim = rng.choice(names) if kind == "delete" else ""
+            out.append(Change(rng.random() * scn.duration_s, kind, victim))
+    return sorted((c for c in out if c.t_s < scn.duration_s), key=lambda c: c.t_s)
+
+
+def _poisson(rng: random.Random, lam: float) -> int:
+    if lam <= 0:
+        return 0
+    if lam > 50:  # normal approximation keeps big rates fast
+        return max(0, round(rng.gauss(lam, math.sqrt(lam))))
+    limit, k, p = math.exp(-lam), 0, 1.0
+    while True:
+        p *= rng.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def _push_list(name: str, delivers: list[float]) -> Callable[[ImapSession], list[float]]:
+    def run(s: ImapSession) -> list[float]:
+        s.down_raw(_list_line(name))
+        return delivers
+
+    return run
+
+
+def _push_status(acct: Account, name: str) -> Callable[[ImapSession], None]:
+    def run(s: ImapSession) -> None:
+        s.push_status(acct.folders[name])
+
+    return run
+
+
+def _call(method: Callable[[ImapSession], None]) -> Callable[[ImapSession], None]:
+    return method
+
+
+@dataclass(slots=True)
+class _Pending:
+    news: list[tuple[int, bytes]] = field(default_factory=list)
+    reads: list[int] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)
+
+
+def plan_day(
+    scn: Scenario,
+    spec: StrategySpec,
+    *,
+    wire: WireConfig | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> DayPlan:
+    """Every action of one strategy over the scenario's duration, with exact wire bytes."""
+    acct = make_account(scn.folders, seed=scn.seed)
+    changes = generate_changes(scn, acct)
+    rng = random.Random(scn.seed + 7)
+    dev = scn.device
+    plan = DayPlan(scn.name, spec, scn.duration_s, changes=len(changes))
+    end = scn.duration_s
+
+    q: list[tuple[float, int, str, Change | None]] = []
+    seq = 0
+
+    def push(t: float, kind: str, ch: Change | None = None) -> None:
+        nonlocal seq
+        if t < end:
+            heapq.heappush(q, (t, seq, kind, ch))
+            seq += 1
+
+    for c in changes:
+        push(c.t_s, "change", c)
+    if spec.push:
+        if dev.server_keepalive_s:
+            push(dev.server_keepalive_s, "server_keepalive")
+        if dev.nat_keepalive_s:
+            push(dev.nat_keepalive_s, "reidle")
+        t = 0.0
+        while dev.connection_losses_per_day > 0:
+            t += rng.expovariate(dev.connection_losses_per_day / 86400)
+            if t >= end:
+                break
+            push(t, "loss")
+    else:
+        push(rng.random() * dev.poll_interval_s, "poll")
+    if spec.discovery == "list-changedsince" and not spec.push:
+        push(dev.deletion_scan_interval_s * rng.random(), "deletion_scan")
+
+    pending: dict[str, _Pending] = {}
+    deleted_pending: list[float] = []
+    known_modseq = acct.modseq
+    session: ImapSession | None = None
+    connected = spec.push
+    sync_at: float | None = None
+    if spec.push:
+        session = ImapSession(wire)
+        session.connect(compress=spec.compress)
+        session.notify()
+        session.counter.finish()
+
+    def act(
+        t: float, label: str, body: Callable[[ImapSession], list[float] | None], s: ImapSession
+    ) -> Action:
+        before = s.counter.count.as_dict()
+        i0 = len(s.counter.count.flights)
+        delivered = body(s) or []
+        s.counter.finish()  # the delayed-ACK timer fires before the line goes quiet
+        a = Action(t, label, s.counter.count.flights[i0:], delivered)
+        plan.add_totals(before, s.counter.count.as_dict())
+        plan.actions.append(a)
+        return a
+
+    def sync_pending(s: ImapSession) -> list[float]:
+        nonlocal known_modseq
+        delivered: list[float] = []
+        for name, p in pending.items():
+            f = acct.folders.get(name)
+            if f is not None:
+                s.sync_folder(f, known_modseq, p.news, p.reads)
+            delivered += p.times
+        pending.clear()
+        known_modseq = acct.modseq
+        return delivered
+
+    last_progress = 0.0
+    while q:
+        t, _, kind, ch = heapq.heappop(q)
+        if progress is not None and t - last_progress > 3600:
+            progress(t - last_progress)
+            last_progress = t
+        if kind == "change":
+            assert ch is not None
+            name = ch.folder
+            if ch.kind == "new":
+                if name not in acct.folders:
+                    continue
+                uid = acct.new_message(name)
+                peer = name if name.startswith("tel:") else "tel:+15145550199"
+                raw = make_message(rng, peer, "tel:+15145550100", uid)
+                p = pending.setdefault(name, _Pending())
+                p.news.append((uid, raw))
+                p.times.append(t)
+            elif ch.kind == "read":
+                if name not in acct.folders:
+                    continue
+                acct.mark_read(name)
+                f = acct.folders[name]
+                p = pending.setdefault(name, _Pending())
+                p.reads.append(max(1, f.uidnext - 1 - len(p.reads)))
+                p.times.append(t)
+            elif ch.kind == "create":
+                name = acct.create()
+                pending.setdefault(name, _Pending()).times.append(t)
+            else:
+                if name not in acct.folders:
+                    continue
+                acct.delete(name)
+                pending.pop(name, None)
+                if not (spec.push and connected):
+                    if spec.discovery == "list-changedsince" and not spec.push:
+                        deleted_pending.append(t)
+                    else:
+                        pending.setdefault(name, _Pending()).times.append(t)
+            if spec.push and connected and session is not None:
+                s = session
+                if ch.kind in ("create", "delete"):
+                    act(t, "push-list", _push_list(name, [t] if ch.kind == "delete" else []), s)
+                else:
+                    act(t, "push-status", _push_status(acct, name), s)
+                if pending and sync_at is None:
+                    sync_at = t + dev.debounce_ms / 1000
+                    push(sync_at, "sync")
+        elif kind == "sync":
+            sync_at = None
+            if connected and session is not None and pending:
+
+                def body(s: ImapSession) -> list[float]:
+                    s.counter.send("up", b"DONE\r\n")
+                    s.down(s.ok(s._idle_tag, "Idle completed."))
+                    got = sync_pending(s)
+                    s.idle()
+                    return got
+
+                act(t, "sync", body, session)
+        elif kind == "server_keepalive":
+            if connected and session is not None:
+                act(t, "server-keepalive", _call(ImapSession.server_keepalive), session)
+            push(t + dev.server_keepalive_s, "server_keepalive")
+        elif kind == "reidle":
+            if connected and session is not None:
+                act(t, "reidle", _call(ImapSession.reidle), session)
+            push(t + dev.nat_keepalive_s, "reidle")
+        elif kind == "loss":
+            if connected:
+                connected = False
+                session = None
+                push(t + dev.reconnect_delay_s, "reconnect")
+        elif kind == "reconnect":
+            session = ImapSession(wire)
+            connected = True
+
+            def rbody(s: ImapSession) -> list[float]:
+                s.connect(compress=spec.compress)
+                s.discover(spec.discovery, acct.folders, list(pending), known_modseq)
+                got = sync_pending(s)
+                s.notify()
+                return got
+
+            act(t, "reconnect", rbody, session)
+        elif kind == "poll":
+
+            def pbody(s: ImapSession) -> list[float]:
+                s.connect(compress=spec.compress)
+                s.discover(spec.discovery, acct.folders, list(pending), known_modseq)
+                got = sync_pending(s)
+                s.logout()
+                return got
+
+            act(t, "poll", pbody, ImapSession(wire))
+            push(t + dev.poll_interval_s, "poll")
+        elif kind == "deletion_scan":
+
+            def dbody(s: ImapSession) -> list[float]:
+                imap = _imap()
+                s.connect(compress=spec.compress)
+                tag = s.tag()
+                s.up(imap.ListCommand(tag=tag, reference="", patterns=("*",)))
+                s.down_raw(b"".join(_list_line(n) for n in acct.folders))
+                s.down(s.ok(tag, "List completed."))
+                s.logout()
+                got = list(deleted_pending)
+                deleted_pending.clear()
+                return got
+
+            act(t, "deletion-scan", dbody, ImapSession(wire))
+            push(t + dev.deletion_scan_interval_s, "deletion_scan")
+    if progress is not None:
+        progress(max(0.0, end - last_progress))
+    return plan
+
+
+@dataclass(slots=True)
+class RadioPlan:
+    transfers: list[Transfer]
+    mean_delay_s: float
+    delivered: int
+
+
+def plan_transfers(plan: DayPlan, profile: RadioProfile) -> RadioPlan:
+    """Lay the plan's flights on the radio: one-way delay at each change of direction, link-rate durations.
+
+    The delivery delay of a change runs to the end of the action that delivered it, plus the
+    promotion (and, for a downlink-first action, half a paging cycle) when the radio was idle.
+    """
+    tm = profile.transfer
+    half_rtt = tm.rtt_ms / 2000
+    idle = profile.idle
+    wake_s = (idle.promotion_ms or 0.0) / 1000
+    paging_s = (idle.drx_cycle_ms or 0.0) / 2000
+    out: list[Transfer] = []
+    delays: list[float] = []
+    last_end = -1e18
+    for a in plan.actions:
+        cur = max(a.t_s, last_end)
+        woke = a.t_s - last_end > profile.tail_s
+        if woke and a.flights:
+            cur += wake_s + (paging_s if a.flights[0][0] == "down" else 0.0)
+        prev: str | None = None
+        for direction, n in a.flights:
+            if prev is not None and direction != prev:
+                cur += half_rtt
+            out.append(Transfer(cur, direction, n))
+            cur += tm.duration_s(direction, n)
+            prev = direction
+        last_end = cur
+        delays += [cur - t for t in a.delivers]
+    mean = sum(delays) / len(delays) if delays else 0.0
+    return RadioPlan(out, mean, len(delays))
