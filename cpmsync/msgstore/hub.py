@@ -1,0 +1,165 @@
+"""In-process pub/sub of committed changes, so IDLE and NOTIFY sessions learn within milliseconds.
+
+The store publishes from whatever thread committed (usually an `asyncio.to_thread` worker);
+subscribers live on an event loop and are woken with `call_soon_threadsafe`. Only changes already
+committed are published, so a session that reacts to an event always reads the new state.
+In-process only: several server processes sharing one PostgreSQL would need LISTEN/NOTIFY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import threading
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+__all__ = ["ChangeHub", "EventKind", "StoreEvent", "Subscription", "SubscriptionClosed"]
+
+_DEFAULT_MAX_QUEUED_EVENTS = 10_000
+
+
+class SubscriptionClosed(Exception):
+    """`get()` on a closed subscription."""
+
+
+class EventKind(enum.Enum):
+    APPEND = "append"
+    FLAGS = "flags"
+    EXPUNGE = "expunge"
+    CREATE = "create"
+    DELETE = "delete"
+    RENAME = "rename"
+    SUBSCRIBE = "subscribe"
+    UNSUBSCRIBE = "unsubscribe"
+    NOMODSEQ = "nomodseq"
+    OVERFLOW = "overflow"  # the subscriber fell behind and lost events: resync
+
+
+@dataclass(frozen=True, slots=True)
+class StoreEvent:
+    """One committed change. `mailbox` is the name after the change (new name for RENAME)."""
+
+    user: str
+    mailbox: str
+    mailbox_id: int
+    kind: EventKind
+    uids: tuple[int, ...] = ()
+    modseq: int = 0
+    old_name: str | None = None
+    origin: object | None = None
+
+
+class Subscription:
+    """A bounded queue of one user's events, consumed on the loop that created it."""
+
+    def __init__(self, hub: ChangeHub, user: str, loop: asyncio.AbstractEventLoop, max_queued: int) -> None:
+        self.user = user
+        self.overflowed = False
+        self._hub = hub
+        self._loop = loop
+        self._max = max_queued
+        self._queue: deque[StoreEvent] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    # -- called on the loop thread (via call_soon_threadsafe) --
+    def _deliver(self, event: StoreEvent) -> None:
+        if self._closed:
+            return
+        if len(self._queue) >= self._max:
+            if not self.overflowed:
+                self.overflowed = True
+                self._queue.append(StoreEvent(self.user, "", 0, EventKind.OVERFLOW))
+        else:
+            self._queue.append(event)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- consumer API --
+    def get_nowait(self) -> StoreEvent | None:
+        """The next queued event, or None."""
+        return self._queue.popleft() if self._queue else None
+
+    async def get(self) -> StoreEvent:
+        """Wait for the next event."""
+        while not self._queue:
+            if self._closed:
+                raise SubscriptionClosed(self.user)
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._queue.popleft()
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def __aiter__(self) -> AsyncIterator[StoreEvent]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[StoreEvent]:
+        while True:
+            try:
+                ev = await self.get()
+            except SubscriptionClosed:
+                return
+            yield ev
+
+    def close(self) -> None:
+        """Call on the loop thread; a pending `get()` raises SubscriptionClosed."""
+        if not self._closed:
+            self._closed = True
+            self._hub._remove(self)
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(None)
+
+
+class ChangeHub:
+    """Fan-out of `StoreEvent`s to the subscriptions of the event's user."""
+
+    def __init__(self, max_queued_events: int = _DEFAULT_MAX_QUEUED_EVENTS) -> None:
+        self.max_queued_events = max_queued_events
+        self._lock = threading.Lock()
+        self._subs: dict[str, list[Subscription]] = {}
+
+    def subscribe(self, user: str) -> Subscription:
+        """Call from the event loop that will consume the events."""
+        sub = Subscription(self, user, asyncio.get_running_loop(), self.max_queued_events)
+        with self._lock:
+            self._subs.setdefault(user, []).append(sub)
+        return sub
+
+    @asynccontextmanager
+    async def subscription(self, user: str) -> AsyncIterator[Subscription]:
+        sub = self.subscribe(user)
+        try:
+            yield sub
+        finally:
+            sub.close()
+
+    def subscriber_count(self, user: str) -> int:
+        with self._lock:
+            return len(self._subs.get(user, ()))
+
+    def _remove(self, sub: Subscription) -> None:
+        with self._lock:
+            subs = self._subs.get(sub.user)
+            if subs and sub in subs:
+                subs.remove(sub)
+                if not subs:
+                    del self._subs[sub.user]
+
+    def publish(self, events: Iterable[StoreEvent]) -> None:
+        """Thread-safe; keeps the order of `events` for every subscriber."""
+        for ev in events:
+            with self._lock:
+                targets = list(self._subs.get(ev.user, ()))
+            for sub in targets:
+                try:
+                    sub._loop.call_soon_threadsafe(sub._deliver, ev)
+                except RuntimeError:  # that loop is closed: its session is gone
+                    self._remove(sub)

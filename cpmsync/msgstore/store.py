@@ -1,0 +1,1567 @@
+"""The message store: users, mailboxes, messages and their MODSEQs in SQL.
+
+Synchronous and thread-safe; the asyncio server calls it through `asyncio.to_thread`. Every
+mutating call runs in one transaction that first takes the user's lock (SQLite: in-process lock +
+BEGIN IMMEDIATE; PostgreSQL: SELECT ... FOR UPDATE on the user row), so the per-user MODSEQ
+counter is strictly increasing in commit order even with many concurrent sessions. The call
+commits before it returns and only then publishes its events to the `ChangeHub`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    create_engine,
+    delete,
+    event,
+    exists,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from cpmsync.logs import kv
+from cpmsync.msgstore import schema as t
+from cpmsync.msgstore.errors import (
+    CannotDeleteInbox,
+    InvalidName,
+    MailboxExists,
+    MailboxHasChildren,
+    NoSuchMailbox,
+    NoSuchMessage,
+    NoSuchSubscription,
+    NoSuchUser,
+    StoreBusy,
+    UserExists,
+)
+from cpmsync.msgstore.hub import ChangeHub, EventKind, StoreEvent
+from cpmsync.msgstore.mailbox_pattern import PatternSet, canonical_name
+from cpmsync.msgstore.message_meta import day_number, header_values, parse_meta, split_message
+from cpmsync.msgstore.passwords import hash_password, verify_password
+from cpmsync.msgstore.records import (
+    AppendResult,
+    CopyResult,
+    ExpungeResult,
+    FlagMode,
+    MailboxChanges,
+    MailboxListing,
+    MailboxStatus,
+    MessageRecord,
+    MoveResult,
+    SearchFilter,
+    SearchResult,
+    SelectInfo,
+    StoreResult,
+    UidSet,
+)
+
+__all__ = ["DELIMITER", "BulkMailbox", "BulkMessage", "MessageStore"]
+
+log = logging.getLogger("cpmsync.msgstore")
+
+DELIMITER = "/"
+_INBOX = "INBOX"
+_MAX_NAME_CHARS = 1000
+_CHUNK = 500  # bound on IN (...) lists: SQLite's variable limit, PostgreSQL plan size
+_MAX_OR_RANGES = 64  # more UID ranges than this: one BETWEEN window + exact filter in Python
+_SEEN = t.FLAG_BITS["\\seen"]
+_DELETED = t.FLAG_BITS["\\deleted"]
+_FLAG_NAMES = {
+    t.FLAG_BITS[k.lower()]: k for k in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _parent_of(name: str) -> str:
+    i = name.rfind(DELIMITER)
+    return "" if i < 0 else name[:i]
+
+
+def _ancestors(name: str) -> list[str]:
+    """ "a/b/c" -> ["a", "a/b"] (outermost first)."""
+    parts = name.split(DELIMITER)
+    return [DELIMITER.join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _new_objectid(prefix: str) -> str:
+    # RFC 8474 objectid: 1*255 of ALPHA / DIGIT / "_" / "-".
+    return prefix + secrets.token_hex(12)
+
+
+def _split_flags(flags: Iterable[str]) -> tuple[int, frozenset[str]]:
+    """System flags to bits (case-insensitive), other atoms to keywords; \\Recent and unknown
+    backslash flags are dropped (a client cannot create system flags, RFC 3501 2.3.2)."""
+    bits = 0
+    keywords: set[str] = set()
+    for f in flags:
+        if not f:
+            continue
+        low = f.lower()
+        if low in t.FLAG_BITS:
+            bits |= t.FLAG_BITS[low]
+        elif not f.startswith("\\"):
+            keywords.add(f)
+    return bits, frozenset(keywords)
+
+
+def _kw_text(keywords: Iterable[str]) -> str:
+    kws = sorted(keywords)
+    return " " + " ".join(kws) + " " if kws else ""
+
+
+def _kw_parse(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+def _flags_of(bits: int, keywords_text: str) -> frozenset[str]:
+    return frozenset([name for bit, name in _FLAG_NAMES.items() if bits & bit]) | _kw_parse(keywords_text)
+
+
+def _to_epoch(internaldate: datetime | None) -> tuple[int, int, int]:
+    """(epoch seconds, zone minutes east, calendar day in that zone)."""
+    if internaldate is None:
+        internaldate = datetime.now(UTC)
+    if internaldate.tzinfo is None:
+        internaldate = internaldate.replace(tzinfo=UTC)
+    offset = internaldate.utcoffset() or timedelta(0)
+    tz_min = int(offset.total_seconds() // 60)
+    epoch = int(internaldate.timestamp())
+    return epoch, tz_min, (epoch + tz_min * 60) // 86400
+
+
+def _from_epoch(epoch: int, tz_min: int) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone(timedelta(minutes=tz_min)))
+
+
+def _check_name(name: str) -> str:
+    """Canonical form of a client-supplied mailbox name, or InvalidName saying why."""
+    if name.endswith(DELIMITER):
+        name = name[: -len(DELIMITER)]
+    if not name:
+        raise InvalidName("empty mailbox name")
+    if len(name) > _MAX_NAME_CHARS:
+        raise InvalidName(f"mailbox name longer than {_MAX_NAME_CHARS} characters")
+    if name.startswith(DELIMITER) or DELIMITER * 2 in name:
+        raise InvalidName("empty hierarchy level in mailbox name")
+    if any(c in name for c in "*%"):
+        raise InvalidName("wildcards are not allowed in mailbox names")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        raise InvalidName("control characters are not allowed in mailbox names")
+    return canonical_name(name, DELIMITER)
+
+
+def _uid_filter(col: Any, uids: UidSet | None) -> tuple[ColumnElement[bool], UidSet | None]:
+    """SQL predicate for `uids`, plus the set to re-check in Python when the SQL is only a window."""
+    if uids is None or uids.is_all:
+        return true(), None
+    if not uids.ranges:
+        return false(), None
+    if len(uids.ranges) <= _MAX_OR_RANGES:
+        return or_(*[col == lo if lo == hi else col.between(lo, hi) for lo, hi in uids.ranges]), None
+    return col.between(uids.ranges[0][0], uids.ranges[-1][1]), uids
+
+
+def _is_busy(e: OperationalError) -> bool:
+    text = str(e.orig).lower()
+    return "locked" in text or "busy" in text
+
+
+# ---------------------------------------------------------------- transactions
+
+
+@dataclass
+class _Txn:
+    """One write transaction of one user: allocates MODSEQs, collects events for after commit."""
+
+    conn: Connection
+    user_id: int
+    user: str
+    modseq: int
+    uidvalidity_next: int
+    origin: object | None
+    start_modseq: int = 0
+    start_uidvalidity: int = 0
+    events: list[StoreEvent] = field(default_factory=list)
+
+    def next_modseq(self) -> int:
+        self.modseq += 1
+        return self.modseq
+
+    def next_uidvalidity(self) -> int:
+        v = self.uidvalidity_next
+        self.uidvalidity_next += 1
+        return v
+
+    def emit(
+        self,
+        mailbox: str,
+        mailbox_id: int,
+        kind: EventKind,
+        uids: Sequence[int] = (),
+        modseq: int = 0,
+        old_name: str | None = None,
+    ) -> None:
+        self.events.append(
+            StoreEvent(self.user, mailbox, mailbox_id, kind, tuple(uids), modseq, old_name, self.origin)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BulkMessage:
+    """One message for `bulk_load` (seeding)."""
+
+    data: bytes
+    flags: tuple[str, ...] = ()
+    internaldate: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkMailbox:
+    """A mailbox and its messages for `bulk_load`; an existing mailbox is appended to."""
+
+    name: str
+    messages: Sequence[BulkMessage] = ()
+
+
+_MSG_COLS = (
+    t.message.c.id,
+    t.message.c.uid,
+    t.message.c.modseq,
+    t.message.c.sysflags,
+    t.message.c.keywords,
+    t.message.c.internaldate,
+    t.message.c.tz_min,
+    t.message.c.size,
+    t.message.c.emailid,
+    t.message.c.threadid,
+    t.message.c.blob_id,
+)
+
+
+def _record(row: Any, data: bytes | None = None) -> MessageRecord:
+    return MessageRecord(
+        uid=row.uid,
+        modseq=row.modseq,
+        flags=_flags_of(row.sysflags, row.keywords),
+        internaldate=_from_epoch(row.internaldate, row.tz_min),
+        size=row.size,
+        emailid=row.emailid,
+        threadid=row.threadid,
+        data=data,
+    )
+
+
+# ---------------------------------------------------------------- the store
+
+
+class MessageStore:
+    """Users, mailboxes and messages in any SQLAlchemy database (SQLite file by default)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        hub: ChangeHub | None = None,
+        sqlite_synchronous: str = "FULL",
+        sqlite_busy_timeout_ms: int = 30_000,
+        echo: bool = False,
+    ) -> None:
+        self.hub = hub if hub is not None else ChangeHub()
+        u = make_url(url)
+        if u.drivername in ("postgresql", "postgres"):
+            # SQLAlchemy's default PostgreSQL driver is psycopg2; psycopg 3 is what we ship for.
+            u = u.set(drivername="postgresql+psycopg")
+        self._sqlite = u.get_backend_name() == "sqlite"
+        self.url = u.render_as_string(hide_password=True)
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self._sqlite:
+            if u.database and u.database != ":memory:":
+                Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {
+                "check_same_thread": False,
+                "timeout": sqlite_busy_timeout_ms / 1000,
+            }
+            kwargs["pool_size"] = 16
+            kwargs["max_overflow"] = 48
+        else:
+            kwargs["pool_size"] = 10
+            kwargs["max_overflow"] = 40
+            kwargs["pool_pre_ping"] = True
+        self._engine: Engine = create_engine(u, **kwargs)
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self._sqlite else contextlib.nullcontext()
+        )
+        if self._sqlite:
+            self._install_sqlite_hooks(sqlite_synchronous.upper(), sqlite_busy_timeout_ms)
+        t.metadata.create_all(self._engine)
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, hub: ChangeHub | None = None) -> MessageStore:
+        """From a `MsgstoreSettings` (its [store] section)."""
+        s = settings.store
+        return cls(
+            s.resolved_db_url(),
+            hub=hub,
+            sqlite_synchronous=s.sqlite_synchronous,
+            sqlite_busy_timeout_ms=s.sqlite_busy_timeout_ms,
+        )
+
+    def _install_sqlite_hooks(self, synchronous: str, busy_timeout_ms: int) -> None:
+        @event.listens_for(self._engine, "connect")
+        def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+            # Take over transaction control from pysqlite so BEGIN IMMEDIATE is possible.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            for pragma in (
+                "journal_mode=WAL",  # readers never block the writer and vice versa
+                f"synchronous={synchronous}",
+                "foreign_keys=ON",
+                f"busy_timeout={int(busy_timeout_ms)}",
+                "cache_size=-65536",  # 64 MiB page cache
+                "temp_store=MEMORY",
+                "mmap_size=268435456",
+            ):
+                cur.execute(f"PRAGMA {pragma}")
+            cur.close()
+
+        @event.listens_for(self._engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # A writer takes the database lock up front: no deadlock when a read lock would upgrade.
+            immediate = conn.get_execution_options().get("cpm_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> MessageStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transaction plumbing
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                yield conn
+        except OperationalError as e:
+            if _is_busy(e):
+                raise StoreBusy("the database is busy, try again") from None
+            raise
+
+    @contextlib.contextmanager
+    def _admin(self) -> Iterator[Connection]:
+        """A write transaction that does not belong to one user (user add/delete)."""
+        try:
+            with self._write_lock, self._engine.connect() as conn:
+                conn.execution_options(cpm_write=True)
+                with conn.begin():
+                    yield conn
+        except OperationalError as e:
+            if _is_busy(e):
+                raise StoreBusy("the database is busy, try again") from None
+            raise
+
+    @contextlib.contextmanager
+    def _write(self, user: str, origin: object | None = None) -> Iterator[_Txn]:
+        txn: _Txn | None = None
+        try:
+            with self._write_lock, self._engine.connect() as conn:
+                conn.execution_options(cpm_write=True)
+                with conn.begin():
+                    row = conn.execute(
+                        select(t.user.c.id, t.user.c.modseq, t.user.c.uidvalidity_next)
+                        .where(t.user.c.name == user)
+                        .with_for_update()
+                    ).first()
+                    if row is None:
+                        raise NoSuchUser(f"no such user {user!r}")
+                    txn = _Txn(
+                        conn,
+                        row.id,
+                        user,
+                        row.modseq,
+                        row.uidvalidity_next,
+                        origin,
+                        start_modseq=row.modseq,
+                        start_uidvalidity=row.uidvalidity_next,
+                    )
+                    yield txn
+                    if txn.modseq != txn.start_modseq or txn.uidvalidity_next != txn.start_uidvalidity:
+                        conn.execute(
+                            update(t.user)
+                            .where(t.user.c.id == txn.user_id)
+                            .values(modseq=txn.modseq, uidvalidity_next=txn.uidvalidity_next)
+                        )
+        except OperationalError as e:
+            if _is_busy(e):
+                raise StoreBusy("the database is busy, try again") from None
+            raise
+        # Committed: now, and only now, other sessions may hear about it.
+        if txn is not None and txn.events:
+            self.hub.publish(txn.events)
+
+    # -- lookups inside a transaction
+
+    @staticmethod
+    def _user_id(conn: Connection, user: str) -> int:
+        uid = conn.execute(select(t.user.c.id).where(t.user.c.name == user)).scalar()
+        if uid is None:
+            raise NoSuchUser(f"no such user {user!r}")
+        return int(uid)
+
+    @staticmethod
+    def _mailbox(conn: Connection, user_id: int, mailbox: str | int) -> Any:
+        q = select(t.mailbox).where(t.mailbox.c.user_id == user_id)
+        if isinstance(mailbox, int):
+            row = conn.execute(q.where(t.mailbox.c.id == mailbox)).first()
+            what = f"#{mailbox}"
+        else:
+            name = canonical_name(mailbox.rstrip(DELIMITER) or mailbox, DELIMITER)
+            row = conn.execute(q.where(t.mailbox.c.name == name)).first()
+            what = repr(mailbox)
+        if row is None:
+            raise NoSuchMailbox(f"no such mailbox {what}")
+        return row
+
+    # ================================================================ users
+
+    def add_user(self, name: str, password: str) -> None:
+        """Create a user with INBOX; the password is stored argon2id-hashed."""
+        if not name or len(name) > 255 or any(c.isspace() or ord(c) < 0x20 for c in name):
+            raise InvalidName("user names are 1..255 characters without spaces or control characters")
+        pw_hash = hash_password(password)
+        try:
+            with self._admin() as conn:
+                # UIDVALIDITY starts at the clock so a re-created user does not repeat old values.
+                conn.execute(
+                    insert(t.user).values(
+                        name=name,
+                        password_hash=pw_hash,
+                        modseq=0,
+                        uidvalidity_next=max(1, int(time.time()) % 2**31),
+                    )
+                )
+        except IntegrityError:
+            raise UserExists(f"user {name!r} already exists") from None
+        with self._write(name) as txn:
+            self._insert_mailbox(txn, _INBOX)
+        log.info("user added", extra=kv(user=name))
+
+    def delete_user(self, name: str) -> None:
+        """Remove a user and everything they own."""
+        with self._admin() as conn:
+            user_id = self._user_id(conn, name)
+            mb_ids = [
+                r[0] for r in conn.execute(select(t.mailbox.c.id).where(t.mailbox.c.user_id == user_id))
+            ]
+            for chunk in _chunks(mb_ids):
+                blob_ids = [
+                    r[0]
+                    for r in conn.execute(
+                        select(t.message.c.blob_id).where(t.message.c.mailbox_id.in_(chunk)).distinct()
+                    )
+                ]
+                conn.execute(delete(t.message).where(t.message.c.mailbox_id.in_(chunk)))
+                conn.execute(delete(t.expunged).where(t.expunged.c.mailbox_id.in_(chunk)))
+                self._gc_blobs(conn, blob_ids)
+            conn.execute(delete(t.mailbox).where(t.mailbox.c.user_id == user_id))
+            conn.execute(delete(t.subscription).where(t.subscription.c.user_id == user_id))
+            conn.execute(delete(t.mailbox_tombstone).where(t.mailbox_tombstone.c.user_id == user_id))
+            conn.execute(delete(t.mailbox_rename).where(t.mailbox_rename.c.user_id == user_id))
+            conn.execute(delete(t.user).where(t.user.c.id == user_id))
+        log.info("user deleted", extra=kv(user=name))
+
+    def list_users(self) -> list[str]:
+        with self._read() as conn:
+            return [r[0] for r in conn.execute(select(t.user.c.name).order_by(t.user.c.name))]
+
+    def verify_password(self, name: str, password: str) -> bool:
+        """Unknown users cost one hash too, so timing does not reveal which names exist."""
+        with self._read() as conn:
+            stored = conn.execute(select(t.user.c.password_hash).where(t.user.c.name == name)).scalar()
+        return verify_password(stored, password)
+
+    def user_highest_modseq(self, user: str) -> int:
+        with self._read() as conn:
+            v = conn.execute(select(t.user.c.modseq).where(t.user.c.name == user)).scalar()
+        if v is None:
+            raise NoSuchUser(f"no such user {user!r}")
+        return int(v)
+
+    # ================================================================ mailboxes
+
+    def _insert_mailbox(self, txn: _Txn, name: str) -> tuple[int, int]:
+        modseq = txn.next_modseq()
+        mb_id = txn.conn.execute(
+            insert(t.mailbox)
+            .values(
+                user_id=txn.user_id,
+                name=name,
+                parent=_parent_of(name),
+                uidvalidity=txn.next_uidvalidity(),
+                uidnext=1,
+                highestmodseq=modseq,
+                created_modseq=modseq,
+                nomodseq=False,
+                mailboxid=_new_objectid("F"),
+                first_recent_uid=1,
+            )
+            .returning(t.mailbox.c.id)
+        ).scalar_one()
+        txn.emit(name, mb_id, EventKind.CREATE, modseq=modseq)
+        return int(mb_id), modseq
+
+    def _existing_names(self, conn: Connection, user_id: int, names: Iterable[str]) -> set[str]:
+        names = list(names)
+        found: set[str] = set()
+        for chunk in _chunks(names):
+            found.update(
+                r[0]
+                for r in conn.execute(
+                    select(t.mailbox.c.name).where(
+                        t.mailbox.c.user_id == user_id, t.mailbox.c.name.in_(chunk)
+                    )
+                )
+            )
+        return found
+
+    def _create_parents(self, txn: _Txn, name: str) -> None:
+        ancestors = _ancestors(name)
+        have = self._existing_names(txn.conn, txn.user_id, ancestors)
+        for a in ancestors:
+            if a not in have:
+                self._insert_mailbox(txn, a)
+
+    def create_mailbox(self, user: str, name: str, *, origin: object | None = None) -> MailboxStatus:
+        """CREATE: missing parents are created too (RFC 3501 6.3.3), each with its own MODSEQ."""
+        name = _check_name(name)
+        with self._write(user, origin) as txn:
+            if self._existing_names(txn.conn, txn.user_id, [name]):
+                raise MailboxExists(f"mailbox {name!r} already exists")
+            self._create_parents(txn, name)
+            mb_id, _ = self._insert_mailbox(txn, name)
+            return self._status(txn.conn, txn.user_id, mb_id)
+
+    def delete_mailbox(self, user: str, name: str, *, origin: object | None = None) -> None:
+        """DELETE; refused while the mailbox has children (as Dovecot does), INBOX never."""
+        name = _check_name(name)
+        if name == _INBOX:
+            raise CannotDeleteInbox("INBOX cannot be deleted")
+        with self._write(user, origin) as txn:
+            conn = txn.conn
+            mb = self._mailbox(conn, txn.user_id, name)
+            child = conn.execute(
+                select(t.mailbox.c.id)
+                .where(t.mailbox.c.user_id == txn.user_id, t.mailbox.c.parent == name)
+                .limit(1)
+            ).first()
+            if child is not None:
+                raise MailboxHasChildren(f"mailbox {name!r} has children, delete them first")
+            modseq = txn.next_modseq()
+            conn.execute(
+                insert(t.mailbox_tombstone).values(
+                    user_id=txn.user_id,
+                    mailbox_id=mb.id,
+                    name=mb.name,
+                    mailboxid=mb.mailboxid,
+                    created_modseq=mb.created_modseq,
+                    deleted_modseq=modseq,
+                    nomodseq=mb.nomodseq,
+                )
+            )
+            blob_ids = [
+                r[0]
+                for r in conn.execute(
+                    select(t.message.c.blob_id).where(t.message.c.mailbox_id == mb.id).distinct()
+                )
+            ]
+            conn.execute(delete(t.message).where(t.message.c.mailbox_id == mb.id))
+            conn.execute(delete(t.expunged).where(t.expunged.c.mailbox_id == mb.id))
+            self._gc_blobs(conn, blob_ids)
+            conn.execute(delete(t.mailbox).where(t.mailbox.c.id == mb.id))
+            txn.emit(mb.name, mb.id, EventKind.DELETE, modseq=modseq)
+
+    def rename_mailbox(self, user: str, old: str, new: str, *, origin: object | None = None) -> MailboxStatus:
+        """RENAME with children; INBOX per RFC 3501 6.3.5 (its messages move, INBOX stays, empty)."""
+        old = _check_name(old)
+        new = _check_name(new)
+        if new == old or new.startswith(old + DELIMITER):
+            raise InvalidName(f"cannot rename {old!r} to {new!r}")
+        with self._write(user, origin) as txn:
+            conn = txn.conn
+            mb = self._mailbox(conn, txn.user_id, old)
+            if self._existing_names(conn, txn.user_id, [new]):
+                raise MailboxExists(f"mailbox {new!r} already exists")
+            self._create_parents(txn, new)
+            if old == _INBOX:
+                dst_id, _ = self._insert_mailbox(txn, new)
+                uids = [
+                    r[0] for r in conn.execute(select(t.message.c.uid).where(t.message.c.mailbox_id == mb.id))
+                ]
+                if uids:
+                    self._copy_locked(txn, mb.id, UidSet.from_uids(uids), dst_id, move=True)
+                return self._status(conn, txn.user_id, dst_id)
+            # The mailbox and every descendant, outermost first.
+            rows = conn.execute(
+                select(t.mailbox.c.id, t.mailbox.c.name).where(
+                    t.mailbox.c.user_id == txn.user_id,
+                    or_(
+                        t.mailbox.c.name == old,
+                        func.substr(t.mailbox.c.name, 1, len(old) + 1) == old + DELIMITER,
+                    ),
+                )
+            ).all()
+            for row in sorted(rows, key=lambda r: len(r.name)):
+                new_name = new + row.name[len(old) :]
+                modseq = txn.next_modseq()
+                conn.execute(
+                    update(t.mailbox)
+                    .where(t.mailbox.c.id == row.id)
+                    .values(name=new_name, parent=_parent_of(new_name), highestmodseq=modseq)
+                )
+                conn.execute(
+                    insert(t.mailbox_rename).values(
+                        user_id=txn.user_id,
+                        mailbox_id=row.id,
+                        old_name=row.name,
+                        new_name=new_name,
+                        modseq=modseq,
+                    )
+                )
+                txn.emit(new_name, row.id, EventKind.RENAME, modseq=modseq, old_name=row.name)
+            self._move_subscriptions(conn, txn.user_id, old, new)
+            return self._status(conn, txn.user_id, mb.id)
+
+    @staticmethod
+    def _move_subscriptions(conn: Connection, user_id: int, old: str, new: str) -> None:
+        subs = conn.execute(
+            select(t.subscription.c.id, t.subscription.c.name).where(
+                t.subscription.c.user_id == user_id,
+                or_(
+                    t.subscription.c.name == old,
+                    func.substr(t.subscription.c.name, 1, len(old) + 1) == old + DELIMITER,
+                ),
+            )
+        ).all()
+        for s in subs:
+            target = new + s.name[len(old) :]
+            taken = conn.execute(
+                select(t.subscription.c.id).where(
+                    t.subscription.c.user_id == user_id, t.subscription.c.name == target
+                )
+            ).first()
+            if taken is not None:
+                conn.execute(delete(t.subscription).where(t.subscription.c.id == s.id))
+            else:
+                conn.execute(update(t.subscription).where(t.subscription.c.id == s.id).values(name=target))
+
+    def subscribe(self, user: str, name: str, *, origin: object | None = None) -> None:
+        """SUBSCRIBE (idempotent). No MODSEQ: a subscription is not mailbox content."""
+        name = _check_name(name)
+        with self._write(user, origin) as txn:
+            have = txn.conn.execute(
+                select(t.subscription.c.id).where(
+                    t.subscription.c.user_id == txn.user_id, t.subscription.c.name == name
+                )
+            ).first()
+            if have is None:
+                txn.conn.execute(insert(t.subscription).values(user_id=txn.user_id, name=name))
+            mb_id = txn.conn.execute(
+                select(t.mailbox.c.id).where(t.mailbox.c.user_id == txn.user_id, t.mailbox.c.name == name)
+            ).scalar()
+            txn.emit(name, int(mb_id or 0), EventKind.SUBSCRIBE)
+
+    def unsubscribe(self, user: str, name: str, *, origin: object | None = None) -> None:
+        name = _check_name(name)
+        with self._write(user, origin) as txn:
+            res = txn.conn.execute(
+                delete(t.subscription).where(
+                    t.subscription.c.user_id == txn.user_id, t.subscription.c.name == name
+                )
+            )
+            if res.rowcount == 0:
+                raise NoSuchSubscription(f"not subscribed to {name!r}")
+            mb_id = txn.conn.execute(
+                select(t.mailbox.c.id).where(t.mailbox.c.user_id == txn.user_id, t.mailbox.c.name == name)
+            ).scalar()
+            txn.emit(name, int(mb_id or 0), EventKind.UNSUBSCRIBE)
+
+    def set_nomodseq(
+        self, user: str, mailbox: str | int, on: bool = True, *, origin: object | None = None
+    ) -> None:
+        """Mark a mailbox NOMODSEQ (CR I.5) or clear it. Takes a MODSEQ either way, so clearing makes
+        the mailbox show up in the next CHANGEDSINCE (its client must resync it)."""
+        with self._write(user, origin) as txn:
+            mb = self._mailbox(txn.conn, txn.user_id, mailbox)
+            modseq = txn.next_modseq()
+            txn.conn.execute(
+                update(t.mailbox).where(t.mailbox.c.id == mb.id).values(nomodseq=on, highestmodseq=modseq)
+            )
+            txn.emit(mb.name, mb.id, EventKind.NOMODSEQ, modseq=modseq)
+
+    # -- listing
+
+    def _subscribed_names(self, conn: Connection, user_id: int) -> set[str]:
+        return {
+            r[0]
+            for r in conn.execute(select(t.subscription.c.name).where(t.subscription.c.user_id == user_id))
+        }
+
+    @staticmethod
+    def _sort_key(name: str) -> tuple[int, str]:
+        return (0 if name == _INBOX or name.startswith(_INBOX + DELIMITER) else 1, name)
+
+    def list_mailboxes(
+        self,
+        user: str,
+        reference: str,
+        patterns: Sequence[str],
+        *,
+        subscribed_only: bool = False,
+        with_status: bool = False,
+    ) -> list[MailboxListing]:
+        """LIST / LSUB / LIST-EXTENDED candidates matching `reference` + `patterns` (RFC 3501, 5258)."""
+        if all(p == "" for p in patterns):
+            return []
+        pats = PatternSet(reference, [p for p in patterns if p != ""], DELIMITER)
+        with self._read() as conn:
+            user_id = self._user_id(conn, user)
+            rows = conn.execute(
+                select(
+                    t.mailbox.c.id,
+                    t.mailbox.c.name,
+                    t.mailbox.c.parent,
+                    t.mailbox.c.mailboxid,
+                    t.mailbox.c.highestmodseq,
+                    t.mailbox.c.nomodseq,
+                ).where(t.mailbox.c.user_id == user_id)
+            ).all()
+            subscribed = self._subscribed_names(conn, user_id)
+            parents = {r.parent for r in rows}
+            sub_parents = {a for s in subscribed for a in _ancestors(s)}
+            by_name = {r.name: r for r in rows}
+            out: list[MailboxListing] = []
+            names = subscribed if subscribed_only else by_name.keys()
+            for name in names:
+                if not pats.matches(name):
+                    continue
+                r = by_name.get(name)
+                out.append(
+                    MailboxListing(
+                        name=name,
+                        id=r.id if r else None,
+                        mailboxid=r.mailboxid if r else None,
+                        has_children=name in parents,
+                        has_subscribed_children=name in sub_parents,
+                        subscribed=name in subscribed,
+                        nonexistent=r is None,
+                        highestmodseq=0 if r is None or r.nomodseq else r.highestmodseq,
+                        nomodseq=bool(r.nomodseq) if r else False,
+                    )
+                )
+            out.sort(key=lambda m: self._sort_key(m.name))
+            if with_status:
+                out = self._attach_status(conn, user_id, out)
+            return out
+
+    def list_changed_since(
+        self,
+        user: str,
+        modseq: int,
+        reference: str = "",
+        patterns: Sequence[str] = ("*",),
+        *,
+        subscribed_only: bool = False,
+        include_gone: bool = True,
+        qresync: bool = True,
+        with_status: bool = False,
+    ) -> list[MailboxListing]:
+        """LIST (CHANGEDSINCE (modseq)): mailboxes with HIGHESTMODSEQ > modseq, never NOMODSEQ ones
+        (CR Appendix I.4, I.5). Reads only changed mailboxes through (user_id, highestmodseq).
+
+        `qresync` (I.3): expunges take a MODSEQ here, so a mailbox whose only change is an expunge is
+        always listed: required with QRESYNC (1a), allowed without (2a). The result does not depend on it.
+        `include_gone` (our extension): deleted mailboxes as \\NonExistent, renamed ones with OLDNAME.
+        """
+        del qresync  # documented above: both branches of I.3 give the same answer with our MODSEQs
+        pats = PatternSet(reference, [p for p in patterns if p != ""], DELIMITER)
+        with self._read() as conn:
+            user_id = self._user_id(conn, user)
+            rows = conn.execute(
+                select(
+                    t.mailbox.c.id,
+                    t.mailbox.c.name,
+                    t.mailbox.c.mailboxid,
+                    t.mailbox.c.highestmodseq,
+                    t.mailbox.c.created_modseq,
+                ).where(
+                    t.mailbox.c.user_id == user_id,
+                    t.mailbox.c.highestmodseq > modseq,
+                    t.mailbox.c.nomodseq == false(),
+                )
+            ).all()
+            rows = [r for r in rows if pats.matches(r.name)]
+            names = [r.name for r in rows]
+            subscribed = self._subscribed_among(conn, user_id, names)
+            if subscribed_only:
+                rows = [r for r in rows if r.name in subscribed]
+                names = [r.name for r in rows]
+            with_children = self._names_with_children(conn, user_id, names)
+            with_sub_children = self._names_with_subscribed_children(conn, user_id, names) if names else set()
+            old_names: dict[int, str] = {}
+            if include_gone:
+                for rn in conn.execute(
+                    select(t.mailbox_rename.c.mailbox_id, t.mailbox_rename.c.old_name)
+                    .where(t.mailbox_rename.c.user_id == user_id, t.mailbox_rename.c.modseq > modseq)
+                    .order_by(t.mailbox_rename.c.modseq)
+                ):
+                    old_names.setdefault(rn.mailbox_id, rn.old_name)
+            out = [
+                MailboxListing(
+                    name=r.name,
+                    id=r.id,
+                    mailboxid=r.mailboxid,
+                    has_children=r.name in with_children,
+                    has_subscribed_children=r.name in with_sub_children,
+                    subscribed=r.name in subscribed,
+                    old_name=old_names.get(r.id) if r.created_modseq <= modseq else None,
+                    highestmodseq=r.highestmodseq,
+                )
+                for r in rows
+            ]
+            if include_gone:
+                out.extend(self._gone_since(conn, user_id, modseq, pats, subscribed_only, old_names, out))
+            out.sort(key=lambda m: self._sort_key(m.name))
+            if with_status:
+                out = self._attach_status(conn, user_id, out)
+            return out
+
+    def _gone_since(
+        self,
+        conn: Connection,
+        user_id: int,
+        modseq: int,
+        pats: PatternSet,
+        subscribed_only: bool,
+        old_names: dict[int, str],
+        listed: list[MailboxListing],
+    ) -> list[MailboxListing]:
+        """Mailboxes the client could know at `modseq` that were deleted since."""
+        tombs = conn.execute(
+            select(t.mailbox_tombstone).where(
+                t.mailbox_tombstone.c.user_id == user_id,
+                t.mailbox_tombstone.c.deleted_modseq > modseq,
+                t.mailbox_tombstone.c.created_modseq <= modseq,
+                t.mailbox_tombstone.c.nomodseq == false(),
+            )
+        ).all()
+        if not tombs:
+            return []
+        existing = self._existing_names(conn, user_id, [tb.name for tb in tombs])
+        existing |= {m.name for m in listed}
+        subscribed = (
+            self._subscribed_among(conn, user_id, [tb.name for tb in tombs]) if subscribed_only else set()
+        )
+        out: list[MailboxListing] = []
+        seen: set[str] = set()
+        for tb in sorted(tombs, key=lambda x: -x.deleted_modseq):
+            old = old_names.get(tb.mailbox_id)
+            if tb.name in existing or tb.name in seen:
+                continue
+            if not (pats.matches(tb.name) or (old is not None and pats.matches(old))):
+                continue
+            if subscribed_only and tb.name not in subscribed:
+                continue
+            seen.add(tb.name)
+            out.append(
+                MailboxListing(
+                    name=tb.name,
+                    id=None,
+                    mailboxid=tb.mailboxid,
+                    has_children=False,
+                    has_subscribed_children=False,
+                    subscribed=tb.name in subscribed,
+                    nonexistent=True,
+                    old_name=old if old != tb.name else None,
+                    highestmodseq=tb.deleted_modseq,
+                )
+            )
+        return out
+
+    def _subscribed_among(self, conn: Connection, user_id: int, names: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(names):
+            found.update(
+                r[0]
+                for r in conn.execute(
+                    select(t.subscription.c.name).where(
+                        t.subscription.c.user_id == user_id, t.subscription.c.name.in_(chunk)
+                    )
+                )
+            )
+        return found
+
+    def _names_with_children(self, conn: Connection, user_id: int, names: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(names):
+            found.update(
+                r[0]
+                for r in conn.execute(
+                    select(t.mailbox.c.parent)
+                    .where(t.mailbox.c.user_id == user_id, t.mailbox.c.parent.in_(chunk))
+                    .distinct()
+                )
+            )
+        return found
+
+    def _names_with_subscribed_children(
+        self, conn: Connection, user_id: int, names: Sequence[str]
+    ) -> set[str]:
+        subs = self._subscribed_names(conn, user_id)
+        anc = {a for s in subs for a in _ancestors(s)}
+        return {n for n in names if n in anc}
+
+    def _attach_status(
+        self, conn: Connection, user_id: int, items: list[MailboxListing]
+    ) -> list[MailboxListing]:
+        ids = [m.id for m in items if m.id is not None]
+        stats = self._status_many(conn, user_id, ids)
+        return [_with_status(m, stats.get(m.id)) if m.id is not None else m for m in items]
+
+    # -- status
+
+    def _status_many(self, conn: Connection, user_id: int, ids: Sequence[int]) -> dict[int, MailboxStatus]:
+        out: dict[int, MailboxStatus] = {}
+        m, mb = t.message, t.mailbox
+        for chunk in _chunks(list(ids)):
+            agg = conn.execute(
+                select(
+                    m.c.mailbox_id,
+                    func.count().label("n"),
+                    func.sum(case((m.c.sysflags.op("&")(_SEEN) == 0, 1), else_=0)).label("unseen"),
+                    func.sum(m.c.size).label("size"),
+                    func.sum(case((m.c.uid >= mb.c.first_recent_uid, 1), else_=0)).label("recent"),
+                )
+                .select_from(m.join(mb, mb.c.id == m.c.mailbox_id))
+                .where(m.c.mailbox_id.in_(chunk))
+                .group_by(m.c.mailbox_id)
+            ).all()
+            by_id = {a.mailbox_id: a for a in agg}
+            for r in conn.execute(select(mb).where(mb.c.user_id == user_id, mb.c.id.in_(chunk))):
+                a = by_id.get(r.id)
+                out[r.id] = MailboxStatus(
+                    id=r.id,
+                    name=r.name,
+                    messages=int(a.n) if a else 0,
+                    recent=int(a.recent or 0) if a else 0,
+                    uidnext=r.uidnext,
+                    uidvalidity=r.uidvalidity,
+                    unseen=int(a.unseen or 0) if a else 0,
+                    highestmodseq=0 if r.nomodseq else r.highestmodseq,
+                    size=int(a.size or 0) if a else 0,
+                    mailboxid=r.mailboxid,
+                    nomodseq=bool(r.nomodseq),
+                )
+        return out
+
+    def _status(self, conn: Connection, user_id: int, mailbox_id: int) -> MailboxStatus:
+        st = self._status_many(conn, user_id, [mailbox_id]).get(mailbox_id)
+        if st is None:
+            raise NoSuchMailbox(f"no such mailbox #{mailbox_id}")
+        return st
+
+    def status(self, user: str, mailbox: str | int) -> MailboxStatus:
+        """STATUS: MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ SIZE MAILBOXID."""
+        with self._read() as conn:
+            user_id = self._user_id(conn, user)
+            mb = self._mailbox(conn, user_id, mailbox)
+            return self._status(conn, user_id, mb.id)
+
+    def select(self, user: str, mailbox: str | int, *, readonly: bool) -> SelectInfo:
+        """SELECT (claims \\Recent, RFC 3501 2.3.2) or EXAMINE (readonly, claims nothing)."""
+        if readonly:
+            with self._read() as conn:
+                return self._select(conn, self._user_id(conn, user), mailbox, claim_recent=False)
+        with self._write(user) as txn:
+            return self._select(txn.conn, txn.user_id, mailbox, claim_recent=True)
+
+    def _select(
+        self, conn: Connection, user_id: int, mailbox: str | int, *, claim_recent: bool
+    ) -> SelectInfo:
+        mb = self._mailbox(conn, user_id, mailbox)
+        status = self._status(conn, user_id, mb.id)
+        uids = [
+            r[0]
+            for r in conn.execute(
+                select(t.message.c.uid).where(t.message.c.mailbox_id == mb.id).order_by(t.message.c.uid)
+            )
+        ]
+        kw: set[str] = set()
+        for r in conn.execute(
+            select(t.message.c.keywords)
+            .where(t.message.c.mailbox_id == mb.id, t.message.c.keywords != "")
+            .distinct()
+        ):
+            kw |= _kw_parse(r[0])
+        recent = [u for u in uids if u >= mb.first_recent_uid]
+        if claim_recent and mb.first_recent_uid < mb.uidnext:
+            conn.execute(update(t.mailbox).where(t.mailbox.c.id == mb.id).values(first_recent_uid=mb.uidnext))
+        return SelectInfo(status=status, uids=uids, keywords=sorted(kw), recent_uids=recent)
+
+    # ================================================================ messages
+
+    def append(
+        self,
+        user: str,
+        mailbox: str | int,
+        data: bytes,
+        flags: Iterable[str] = (),
+        internaldate: datetime | None = None,
+        *,
+        origin: object | None = None,
+    ) -> AppendResult:
+        """APPEND: one MODSEQ, the next UID; returns APPENDUID data (RFC 4315)."""
+        bits, keywords = _split_flags(flags)
+        epoch, tz_min, day = _to_epoch(internaldate)
+        meta = parse_meta(data)
+        with self._write(user, origin) as txn:
+            conn = txn.conn
+            mb = self._mailbox(conn, txn.user_id, mailbox)
+            modseq = txn.next_modseq()
+            uid = mb.uidnext
+            blob_id = conn.execute(insert(t.blob).values(data=data).returning(t.blob.c.id)).scalar_one()
+            conn.execute(
+                insert(t.message).values(
+                    mailbox_id=mb.id,
+                    uid=uid,
+                    modseq=modseq,
+                    sysflags=bits,
+                    keywords=_kw_text(keywords),
+                    internaldate=epoch,
+                    tz_min=tz_min,
+                    internal_day=day,
+                    sent_day=meta.sent_day,
+                    size=len(data),
+                    blob_id=blob_id,
+                    emailid=_new_objectid("M"),
+                    threadid=meta.threadid,
+                )
+            )
+            conn.execute(
+                update(t.mailbox).where(t.mailbox.c.id == mb.id).values(uidnext=uid + 1, highestmodseq=modseq)
+            )
+            txn.emit(mb.name, mb.id, EventKind.APPEND, (uid,), modseq)
+            return AppendResult(mailbox_id=mb.id, uidvalidity=mb.uidvalidity, uid=uid, modseq=modseq)
+
+    def uids(self, user: str, mailbox: str | int) -> list[int]:
+        with self._read() as conn:
+            mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
+            return [
+                r[0]
+                for r in conn.execute(
+                    select(t.message.c.uid).where(t.message.c.mailbox_id == mb.id).order_by(t.message.c.uid)
+                )
+            ]
+
+    def _fetch_rows(
+        self,
+        conn: Connection,
+        mailbox_id: int,
+        uids: UidSet | None,
+        changedsince: int | None,
+        with_data: bool,
+    ) -> list[MessageRecord]:
+        clause, recheck = _uid_filter(t.message.c.uid, uids)
+        cols: list[Any] = list(_MSG_COLS)
+        q = select(*cols).where(t.message.c.mailbox_id == mailbox_id, clause)
+        if with_data:
+            q = (
+                select(*cols, t.blob.c.data)
+                .select_from(t.message.join(t.blob, t.blob.c.id == t.message.c.blob_id))
+                .where(t.message.c.mailbox_id == mailbox_id, clause)
+            )
+        if changedsince is not None:
+            q = q.where(t.message.c.modseq > changedsince)
+        out = []
+        for r in conn.execute(q.order_by(t.message.c.uid)):
+            if recheck is not None and r.uid not in recheck:
+                continue
+            out.append(_record(r, r.data if with_data else None))
+        return out
+
+    def fetch(
+        self,
+        user: str,
+        mailbox: str | int,
+        uids: UidSet | None,
+        *,
+        changedsince: int | None = None,
+        with_data: bool = False,
+    ) -> list[MessageRecord]:
+        """Metadata (and bytes if asked) of the messages in `uids`, ascending UID; CHANGEDSINCE filters."""
+        with self._read() as conn:
+            mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
+            return self._fetch_rows(conn, mb.id, uids, changedsince, with_data)
+
+    def fetch_data(self, user: str, mailbox: str | int, uid: int) -> bytes:
+        with self._read() as conn:
+            mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
+            data = conn.execute(
+                select(t.blob.c.data)
+                .select_from(t.message.join(t.blob, t.blob.c.id == t.message.c.blob_id))
+                .where(t.message.c.mailbox_id == mb.id, t.message.c.uid == uid)
+            ).scalar()
+        if data is None:
+            raise NoSuchMessage(f"no message with UID {uid}")
+        return bytes(data)
+
+    def store_flags(
+        self,
+        user: str,
+        mailbox: str | int,
+        uids: UidSet | None,
+        mode: FlagMode,
+        flags: Iterable[str],
+        *,
+        unchangedsince: int | None = None,
+        origin: object | None = None,
+    ) -> StoreResult:
+        """STORE: one MODSEQ for every message it changes; UNCHANGEDSINCE failures go to `modified`."""
+        bits, keywords = _split_flags(flags)
+        with self._write(user, origin) as txn:
+            conn = txn.conn
+            mb = self._mailbox(conn, txn.user_id, mailbox)
+            rows = self._fetch_rows(conn, mb.id, uids, None, False)
+            modified: list[int] = []
+            passed: list[tuple[MessageRecord, int, frozenset[str]]] = []
+            for rec in rows:
+                if unchangedsince is not None and rec.modseq > unchangedsince:
+                    modified.append(rec.uid)
+                    continue
+                old_bits, old_kw = _split_flags(rec.flags)
+                if mode is FlagMode.REPLACE:
+                    nb, nk = bits, keywords
+                elif mode is FlagMode.ADD:
+                    nb, nk = old_bits | bits, old_kw | keywords
+                else:
+                    nb, nk = old_bits & ~bits, old_kw - keywords
+                passed.append((rec, nb, nk))
+            changed = [(rec, nb, nk) for rec, nb, nk in passed if _flags_of(nb, _kw_text(nk)) != rec.flags]
+            modseq: int | None = None
+            if changed:
+                modseq = txn.next_modseq()
+                conn.execute(
+                    update(t.message)
+                    .where(t.message.c.mailbox_id == mb.id, t.message.c.uid == bindparam("b_uid"))
+                    .values(sysflags=bindparam("b_bits"), keywords=bindparam("b_kw"), modseq=modseq),
+                    [{"b_uid": rec.uid, "b_bits": nb, "b_kw": _kw_text(nk)} for rec, nb, nk in changed],
+                )
+                conn.execute(update(t.mailbox).where(t.mailbox.c.id == mb.id).values(highestmodseq=modseq))
+                txn.emit(mb.name, mb.id, EventKind.FLAGS, [rec.uid for rec, _, _ in changed], modseq)
+            changed_uids = {rec.uid for rec, _, _ in changed}
+            updated = [
+                MessageRecord(
+                    uid=rec.uid,
+                    modseq=modseq if rec.uid in changed_uids and modseq is not None else rec.modseq,
+                    flags=_flags_of(nb, _kw_text(nk)),
+                    internaldate=rec.internaldate,
+                    size=rec.size,
+                    emailid=rec.emailid,
+                    threadid=rec.threadid,
+                )
+                for rec, nb, nk in passed
+            ]
+            return StoreResult(
+                updated=updated,
+                changed_uids=sorted(changed_uids),
+                modified=UidSet.from_uids(modified),
+                modseq=modseq,
+            )
+
+    def _gc_blobs(self, conn: Connection, blob_ids: Sequence[int]) -> None:
+        for chunk in _chunks(list(blob_ids)):
+            conn.execute(
+                delete(t.blob).where(
+                    t.blob.c.id.in_(chunk),
+                    ~exists().where(t.message.c.blob_id == t.blob.c.id),
+                )
+            )
+
+    def _expunge_locked(self, txn: _Txn, mb: Any, uid_rows: Sequence[Any], kind_modseq: int) -> None:
+        conn = txn.conn
+        ids = [r.id for r in uid_rows]
+        for chunk in _chunks(ids):
+            conn.execute(delete(t.message).where(t.message.c.id.in_(chunk)))
+        # A UID can be expunged only once per UIDVALIDITY, so these never collide.
+        conn.execute(
+            insert(t.expunged),
+            [{"mailbox_id": mb.id, "uid": r.uid, "modseq": kind_modseq} for r in uid_rows],
+        )
+        self._gc_blobs(conn, list({r.blob_id for r in uid_rows}))
+        conn.execute(update(t.mailbox).where(t.mailbox.c.id == mb.id).values(highestmodseq=kind_modseq))
+        txn.emit(mb.name, mb.id, EventKind.EXPUNGE, [r.uid for r in uid_rows], kind_modseq)
+
+    def expunge(
+        self, user: str, mailbox: str | int, uids: UidSet | None = None, *, origin: object | None = None
+    ) -> ExpungeResult:
+        """EXPUNGE / UID EXPUNGE (RFC 4315): removes \\Deleted messages, keeps (uid, modseq) tombstones."""
+        with self._write(user, origin) as txn:
+            conn = txn.conn
+            mb = self._mailbox(conn, txn.user_id, mailbox)
+            clause, recheck = _uid_filter(t.message.c.uid, uids)
+            rows = [
+                r
+                for r in conn.execute(
+                    select(t.message.c.id, t.message.c.uid, t.message.c.blob_id)
+                    .where(
+                        t.message.c.mailbox_id == mb.id,
+                        t.message.c.sysflags.op("&")(_DELETED) != 0,
+                        clause,
+                    )
+                    .order_by(t.message.c.uid)
+                )
+                if recheck is None or r.uid in recheck
+            ]
+            if not rows:
+                return ExpungeResult(uids=[], modseq=None)
+            modseq = txn.next_modseq()
+            self._expunge_locked(txn, mb, rows, modseq)
+            return ExpungeResult(uids=[r.uid for r in rows], modseq=modseq)
+
+    def _copy_locked(
+        self, txn: _Txn, src_id: int, uids: UidSet | None, dst_id: int, *, move: bool
+    ) -> tuple[CopyResult, list[int], int | None]:
+        conn = txn.conn
+        src = self._mailbox(conn, txn.user_id, src_id)
+        dst = self._mailbox(conn, txn.user_id, dst_id)
+        clause, recheck = _uid_filter(t.message.c.uid, uids)
+        rows = [
+            r
+            for r in conn.execute(
+                select(t.message).where(t.message.c.mailbox_id == src.id, clause).order_by(t.message.c.uid)
+            )
+            if recheck is None or r.uid in recheck
+        ]
+        if not rows:
+            return CopyResult(dst.uidvalidity, [], [], None), [], None
+        modseq = txn.next_modseq()
+        first = dst.uidnext
+        dst_uids = list(range(first, first + len(rows)))
+        conn.execute(
+            insert(t.message),
+            [
+                {
+                    "mailbox_id": dst.id,
+                    "uid": new_uid,
+                    "modseq": modseq,
+                    "sysflags": r.sysflags,
+                    "keywords": r.keywords,
+                    "internaldate": r.internaldate,
+                    "tz_min": r.tz_min,
+                    "internal_day": r.internal_day,
+                    "sent_day": r.sent_day,
+                    "size": r.size,
+                    "blob_id": r.blob_id,
+                    "emailid": r.emailid,  # RFC 8474: a copy is the same email
+                    "threadid": r.threadid,
+                }
+                for r, new_uid in zip(rows, dst_uids, strict=True)
+            ],
+        )
+        conn.execute(
+            update(t.mailbox)
+            .where(t.mailbox.c.id == dst.id)
+            .values(uidnext=first + len(rows), highestmodseq=modseq)
+        )
+        txn.emit(dst.name, dst.id, EventKind.APPEND, dst_uids, modseq)
+        copy = CopyResult(dst.uidvalidity, [r.uid for r in rows], dst_uids, modseq)
+        if not move:
+            return copy, [], None
+        # The source gets its own MODSEQ: MODSEQs stay unique per mailbox change (CR I.3).
+        src_modseq = txn.next_modseq()
+        self._expunge_locked(txn, src, rows, src_modseq)
+        return copy, [r.uid for r in rows], src_modseq
+
+    def copy(
+        self, user: str, src: str | int, uids: UidSet | None, dst: str | int, *, origin: object | None = None
+    ) -> CopyResult:
+        """COPY / UID COPY: flags and INTERNALDATE kept (not \\Recent), EMAILID kept; COPYUID data."""
+        with self._write(user, origin) as txn:
+            s = self._mailbox(txn.conn, txn.user_id, src)
+            d = self._mailbox(txn.conn, txn.user_id, dst)
+            return self._copy_locked(txn, s.id, uids, d.id, move=False)[0]
+
+    def move(
+        self, user: str, src: str | int, uids: UidSet | None, dst: str | int, *, origin: object | None = None
+    ) -> MoveResult:
+        """MOVE (RFC 6851) in one transaction: APPEND to dst, then EXPUNGE from src."""
+        with self._write(user, origin) as txn:
+            s = self._mailbox(txn.conn, txn.user_id, src)
+            d = self._mailbox(txn.conn, txn.user_id, dst)
+            copy, expunged, modseq = self._copy_locked(txn, s.id, uids, d.id, move=True)
+            return MoveResult(copy=copy, expunged=expunged, modseq=modseq)
+
+    def _vanished(self, conn: Connection, mailbox_id: int, modseq: int, uids: UidSet | None) -> list[int]:
+        clause, recheck = _uid_filter(t.expunged.c.uid, uids)
+        return [
+            r[0]
+            for r in conn.execute(
+                select(t.expunged.c.uid)
+                .where(t.expunged.c.mailbox_id == mailbox_id, t.expunged.c.modseq > modseq, clause)
+                .order_by(t.expunged.c.uid)
+            )
+            if recheck is None or r[0] in recheck
+        ]
+
+    def changes_since(
+        self, user: str, mailbox: str | int, modseq: int, uids: UidSet | None = None
+    ) -> MailboxChanges:
+        """FETCH (CHANGEDSINCE) and QRESYNC: changed messages and VANISHED UIDs, one snapshot."""
+        with self._read() as conn:
+            mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
+            return MailboxChanges(
+                changed=self._fetch_rows(conn, mb.id, uids, modseq, False),
+                vanished=self._vanished(conn, mb.id, modseq, uids),
+            )
+
+    def vanished_since(
+        self, user: str, mailbox: str | int, modseq: int, uids: UidSet | None = None
+    ) -> list[int]:
+        with self._read() as conn:
+            mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
+            return self._vanished(conn, mb.id, modseq, uids)
+
+    # -- search
+
+    def search(self, user: str, mailbox: str | int, flt: SearchFilter) -> SearchResult:
+        """AND of the filter's criteria: SQL for flags/UIDs/MODSEQ/dates/sizes, then substring scans
+        of the stored bytes (case-insensitive, no MIME decoding of bodies) for the survivors only."""
+        m = t.message
+        with self._read() as conn:
+            mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
+            clause, recheck = _uid_filter(m.c.uid, flt.uids)
+            conds: list[ColumnElement[bool]] = [m.c.mailbox_id == mb.id, clause]
+            for f in flt.flags_set:
+                bit = t.FLAG_BITS.get(f.lower())
+                if bit is not None:
+                    conds.append(m.c.sysflags.op("&")(bit) != 0)
+                elif not f.startswith("\\"):
+                    conds.append(m.c.keywords.contains(f" {f} ", autoescape=True))
+                else:
+                    conds.append(false())
+            for f in flt.flags_unset:
+                bit = t.FLAG_BITS.get(f.lower())
+                if bit is not None:
+                    conds.append(m.c.sysflags.op("&")(bit) == 0)
+                elif not f.startswith("\\"):
+                    conds.append(~m.c.keywords.contains(f" {f} ", autoescape=True))
+            if flt.modseq_min is not None:
+                conds.append(m.c.modseq >= flt.modseq_min)
+            conds += _day_conds(m.c.internal_day, flt.before, flt.on, flt.since)
+            conds += _day_conds(m.c.sent_day, flt.sent_before, flt.sent_on, flt.sent_since)
+            if flt.larger is not None:
+                conds.append(m.c.size > flt.larger)
+            if flt.smaller is not None:
+                conds.append(m.c.size < flt.smaller)
+            need_bytes = bool(flt.headers or flt.body or flt.text)
+            cols: list[Any] = [m.c.uid, m.c.modseq]
+            q = select(*cols).where(and_(*conds))
+            if need_bytes:
+                q = (
+                    select(*cols, t.blob.c.data)
+                    .select_from(m.join(t.blob, t.blob.c.id == m.c.blob_id))
+                    .where(and_(*conds))
+                )
+            uids: list[int] = []
+            highest = 0
+            for r in conn.execute(q.order_by(m.c.uid)):
+                if recheck is not None and r.uid not in recheck:
+                    continue
+                if need_bytes and not _text_match(bytes(r.data), flt):
+                    continue
+                uids.append(r.uid)
+                highest = max(highest, r.modseq)
+            return SearchResult(uids=uids, highest_modseq=highest)
+
+    # ================================================================ bulk (seeding)
+
+    def bulk_load(self, user: str, mailboxes: Sequence[BulkMailbox]) -> int:
+        """Create mailboxes (and missing parents) and add their messages in ONE transaction, with
+        multi-row inserts. For seeding and benchmarks: MODSEQ/UID rules as for single calls, but no
+        events are published. Returns the number of messages added."""
+        with self._write(user) as txn:
+            conn = txn.conn
+            names = [_check_name(b.name) for b in mailboxes]
+            wanted_set: dict[str, None] = {}  # ordered: parents before children
+            for n in names:
+                for a in [*_ancestors(n), n]:
+                    wanted_set.setdefault(a, None)
+            wanted = list(wanted_set)
+            existing_rows = {}
+            for chunk in _chunks(wanted):
+                for r in conn.execute(
+                    select(t.mailbox).where(t.mailbox.c.user_id == txn.user_id, t.mailbox.c.name.in_(chunk))
+                ):
+                    existing_rows[r.name] = r
+            msgs_by_name: dict[str, list[BulkMessage]] = {}
+            for n, b in zip(names, mailboxes, strict=True):
+                msgs_by_name.setdefault(n, []).extend(b.messages)
+            # Mailboxes: each creation takes a MODSEQ, then its messages take the following ones.
+            new_rows: list[dict[str, Any]] = []
+            plan: list[tuple[str, int, int, list[BulkMessage]]] = []  # name, first uid, uidvalidity, messages
+            for n in wanted:
+                msgs = msgs_by_name.get(n, [])
+                if n in existing_rows:
+                    r = existing_rows[n]
+                    plan.append((n, r.uidnext, r.uidvalidity, msgs))
+                    continue
+                created = txn.next_modseq()
+                uidvalidity = txn.next_uidvalidity()
+                new_rows.append(
+                    {
+                        "user_id": txn.user_id,
+                        "name": n,
+                        "parent": _parent_of(n),
+                        "uidvalidity": uidvalidity,
+                        "uidnext": 1 + len(msgs),
+                        "highestmodseq": created + len(msgs),
+                        "created_modseq": created,
+                        "nomodseq": False,
+                        "mailboxid": _new_objectid("F"),
+                        "first_recent_uid": 1,
+                    }
+                )
+                plan.append((n, 1, uidvalidity, msgs))
+                txn.modseq += len(msgs)  # reserved for this mailbox's messages, in order
+            ids: dict[str, int] = {n: r.id for n, r in existing_rows.items()}
+            if new_rows:
+                res = conn.execute(
+                    insert(t.mailbox).returning(
+                        t.mailbox.c.id, t.mailbox.c.name, sort_by_parameter_order=True
+                    ),
+                    new_rows,
+                )
+                ids.update({r.name: r.id for r in res})
+            # Messages of existing mailboxes take MODSEQs after all new ones.
+            blob_rows: list[dict[str, Any]] = []
+            msg_rows: list[dict[str, Any]] = []
+            existing_updates: list[dict[str, Any]] = []
+            new_names = {r["name"] for r in new_rows}
+            next_created = {r["name"]: r["created_modseq"] for r in new_rows}
+            for n, first_uid, _uv, msgs in plan:
+                if not msgs:
+                    continue
+                if n in new_names:
+                    base = next_created[n]
+                    modseqs = [base + 1 + i for i in range(len(msgs))]
+                else:
+                    modseqs = [txn.next_modseq() for _ in msgs]
+                    existing_updates.append(
+                        {"b_id": ids[n], "b_uidnext": first_uid + len(msgs), "b_hms": modseqs[-1]}
+                    )
+                for i, bm in enumerate(msgs):
+                    bits, kws = _split_flags(bm.flags)
+                    epoch, tz_min, day = _to_epoch(bm.internaldate)
+                    meta = parse_meta(bm.data)
+                    blob_rows.append({"data": bm.data})
+                    msg_rows.append(
+                        {
+                            "mailbox_id": ids[n],
+                            "uid": first_uid + i,
+                            "modseq": modseqs[i],
+                            "sysflags": bits,
+                            "keywords": _kw_text(kws),
+                            "internaldate": epoch,
+                            "tz_min": tz_min,
+                            "internal_day": day,
+                            "sent_day": meta.sent_day,
+                            "size": len(bm.data),
+                            "emailid": _new_objectid("M"),
+                            "threadid": meta.threadid,
+                        }
+                    )
+            if blob_rows:
+                res = conn.execute(
+                    insert(t.blob).returning(t.blob.c.id, sort_by_parameter_order=True), blob_rows
+                )
+                for row, blob_id in zip(msg_rows, [r[0] for r in res], strict=True):
+                    row["blob_id"] = blob_id
+                conn.execute(insert(t.message), msg_rows)
+            if existing_updates:
+                conn.execute(
+                    update(t.mailbox)
+                    .where(t.mailbox.c.id == bindparam("b_id"))
+                    .values(uidnext=bindparam("b_uidnext"), highestmodseq=bindparam("b_hms")),
+                    existing_updates,
+                )
+            return len(msg_rows)
+
+
+def _with_status(m: MailboxListing, st: MailboxStatus | None) -> MailboxListing:
+    from dataclasses import replace
+
+    return replace(m, status=st)
+
+
+def _day_conds(
+    col: Any, before: date | None, on: date | None, since: date | None
+) -> list[ColumnElement[bool]]:
+    out: list[ColumnElement[bool]] = []
+    if before is not None:
+        out.append(col < day_number(before))
+    if on is not None:
+        out.append(col == day_number(on))
+    if since is not None:
+        out.append(col >= day_number(since))
+    return out
+
+
+def _text_match(data: bytes, flt: SearchFilter) -> bool:
+    header, body = split_message(data)
+    for name, needle in flt.headers:
+        values = header_values(data, name)
+        if not values:
+            return False
+        if needle and not any(needle.casefold() in v.casefold() for v in values):
+            return False
+    if flt.body:
+        b = body.decode("utf-8", "replace").casefold()
+        if not all(s.casefold() in b for s in flt.body):
+            return False
+    if flt.text:
+        whole = (header + body).decode("utf-8", "replace").casefold()
+        if not all(s.casefold() in whole for s in flt.text):
+            return False
+    return True
