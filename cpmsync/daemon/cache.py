@@ -260,15 +260,29 @@ class Cache:
             s.add(a)
             s.commit()
 
-    def begin_discovery(self, target_modseq: int, changed: Iterable[str]) -> None:
-        """Record what a discovery found: the folders to sync and the modseq it saw up to."""
+    def begin_discovery(self, target_modseq: int, changed: Iterable[str], *, complete: bool = True) -> None:
+        """Record what a discovery found: the folders to sync and the modseq it saw up to.
+
+        `complete`: the discovery named every folder changed since the watermark (LIST
+        CHANGEDSINCE, or LIST-STATUS compared with the cache), so it replaces the pending set;
+        a pending folder it did not name has nothing above the watermark. Use False for a
+        partial hint (one NOTIFY'd folder): pending folders are then kept.
+        """
         with self._lock, Session(self._engine) as s:
             a = s.get(Account, self.account_id)
             assert a is not None
             a.sync_target = max(a.sync_target, target_modseq)
             s.add(a)
+            names = dict.fromkeys(changed)
             have = set(s.exec(select(PendingFolder.name).where(PendingFolder.account_id == self.account_id)))
-            for name in dict.fromkeys(changed):
+            if complete:
+                for stale in have - set(names):
+                    s.exec(
+                        delete(PendingFolder).where(
+                            col(PendingFolder.account_id) == self.account_id, col(PendingFolder.name) == stale
+                        )
+                    )
+            for name in names:
                 if name not in have:
                     s.add(PendingFolder(account_id=self.account_id, name=name))
             s.flush()

@@ -1,0 +1,99 @@
+"""Schema version: a newer daemon migrates an older cache, or rebuilds it saying so in one line."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cpmsync.daemon.cache import Cache, MessageData
+from cpmsync.models.tables import SCHEMA_VERSION
+
+
+def make_cache(path: Path) -> None:
+    c = Cache.open(path, "acct")
+    c.begin_discovery(10, ["INBOX"])
+    with c.folder_sync("INBOX") as fs:
+        fs.set_status(uidvalidity=1, highestmodseq=10)
+        fs.add_message(MessageData(uid=1, modseq=10, subject="kept"))
+    c.close()
+
+
+def downgrade_to_v1(path: Path) -> None:
+    """Shape the file like schema v1: no trace/outbox_seq tables, no per-folder outbox sequence."""
+    con = sqlite3.connect(path)
+    con.executescript(
+        """
+        DROP TABLE trace;
+        DROP TABLE outbox_seq;
+        DROP INDEX ix_outbox_folder_seq;
+        ALTER TABLE outbox DROP COLUMN seq;
+        ALTER TABLE outbox DROP COLUMN folder;
+        UPDATE schema_version SET version = 1;
+        """
+    )
+    con.commit()
+    con.close()
+
+
+def cache_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "cpmsync.daemon.cache" and "cache" in r.getMessage()]
+
+
+def test_older_cache_is_migrated_keeping_its_data(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "c.sqlite"
+    make_cache(path)
+    downgrade_to_v1(path)
+    caplog.set_level(logging.INFO, logger="cpmsync")
+    c = Cache.open(path, "acct")
+    assert (c.rebuilt, c.migrated_from) == (False, 1)
+    assert [m.subject for m in c.messages("INBOX")] == ["kept"]
+    assert c.watermark == 10
+    assert c.outbox_count() > 0  # unsent events survive the migration
+    c.add_trace("x", [(1.0, "in", 3)])  # the v2 table exists now
+    (line,) = cache_logs(caplog)
+    assert line.getMessage() == "cache migrated" and line.levelno == logging.INFO
+    ver = sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchone()[0]
+    assert ver == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("version", [SCHEMA_VERSION + 5, 0])
+def test_unknown_schema_is_dropped_and_rebuilt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, version: int
+) -> None:
+    path = tmp_path / "c.sqlite"
+    make_cache(path)
+    con = sqlite3.connect(path)
+    con.execute("UPDATE schema_version SET version = ?", (version,))
+    con.commit()
+    con.close()
+    caplog.set_level(logging.INFO, logger="cpmsync")
+    c = Cache.open(path, "acct")
+    assert c.rebuilt is True
+    assert c.folders() == {} and c.watermark == 0  # a full resync from the server follows
+    (line,) = cache_logs(caplog)
+    assert line.levelno == logging.WARNING and "rebuilt" in line.getMessage()
+    assert f"v{version}" in line.reason or "migration" in line.reason  # type: ignore[attr-defined]
+
+
+def test_damaged_file_is_rebuilt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "c.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    caplog.set_level(logging.INFO, logger="cpmsync")
+    c = Cache.open(path, "acct")
+    assert c.rebuilt is True
+    c.begin_discovery(1, [])
+    assert c.watermark == 1
+    assert len(cache_logs(caplog)) == 1
+
+
+def test_current_cache_opens_quietly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "c.sqlite"
+    make_cache(path)
+    caplog.set_level(logging.INFO, logger="cpmsync")
+    c = Cache.open(path, "acct")
+    assert (c.rebuilt, c.migrated_from) == (False, None)
+    assert cache_logs(caplog) == []
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
