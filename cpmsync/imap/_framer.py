@@ -70,6 +70,10 @@ class Framer:
     def expect_raw_line(self) -> None:
         self._raw_line = True
 
+    def current_line_head(self) -> bytes:
+        """The first bytes of the logical line being framed (to name its tag in events)."""
+        return bytes(self._buf[self._start : self._start + 256])
+
     def pop_continuation(self) -> int | None:
         """Size of a synchronizing literal just announced (command side answers "+")."""
         n = self._pending_cont

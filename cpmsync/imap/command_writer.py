@@ -1,0 +1,361 @@
+"""Client side: typed commands to wire bytes, split where a synchronizing literal must wait.
+
+`command_chunks` returns the pieces to send; before each piece after the first the client
+waits for the server's "+" continuation. With LITERAL+ (RFC 7888) it is one piece.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from ._lexer import Out, enc
+from .commands import (
+    AppendCommand,
+    AuthenticateCommand,
+    CapabilityCommand,
+    CheckCommand,
+    CloseCommand,
+    Command,
+    CompressCommand,
+    CopyCommand,
+    CreateCommand,
+    DeleteCommand,
+    EnableCommand,
+    ExpungeCommand,
+    FetchAtt,
+    FetchCommand,
+    IdCommand,
+    IdleCommand,
+    ListCommand,
+    LoginCommand,
+    LogoutCommand,
+    LsubCommand,
+    MoveCommand,
+    NamespaceCommand,
+    NoopCommand,
+    NotifyCommand,
+    RenameCommand,
+    SearchCommand,
+    SearchKey,
+    SelectCommand,
+    StartTlsCommand,
+    StatusCommand,
+    StoreCommand,
+    SubscribeCommand,
+    UnselectCommand,
+    UnsubscribeCommand,
+)
+from .datetimes import format_date, format_datetime
+from .mutf7 import encode_mailbox
+from .seqset import SequenceSet
+
+__all__ = ["command_chunks", "fetch_att_bytes", "serialize_command"]
+
+_MACROS = frozenset({"ALL", "FAST", "FULL"})
+
+
+def _mailbox(out: Out, name: str) -> None:
+    out.astring(encode_mailbox(name).encode("ascii"))
+
+
+def fetch_att_bytes(att: FetchAtt) -> bytes:
+    """One fetch attribute as written in FETCH (and NOTIFY MessageNew)."""
+    if isinstance(att, str):
+        return att.encode("ascii")
+    head = b"BODY.PEEK[" if att.peek else b"BODY["
+    tail = b"]" if att.partial is None else b"]<%d.%d>" % att.partial
+    return head + enc(att.section) + tail
+
+
+def _atts(out: Out, atts: tuple[FetchAtt, ...]) -> None:
+    out.w(b"(" + b" ".join(fetch_att_bytes(a) for a in atts) + b")")
+
+
+def _search_keys(out: Out, keys: tuple[SearchKey, ...]) -> None:
+    """Written with an explicit stack: a NOT NOT NOT ... chain cannot exhaust recursion."""
+    todo: list[Any] = []
+    for i, k in enumerate(reversed(keys)):
+        todo.append(k)
+        if i != len(keys) - 1:
+            todo.append(b" ")
+    while todo:
+        x = todo.pop()
+        if isinstance(x, bytes):
+            out.w(x)
+        elif isinstance(x, SearchKey):
+            if x.op == "AND":
+                todo.append(b")")
+                for i, sub in enumerate(reversed(x.args)):
+                    todo.append(sub)
+                    if i != len(x.args) - 1:
+                        todo.append(b" ")
+                todo.append(b"(")
+            elif x.op == "SEQSET":
+                todo.append(x.args[0])
+            else:
+                for a in reversed(x.args):
+                    todo.append(a)
+                    todo.append(b" ")
+                todo.append(x.op.encode("ascii"))
+        elif isinstance(x, SequenceSet):
+            out.w(x.to_bytes())
+        elif isinstance(x, bool):
+            raise TypeError("bool is not a search argument")
+        elif isinstance(x, int):
+            out.w(b"%d" % x)
+        elif isinstance(x, date):
+            out.w(format_date(x).encode("ascii"))
+        else:
+            out.astring(enc(x))
+
+
+def _w_simple(name: bytes) -> Callable[[Out, Any], None]:
+    def w(out: Out, c: Any) -> None:
+        out.w(name)
+
+    return w
+
+
+def _w_mailbox_cmd(name: bytes) -> Callable[[Out, Any], None]:
+    def w(out: Out, c: Any) -> None:
+        out.w(name + b" ")
+        _mailbox(out, c.mailbox)
+
+    return w
+
+
+def _w_id(out: Out, c: IdCommand) -> None:
+    if c.params is None:
+        out.w(b"ID NIL")
+        return
+    out.w(b"ID (")
+    for i, (k, v) in enumerate(c.params):
+        if i:
+            out.w(b" ")
+        out.string(enc(k))
+        out.w(b" ")
+        out.nstring(None if v is None else enc(v))
+    out.w(b")")
+
+
+def _w_login(out: Out, c: LoginCommand) -> None:
+    out.w(b"LOGIN ")
+    out.astring(enc(c.username))
+    out.w(b" ")
+    out.astring(enc(c.password))
+
+
+def _w_authenticate(out: Out, c: AuthenticateCommand) -> None:
+    out.w(b"AUTHENTICATE " + c.mechanism.encode("ascii"))
+    if c.initial_response is not None:
+        ir = binascii.b2a_base64(c.initial_response, newline=False) if c.initial_response else b"="
+        out.w(b" " + ir)
+
+
+def _w_enable(out: Out, c: EnableCommand) -> None:
+    out.w(b" ".join([b"ENABLE", *(x.encode("ascii") for x in c.capabilities)]))
+
+
+def _w_select(out: Out, c: SelectCommand) -> None:
+    out.w(b"EXAMINE " if c.readonly else b"SELECT ")
+    _mailbox(out, c.mailbox)
+    params = []
+    if c.condstore:
+        params.append(b"CONDSTORE")
+    if c.qresync is not None:
+        q = c.qresync
+        p = b"QRESYNC (%d %d" % (q.uidvalidity, q.modseq)
+        if q.known_uids is not None:
+            p += b" " + q.known_uids.to_bytes()
+            if q.seq_match is not None:
+                p += b" (" + q.seq_match[0].to_bytes() + b" " + q.seq_match[1].to_bytes() + b")"
+        params.append(p + b")")
+    if params:
+        out.w(b" (" + b" ".join(params) + b")")
+
+
+def _w_rename(out: Out, c: RenameCommand) -> None:
+    out.w(b"RENAME ")
+    _mailbox(out, c.old)
+    out.w(b" ")
+    _mailbox(out, c.new)
+
+
+def _w_list(out: Out, c: ListCommand) -> None:
+    out.w(b"LIST ")
+    sel = [s.encode("ascii") for s in c.selection]
+    if c.changedsince is not None:
+        sel.append(b"CHANGEDSINCE (%d)" % c.changedsince)
+    if sel:
+        out.w(b"(" + b" ".join(sel) + b") ")
+    _mailbox(out, c.reference)
+    out.w(b" ")
+    if len(c.patterns) == 1:
+        out.list_mailbox(encode_mailbox(c.patterns[0]).encode("ascii"))
+    else:
+        out.w(b"(")
+        for i, p in enumerate(c.patterns):
+            if i:
+                out.w(b" ")
+            out.list_mailbox(encode_mailbox(p).encode("ascii"))
+        out.w(b")")
+    ret = [r.encode("ascii") for r in c.return_opts]
+    if c.return_status is not None:
+        ret.append(b"STATUS (" + " ".join(c.return_status).encode("ascii") + b")")
+    if ret:
+        out.w(b" RETURN (" + b" ".join(ret) + b")")
+
+
+def _w_lsub(out: Out, c: LsubCommand) -> None:
+    out.w(b"LSUB ")
+    _mailbox(out, c.reference)
+    out.w(b" ")
+    out.list_mailbox(encode_mailbox(c.pattern).encode("ascii"))
+
+
+def _w_status(out: Out, c: StatusCommand) -> None:
+    out.w(b"STATUS ")
+    _mailbox(out, c.mailbox)
+    out.w(b" (" + " ".join(c.items).encode("ascii") + b")")
+
+
+def _w_append(out: Out, c: AppendCommand) -> None:
+    out.w(b"APPEND ")
+    _mailbox(out, c.mailbox)
+    if c.flags:
+        out.w(b" (" + " ".join(c.flags).encode("ascii") + b")")
+    if c.date_time is not None:
+        out.w(b' "' + format_datetime(c.date_time).encode("ascii") + b'"')
+    out.w(b" ")
+    out.literal(c.message)
+
+
+def _w_expunge(out: Out, c: ExpungeCommand) -> None:
+    out.w(b"EXPUNGE" if c.uids is None else b"UID EXPUNGE " + c.uids.to_bytes())
+
+
+def _w_search(out: Out, c: SearchCommand) -> None:
+    out.w(b"UID SEARCH" if c.uid else b"SEARCH")
+    if c.return_opts is not None:
+        out.w(b" RETURN (" + " ".join(c.return_opts).encode("ascii") + b")")
+    if c.charset is not None:
+        out.w(b" CHARSET ")
+        out.astring(enc(c.charset))
+    out.w(b" ")
+    _search_keys(out, c.criteria)
+
+
+def _w_fetch(out: Out, c: FetchCommand) -> None:
+    out.w((b"UID FETCH " if c.uid else b"FETCH ") + c.seqset.to_bytes() + b" ")
+    if len(c.items) == 1 and isinstance(c.items[0], str) and c.items[0] in _MACROS:
+        out.w(c.items[0].encode("ascii"))
+    else:
+        _atts(out, c.items)
+    mods = []
+    if c.changedsince is not None:
+        mods.append(b"CHANGEDSINCE %d" % c.changedsince)
+    if c.vanished:
+        mods.append(b"VANISHED")
+    if mods:
+        out.w(b" (" + b" ".join(mods) + b")")
+
+
+def _w_store(out: Out, c: StoreCommand) -> None:
+    out.w((b"UID STORE " if c.uid else b"STORE ") + c.seqset.to_bytes() + b" ")
+    if c.unchangedsince is not None:
+        out.w(b"(UNCHANGEDSINCE %d) " % c.unchangedsince)
+    out.w(c.mode.encode("ascii") + (b"FLAGS.SILENT (" if c.silent else b"FLAGS ("))
+    out.w(" ".join(c.flags).encode("ascii") + b")")
+
+
+def _w_copy_move(name: bytes) -> Callable[[Out, Any], None]:
+    def w(out: Out, c: Any) -> None:
+        out.w((b"UID " if c.uid else b"") + name + b" " + c.seqset.to_bytes() + b" ")
+        _mailbox(out, c.mailbox)
+
+    return w
+
+
+def _w_notify(out: Out, c: NotifyCommand) -> None:
+    if c.groups is None:
+        out.w(b"NOTIFY NONE")
+        return
+    out.w(b"NOTIFY SET")
+    if c.status:
+        out.w(b" STATUS")
+    for g in c.groups:
+        out.w(b" (" + g.filter.encode("ascii"))
+        if g.mailboxes:
+            out.w(b" ")
+            if len(g.mailboxes) > 1:
+                out.w(b"(")
+            for i, m in enumerate(g.mailboxes):
+                if i:
+                    out.w(b" ")
+                _mailbox(out, m)
+            if len(g.mailboxes) > 1:
+                out.w(b")")
+        if g.events is None:
+            out.w(b" NONE)")
+            continue
+        out.w(b" (")
+        for i, ev in enumerate(g.events):
+            if i:
+                out.w(b" ")
+            out.w(ev.name.encode("ascii"))
+            if ev.fetch_atts is not None:
+                out.w(b" ")
+                _atts(out, ev.fetch_atts)
+        out.w(b"))")
+
+
+_WRITERS: dict[type, Callable[[Out, Any], None]] = {
+    CapabilityCommand: _w_simple(b"CAPABILITY"),
+    NoopCommand: _w_simple(b"NOOP"),
+    LogoutCommand: _w_simple(b"LOGOUT"),
+    StartTlsCommand: _w_simple(b"STARTTLS"),
+    NamespaceCommand: _w_simple(b"NAMESPACE"),
+    CheckCommand: _w_simple(b"CHECK"),
+    CloseCommand: _w_simple(b"CLOSE"),
+    UnselectCommand: _w_simple(b"UNSELECT"),
+    IdleCommand: _w_simple(b"IDLE"),
+    IdCommand: _w_id,
+    LoginCommand: _w_login,
+    AuthenticateCommand: _w_authenticate,
+    EnableCommand: _w_enable,
+    SelectCommand: _w_select,
+    CreateCommand: _w_mailbox_cmd(b"CREATE"),
+    DeleteCommand: _w_mailbox_cmd(b"DELETE"),
+    SubscribeCommand: _w_mailbox_cmd(b"SUBSCRIBE"),
+    UnsubscribeCommand: _w_mailbox_cmd(b"UNSUBSCRIBE"),
+    RenameCommand: _w_rename,
+    ListCommand: _w_list,
+    LsubCommand: _w_lsub,
+    StatusCommand: _w_status,
+    AppendCommand: _w_append,
+    ExpungeCommand: _w_expunge,
+    SearchCommand: _w_search,
+    FetchCommand: _w_fetch,
+    StoreCommand: _w_store,
+    CopyCommand: _w_copy_move(b"COPY"),
+    MoveCommand: _w_copy_move(b"MOVE"),
+    NotifyCommand: _w_notify,
+    CompressCommand: lambda out, c: out.w(b"COMPRESS " + c.mechanism.encode("ascii")),
+}
+
+
+def command_chunks(cmd: Command, *, literal_plus: bool = False) -> list[bytes]:
+    """Wire pieces; wait for a "+" continuation before sending each piece after the first."""
+    out = Out(literal_plus=literal_plus, split_sync=True)
+    out.w(cmd.tag.encode("ascii") + b" ")
+    _WRITERS[type(cmd)](out, cmd)
+    out.w(b"\r\n")
+    return out.finish()
+
+
+def serialize_command(cmd: Command, *, literal_plus: bool = False) -> bytes:
+    """The exact bytes the client puts on the wire for this command (all pieces joined)."""
+    return b"".join(command_chunks(cmd, literal_plus=literal_plus))
