@@ -126,6 +126,16 @@ class RadioProfile(_Model):
         return t
 
     @property
+    def connected_s(self) -> float:
+        """Time from the last packet until the radio leaves its last radio-on state (3G: DCH + FACH)."""
+        t = 0.0
+        for p in self.phases:
+            if not p.radio_on:
+                break
+            t += (p.duration_ms or 0.0) / 1000
+        return t
+
+    @property
     def idle(self) -> Phase:
         return self.phases[-1]
 
