@@ -245,7 +245,7 @@ class ImapSession:
             resps.append(
                 imap.FetchData(
                     seq=seq_base + i,
-                    items={"UID": uid, "FLAGS": ("\\Seen",), "MODSEQ": (folder.highestmodseq,)},
+                    items={"UID": uid, "FLAGS": ("\\Seen",), "MODSEQ": folder.highestmodseq},
                 )
             )
         resps.append(self.ok(t, "Select completed.", rc(name="READ-WRITE")))
@@ -264,7 +264,7 @@ class ImapSession:
                 resps.append(
                     imap.FetchData(
                         seq=first_seq + i,
-                        items={"UID": uid, "FLAGS": (), "MODSEQ": (folder.highestmodseq,), "BODY[]": body},
+                        items={"UID": uid, "FLAGS": (), "MODSEQ": folder.highestmodseq, "BODY[]": body},
                     )
                 )
             resps.append(self.ok(t, "Fetch completed."))
