@@ -1,0 +1,76 @@
+"""Start and stop a server subprocess so that nothing outlives its owner.
+
+Each server runs in its own session (process group), so a stop also reaches children a
+master process forked (Dovecot's imap, auth, log processes) even if the master dies first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["group_members", "start_process", "stop_process", "tail"]
+
+
+def start_process(argv: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start `argv` in a new session; stdout and stderr go to `log_path` (appended)."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes], *, kill: bool = False, timeout_s: float = 10.0) -> None:
+    """SIGTERM (or SIGKILL when `kill`) the process, wait, then SIGKILL whatever is left of its group."""
+    sig = signal.SIGKILL if kill else signal.SIGTERM
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(timeout=timeout_s)
+    # The group id is the master's pid (start_new_session); children may still be exiting.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def tail(path: Path, max_bytes: int = 4000) -> str:
+    """The end of a log file, for error messages; empty if it does not exist."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-max_bytes:].decode("utf-8", "replace")
+
+
+def group_members(pgid: int) -> dict[int, str]:
+    """pid → command line of the live processes in process group `pgid` (Linux /proc; empty elsewhere)."""
+    members: dict[int, str] = {}
+    proc_root = Path("/proc")
+    if not proc_root.is_dir():
+        return members
+    for entry in proc_root.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            # Fields after the parenthesised command: state ppid pgrp ...
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) != pgid or fields[0] == "Z":
+                continue
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+        except (OSError, ValueError, IndexError):
+            continue
+        members[int(entry.name)] = cmd
+    return members

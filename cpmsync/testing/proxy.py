@@ -1,0 +1,365 @@
+"""A fault-injecting TCP proxy, placed between a client under test and a REAL server.
+
+It exists because no real peer produces malformed responses or cuts a connection on demand:
+tests of "cut mid-sync", "stalled network", "malformed server line" need a way to make those
+happen at a precise point of an otherwise real conversation (Dovecot, msgstore, Mosquitto).
+It also counts the bytes each way and records a (time, direction, bytes) trace, the on-the-wire
+figures the daemon's byte accounting and the simulator's trace mode are checked against.
+
+Everything runs on the caller's event loop. A blocking client (imaplib) talking through the proxy
+must therefore run in a thread (`await asyncio.to_thread(...)`), or it will block the proxy.
+
+    async with FaultProxy(dv.host, dv.port) as px:
+        client connects to px.host:px.port
+        px.cut_after(down=500)                    # cut once 500 more server bytes went through
+        px.replace_next_down_line(b"* BAD (((\\r\\n", startswith=b"* STATUS")
+        await px.cut()                            # cut every live connection now
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Literal, Self
+
+__all__ = ["Direction", "FaultProxy", "TraceEntry"]
+
+Direction = Literal["up", "down"]
+"""up: client → server; down: server → client."""
+
+
+@dataclass(frozen=True)
+class TraceEntry:
+    """One forwarded (or injected) chunk: seconds since the proxy started, connection number from 1."""
+
+    t_s: float
+    conn: int
+    direction: Direction
+    nbytes: int
+    injected: bool = False
+
+
+@dataclass
+class _Link:
+    """One proxied connection: the client's socket and ours to the server."""
+
+    conn: int
+    client_reader: asyncio.StreamReader
+    client_writer: asyncio.StreamWriter
+    server_reader: asyncio.StreamReader
+    server_writer: asyncio.StreamWriter
+    down_at_line_start: bool = True
+    pending_inject: list[bytes] = field(default_factory=list)
+    line_buffer: bytes = b""
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    aborted: bool = False
+
+    def abort(self, rst: bool = False) -> None:
+        """Close both sides now, without flushing; with `rst` the peers see a TCP reset."""
+        self.aborted = True
+        for writer in (self.client_writer, self.server_writer):
+            if rst:
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+
+
+@dataclass
+class _LineRule:
+    replacement: bytes
+    startswith: bytes | None
+
+
+class FaultProxy:
+    """Forward TCP from (listen_host, port) to (target_host, target_port), with faults on demand.
+
+    Counters (`bytes_up`, `bytes_down`) and `trace` include every connection since the start or the
+    last `reset_counters()`; they count bytes delivered to the other side, injected ones included.
+    """
+
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        listen_host: str = "127.0.0.1",
+        listen_port: int = 0,
+        chunk_bytes: int = 65536,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.target_host = target_host
+        self.target_port = target_port
+        self.host = listen_host
+        self.port = listen_port
+        self.chunk_bytes = chunk_bytes
+        self.connect_timeout_s = connect_timeout_s
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self.trace: list[TraceEntry] = []
+        self.connections_total = 0
+        self.cut_done = asyncio.Event()
+        """Set when a `cut_after` budget ran out and the connection was cut."""
+        self.replaced = asyncio.Event()
+        """Set when `replace_next_down_line` has replaced a line."""
+        self._server: asyncio.Server | None = None
+        self._links: dict[int, _Link] = {}
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._refusing = False
+        self._cut_budget: dict[Direction, int | None] = {"up": None, "down": None}
+        self._cut_rst = False
+        self._line_rule: _LineRule | None = None
+        self._t0 = time.monotonic()
+        self._changed = asyncio.Condition()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> Self:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        self._t0 = time.monotonic()
+        return self
+
+    async def aclose(self) -> None:
+        """Stop listening and cut whatever is still connected."""
+        if self._server is not None:
+            self._server.close()
+        links = list(self._links.values())
+        for link in links:
+            link.abort()
+        for link in links:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await link.done.wait()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- observation ---------------------------------------------------------------------------
+
+    @property
+    def active_connections(self) -> int:
+        return len(self._links)
+
+    def reset_counters(self) -> None:
+        """Zero the byte counters and clear the trace, to measure one phase of a test or bench."""
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self.trace.clear()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
+        """Wait until `predicate()` holds; it is re-checked whenever the proxy's state changes."""
+        async with asyncio.timeout(timeout_s), self._changed:
+            await self._changed.wait_for(predicate)
+
+    async def wait_connections(self, n: int = 1, timeout_s: float = 10.0) -> None:
+        """Wait until at least `n` connections have been accepted since the start."""
+        await self.wait_for(lambda: self.connections_total >= n, timeout_s)
+
+    async def wait_bytes(self, direction: Direction, n: int, timeout_s: float = 10.0) -> None:
+        """Wait until at least `n` bytes went through in `direction`."""
+        await self.wait_for(lambda: (self.bytes_up if direction == "up" else self.bytes_down) >= n, timeout_s)
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def retarget(self, host: str, port: int) -> None:
+        """Send new connections to another server (existing ones keep theirs)."""
+        self.target_host, self.target_port = host, port
+
+    def refuse(self, on: bool = True) -> None:
+        """While on, new connections are accepted and closed at once, as by a server that is down."""
+        self._refusing = on
+
+    def pause(self) -> None:
+        """Stop forwarding both ways (held, not lost): a stalled network without any close."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    def cut_after(self, *, up: int | None = None, down: int | None = None, rst: bool = False) -> None:
+        """Arm a one-shot cut: once `up`/`down` more bytes went through that way, cut that connection.
+
+        Exactly that many bytes are delivered; the rest of the chunk is dropped with the connection.
+        `rst` makes the peers see a reset instead of a close.
+        """
+        self._cut_budget = {"up": up, "down": down}
+        self._cut_rst = rst
+        self.cut_done.clear()
+
+    async def cut(self, *, rst: bool = False) -> None:
+        """Cut every live connection now (both sides closed without flushing)."""
+        links = list(self._links.values())
+        for link in links:
+            link.abort(rst)
+        for link in links:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await link.done.wait()
+
+    def inject_down(self, data: bytes) -> None:
+        """Deliver `data` to every connected client as if the server had sent it.
+
+        If a server line is half-forwarded, the bytes go in right after its end, so a whole
+        injected line never splits a real one.
+        """
+        for link in self._links.values():
+            if link.down_at_line_start:
+                self._write_down(link, data, injected=True)
+            else:
+                link.pending_inject.append(data)
+
+    def replace_next_down_line(self, data: bytes, *, startswith: bytes | None = None) -> None:
+        """Replace the next whole server line (optionally the next one starting with `startswith`) by `data`.
+
+        `data` should end with CRLF unless the test wants to glue it to the next line. One-shot;
+        `replaced` is set when it happened.
+        """
+        self._line_rule = _LineRule(data, startswith)
+        self.replaced.clear()
+
+    # -- forwarding ----------------------------------------------------------------------------
+
+    async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        self.connections_total += 1
+        conn = self.connections_total
+        await self._notify()
+        if self._refusing:
+            client_writer.transport.abort()
+            return
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                server_reader, server_writer = await asyncio.open_connection(
+                    self.target_host, self.target_port
+                )
+        except (OSError, TimeoutError):
+            client_writer.transport.abort()
+            return
+        link = _Link(conn, client_reader, client_writer, server_reader, server_writer)
+        self._links[conn] = link
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._pump(link, "up"))
+                tg.create_task(self._pump(link, "down"))
+        finally:
+            link.abort()
+            del self._links[conn]
+            link.done.set()
+            await self._notify()
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _pump(self, link: _Link, direction: Direction) -> None:
+        reader = link.client_reader if direction == "up" else link.server_reader
+        writer = link.server_writer if direction == "up" else link.client_writer
+        try:
+            while True:
+                chunk = await reader.read(self.chunk_bytes)
+                if not chunk:
+                    if direction == "down" and link.line_buffer:
+                        await self._forward(link, direction, link.line_buffer)
+                        link.line_buffer = b""
+                    if writer.can_write_eof() and not link.aborted:
+                        writer.write_eof()
+                    return
+                await self._flowing.wait()
+                if link.aborted:
+                    return
+                if direction == "down" and (self._line_rule is not None or link.line_buffer):
+                    chunk = self._apply_line_rule(link, chunk)
+                    if not chunk:
+                        continue
+                if not await self._forward(link, direction, chunk):
+                    return
+                await writer.drain()
+        except (ConnectionError, OSError):
+            link.abort()
+
+    def _apply_line_rule(self, link: _Link, chunk: bytes) -> bytes:
+        """Hold back partial lines while a rule is armed; swap the first matching whole line."""
+        data = link.line_buffer + chunk
+        link.line_buffer = b""
+        out = bytearray()
+        pos = 0
+        while self._line_rule is not None:
+            end = data.find(b"\n", pos)
+            if end < 0:
+                link.line_buffer = data[pos:]
+                return bytes(out)
+            line = data[pos : end + 1]
+            rule = self._line_rule
+            if rule.startswith is None or line.startswith(rule.startswith):
+                out += rule.replacement
+                self._line_rule = None
+                self.replaced.set()
+            else:
+                out += line
+            pos = end + 1
+        out += data[pos:]
+        return bytes(out)
+
+    async def _forward(self, link: _Link, direction: Direction, chunk: bytes) -> bool:
+        """Deliver `chunk`, honouring an armed cut; False once the link is cut."""
+        budget = self._cut_budget[direction]
+        cut_now = False
+        if budget is not None:
+            if len(chunk) >= budget:
+                chunk = chunk[:budget]
+                cut_now = True
+                self._cut_budget[direction] = None
+            else:
+                self._cut_budget[direction] = budget - len(chunk)
+        if direction == "up":
+            if chunk:
+                link.server_writer.write(chunk)
+                self._record(link.conn, "up", len(chunk), injected=False)
+        elif chunk:
+            self._write_down(link, chunk, injected=False)
+        if cut_now:
+            with contextlib.suppress(ConnectionError, OSError):
+                writer = link.server_writer if direction == "up" else link.client_writer
+                await writer.drain()
+            link.abort(self._cut_rst)
+            self.cut_done.set()
+            await self._notify()
+            return False
+        await self._notify()
+        return True
+
+    def _write_down(self, link: _Link, data: bytes, *, injected: bool) -> None:
+        if link.aborted:
+            return
+        link.client_writer.write(data)
+        self._record(link.conn, "down", len(data), injected=injected)
+        link.down_at_line_start = data.endswith(b"\n")
+        if link.down_at_line_start and link.pending_inject:
+            pending, link.pending_inject = link.pending_inject, []
+            for extra in pending:
+                self._write_down(link, extra, injected=True)
+
+    def _record(self, conn: int, direction: Direction, nbytes: int, *, injected: bool) -> None:
+        if direction == "up":
+            self.bytes_up += nbytes
+        else:
+            self.bytes_down += nbytes
+        self.trace.append(TraceEntry(time.monotonic() - self._t0, conn, direction, nbytes, injected))
