@@ -439,9 +439,17 @@ def parse_response(raw: bytes) -> Response:
     except ImapProtocolError as e:
         if not e.line:
             e.line = raw[:1024]
+        if e.position is None:
+            e.position = _args_start(raw)
         raise
     except (ValueError, TypeError, IndexError, KeyError, UnicodeError) as e:
-        raise _err(f"malformed response ({e})", raw) from None
+        raise _err(f"malformed response ({e})", raw, _args_start(raw)) from None
+
+
+def _args_start(raw: bytes) -> int:
+    """Where a response's arguments start: the best position for a semantic error."""
+    m = _UNTAGGED.match(raw) or _TAGGED.match(raw)
+    return m.end() + 1 if m else 0
 
 
 def _parse(raw: bytes) -> Response:
