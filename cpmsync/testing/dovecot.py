@@ -233,6 +233,7 @@ class DovecotServer:
     def start(self) -> Self:
         """Write the config, start `dovecot -F`, and return once the IMAP greeting arrives."""
         if not dovecot_available():
+            self.close()
             raise DovecotMissingError(_missing_message())
         if self.running:
             return self

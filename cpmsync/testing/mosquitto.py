@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -134,6 +135,7 @@ class MosquittoBroker:
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM and wait: the broker says goodbye to its clients' sockets and exits."""
         if self._proc is not None:
+            self.resume()
             stop_process(self._proc, timeout_s=timeout_s)
             self._proc = None
 
@@ -142,6 +144,16 @@ class MosquittoBroker:
         if self._proc is not None:
             stop_process(self._proc, kill=True)
             self._proc = None
+
+    def pause(self) -> None:
+        """SIGSTOP: the broker hangs with its sockets open (a stalled broker, not a down one)."""
+        if self._proc is not None and self._proc.poll() is None:
+            os.kill(self._proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after `pause()`."""
+        if self._proc is not None and self._proc.poll() is None:
+            os.kill(self._proc.pid, signal.SIGCONT)
 
     def restart(self) -> Self:
         self.stop()

@@ -1,0 +1,134 @@
+"""The private Dovecot the msgstore, daemon and bench comparisons rely on, checked with imaplib."""
+
+from __future__ import annotations
+
+import imaplib
+import re
+import socket
+from collections.abc import Callable
+
+import pytest
+
+import cpmsync.testing.dovecot as dovecot_mod
+from cpmsync.testing import DovecotMissingError, DovecotServer, port_open, seed_dovecot
+from cpmsync.testing._process import group_members
+from tests.support.fixtures import start_dovecot_or_fail
+
+REQUIRED_CAPABILITIES = {
+    "IMAP4REV1",
+    "CONDSTORE",
+    "QRESYNC",
+    "LIST-STATUS",
+    "NOTIFY",
+    "IDLE",
+    "ENABLE",
+    "COMPRESS=DEFLATE",
+    "LITERAL+",
+    "LIST-EXTENDED",
+}
+
+
+def _login(dv: DovecotServer, user: str = "alice") -> imaplib.IMAP4:
+    m = imaplib.IMAP4(dv.host, dv.port, timeout=10)
+    m.login(user, dv.password(user))
+    return m
+
+
+def test_capabilities_after_login_include_the_extensions_cpmsync_compares(dovecot: DovecotServer) -> None:
+    m = _login(dovecot)
+    typ, data = m.capability()
+    assert typ == "OK"
+    caps = set(data[0].decode().upper().split())
+    assert REQUIRED_CAPABILITIES <= caps, REQUIRED_CAPABILITIES - caps
+    assert "LIST-CHANGEDSINCE" not in caps  # the point of the comparison
+    m.logout()
+
+
+def test_list_status_returns_messages_and_highestmodseq_per_folder(dovecot: DovecotServer) -> None:
+    seeded = seed_dovecot(dovecot, "alice", folders=30, messages_per_folder=2)
+    m = _login(dovecot)
+    typ, _ = m._simple_command("LIST", '""', "*", "RETURN", "(STATUS (MESSAGES HIGHESTMODSEQ))")
+    assert typ == "OK"
+    statuses = [s.decode() for s in m.untagged_responses.get("STATUS", [])]
+    m.logout()
+    by_name = {}
+    for line in statuses:
+        match = re.fullmatch(r'"?(.*?)"? \(MESSAGES (\d+) HIGHESTMODSEQ (\d+)\)', line)
+        assert match, line
+        by_name[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+    for name in seeded.folders:
+        if name == "Archive":
+            continue  # a parent folder without messages of its own
+        assert by_name[name][0] == 2, name
+        assert by_name[name][1] > 0
+
+
+def test_an_append_on_a_second_connection_is_seen_by_idle_on_the_first(dovecot: DovecotServer) -> None:
+    watcher = _login(dovecot)
+    watcher.select("INBOX")
+    watcher.send(b"i1 IDLE\r\n")
+    assert watcher.readline().startswith(b"+")
+
+    writer = _login(dovecot)
+    typ, _ = writer.append("INBOX", None, None, b"Subject: hi\r\n\r\nhello\r\n")
+    assert typ == "OK"
+    writer.logout()
+
+    line = watcher.readline()  # socket timeout (10 s) bounds the wait
+    assert re.fullmatch(rb"\* 1 EXISTS\r\n", line), line
+    watcher.send(b"DONE\r\n")
+    while not (line := watcher.readline()).startswith(b"i1 "):
+        pass
+    assert line.startswith(b"i1 OK")
+    watcher.logout()
+
+
+def test_idle_keepalive_interval_is_configurable(dovecot_factory: Callable[..., DovecotServer]) -> None:
+    dv = dovecot_factory(idle_notify_interval_s=1)
+    m = _login(dv)
+    m.select("INBOX")
+    m.send(b"i1 IDLE\r\n")
+    assert m.readline().startswith(b"+")
+    assert m.readline().startswith(b"* OK Still here")
+    m.send(b"DONE\r\n")
+    m.readline()
+    m.logout()
+
+
+def test_each_user_sees_only_their_own_mailboxes(dovecot: DovecotServer) -> None:
+    alice = _login(dovecot, "alice")
+    alice.create("alice-only")
+    bob = _login(dovecot, "bob")
+    _, listing = bob.list()
+    assert not any(b"alice-only" in line for line in listing if line)
+    alice.logout()
+    bob.logout()
+
+
+def test_accounts_added_to_a_running_server_can_log_in(dovecot: DovecotServer) -> None:
+    dovecot.add_user("dave", "dave-pw")
+    m = _login(dovecot, "dave")
+    assert m.create("mine")[0] == "OK"
+    m.logout()
+
+
+def test_stop_ends_every_dovecot_process_and_frees_the_port() -> None:
+    dv = start_dovecot_or_fail()
+    pid = dv.pid
+    assert pid is not None
+    try:
+        with socket.create_connection((dv.host, dv.port)) as s:
+            assert s.makefile("rb").readline().startswith(b"* OK")
+    finally:
+        dv.close()
+    assert group_members(pid) == {}
+    assert not port_open(dv.host, dv.port)
+    assert not dv.root.exists()
+
+
+def test_a_missing_dovecot_fails_the_test_with_an_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dovecot_mod, "DOVECOT_BIN", "/nonexistent/dovecot")
+    with pytest.raises(DovecotMissingError, match="apt-get install dovecot-imapd"):
+        DovecotServer().start()
+    with pytest.raises(pytest.fail.Exception, match="dovecot-imapd"):
+        start_dovecot_or_fail()
