@@ -1,0 +1,399 @@
+"""Closed-form, vectorised energy of many device-days (numpy): the fleet view.
+
+The exact simulator replays every packet; a fleet of a million device-days needs a formula.
+Per device-day and per hour of the diurnal profile, bursts arrive as a periodic stream (server
+keep-alive every K s, or polls every T s) superposed with Poisson events (pushes, re-IDLEs,
+reconnects) of rate mu. For a burst, the time G to the next one survives as
+    S(s) = exp(-mu*s) * [s < K]            after a periodic burst,
+    S(s) = exp(-mu*s) * max(0, 1 - s/K)    after a Poisson burst (the next tick is uniform).
+The expected energy from the end of a burst to the next is the integral of the tail/idle power
+P(s) times S(s) -- isolated bursts pay a full tail, bursts inside another's tail share it -- and
+the chance that the next burst needs a promotion from phase i is S(start_i) - S(end_i).
+Per-event bytes come from the exact byte model (`event_costs`), fitted linear in folder count
+for discovery, so the fleet and the per-packet simulator share one source of bytes.
+Limitation: 3G's "small transfer stays in FACH" rule is not in the closed form (every promotion-
+needing phase promotes); use the exact simulator for 3G.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cpmsync.simulator.account import make_account, make_message
+from cpmsync.simulator.catchup import STRATEGIES, ImapSession
+from cpmsync.simulator.radio import RadioProfile
+from cpmsync.simulator.scenario import DEFAULT_DIURNAL, StrategySpec, all_strategy_specs
+from cpmsync.simulator.wire import WireConfig, WireCount
+
+__all__ = ["EventCost", "Fleet", "FleetResult", "event_costs", "fleet_energy", "make_fleet"]
+
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class EventCost:
+    """Wire bytes and round trips of one kind of burst."""
+
+    up: float
+    down: float
+    round_trips: float
+
+    def __add__(self, o: EventCost) -> EventCost:
+        return EventCost(self.up + o.up, self.down + o.down, self.round_trips + o.round_trips)
+
+    def scale(self, k: float) -> EventCost:
+        return EventCost(self.up * k, self.down * k, self.round_trips * k)
+
+
+def _cost(before: dict[str, int], count: WireCount, i0: int) -> EventCost:
+    flights = count.flights[i0:]
+    turns = sum(1 for a, b in itertools.pairwise(flights) if a[0] != b[0])
+    return EventCost(count.wire_up - before["wire_up"], count.wire_down - before["wire_down"], turns / 2)
+
+
+def _measure(sess: ImapSession, fn: Any) -> EventCost:
+    before = sess.counter.count.as_dict()
+    i0 = len(sess.counter.count.flights)
+    fn(sess)
+    c = sess.counter.finish()
+    return _cost(before, c, i0)
+
+
+@functools.cache
+def event_costs(spec: StrategySpec, wire: WireConfig | None = None) -> dict[str, EventCost]:
+    """Bytes of each burst kind for one strategy, measured with the real codec and wire model.
+
+    discovery(F, K) = disc_fixed + F * disc_per_folder + K * disc_per_changed, fitted from exact
+    byte counts at F = 300 and 3000 folders (LIST/STATUS lines are i.i.d. per folder).
+    """
+    import random
+
+    rng = random.Random(5)
+    out: dict[str, EventCost] = {}
+    s = ImapSession(wire)
+    s.connect(compress=spec.compress)
+    s.notify()
+    s.counter.finish()
+    out["server_keepalive"] = _measure(s, lambda x: x.server_keepalive())
+    out["reidle"] = _measure(s, lambda x: x.reidle())
+    acct = make_account(50, seed=3)
+    name = list(acct.folders)[3]
+    uid = acct.new_message(name)
+    msg = make_message(rng, name, "tel:+15145550100", uid)
+
+    def push_new(x: ImapSession) -> None:
+        x.push_status(acct.folders[name])
+
+    def sync_new(x: ImapSession) -> None:
+        x.counter.send("up", b"DONE\r\n")
+        x.down(x.ok(x._idle_tag, "Idle completed."))
+        x.sync_folder(acct.folders[name], acct.modseq - 1, [(uid, msg)])
+        x.idle()
+
+    def sync_read(x: ImapSession) -> None:
+        x.counter.send("up", b"DONE\r\n")
+        x.down(x.ok(x._idle_tag, "Idle completed."))
+        x.sync_folder(acct.folders[name], acct.modseq - 1, (), [uid])
+        x.idle()
+
+    out["push_new"] = _measure(s, push_new) + _measure(s, sync_new)
+    out["push_read"] = _measure(s, push_new) + _measure(s, sync_read)
+    fresh = ImapSession(wire)
+    out["connect"] = _measure(fresh, lambda x: x.connect(compress=spec.compress))
+    out["notify"] = _measure(fresh, lambda x: x.notify())
+    out["logout"] = _measure(fresh, lambda x: x.logout())
+    fetch = ImapSession(wire)
+    fetch.connect(compress=spec.compress)
+    fetch.counter.finish()
+    out["fetch_changed"] = _measure(
+        fetch, lambda x: x.sync_folder(acct.folders[name], acct.modseq - 1, [(uid, msg)])
+    )
+    # discovery: exact bytes at two sizes and two change counts, solved for a linear model
+    pts: dict[tuple[int, int], EventCost] = {}
+    for f_count in (300, 3000):
+        a = make_account(f_count, seed=11)
+        names = list(a.folders)
+        for k in (0, 20):
+            sess = ImapSession(wire)
+            sess.connect(compress=spec.compress)
+            sess.counter.finish()
+            base = a.modseq
+            pts[(f_count, k)] = _measure(
+                sess, lambda x, a=a, c=names[:k], b=base: x.discover(spec.discovery, a.folders, c, b)
+            )
+    per_folder = (pts[(3000, 0)] + pts[(300, 0)].scale(-1)).scale(1 / 2700)
+    per_changed = (pts[(3000, 20)] + pts[(3000, 0)].scale(-1)).scale(1 / 20)
+    fixed = pts[(300, 0)] + per_folder.scale(-300)
+    out["disc_fixed"] = EventCost(max(fixed.up, 0), max(fixed.down, 0), max(fixed.round_trips, 1))
+    out["disc_per_folder"] = EventCost(per_folder.up, per_folder.down, 0.0)
+    out["disc_per_changed"] = EventCost(max(per_changed.up, 0), max(per_changed.down, 0), 0.0)
+    return out
+
+
+@dataclass(slots=True)
+class Fleet:
+    """Device-days as columns; `strategy` indexes `specs`."""
+
+    folders: F64
+    active_folders: F64
+    messages_per_day: F64
+    read_share: F64
+    poll_interval_s: F64
+    server_keepalive_s: F64  # 0 = none
+    nat_keepalive_s: F64  # 0 = none
+    reconnects_per_day: F64
+    debounce_s: F64
+    strategy: NDArray[np.int64]
+    specs: tuple[StrategySpec, ...]
+
+    def __len__(self) -> int:
+        return len(self.folders)
+
+
+@dataclass(slots=True)
+class FleetResult:
+    energy_j: F64
+    wakes: F64
+    bytes_up: F64
+    bytes_down: F64
+    radio_on_s: F64
+    mean_delay_s: F64
+
+
+def make_fleet(n: int, *, seed: int = 0, specs: tuple[StrategySpec, ...] | None = None) -> Fleet:
+    """A varied fleet: folder counts log-uniform over 50..100,000, rates log-normal, mixed settings."""
+    rng = np.random.default_rng(seed)
+    sp = specs or tuple(all_strategy_specs())
+    folders = np.floor(np.exp(rng.uniform(math.log(50), math.log(100_000), n)))
+    return Fleet(
+        folders=folders,
+        active_folders=np.maximum(1.0, np.floor(folders * rng.uniform(0.002, 0.1, n))),
+        messages_per_day=np.clip(rng.lognormal(math.log(80), 1.0, n), 1, 5000),
+        read_share=rng.uniform(0, 0.8, n),
+        poll_interval_s=rng.choice(np.array([300.0, 900.0, 1800.0, 3600.0]), n),
+        server_keepalive_s=rng.choice(np.array([120.0, 600.0, 1740.0]), n),
+        nat_keepalive_s=rng.choice(np.array([0.0, 840.0, 1740.0]), n),
+        reconnects_per_day=rng.uniform(0, 24, n),
+        debounce_s=np.full(n, 2.0),
+        strategy=rng.integers(0, len(sp), n),
+        specs=sp,
+    )
+
+
+def _i0(mu: F64, a: F64 | float, b: F64 | float) -> F64:
+    """Integral of exp(-mu*s) over [a, b] (b >= a), stable as mu -> 0."""
+    length = np.maximum(np.asarray(b) - a, 0.0)
+    x = mu * length
+    safe = np.where(x > 1e-9, -np.expm1(-x) / np.where(mu > 0, mu, 1.0), length)
+    return np.asarray(np.exp(-mu * a) * safe, dtype=np.float64)
+
+
+def _i1(mu: F64, a: F64 | float, b: F64 | float) -> F64:
+    """Integral of s*exp(-mu*s) over [a, b]."""
+    length = np.maximum(np.asarray(b) - a, 0.0)
+    x = mu * length
+    m = np.where(mu > 0, mu, 1.0)
+    j_big = (1 - np.exp(-x) * (1 + x)) / (m * m)
+    j_small = length**2 / 2 - mu * length**3 / 3 + mu**2 * length**4 / 8
+    j = np.where(x > 1e-3, j_big, j_small)
+    return np.asarray(a * _i0(mu, a, b) + np.exp(-mu * a) * j, dtype=np.float64)
+
+
+def _after_burst(profile: RadioProfile, mu: F64, period: F64, periodic: bool) -> tuple[F64, F64, F64, F64]:
+    """(tail+idle energy J, promotion J, promotion count, radio-on s) expected after one burst."""
+    inf_period = period <= 0
+    k = np.where(inf_period, np.inf, period)
+    energy = np.zeros_like(mu)
+    promo_j = np.zeros_like(mu)
+    wakes = np.zeros_like(mu)
+    on_s = np.zeros_like(mu)
+    start = 0.0
+    kk = np.where(np.isfinite(k), k, 1.0)
+
+    def surv(s: float) -> F64:
+        e = np.exp(-mu * s)
+        if periodic:
+            return np.where(s < k, e, 0.0)
+        return np.where(np.isfinite(k), e * np.clip(1 - s / kk, 0, None), e)
+
+    for ph in profile.phases:
+        end = math.inf if ph.duration_ms is None else start + ph.duration_ms / 1000
+        b = np.minimum(end, k)
+        a = np.minimum(start, b)
+        if periodic:
+            time_s = _i0(mu, a, b)
+        else:
+            time_s = np.where(np.isfinite(k), _i0(mu, a, b) - _i1(mu, a, b) / kk, _i0(mu, a, b))
+        time_s = np.where(np.isfinite(b) | (mu > 0), time_s, 0.0)
+        energy += ph.average_mw / 1000 * time_s
+        if ph.radio_on:
+            on_s += time_s
+        if ph.needs_promotion:
+            p = surv(start) - (surv(end) if math.isfinite(end) else 0.0)
+            wakes += p
+            promo_j += p * (ph.promotion_mw / 1000) * (ph.promotion_ms or 0.0) / 1000
+            on_s += p * (ph.promotion_ms or 0.0) / 1000
+        start = end
+    return energy, promo_j, wakes, on_s
+
+
+def fleet_energy(
+    fleet: Fleet, profile: RadioProfile, *, wire: WireConfig | None = None, chunk: int = 200_000
+) -> FleetResult:
+    """Expected energy, wakes, bytes and delay of every device-day on `profile`, vectorised."""
+    n = len(fleet)
+    res = FleetResult(*(np.zeros(n) for _ in range(6)))
+    for lo in range(0, n, chunk):
+        _fleet_chunk(fleet, profile, wire, slice(lo, min(n, lo + chunk)), res)
+    return res
+
+
+def _costs_table(specs: tuple[StrategySpec, ...], wire: WireConfig | None) -> dict[str, NDArray[np.float64]]:
+    keys = (
+        "server_keepalive", "reidle", "push_new", "push_read", "connect", "notify", "logout",
+        "fetch_changed", "disc_fixed", "disc_per_folder", "disc_per_changed",
+    )  # fmt: skip
+    table: dict[str, NDArray[np.float64]] = {}
+    for key in keys:
+        table[key] = np.array(
+            [[getattr(event_costs(s, wire)[key], f) for f in ("up", "down", "round_trips")] for s in specs]
+        )
+    return table
+
+
+def _fleet_chunk(
+    fleet: Fleet, profile: RadioProfile, wire: WireConfig | None, sl: slice, res: FleetResult
+) -> None:
+    tm = profile.transfer
+    p_up_j_per_b = tm.power_mw("up") / 1000 * 8 / (tm.uplink_mbps * 1e6)
+    p_dn_j_per_b = tm.power_mw("down") / 1000 * 8 / (tm.downlink_mbps * 1e6)
+    s_up_per_b = 8 / (tm.uplink_mbps * 1e6)
+    s_dn_per_b = 8 / (tm.downlink_mbps * 1e6)
+    rtt_s = tm.rtt_ms / 1000
+    p_conn_w = profile.phases[0].average_mw / 1000
+    tab = _costs_table(fleet.specs, wire)
+    st = fleet.strategy[sl]
+    push = np.array([s.push for s in fleet.specs])[st]
+    f = fleet.folders[sl]
+    act = fleet.active_folders[sl]
+    lam = fleet.messages_per_day[sl]
+    rs = fleet.read_share[sl]
+
+    def cost(key: str) -> tuple[F64, F64, F64]:
+        t = tab[key][st]
+        return t[:, 0], t[:, 1], t[:, 2]
+
+    def burst(up: F64, down: F64, rts: F64) -> tuple[F64, F64]:
+        e = up * p_up_j_per_b + down * p_dn_j_per_b + rts * rtt_s * p_conn_w
+        d = up * s_up_per_b + down * s_dn_per_b + rts * rtt_s
+        return e, d
+
+    def discovery(k_changed: F64) -> tuple[F64, F64, F64]:
+        fu, fd, fr = cost("disc_fixed")
+        pu, pd, _ = cost("disc_per_folder")
+        cu, cd, _ = cost("disc_per_changed")
+        return fu + f * pu + k_changed * cu, fd + f * pd + k_changed * cd, fr
+
+    w = np.array(DEFAULT_DIURNAL) / sum(DEFAULT_DIURNAL)
+    hour = 3600.0
+    energy = np.zeros_like(f)
+    wakes = np.zeros_like(f)
+    up_b = np.zeros_like(f)
+    dn_b = np.zeros_like(f)
+    on_s = np.zeros_like(f)
+    delay_num = np.zeros_like(f)
+    delay_den = np.zeros_like(f)
+    idle = profile.idle
+    wake_delay = (idle.promotion_ms or 0.0) / 1000
+    paging = (idle.drx_cycle_ms or 0.0) / 2000
+
+    # --- push: periodic server keep-alives + Poisson pushes, re-IDLEs, reconnects --------------
+    ka = fleet.server_keepalive_s[sl]
+    nat = fleet.nat_keepalive_s[sl]
+    rec = fleet.reconnects_per_day[sl]
+    ka_u, ka_d, ka_r = cost("server_keepalive")
+    ri_u, ri_d, ri_r = cost("reidle")
+    pn_u, pn_d, pn_r = cost("push_new")
+    pr_u, pr_d, _ = cost("push_read")
+    cn_u, cn_d, cn_r = cost("connect")
+    nt_u, nt_d, nt_r = cost("notify")
+    fc_u, fc_d, fc_r = cost("fetch_changed")
+    for h in range(24):
+        pushes = lam * w[h] * (1 + rs)  # per hour
+        reidles = np.where(nat > 0, hour / np.where(nat > 0, nat, 1.0), 0.0)
+        recs = rec / 24
+        mu = (pushes + reidles + recs) / hour
+        n_ka = np.where(ka > 0, hour / np.where(ka > 0, ka, 1.0), 0.0)
+        e_p, pj_p, wk_p, on_p = _after_burst(profile, mu, ka, periodic=True)
+        e_q, pj_q, wk_q, on_q = _after_burst(profile, mu, ka, periodic=False)
+        n_q = mu * hour
+        # bursts
+        per_push_u = (lam * w[h] * pn_u + lam * w[h] * rs * pr_u) / np.maximum(pushes, 1e-12)
+        per_push_d = (lam * w[h] * pn_d + lam * w[h] * rs * pr_d) / np.maximum(pushes, 1e-12)
+        k_rec = np.minimum(act, lam * w[h] * (1 + rs) * 5 / hour + 0)  # changes during a 5 s outage
+        du, dd, dr = discovery(k_rec)
+        rec_u = cn_u + du + nt_u + k_rec * fc_u
+        rec_d = cn_d + dd + nt_d + k_rec * fc_d
+        rec_r = cn_r + dr + nt_r + k_rec * fc_r
+        e_b = np.zeros_like(f)
+        d_b = np.zeros_like(f)
+        for count, u, d, r in (
+            (n_ka, ka_u, ka_d, ka_r),
+            (reidles, ri_u, ri_d, ri_r),
+            (pushes, per_push_u, per_push_d, pn_r),
+            (recs, rec_u, rec_d, rec_r),
+        ):
+            be, bd = burst(u, d, r)
+            if u is per_push_u:  # the debounce window is spent connected, inside the same burst
+                be = be + fleet.debounce_s[sl] * p_conn_w
+                bd = bd + fleet.debounce_s[sl]
+            e_b += count * be
+            d_b += count * bd
+            up_b[:] += np.where(push, count * u, 0.0)
+            dn_b[:] += np.where(push, count * d, 0.0)
+        e_push = e_b + n_ka * (e_p + pj_p) + n_q * (e_q + pj_q)
+        wk_push = n_ka * wk_p + n_q * wk_q
+        on_push = d_b + n_ka * on_p + n_q * on_q
+        # a push finds the radio idle with the chance a Poisson burst's predecessor gap exceeded the tail
+        p_idle = np.where(n_ka + n_q > 0, wk_push / np.maximum(n_ka + n_q, 1e-12), 1.0)
+        push_delay = fleet.debounce_s[sl] + 4 * rtt_s + p_idle * (wake_delay + paging)
+        # --- poll: periodic polls, nothing else ------------------------------------------------
+        t_poll = fleet.poll_interval_s[sl]
+        polls = hour / t_poll
+        m = lam * w[h] * (1 + rs) * t_poll / hour  # changes per interval
+        k_poll = np.minimum(act * (1 - np.exp(-m / np.maximum(act, 1.0))), f)
+        du, dd, dr = discovery(k_poll)
+        lo_u, lo_d, lo_r = cost("logout")
+        pu = cn_u + du + k_poll * fc_u + lo_u
+        pd = cn_d + dd + k_poll * fc_d + lo_d
+        prt = cn_r + dr + k_poll * fc_r + lo_r
+        be, bd = burst(pu, pd, prt)
+        e_after, pj, wk, on_after = _after_burst(profile, np.zeros_like(f), t_poll, periodic=True)
+        e_poll = polls * (be + e_after + pj)
+        wk_poll = polls * wk
+        on_poll = polls * (bd + on_after)
+        up_b[:] += np.where(push, 0.0, polls * pu)
+        dn_b[:] += np.where(push, 0.0, polls * pd)
+        energy += np.where(push, e_push, e_poll)
+        wakes += np.where(push, wk_push, wk_poll)
+        on_s += np.where(push, on_push, on_poll)
+        changes = lam * w[h] * (1 + rs)
+        delay_num += changes * np.where(push, push_delay, t_poll / 2 + bd + wk * wake_delay)
+        delay_den += changes
+    res.energy_j[sl] = energy
+    res.wakes[sl] = wakes
+    res.bytes_up[sl] = up_b
+    res.bytes_down[sl] = dn_b
+    res.radio_on_s[sl] = on_s
+    res.mean_delay_s[sl] = delay_num / np.maximum(delay_den, 1e-12)
+
+
+def strategy_names() -> tuple[str, ...]:
+    return STRATEGIES
