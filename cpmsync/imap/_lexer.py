@@ -120,13 +120,13 @@ class Out:
             self.literal(data)
 
     def astring(self, data: bytes) -> None:
-        if _ATOM_RE.match(data) and data.upper() != b"NIL":
+        if len(data) <= MAX_QUOTED_BYTES and _ATOM_RE.match(data) and data.upper() != b"NIL":
             self.parts.append(data)
         else:
             self.string(data)
 
     def list_mailbox(self, data: bytes) -> None:
-        if _LIST_ATOM_RE.match(data) and data.upper() != b"NIL":
+        if len(data) <= MAX_QUOTED_BYTES and _LIST_ATOM_RE.match(data) and data.upper() != b"NIL":
             self.parts.append(data)
         else:
             self.string(data)
