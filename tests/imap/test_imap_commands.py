@@ -120,7 +120,8 @@ CASES: list[tuple[bytes, object]] = [
     (b"a1 EXPUNGE\r\n", ExpungeCommand("a1")),
     (b"a1 UID EXPUNGE 3000:3002,4000\r\n", ExpungeCommand("a1", S("3000:3002,4000"))),
     (b"a1 SEARCH ALL\r\n", SearchCommand("a1", (SearchKey("ALL"),))),
-    (b"a1 UID SEARCH MODSEQ 620162338\r\n", SearchCommand("a1", (SearchKey("MODSEQ", (620162338,)),), uid=True)),
+    (b"a1 UID SEARCH MODSEQ 620162338\r\n",
+     SearchCommand("a1", (SearchKey("MODSEQ", (620162338,)),), uid=True)),
     (b'a1 SEARCH MODSEQ "/flags/\\\\draft" all 620162338\r\n',
      SearchCommand("a1", (SearchKey("MODSEQ", ("/flags/\\draft", "all", 620162338)),))),
     (b"a1 SEARCH RETURN (MIN MAX COUNT) CHARSET UTF-8 FROM {4+}\r\nj\xc3\xb6e UNSEEN\r\n",
@@ -177,7 +178,8 @@ CASES: list[tuple[bytes, object]] = [
      b"MessageExpunge)) (subtree Lists (MessageNew))\r\n",
      NotifyCommand("a1", (
          NotifyGroup("selected", (), (
-             NotifyEvent("MessageNew", ("UID", FetchBody(True, (), "HEADER.FIELDS", ("FROM", "TO", "SUBJECT")))),
+             NotifyEvent("MessageNew",
+                         ("UID", FetchBody(True, (), "HEADER.FIELDS", ("FROM", "TO", "SUBJECT")))),
              NotifyEvent("MessageExpunge"))),
          NotifyGroup("subtree", ("Lists",), (NotifyEvent("MessageNew"),))), status=True)),
     (b"a1 NOTIFY SET (selected-delayed (MessageNew MessageExpunge FlagChange AnnotationChange)) "
