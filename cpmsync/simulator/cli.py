@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from cpmsync.simulator.runner import Row
 
 app = typer.Typer(help="UNI bytes and radio energy per sync strategy.", no_args_is_help=True)
-console = Console()
+# Wide tables: when output is piped or captured, do not squeeze columns into 80 characters.
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 STRATEGY_HELP = (
     "list-status-each (LIST + STATUS per folder), list-status (RFC 5819) or list-changedsince (the CR)"
@@ -176,6 +178,7 @@ def _timeline(scn: Any, profile: Any, path: Path, hour: int = 18) -> Path:
 
     t0 = hour * 3600.0
     panels = []
+    windows = []
     for spec in (
         StrategySpec("list-changedsince", False, True),
         StrategySpec("list-changedsince", False, False),
@@ -186,7 +189,13 @@ def _timeline(scn: Any, profile: Any, path: Path, hour: int = 18) -> Path:
         mode = "push (NOTIFY + IDLE)" if spec.push else f"polling every {scn.device.poll_interval_s:.0f} s"
         label = f"{scn.name}, {profile.name}, LIST-CHANGEDSINCE, {mode}: {res.energy_j:,.0f} J/day"
         panels.append((label, profile, res, rp.transfers))
-    return plot_timeline(panels, path, t0_s=t0, t1_s=t0 + 3600)
+        windows.append((t0, t0 + 3600))
+    # zoom on the first poll of the hour: promotion, transfers and each tail phase become visible
+    poll_label, _, poll_res, poll_tr = panels[1]
+    first = next((tr.t_s for tr in poll_tr if tr.t_s >= t0), t0)
+    panels.append((f"zoom: one poll ({poll_label.split(':')[0]})", profile, poll_res, poll_tr))
+    windows.append((first - 2.0, first + profile.connected_s + 8.0))
+    return plot_timeline(panels, path, t0_s=t0, t1_s=t0 + 3600, windows=windows)
 
 
 @app.command()

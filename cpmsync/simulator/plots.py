@@ -79,40 +79,49 @@ def plot_timeline(
     *,
     t0_s: float,
     t1_s: float,
+    windows: Sequence[tuple[float, float]] | None = None,
 ) -> Path:
-    """Power over one window (step plot, shaded by RRC state) with the transfers as ticks underneath."""
+    """Power over a window (shaded by RRC state) with the transfers as ticks underneath.
+
+    Each panel may have its own window (`windows`); short windows (< 5 min) are drawn in seconds
+    so a single burst's promotion, transfer and tail phases can be read.
+    """
     plt = _plt()
-    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 3.3 * len(panels)), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(len(panels), 1, figsize=(12, 3.2 * len(panels)), squeeze=False)
     palette = ["#d62728", "#ff7f0e", "#bcbd22", "#1f77b4", "#9467bd", "#8c564b", "#7f7f7f"]
-    for ax, (label, profile, result, transfers) in zip(axes[:, 0], panels, strict=True):
+    wins = list(windows) if windows is not None else [(t0_s, t1_s)] * len(panels)
+    for ax, (label, profile, result, transfers), (w0, w1) in zip(axes[:, 0], panels, wins, strict=True):
+        unit, scale = ("s", 1.0) if w1 - w0 < 300 else ("min", 60.0)
         colors = {ph.state: palette[i % len(palette)] for i, ph in enumerate(profile.phases)}
         colors.update({PROMOTION: "black", TRANSFER_UP: "tab:green", TRANSFER_DOWN: "tab:cyan"})
-        segs = [s for s in (result.segments or []) if s.t1_s > t0_s and s.t0_s < t1_s]
+        segs = [s for s in (result.segments or []) if s.t1_s > w0 and s.t0_s < w1]
         seen: set[str] = set()
         for s in segs:
-            a, b = (max(s.t0_s, t0_s) - t0_s) / 60, (min(s.t1_s, t1_s) - t0_s) / 60
+            a, b = (max(s.t0_s, w0) - w0) / scale, (min(s.t1_s, w1) - w0) / scale
             ax.fill_between(
                 [a, b],
                 0,
                 s.power_mw,
                 color=colors.get(s.state, "grey"),
-                alpha=0.8,
-                linewidth=0,
+                alpha=0.85,
+                linewidth=0.6,
+                edgecolor=colors.get(s.state, "grey"),
                 label=None if s.state in seen else s.state,
             )
             seen.add(s.state)
         ymax = max([s.power_mw for s in segs] + [100.0])
         for tr in transfers:
-            if t0_s <= tr.t_s < t1_s:
-                x = (tr.t_s - t0_s) / 60
+            if w0 <= tr.t_s < w1:
+                x = (tr.t_s - w0) / scale
                 y = -0.06 * ymax if tr.direction == "up" else -0.12 * ymax
                 ax.plot([x], [y], marker="|", color="tab:green" if tr.direction == "up" else "tab:blue", ms=8)
-        ax.set_ylim(-0.16 * ymax, ymax * 1.08)
+        ax.set_xlim(0, (w1 - w0) / scale)
+        ax.set_ylim(-0.16 * ymax, ymax * 1.12)
         ax.set_ylabel("power (mW)")
+        ax.set_xlabel(f"{unit} (ticks below zero: transfers, green = up, blue = down)", fontsize=8)
         ax.set_title(label, fontsize=10)
         ax.legend(fontsize=7, ncol=4, loc="upper right")
         ax.grid(True, alpha=0.25)
-    axes[-1, 0].set_xlabel("minutes (ticks under zero: transfers, green = up, blue = down)")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
