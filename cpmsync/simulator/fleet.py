@@ -311,6 +311,14 @@ def _fleet_chunk(
     delay_num = np.zeros_like(f)
     delay_den = np.zeros_like(f)
     idle = profile.idle
+    tail_j = 0.0
+    for ph in profile.phases:
+        if ph.needs_promotion:
+            break
+        tail_j += ph.average_mw / 1000 * (ph.duration_ms or 0.0) / 1000
+    idle_w = idle.average_mw / 1000
+    promo_s = (idle.promotion_ms or 0.0) / 1000
+    promo_j = idle.promotion_mw / 1000 * promo_s
     wake_delay = (idle.promotion_ms or 0.0) / 1000
     paging = (idle.drx_cycle_ms or 0.0) / 2000
 
@@ -344,6 +352,7 @@ def _fleet_chunk(
         rec_r = cn_r + dr + nt_r + k_rec * fc_r
         e_b = np.zeros_like(f)
         d_b = np.zeros_like(f)
+        extra_wakes = np.zeros_like(f)
         for count, u, d, r in (
             (n_ka, ka_u, ka_d, ka_r),
             (reidles, ri_u, ri_d, ri_r),
@@ -351,15 +360,20 @@ def _fleet_chunk(
             (recs, rec_u, rec_d, rec_r),
         ):
             be, bd = burst(u, d, r)
-            if u is per_push_u:  # the debounce window is spent connected, inside the same burst
-                be = be + fleet.debounce_s[sl] * p_conn_w
-                bd = bd + fleet.debounce_s[sl]
+            if u is per_push_u:
+                # the debounce window: spent connected when it is shorter than the tail; otherwise
+                # the radio tails off and idles, and the sync after it is a second wake
+                deb = fleet.debounce_s[sl]
+                split = deb > profile.tail_s
+                be = be + np.where(split, tail_j + (deb - profile.tail_s) * idle_w + promo_j, deb * p_conn_w)
+                bd = bd + np.where(split, profile.tail_s + promo_s, deb)
+                extra_wakes += np.where(split, count, 0.0)
             e_b += count * be
             d_b += count * bd
             up_b[:] += np.where(push, count * u, 0.0)
             dn_b[:] += np.where(push, count * d, 0.0)
         e_push = e_b + n_ka * (e_p + pj_p) + n_q * (e_q + pj_q)
-        wk_push = n_ka * wk_p + n_q * wk_q
+        wk_push = n_ka * wk_p + n_q * wk_q + extra_wakes
         on_push = d_b + n_ka * on_p + n_q * on_q
         # a push finds the radio idle with the chance a Poisson burst's predecessor gap exceeded the tail
         p_idle = np.where(n_ka + n_q > 0, wk_push / np.maximum(n_ka + n_q, 1e-12), 1.0)
