@@ -12,9 +12,26 @@ CONFIG_OPTION = typer.Option(..., "--config", "-c", help="Daemon TOML file (see 
 
 
 @app.command()
-def run() -> None:
-    """Run the daemon."""
-    raise typer.Exit(1)
+def run(config: Path = CONFIG_OPTION) -> None:
+    """Run the daemon: keep the cache in sync with the message store and publish changes over MQTT."""
+    import asyncio
+
+    from cpmsync.config import ConfigError
+    from cpmsync.daemon.service import run_daemon
+    from cpmsync.daemon.settings import load_daemon_settings
+
+    try:
+        settings = load_daemon_settings(config)
+        if not settings.imap.username:
+            raise ConfigError(f"{config}: imap.username is not set")
+        settings.imap.secret()
+    except ConfigError as e:
+        typer.echo(f"cpmsync daemon: {e}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        asyncio.run(run_daemon(settings))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
 
 
 @app.command()

@@ -1,0 +1,152 @@
+"""Discovery: which folders changed since the last sync, with as few bytes as the server allows.
+
+1. LIST-CHANGEDSINCE (OMA CPM CR, Appendix I): only folders whose MODSEQ is above the watermark.
+2. LIST-STATUS (RFC 5819): every folder with its STATUS, compared with the cache.
+3. LIST, then STATUS per folder (RFC 3501).
+The first sync of an account (watermark 0) lists everything. Without CONDSTORE a flag change
+leaves no trace in STATUS, so every folder is compared in full (the only correct option).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cpmsync.daemon.cache import Cache, FolderState
+from cpmsync.daemon.imap_client import ImapClient
+from cpmsync.imap import ListData, StatusData
+
+__all__ = [
+    "LIST_CHANGEDSINCE",
+    "LIST_STATUS",
+    "LIST_STATUS_PER_FOLDER",
+    "Discovery",
+    "FolderListing",
+    "choose_strategy",
+    "discover",
+    "list_names",
+]
+
+LIST_CHANGEDSINCE = "list-changedsince"
+LIST_STATUS = "list-status"
+LIST_STATUS_PER_FOLDER = "list-status-per-folder"
+STRATEGIES = (LIST_CHANGEDSINCE, LIST_STATUS, LIST_STATUS_PER_FOLDER)
+
+_NOT_SELECTABLE = {"\\NOSELECT", "\\NONEXISTENT"}
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """One LIST entry (and its STATUS when the server gave one)."""
+
+    name: str
+    delimiter: str | None
+    attributes: tuple[str, ...]
+    status: StatusData | None = None
+
+    @property
+    def selectable(self) -> bool:
+        return not any(a.upper() in _NOT_SELECTABLE for a in self.attributes)
+
+
+@dataclass
+class Discovery:
+    """The result: folders to sync, folders gone, renames, and the highest MODSEQ seen."""
+
+    strategy: str
+    complete: bool
+    changed: dict[str, FolderListing] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+    target_modseq: int = 0
+    listed: int = 0
+
+
+def choose_strategy(imap: ImapClient, cache: Cache, forced: str | None = None) -> str:
+    """The cheapest discovery the server offers for this account's state."""
+    condstore = imap.has("CONDSTORE") or "QRESYNC" in imap.enabled
+    if forced is not None:
+        if forced == LIST_CHANGEDSINCE and cache.watermark == 0:
+            return LIST_STATUS if imap.has("LIST-STATUS") else LIST_STATUS_PER_FOLDER
+        return forced
+    if imap.has("LIST-CHANGEDSINCE") and condstore and cache.watermark > 0:
+        return LIST_CHANGEDSINCE
+    if imap.has("LIST-STATUS"):
+        return LIST_STATUS
+    return LIST_STATUS_PER_FOLDER
+
+
+def _status_items(imap: ImapClient, *, uidvalidity: bool) -> tuple[str, ...]:
+    items = ["MESSAGES", "UIDNEXT", "UNSEEN"]
+    if imap.has("CONDSTORE") or "QRESYNC" in imap.enabled:
+        items.append("HIGHESTMODSEQ")
+    if uidvalidity:
+        items.append("UIDVALIDITY")
+    return tuple(items)
+
+
+def _differs(st: StatusData | None, f: FolderState | None, condstore: bool) -> bool:
+    if f is None or st is None or not condstore:
+        return True
+    pairs = (
+        (st.uidvalidity, f.uidvalidity),
+        (st.uidnext, f.uidnext),
+        (st.highestmodseq, f.highestmodseq),
+        (st.messages, f.messages),
+        (st.unseen, f.unseen),
+    )
+    return any(new is not None and new != old for new, old in pairs)
+
+
+def _listings(lists: list[ListData], statuses: dict[str, StatusData]) -> list[FolderListing]:
+    return [FolderListing(x.name, x.delimiter, x.attributes, statuses.get(x.name)) for x in lists]
+
+
+async def list_names(imap: ImapClient) -> list[FolderListing]:
+    """A names-only LIST: the fallback way to learn about deletions and renames."""
+    lists, _ = await imap.list_folders("*")
+    return _listings(lists, {})
+
+
+async def discover(imap: ImapClient, cache: Cache, strategy: str) -> Discovery:
+    """Run one discovery with `strategy` and compare it with the cache."""
+    condstore = imap.has("CONDSTORE") or "QRESYNC" in imap.enabled
+    cached = cache.folders()
+    if strategy == LIST_CHANGEDSINCE:
+        lists, statuses = await imap.list_changed_since(
+            cache.watermark, _status_items(imap, uidvalidity=False)
+        )
+        d = Discovery(strategy, complete=True, listed=len(lists), target_modseq=cache.watermark)
+        for x in _listings(lists, statuses):
+            if x.status is not None and x.status.highestmodseq is not None:
+                d.target_modseq = max(d.target_modseq, x.status.highestmodseq)
+            if any(a.upper() == "\\NONEXISTENT" for a in x.attributes):
+                if x.name in cached:
+                    d.deleted.append(x.name)
+                continue
+            old = next((ln.oldname for ln in lists if ln.name == x.name and ln.oldname), None)
+            if old is not None and old in cached and x.name not in cached:
+                d.renamed.append((old, x.name))
+            if x.selectable:
+                d.changed[x.name] = x
+        return d
+    if strategy == LIST_STATUS:
+        lists, statuses = await imap.list_folders("*", return_status=_status_items(imap, uidvalidity=True))
+        listings = _listings(lists, statuses)
+    else:
+        lists, _ = await imap.list_folders("*")
+        listings = []
+        for x in _listings(lists, {}):
+            st = await imap.status(x.name, _status_items(imap, uidvalidity=True)) if x.selectable else None
+            listings.append(FolderListing(x.name, x.delimiter, x.attributes, st))
+    d = Discovery(strategy, complete=True, listed=len(listings))
+    present = set()
+    for x in listings:
+        if not x.selectable:
+            continue
+        present.add(x.name)
+        if x.status is not None and x.status.highestmodseq is not None:
+            d.target_modseq = max(d.target_modseq, x.status.highestmodseq)
+        if _differs(x.status, cached.get(x.name), condstore):
+            d.changed[x.name] = x
+    d.deleted = sorted(set(cached) - present)
+    return d

@@ -1,0 +1,646 @@
+"""The daemon's asyncio IMAP client: the sans-I/O codec (`cpmsync.imap`) over asyncio streams.
+
+One reader task (owned by the client's TaskGroup) feeds the ResponseParser and routes every
+response: tagged ones complete their command, untagged ones the pending command expects are
+collected by it, everything else (NOTIFY/IDLE news) goes to the push queue and is never dropped.
+A cut connection fails every pending command at once with `ImapConnectionLost`, so the sync
+engine sees one typed error and reconnects; nothing half-read ever reaches the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import contextlib
+import dataclasses
+import logging
+import ssl
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, Self
+
+from cpmsync.imap import (
+    NEED_DATA,
+    AuthenticateCommand,
+    CapabilityCommand,
+    CapabilityData,
+    Command,
+    CompressCommand,
+    ContinuationRequest,
+    EnableCommand,
+    EnabledData,
+    ExistsData,
+    FetchCommand,
+    FetchData,
+    FlagsData,
+    IdleCommand,
+    ImapProtocolError,
+    ListCommand,
+    ListData,
+    LoginCommand,
+    LogoutCommand,
+    NoopCommand,
+    NotifyCommand,
+    RecentData,
+    ResponseParser,
+    SearchCommand,
+    SearchData,
+    SelectCommand,
+    StatusCommand,
+    StatusData,
+    StatusResponse,
+    VanishedData,
+    command_chunks,
+)
+from cpmsync.imap.responses import ESearchData, Response
+from cpmsync.logs import kv
+
+__all__ = [
+    "ByteCounters",
+    "CommandResult",
+    "ImapClient",
+    "ImapCommandError",
+    "ImapConnectionLost",
+    "ImapError",
+    "ImapTimeout",
+    "PushEvent",
+    "TlsMode",
+]
+
+log = logging.getLogger("cpmsync.daemon.imap")
+
+TlsMode = Literal["none", "starttls", "implicit"]
+Direction = Literal["in", "out"]
+
+
+class ImapError(Exception):
+    """Base of every error the client raises."""
+
+
+class ImapConnectionLost(ImapError):
+    """The connection is gone (cut, BYE, malformed data): every pending command fails with this."""
+
+
+class ImapTimeout(ImapError):
+    """A command got no tagged answer within command_timeout_s; the connection is then closed."""
+
+
+class ImapCommandError(ImapError):
+    """The server answered NO or BAD."""
+
+    def __init__(self, result: CommandResult) -> None:
+        self.result = result
+        st = result.status
+        super().__init__(f"{st.status} {st.code.name if st.code else ''} {st.text}".strip())
+
+    @property
+    def code(self) -> str | None:
+        st = self.result.status
+        return st.code.name if st.code else None
+
+
+@dataclass
+class ByteCounters:
+    """Bytes at the IMAP layer (before compression) and on the socket (after it)."""
+
+    imap_in: int = 0
+    imap_out: int = 0
+    wire_in: int = 0
+    wire_out: int = 0
+
+    def snapshot(self) -> ByteCounters:
+        return dataclasses.replace(self)
+
+    def since(self, before: ByteCounters) -> ByteCounters:
+        return ByteCounters(
+            self.imap_in - before.imap_in,
+            self.imap_out - before.imap_out,
+            self.wire_in - before.wire_in,
+            self.wire_out - before.wire_out,
+        )
+
+
+@dataclass(frozen=True)
+class PushEvent:
+    """An unsolicited response and the mailbox that was selected when it arrived."""
+
+    response: Response
+    selected: str | None
+
+
+@dataclass
+class CommandResult:
+    """What a command produced: its tagged status and the untagged data routed to it."""
+
+    status: StatusResponse
+    responses: list[Response] = field(default_factory=list)
+
+    def of(self, kind: type[Response]) -> list[Response]:
+        return [r for r in self.responses if isinstance(r, kind)]
+
+
+# Which untagged responses belong to which command; anything else is unsolicited news.
+_EXPECTS: dict[type, tuple[type, ...]] = {
+    CapabilityCommand: (CapabilityData,),
+    ListCommand: (ListData, StatusData),
+    StatusCommand: (StatusData,),
+    SelectCommand: (FlagsData, ExistsData, RecentData, VanishedData, FetchData, StatusResponse),
+    FetchCommand: (FetchData, VanishedData),
+    SearchCommand: (SearchData, ESearchData),
+    EnableCommand: (EnabledData,),
+}
+
+
+@dataclass
+class _Pending:
+    cmd: Command
+    future: asyncio.Future[CommandResult]
+    responses: list[Response] = field(default_factory=list)
+    continuation: asyncio.Queue[ContinuationRequest] = field(default_factory=asyncio.Queue)
+    on_ok: Callable[[], None] | None = None
+
+    def wants(self, resp: Response) -> bool:
+        kinds = _EXPECTS.get(type(self.cmd), ())
+        if isinstance(resp, StatusResponse):
+            # Untagged OK [UIDVALIDITY ...] etc. belong to SELECT; BYE/NO/BAD are logged.
+            return isinstance(self.cmd, SelectCommand) and resp.status == "OK"
+        if isinstance(resp, StatusData) and isinstance(self.cmd, StatusCommand):
+            return resp.mailbox == self.cmd.mailbox
+        if isinstance(resp, VanishedData) and isinstance(self.cmd, FetchCommand | SelectCommand):
+            return resp.earlier
+        if isinstance(resp, FetchData) and isinstance(self.cmd, SelectCommand):
+            return True
+        return isinstance(resp, kinds)
+
+
+def _loopback(host: str) -> bool:
+    from cpmsync.daemon.settings import is_loopback
+
+    return is_loopback(host)
+
+
+class ImapClient:
+    """`async with ImapClient(host, port, tls=...) as imap:` then `await imap.login(user, pw)`."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        tls: TlsMode = "implicit",
+        ca_file: Path | str | None = None,
+        allow_plaintext: bool = False,
+        command_timeout_s: float = 60.0,
+        connect_timeout_s: float = 20.0,
+        trace: bool = False,
+        conn_id: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if tls == "none" and not allow_plaintext and not _loopback(host):
+            raise ValueError(f"plaintext IMAP to non-loopback host {host!r} needs allow_plaintext")
+        self.host, self.port, self.tls = host, port, tls
+        self.command_timeout_s = command_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.counters = ByteCounters()
+        self.trace_enabled = trace
+        self.trace: list[tuple[float, str, int]] = []
+        self.conn_id = conn_id or f"{host}:{port}@{time.time():.3f}"
+        self.capabilities: tuple[str, ...] = ()
+        self.enabled: set[str] = set()
+        self.selected: str | None = None
+        self.compressed = False
+        self._ssl_context = ssl_context
+        self._ca_file = ca_file
+        self._parser = ResponseParser()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._inflate: zlib._Decompress | None = None
+        self._deflate: zlib._Compress | None = None
+        self._pending: dict[str, _Pending] = {}
+        self._push: collections.deque[PushEvent] = collections.deque()
+        self._push_ready = asyncio.Event()
+        self._tagno = 0
+        self._lock = asyncio.Lock()
+        self._closed: BaseException | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._idle_tag: str | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+
+    # ---- lifetime -------------------------------------------------------------------------
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl_context is not None:
+            return self._ssl_context
+        ctx = ssl.create_default_context(cafile=str(self._ca_file) if self._ca_file else None)
+        return ctx
+
+    async def __aenter__(self) -> Self:
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                await self._open()
+        except TimeoutError as e:
+            raise ImapConnectionLost(f"connect to {self.host}:{self.port} timed out") from e
+        except OSError as e:
+            raise ImapConnectionLost(f"connect to {self.host}:{self.port}: {e}") from e
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        self._reader_task = self._tg.create_task(self._read_loop(), name=f"imap-reader {self.conn_id}")
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._abort(ImapConnectionLost("client closed"))
+        assert self._tg is not None
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+        await self._tg.__aexit__(None, None, None)
+
+    async def _open(self) -> None:
+        ctx = self._context() if self.tls == "implicit" else None
+        self._reader, self._writer = await asyncio.open_connection(
+            self.host, self.port, ssl=ctx, server_hostname=self.host if ctx else None
+        )
+        greeting = await self._read_inline()
+        if not isinstance(greeting, StatusResponse) or greeting.status not in ("OK", "PREAUTH"):
+            raise ImapConnectionLost(f"unexpected greeting: {greeting!r}")
+        if greeting.code and greeting.code.name == "CAPABILITY":
+            self.capabilities = tuple(greeting.code.value)  # type: ignore[arg-type]
+        if self.tls == "starttls":
+            self._send_raw(b"S0 STARTTLS\r\n")
+            while True:
+                resp = await self._read_inline()
+                if isinstance(resp, StatusResponse) and resp.tag == "S0":
+                    break
+            if resp.status != "OK":
+                raise ImapConnectionLost(f"STARTTLS refused: {resp.text}")
+            if self._parser.take_buffered():
+                raise ImapConnectionLost("data injected before the TLS handshake")
+            await self._writer.start_tls(self._context(), server_hostname=self.host)
+            self.capabilities = ()
+
+    async def _read_inline(self) -> Response:
+        """Before the reader task runs (greeting, STARTTLS): read one response directly."""
+        assert self._reader is not None
+        while True:
+            ev = self._parser.next_event()
+            if ev is not NEED_DATA:
+                return ev  # type: ignore[return-value]
+            data = await self._reader.read(65536)
+            if not data:
+                raise ImapConnectionLost("connection closed during greeting")
+            self._count("in", len(data), len(data))
+            self._parser.feed(data)
+
+    def _count(self, direction: Direction, imap_n: int, wire_n: int) -> None:
+        c = self.counters
+        if direction == "in":
+            c.imap_in += imap_n
+            c.wire_in += wire_n
+        else:
+            c.imap_out += imap_n
+            c.wire_out += wire_n
+        if self.trace_enabled and wire_n:
+            self.trace.append((time.time(), direction, wire_n))
+
+    def take_trace(self) -> list[tuple[float, str, int]]:
+        out, self.trace = self.trace, []
+        return out
+
+    def _send_raw(self, data: bytes) -> None:
+        if self._closed is not None:
+            raise ImapConnectionLost(str(self._closed))
+        assert self._writer is not None
+        wire = data
+        if self._deflate is not None:
+            wire = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        self._count("out", len(data), len(wire))
+        self._writer.write(wire)
+
+    def _abort(self, exc: BaseException) -> None:
+        """Fail every pending command at once and close the socket."""
+        if self._closed is None:
+            self._closed = exc
+        for p in self._pending.values():
+            if not p.future.done():
+                p.future.set_exception(ImapConnectionLost(str(exc)))
+        self._pending.clear()
+        self._push_ready.set()  # wake a consumer waiting for news: it sees the close
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    async def _read_loop(self) -> None:
+        assert self._reader is not None
+        try:
+            while True:
+                self._dispatch_available()
+                data = await self._reader.read(65536)
+                if not data:
+                    raise ImapConnectionLost("server closed the connection")
+                plain = data if self._inflate is None else self._inflate.decompress(data)
+                self._count("in", len(plain), len(data))
+                self._parser.feed(plain)
+        except ImapProtocolError as e:
+            log.error(
+                "malformed IMAP response: %s", e.message, extra=kv(conn=self.conn_id, line=e.line[:200])
+            )
+            self._abort(ImapConnectionLost(f"malformed response: {e.message}"))
+        except (OSError, ImapConnectionLost, zlib.error, EOFError) as e:
+            self._abort(e if isinstance(e, ImapConnectionLost) else ImapConnectionLost(str(e)))
+        except asyncio.CancelledError:
+            self._abort(ImapConnectionLost("client closed"))
+            raise
+
+    def _dispatch_available(self) -> None:
+        while True:
+            ev = self._parser.next_event()
+            if ev is NEED_DATA:
+                return
+            self._route(ev)  # type: ignore[arg-type]
+
+    def _route(self, resp: Response) -> None:
+        if isinstance(resp, StatusResponse) and resp.tag is not None:
+            p = self._pending.pop(resp.tag, None)
+            if p is None:
+                log.warning("tagged response for unknown tag %s", resp.tag, extra=kv(conn=self.conn_id))
+                return
+            if resp.status == "OK" and p.on_ok is not None:
+                p.on_ok()
+            if resp.code and resp.code.name == "CAPABILITY":
+                self.capabilities = tuple(resp.code.value)  # type: ignore[arg-type]
+            if not p.future.done():
+                p.future.set_result(CommandResult(resp, p.responses))
+            return
+        if isinstance(resp, ContinuationRequest):
+            for p in self._pending.values():
+                p.continuation.put_nowait(resp)
+                return
+            log.warning("unexpected continuation request", extra=kv(conn=self.conn_id))
+            return
+        if isinstance(resp, StatusResponse) and resp.status == "BYE":
+            log.info("server says BYE: %s", resp.text, extra=kv(conn=self.conn_id))
+            return  # the close follows; pending commands fail then
+        if isinstance(resp, CapabilityData):
+            self.capabilities = resp.capabilities
+        if isinstance(resp, StatusResponse) and resp.code and resp.code.name == "CAPABILITY":
+            self.capabilities = tuple(resp.code.value)  # type: ignore[arg-type]
+        if self._idle_tag is None:
+            for p in self._pending.values():
+                if p.wants(resp):
+                    p.responses.append(resp)
+                    return
+        if isinstance(resp, StatusResponse) and resp.status in ("NO", "BAD"):
+            log.warning("untagged %s: %s", resp.status, resp.text, extra=kv(conn=self.conn_id))
+        self._push.append(PushEvent(resp, self.selected))
+        self._push_ready.set()
+
+    # ---- commands -------------------------------------------------------------------------
+
+    def _next_tag(self) -> str:
+        self._tagno += 1
+        return f"C{self._tagno}"
+
+    @property
+    def literal_plus(self) -> bool:
+        return self.has("LITERAL+")
+
+    def has(self, cap: str) -> bool:
+        cap = cap.upper()
+        return any(c.upper() == cap for c in self.capabilities)
+
+    async def execute(
+        self,
+        cmd: Command,
+        *,
+        check: bool = True,
+        timeout_s: float | None = None,
+        on_ok: Callable[[], None] | None = None,
+    ) -> CommandResult:
+        """Send one command (its tag is replaced), wait for the tagged answer; NO/BAD raise if check."""
+        async with self._lock:
+            if self._closed is not None:
+                raise ImapConnectionLost(str(self._closed))
+            tag = self._next_tag()
+            cmd = dataclasses.replace(cmd, tag=tag)
+            loop = asyncio.get_running_loop()
+            pending = _Pending(cmd, loop.create_future(), on_ok=on_ok)
+            self._pending[tag] = pending
+            try:
+                async with asyncio.timeout(timeout_s or self.command_timeout_s):
+                    chunks = command_chunks(cmd, literal_plus=self.literal_plus)
+                    self._send_raw(chunks[0])
+                    for chunk in chunks[1:]:
+                        await self._wait_continuation(pending)
+                        self._send_raw(chunk)
+                    result = await pending.future
+            except TimeoutError:
+                self._abort(ImapTimeout(f"{type(cmd).__name__} timed out"))
+                raise ImapTimeout(f"{type(cmd).__name__} got no answer in time") from None
+            finally:
+                self._pending.pop(tag, None)
+        if check and result.status.status != "OK":
+            raise ImapCommandError(result)
+        return result
+
+    async def _wait_continuation(self, pending: _Pending) -> None:
+        cont_task = asyncio.ensure_future(pending.continuation.get())
+        try:
+            waiters: set[asyncio.Future[object]] = {cont_task, pending.future}  # type: ignore[arg-type]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cont_task.cancel()
+        if pending.future.done():
+            pending.future.result()  # raises if the connection died
+            raise ImapCommandError(pending.future.result())
+
+    async def capability(self) -> tuple[str, ...]:
+        res = await self.execute(CapabilityCommand(""))
+        for r in res.responses:
+            if isinstance(r, CapabilityData):
+                self.capabilities = r.capabilities
+        return self.capabilities
+
+    async def login(self, username: str, password: str, *, mechanism: str = "plain") -> None:
+        """AUTHENTICATE PLAIN (with SASL-IR when offered) or LOGIN; then re-read CAPABILITY."""
+        if not self.capabilities:
+            await self.capability()
+        if mechanism == "plain" and self.has("AUTH=PLAIN"):
+            ir = b"\0" + username.encode() + b"\0" + password.encode()
+            if self.has("SASL-IR"):
+                await self.execute(AuthenticateCommand("", "PLAIN", ir))
+            else:
+                await self._authenticate_continuation(ir)
+        else:
+            await self.execute(LoginCommand("", username, password))
+        await self.capability()
+
+    async def _authenticate_continuation(self, ir: bytes) -> None:
+        async with self._lock:
+            tag = self._next_tag()
+            pending = _Pending(AuthenticateCommand(tag, "PLAIN"), asyncio.get_running_loop().create_future())
+            self._pending[tag] = pending
+            try:
+                async with asyncio.timeout(self.command_timeout_s):
+                    self._send_raw(f"{tag} AUTHENTICATE PLAIN\r\n".encode())
+                    await self._wait_continuation(pending)
+                    self._send_raw(base64.b64encode(ir) + b"\r\n")
+                    result = await pending.future
+            except TimeoutError:
+                self._abort(ImapTimeout("AUTHENTICATE timed out"))
+                raise ImapTimeout("AUTHENTICATE got no answer in time") from None
+            finally:
+                self._pending.pop(tag, None)
+        if result.status.status != "OK":
+            raise ImapCommandError(result)
+
+    async def enable(self, *caps: str) -> set[str]:
+        wanted = [c for c in caps if self.has(c)]
+        if not wanted or not self.has("ENABLE"):
+            return set()
+        res = await self.execute(EnableCommand("", tuple(wanted)))
+        for r in res.responses:
+            if isinstance(r, EnabledData):
+                self.enabled.update(c.upper() for c in r.capabilities)
+        return self.enabled
+
+    async def compress(self) -> bool:
+        """COMPRESS=DEFLATE (RFC 4978): raw deflate both ways from right after the tagged OK."""
+        if not self.has("COMPRESS=DEFLATE") or self.compressed:
+            return False
+
+        def switch() -> None:
+            # Runs in the reader task right after the OK line: later bytes are compressed.
+            self._inflate = zlib.decompressobj(-15)
+            self._deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+            rest = self._parser.take_buffered()
+            if rest:
+                self._parser.feed(self._inflate.decompress(rest))
+            self.compressed = True
+
+        await self.execute(CompressCommand(""), on_ok=switch)
+        return True
+
+    async def noop(self) -> None:
+        await self.execute(NoopCommand(""))
+
+    async def logout(self) -> None:
+        with contextlib.suppress(ImapError):
+            await self.execute(LogoutCommand(""), timeout_s=min(5.0, self.command_timeout_s))
+
+    async def list_folders(
+        self,
+        pattern: str = "*",
+        *,
+        changedsince: int | None = None,
+        return_status: Iterable[str] | None = None,
+    ) -> tuple[list[ListData], dict[str, StatusData]]:
+        cmd = ListCommand(
+            "",
+            "",
+            (pattern,),
+            changedsince=changedsince,
+            return_status=tuple(return_status) if return_status is not None else None,
+        )
+        res = await self.execute(cmd)
+        lists = [r for r in res.responses if isinstance(r, ListData)]
+        statuses = {r.mailbox: r for r in res.responses if isinstance(r, StatusData)}
+        return lists, statuses
+
+    async def list_changed_since(
+        self, modseq: int, status_items: Iterable[str] = ("MESSAGES", "UIDNEXT", "UNSEEN", "HIGHESTMODSEQ")
+    ) -> tuple[list[ListData], dict[str, StatusData]]:
+        return await self.list_folders("*", changedsince=modseq, return_status=status_items)
+
+    async def status(self, mailbox: str, items: Iterable[str]) -> StatusData | None:
+        res = await self.execute(StatusCommand("", mailbox, tuple(items)))
+        found = [r for r in res.responses if isinstance(r, StatusData)]
+        return found[-1] if found else None
+
+    async def select(self, cmd: SelectCommand) -> CommandResult:
+        self.selected = None
+        res = await self.execute(cmd)
+        self.selected = cmd.mailbox
+        return res
+
+    async def unselect(self) -> None:
+        from cpmsync.imap import CloseCommand, UnselectCommand
+
+        if self.selected is None:
+            return
+        # Mailboxes are EXAMINEd (read-only), so CLOSE never expunges; UNSELECT when offered.
+        await self.execute(UnselectCommand("") if self.has("UNSELECT") else CloseCommand(""))
+        self.selected = None
+
+    async def notify_set(self, cmd: NotifyCommand) -> None:
+        await self.execute(cmd)
+
+    # ---- push -----------------------------------------------------------------------------
+
+    def drain_push(self) -> list[PushEvent]:
+        """Unsolicited responses queued so far, in arrival order (never blocks)."""
+        out = list(self._push)
+        self._push.clear()
+        if self._closed is None:
+            self._push_ready.clear()
+        return out
+
+    async def wait_push(self) -> None:
+        """Return once an unsolicited response is queued; ImapConnectionLost if the link died."""
+        while not self._push:
+            if self._closed is not None:
+                raise ImapConnectionLost(str(self._closed))
+            self._push_ready.clear()
+            await self._push_ready.wait()
+
+    async def next_push(self) -> PushEvent:
+        await self.wait_push()
+        return self._push.popleft()
+
+    async def push(self) -> AsyncIterator[PushEvent]:
+        """`async for ev in imap.push():` every unsolicited response, in arrival order."""
+        while True:
+            yield await self.next_push()
+
+    @contextlib.asynccontextmanager
+    async def idle(self) -> AsyncIterator[None]:
+        """IDLE for the body of the `async with`; unsolicited responses arrive on the push queue."""
+        async with self._lock:
+            if self._closed is not None:
+                raise ImapConnectionLost(str(self._closed))
+            tag = self._next_tag()
+            pending = _Pending(IdleCommand(tag), asyncio.get_running_loop().create_future())
+            self._pending[tag] = pending
+            try:
+                async with asyncio.timeout(self.command_timeout_s):
+                    self._send_raw(f"{tag} IDLE\r\n".encode())
+                    await self._wait_continuation(pending)
+            except TimeoutError:
+                self._abort(ImapTimeout("IDLE not accepted in time"))
+                raise ImapTimeout("IDLE not accepted in time") from None
+            except BaseException:
+                self._pending.pop(tag, None)
+                raise
+            self._idle_tag = tag
+            try:
+                yield
+            finally:
+                self._idle_tag = None
+                try:
+                    if self._closed is None:
+                        self._send_raw(b"DONE\r\n")
+                        async with asyncio.timeout(self.command_timeout_s):
+                            await pending.future
+                except TimeoutError:
+                    self._abort(ImapTimeout("IDLE DONE not answered in time"))
+                finally:
+                    self._pending.pop(tag, None)

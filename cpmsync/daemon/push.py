@@ -1,0 +1,188 @@
+"""Waiting for changes: NOTIFY + IDLE, else IDLE on one folder + discovery polls, else polls.
+
+With NOTIFY (RFC 5465) the server names the folders that changed (STATUS / LIST / EXISTS /
+FETCH / VANISHED), and exactly those are synced. A burst of notifications is coalesced into one
+sync (debounce_ms): each radio wake costs energy. IDLE is re-issued every keepalive_s (NAT
+timeouts; at most 29 minutes, RFC 2177 section 3).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from cpmsync.daemon.imap_client import ImapClient, PushEvent
+from cpmsync.daemon.sync_engine import SyncEngine
+from cpmsync.imap import (
+    ExistsData,
+    ExpungeData,
+    FetchData,
+    ListData,
+    NotifyCommand,
+    NotifyEvent,
+    NotifyGroup,
+    SelectCommand,
+    StatusData,
+    VanishedData,
+)
+from cpmsync.logs import kv
+
+__all__ = ["Hints", "PushLoop", "hints_from", "push_mode"]
+
+log = logging.getLogger("cpmsync.daemon.push")
+
+_IDLE_MAX_S = 29 * 60
+
+NOTIFY_SET = NotifyCommand(
+    "",
+    (
+        NotifyGroup(
+            "personal",
+            (),
+            (
+                NotifyEvent("MessageNew"),
+                NotifyEvent("MessageExpunge"),
+                NotifyEvent("FlagChange"),
+                NotifyEvent("MailboxName"),
+            ),
+        ),
+    ),
+)
+
+
+@dataclass
+class Hints:
+    """What unsolicited responses said: folders to sync, deleted folders, renames."""
+
+    folders: set[str] = field(default_factory=set)
+    deleted: set[str] = field(default_factory=set)
+    renamed: list[tuple[str, str]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.folders or self.deleted or self.renamed)
+
+
+def hints_from(events: Iterable[PushEvent]) -> Hints:
+    h = Hints()
+    for ev in events:
+        r = ev.response
+        if isinstance(r, StatusData):
+            h.folders.add(r.mailbox)
+        elif isinstance(r, ListData):
+            if any(a.upper() == "\\NONEXISTENT" for a in r.attributes):
+                h.deleted.add(r.name)
+                h.folders.discard(r.name)
+            elif r.oldname is not None:
+                h.renamed.append((r.oldname, r.name))
+                h.folders.add(r.name)
+            else:
+                h.folders.add(r.name)
+        elif isinstance(r, ExistsData | ExpungeData | FetchData | VanishedData) and ev.selected:
+            h.folders.add(ev.selected)
+    return h
+
+
+def push_mode(imap: ImapClient) -> str:
+    if imap.has("NOTIFY") and imap.has("IDLE"):
+        return "notify"
+    if imap.has("IDLE"):
+        return "idle"
+    return "poll"
+
+
+class PushLoop:
+    """Runs until `engine.stop` is set; raises ImapError when the connection fails."""
+
+    def __init__(self, engine: SyncEngine) -> None:
+        self.engine = engine
+        self.imap = engine.imap
+        self.cfg = engine.settings.imap
+        self.mode = push_mode(self.imap)
+        now = time.monotonic()
+        self.next_poll = now + self.cfg.poll_interval_s
+        self.next_names = now + self.cfg.names_list_interval_s
+        self.syncs = 0
+
+    async def run(self) -> None:
+        stop = self.engine.stop
+        if self.mode == "notify":
+            await self.imap.notify_set(NOTIFY_SET)
+        log.info("waiting for changes", extra=kv(mode=self.mode))
+        while not stop.is_set():
+            hints = hints_from(self.imap.drain_push())
+            if hints:
+                await self._sync(hints)
+                continue
+            now = time.monotonic()
+            if self.mode != "notify" and now >= self.next_poll:
+                await self.engine.catch_up()
+                self.next_poll = time.monotonic() + self.cfg.poll_interval_s
+                continue
+            if now >= self.next_names:
+                await self._names()
+                self.next_names = time.monotonic() + self.cfg.names_list_interval_s
+                continue
+            deadline = min(self.next_names, now + min(self.cfg.keepalive_s, _IDLE_MAX_S))
+            if self.mode != "notify":
+                deadline = min(deadline, self.next_poll)
+            await self._wait(deadline)
+
+    async def _wait(self, deadline: float) -> None:
+        if self.mode == "poll":
+            await _wait_event(self.engine.stop, deadline - time.monotonic())
+            if not self.engine.stop.is_set():
+                await self.imap.noop()  # keeps NAT state; may carry untagged news
+            return
+        if self.mode == "idle" and self.imap.selected != self.cfg.idle_folder:
+            await self.imap.select(SelectCommand("", self.cfg.idle_folder, readonly=True))
+        async with self.imap.idle():
+            first = asyncio.ensure_future(self.imap.wait_push())
+            stopper = asyncio.ensure_future(self.engine.stop.wait())
+            try:
+                await asyncio.wait(
+                    {first, stopper},
+                    timeout=max(0.0, deadline - time.monotonic()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                first.cancel()
+                stopper.cancel()
+            if first.done() and not first.cancelled() and first.exception() is None:
+                # Coalesce the burst: one sync for everything that arrives within debounce_ms.
+                await _wait_event(self.engine.stop, self.cfg.debounce_ms / 1000)
+            elif first.done() and not first.cancelled() and first.exception() is not None:
+                raise first.exception()  # type: ignore[misc]
+
+    async def _sync(self, hints: Hints) -> None:
+        eng = self.engine
+        for old, new in hints.renamed:
+            eng.cache.rename_folder(old, new)
+        for name in sorted(hints.deleted):
+            eng.cache.delete_folder(name)
+        folders = sorted(hints.folders)
+        if self.mode == "idle":
+            folders = [self.cfg.idle_folder]
+        if folders:
+            await eng.sync_folders(folders, strategy=self.mode)
+        self.syncs += 1
+        log.debug("push sync", extra=kv(folders=len(folders), mode=self.mode))
+
+    async def _names(self) -> None:
+        from cpmsync.daemon.discovery import list_names
+
+        new = await self.engine.apply_names(await list_names(self.imap))
+        if new:
+            await self.engine.sync_folders(new, strategy="names")
+
+
+async def _wait_event(ev: asyncio.Event, timeout_s: float) -> None:
+    if timeout_s <= 0:
+        return
+    try:
+        async with asyncio.timeout(timeout_s):
+            await ev.wait()
+    except TimeoutError:
+        pass

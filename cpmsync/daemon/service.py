@@ -1,0 +1,202 @@
+"""The daemon process: IMAP session loop + MQTT publisher + sd_notify watchdog in one TaskGroup.
+
+The session loop connects, logs in, negotiates (COMPRESS, ENABLE QRESYNC), runs a catch-up sync
+and then waits for changes; any failure (cut, timeout, malformed response, NO to a command) is
+logged once and followed by a reconnect after an exponential backoff with jitter, so a bad
+server never turns into a crash loop. SIGTERM/SIGINT finish the current folder, publish offline
+and LOGOUT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from datetime import UTC, datetime
+
+from cpmsync.daemon import sdnotify
+from cpmsync.daemon.cache import Cache, open_cache
+from cpmsync.daemon.imap_client import ImapClient, ImapError
+from cpmsync.daemon.publisher import Publisher
+from cpmsync.daemon.push import PushLoop, push_mode
+from cpmsync.daemon.settings import DaemonSettings
+from cpmsync.daemon.sync_engine import SyncEngine
+from cpmsync.logs import kv
+
+__all__ = ["Backoff", "ImapSession", "connect", "run_daemon"]
+
+log = logging.getLogger("cpmsync.daemon")
+
+_STOP_GRACE_S = 15.0
+
+
+class Backoff:
+    """Exponential backoff with full jitter between min_s and max_s."""
+
+    def __init__(self, min_s: float, max_s: float) -> None:
+        self.min_s, self.max_s = min_s, max_s
+        self.attempt = 0
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    def next_s(self) -> float:
+        cap = min(self.max_s, self.min_s * 2**self.attempt)
+        self.attempt += 1
+        return random.uniform(self.min_s, max(self.min_s, cap))
+
+
+def connect(settings: DaemonSettings, *, conn_id: str | None = None) -> ImapClient:
+    """An ImapClient from the `[imap]` settings (not yet connected: use `async with`)."""
+    cfg = settings.imap
+    return ImapClient(
+        cfg.host,
+        cfg.effective_port,
+        tls=cfg.tls,
+        allow_plaintext=cfg.allow_plaintext,
+        command_timeout_s=cfg.command_timeout_s,
+        connect_timeout_s=cfg.connect_timeout_s,
+        trace=settings.trace.enabled,
+        conn_id=conn_id,
+    )
+
+
+async def setup(imap: ImapClient, settings: DaemonSettings) -> None:
+    """Log in, then COMPRESS (it cuts UNI bytes) and ENABLE QRESYNC (or use CONDSTORE)."""
+    cfg = settings.imap
+    password = cfg.secret() or ""
+    await imap.login(cfg.username, password, mechanism=cfg.auth)
+    if cfg.compress:
+        await imap.compress()
+    if imap.has("QRESYNC"):
+        await imap.enable("QRESYNC")
+    elif imap.has("CONDSTORE"):
+        await imap.enable("CONDSTORE")
+
+
+class ImapSession:
+    """Keeps one IMAP session alive (reconnecting) and the cache in sync over it."""
+
+    def __init__(
+        self,
+        settings: DaemonSettings,
+        cache: Cache,
+        publisher: Publisher | None,
+        *,
+        forced_strategy: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cache = cache
+        self.publisher = publisher
+        self.forced_strategy = forced_strategy
+        self.stop = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.synced = asyncio.Event()  # set after every successful catch-up (tests, benches)
+        self.connections = 0
+        self.errors = 0
+        self.engine: SyncEngine | None = None
+
+    def _status(self, state: str | None = None, **kw: object) -> None:
+        if self.publisher is not None:
+            self.publisher.set_status(state, **kw)  # type: ignore[arg-type]
+
+    async def run(self) -> None:
+        cfg = self.settings.imap
+        backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
+        while not self.stop.is_set():
+            try:
+                await self._session()
+                return
+            except (ImapError, OSError) as e:
+                err = f"{type(e).__name__}: {e}"
+            except Exception as e:
+                log.exception("unexpected error in the IMAP session")
+                err = f"{type(e).__name__}: {e}"
+            self.errors += 1
+            delay = backoff.next_s()
+            log.warning("IMAP session ended, reconnecting", extra=kv(error=err, retry_s=round(delay, 2)))
+            self._status("online" if self.ready.is_set() else None, last_error=err)
+            try:
+                async with asyncio.timeout(delay):
+                    await self.stop.wait()
+            except TimeoutError:
+                pass
+
+    async def _session(self) -> None:
+        self.connections += 1
+        conn_id = f"{self.settings.account.id}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{self.connections}"
+        async with connect(self.settings, conn_id=conn_id) as imap:
+            await setup(imap, self.settings)
+            caps = list(imap.capabilities)
+            engine = SyncEngine(
+                imap, self.cache, self.settings, stop=self.stop, forced_strategy=self.forced_strategy
+            )
+            self.engine = engine
+            self._status("syncing", capabilities=caps)
+            result = await engine.catch_up(names_check=self.connections > 1)
+            self.cache.update_account(
+                server=f"{self.settings.imap.host}:{self.settings.imap.effective_port}",
+                capabilities=caps,
+                strategy=result.strategy,
+            )
+            log.info(
+                "catch-up sync done",
+                extra=kv(
+                    strategy=result.strategy,
+                    folders=result.folders,
+                    wire_in=result.bytes.wire_in,
+                    wire_out=result.bytes.wire_out,
+                    mode=push_mode(imap),
+                ),
+            )
+            self._status("online", strategy=result.strategy, last_sync=datetime.now(UTC), last_error=None)
+            if not self.ready.is_set():
+                self.ready.set()
+                sdnotify.notify("READY=1", "STATUS=synced")
+            self.synced.set()
+            loop = PushLoop(engine)
+            await loop.run()
+            await imap.logout()
+
+
+async def run_daemon(settings: DaemonSettings, *, install_signals: bool = True) -> None:
+    """The whole service; returns after SIGTERM/SIGINT (or when cancelled)."""
+    cache = open_cache(settings)
+    publisher = Publisher(settings.mqtt, settings.account.id, cache)
+    session = ImapSession(settings, cache, publisher)
+    loop = asyncio.get_running_loop()
+    if install_signals:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, session.stop.set)
+    log.info(
+        "daemon starting",
+        extra=kv(account=settings.account.id, imap=settings.imap.host, cache=str(settings.cache.path)),
+    )
+    try:
+        async with asyncio.TaskGroup() as tg:
+            pub = tg.create_task(publisher.run(), name="mqtt-publisher")
+            sess = tg.create_task(session.run(), name="imap-session")
+            wd = tg.create_task(sdnotify.watchdog_loop(), name="sd-watchdog")
+            stopper = tg.create_task(session.stop.wait())
+            await asyncio.wait({sess, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            session.stop.set()
+            sdnotify.notify("STOPPING=1")
+            log.info("stopping")
+            try:
+                # Finish the current folder (or let its transaction roll back), then LOGOUT.
+                async with asyncio.timeout(_STOP_GRACE_S):
+                    await asyncio.shield(sess)
+            except TimeoutError:
+                sess.cancel()
+            await publisher.close()
+            wd.cancel()
+            del pub
+    finally:
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+        cache.close()
+        log.info("stopped")

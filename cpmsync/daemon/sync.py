@@ -1,0 +1,338 @@
+"""Per-folder sync: ask the server what changed in one mailbox, then commit it in ONE transaction.
+
+All IMAP I/O for a folder happens first and only then is the cache written (`cache.folder_sync`),
+so a cut, a timeout or a stop mid-folder leaves the cache exactly as before that folder: the
+folder stays pending and its changes stay above the watermark until a later sync commits them.
+The method is the cheapest the server allows: QRESYNC (RFC 7162 3.2.5), else CONDSTORE
+CHANGEDSINCE + UID SEARCH for expunges, else a full UID/FLAGS comparison.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cpmsync.daemon.cache import Cache, MessageData
+from cpmsync.daemon.imap_client import ImapClient, ImapCommandError
+from cpmsync.daemon.settings import ImapSettings
+from cpmsync.imap import (
+    Address,
+    Envelope,
+    ExistsData,
+    FetchBody,
+    FetchCommand,
+    FetchData,
+    QresyncParams,
+    SearchCommand,
+    SearchKey,
+    SelectCommand,
+    SequenceSet,
+    StatusResponse,
+    VanishedData,
+)
+from cpmsync.imap.responses import ESearchData, SearchData
+from cpmsync.imap.seqset import STAR
+from cpmsync.logs import kv
+
+__all__ = ["FolderChanges", "FolderGone", "apply_changes", "fetch_folder_changes", "sync_folder"]
+
+log = logging.getLogger("cpmsync.daemon.sync")
+
+
+@dataclass
+class FolderChanges:
+    """What one folder sync learned from the server, before anything is written."""
+
+    name: str
+    uidvalidity: int | None = None
+    uidnext: int | None = None
+    highestmodseq: int | None = None
+    exists: int | None = None
+    method: str = "full"
+    vanished: set[int] = field(default_factory=set)
+    flags: dict[int, tuple[tuple[str, ...], int | None]] = field(default_factory=dict)
+    new: list[MessageData] = field(default_factory=list)
+    delimiter: str | None = None
+    attributes: tuple[str, ...] | None = None
+
+
+class FolderGone(Exception):
+    """SELECT said NONEXISTENT: the folder was deleted (or renamed) on the server."""
+
+
+def _flags(flags: tuple[str, ...] | None) -> tuple[str, ...]:
+    # \Recent is per session (RFC 3501 2.3.2): mirroring it would flap on every reconnect.
+    return tuple(f for f in flags or () if f.upper() != "\\RECENT")
+
+
+def _addr(a: tuple[Address, ...] | None) -> str | None:
+    if not a:
+        return None
+    out = []
+    for x in a:
+        mail = f"{x.mailbox or ''}@{x.host or ''}" if x.host else (x.mailbox or "")
+        out.append(f"{x.name} <{mail}>" if x.name else mail)
+    return ", ".join(out)
+
+
+def _date(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _preview(raw: bytes | None, limit: int) -> str | None:
+    if raw is None:
+        return None
+    text = raw[:limit].decode("utf-8", errors="replace")
+    return " ".join(text.split())[:limit] or None
+
+
+def message_from_fetch(fd: FetchData, preview_key: str, preview_bytes: int) -> MessageData | None:
+    uid = fd.uid
+    if uid is None:
+        return None
+    env: Envelope | None = fd.envelope
+    body = fd.items.get(preview_key)
+    return MessageData(
+        uid=uid,
+        modseq=fd.modseq,
+        flags=frozenset(_flags(fd.flags)),
+        internaldate=fd.internaldate,
+        size=fd.size,
+        from_=_addr(env.from_) if env else None,
+        to=_addr(env.to) if env else None,
+        subject=env.subject if env else None,
+        date=_date(env.date) if env else None,
+        message_id=env.message_id if env else None,
+        preview=_preview(body if isinstance(body, bytes) else None, preview_bytes),
+    )
+
+
+async def _select(imap: ImapClient, cmd: SelectCommand) -> list[object]:
+    try:
+        res = await imap.select(cmd)
+    except ImapCommandError as e:
+        if e.code == "NONEXISTENT" or "exist" in e.result.status.text.lower():
+            raise FolderGone(cmd.mailbox) from e
+        raise
+    return list(res.responses)
+
+
+async def fetch_folder_changes(
+    imap: ImapClient,
+    cache: Cache,
+    name: str,
+    settings: ImapSettings,
+    *,
+    delimiter: str | None = None,
+    attributes: tuple[str, ...] | None = None,
+) -> FolderChanges:
+    """All the server-side work of one folder sync; raises FolderGone or an ImapError."""
+    cached = cache.folder(name)
+    flags_now = cache.message_flags(name) if cached else {}
+    known = sorted(flags_now)
+    qresync = "QRESYNC" in imap.enabled
+    condstore = qresync or "CONDSTORE" in imap.enabled or imap.has("CONDSTORE")
+    ch = FolderChanges(name, delimiter=delimiter, attributes=attributes)
+    use_qresync = bool(qresync and cached and cached.uidvalidity and cached.last_synced_modseq > 0 and known)
+    if use_qresync:
+        assert cached is not None and cached.uidvalidity is not None
+        params = QresyncParams(cached.uidvalidity, cached.last_synced_modseq, SequenceSet.from_ints(known))
+        cmd = SelectCommand("", name, readonly=True, qresync=params)
+    else:
+        cmd = SelectCommand("", name, readonly=True, condstore=condstore and not qresync)
+    responses = await _select(imap, cmd)
+    nomodseq = False
+    qfetch: dict[int, FetchData] = {}
+    for r in responses:
+        if isinstance(r, StatusResponse) and r.code is not None:
+            n, v = r.code.name, r.code.value
+            if n == "UIDVALIDITY" and isinstance(v, int):
+                ch.uidvalidity = v
+            elif n == "UIDNEXT" and isinstance(v, int):
+                ch.uidnext = v
+            elif n == "HIGHESTMODSEQ" and isinstance(v, int):
+                ch.highestmodseq = v
+            elif n == "NOMODSEQ":
+                nomodseq = True
+        elif isinstance(r, ExistsData):
+            ch.exists = r.count
+        elif isinstance(r, VanishedData) and use_qresync:
+            ch.vanished.update(u for u in known if u in r.uids)
+        elif isinstance(r, FetchData) and r.uid is not None:
+            qfetch[r.uid] = r
+    if nomodseq:
+        condstore = False
+    reset = bool(cached and cached.uidvalidity and ch.uidvalidity and cached.uidvalidity != ch.uidvalidity)
+    if reset:
+        log.info("uidvalidity changed: resyncing folder", extra=kv(folder=name))
+        flags_now, known, use_qresync = {}, [], False
+    max_known = known[-1] if known else 0
+    new_uids: set[int] = set()
+    if ch.exists == 0:
+        ch.vanished = set(known)
+        ch.method = "empty"
+    elif use_qresync:
+        ch.method = "qresync"
+        for uid, fd in qfetch.items():
+            if uid in flags_now:
+                if fd.flags is not None:
+                    ch.flags[uid] = (_flags(fd.flags), fd.modseq)
+            elif uid < max_known:
+                new_uids.add(uid)
+    elif condstore and cached and cached.last_synced_modseq > 0 and known:
+        ch.method = "condstore"
+        res = await imap.execute(
+            FetchCommand(
+                "",
+                SequenceSet(((1, STAR),)),
+                ("UID", "FLAGS"),
+                uid=True,
+                changedsince=cached.last_synced_modseq,
+            )
+        )
+        for r in res.responses:
+            if isinstance(r, FetchData) and r.uid in flags_now and r.flags is not None:
+                ch.flags[r.uid] = (_flags(r.flags), r.modseq)
+        server = await _uid_search_all(imap)
+        ch.vanished = set(known) - server
+        new_uids = {u for u in server if u not in flags_now and u < max_known}
+    else:
+        ch.method = "full"
+        items: tuple[str, ...] = ("UID", "FLAGS", "MODSEQ") if condstore else ("UID", "FLAGS")
+        res = await imap.execute(FetchCommand("", SequenceSet(((1, STAR),)), items, uid=True))
+        server_uids: set[int] = set()
+        for r in res.responses:
+            if isinstance(r, FetchData) and r.uid is not None:
+                server_uids.add(r.uid)
+                if r.uid in flags_now:
+                    old = flags_now[r.uid][1]
+                    if r.flags is not None and frozenset(_flags(r.flags)) != old:
+                        ch.flags[r.uid] = (_flags(r.flags), r.modseq)
+                else:
+                    new_uids.add(r.uid)
+        ch.vanished = set(known) - server_uids
+        if new_uids:
+            ch.new = await _fetch_new(imap, settings, SequenceSet.from_ints(sorted(new_uids)), condstore, 0)
+        return ch
+    if ch.exists != 0:
+        need_tail = ch.uidnext is None or ch.uidnext > max_known + 1
+        ranges = list(SequenceSet.from_ints(sorted(new_uids)).ranges) if new_uids else []
+        if need_tail:
+            ranges.append((max_known + 1, STAR))
+        if ranges:
+            ch.new = await _fetch_new(imap, settings, SequenceSet(tuple(ranges)), condstore, max_known)
+            ch.new = [m for m in ch.new if m.uid not in flags_now]
+    return ch
+
+
+async def _uid_search_all(imap: ImapClient) -> set[int]:
+    res = await imap.execute(SearchCommand("", (SearchKey("ALL"),), uid=True))
+    out: set[int] = set()
+    for r in res.responses:
+        if isinstance(r, SearchData):
+            out.update(r.ids)
+        elif isinstance(r, ESearchData) and r.all is not None:
+            out.update(r.all.iter_ints(0))
+    return out
+
+
+async def _fetch_new(
+    imap: ImapClient, settings: ImapSettings, uids: SequenceSet, condstore: bool, above: int
+) -> list[MessageData]:
+    preview = FetchBody(peek=True, text="TEXT", partial=(0, max(settings.preview_bytes, 1)))
+    items: list[str | FetchBody] = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"]
+    if condstore:
+        items.insert(2, "MODSEQ")
+    if settings.preview_bytes > 0:
+        items.append(preview)
+    res = await imap.execute(FetchCommand("", uids, tuple(items), uid=True))
+    out: dict[int, MessageData] = {}
+    explicit = _no_star(uids)
+    for fd in res.responses:
+        if not isinstance(fd, FetchData):
+            continue
+        m = message_from_fetch(fd, preview.response_key, settings.preview_bytes)
+        # "n:*" with n above the largest UID still returns the last message (RFC 3501 6.4.8).
+        if m is not None and (m.uid in explicit or (uids.has_star and m.uid > above)):
+            out[m.uid] = m
+    msgs = [out[u] for u in sorted(out)]
+    if settings.fetch_bodies and msgs:
+        msgs = await _fetch_bodies(imap, settings, msgs)
+    return msgs
+
+
+def _no_star(s: SequenceSet) -> SequenceSet:
+    rngs = tuple(r for r in s.ranges if STAR not in r)
+    return SequenceSet(rngs) if rngs else SequenceSet(((0, 0),))
+
+
+async def _fetch_bodies(
+    imap: ImapClient, settings: ImapSettings, msgs: list[MessageData]
+) -> list[MessageData]:
+    import dataclasses
+
+    small = [m.uid for m in msgs if m.size is not None and m.size <= settings.max_body_bytes]
+    if not small:
+        return msgs
+    whole = FetchBody(peek=True)
+    res = await imap.execute(FetchCommand("", SequenceSet.from_ints(small), ("UID", whole), uid=True))
+    bodies: dict[int, bytes] = {}
+    for fd in res.responses:
+        if isinstance(fd, FetchData) and fd.uid is not None:
+            b = fd.items.get(whole.response_key)
+            if isinstance(b, bytes):
+                bodies[fd.uid] = b
+    return [dataclasses.replace(m, body=bodies.get(m.uid)) for m in msgs]
+
+
+def apply_changes(cache: Cache, ch: FolderChanges) -> None:
+    """Write one folder's changes and their events in a single cache transaction."""
+    with cache.folder_sync(ch.name) as fs:
+        fs.set_status(
+            uidvalidity=ch.uidvalidity,
+            uidnext=ch.uidnext,
+            highestmodseq=ch.highestmodseq,
+            delimiter=ch.delimiter,
+            attributes=ch.attributes,
+        )
+        if ch.vanished:
+            fs.vanish(sorted(ch.vanished), modseq=ch.highestmodseq)
+        for uid, (flags, modseq) in sorted(ch.flags.items()):
+            fs.set_flags(uid, flags, modseq)
+        for m in ch.new:
+            fs.add_message(m)
+
+
+async def sync_folder(
+    imap: ImapClient,
+    cache: Cache,
+    name: str,
+    settings: ImapSettings,
+    *,
+    delimiter: str | None = None,
+    attributes: tuple[str, ...] | None = None,
+) -> FolderChanges | None:
+    """Sync one folder; None when the server says it no longer exists (the cache drops it)."""
+    try:
+        ch = await fetch_folder_changes(
+            imap, cache, name, settings, delimiter=delimiter, attributes=attributes
+        )
+    except FolderGone:
+        if cache.delete_folder(name):
+            log.info("folder gone on the server", extra=kv(folder=name))
+        return None
+    apply_changes(cache, ch)
+    log.debug(
+        "folder synced",
+        extra=kv(
+            folder=name, method=ch.method, new=len(ch.new), flags=len(ch.flags), vanished=len(ch.vanished)
+        ),
+    )
+    return ch

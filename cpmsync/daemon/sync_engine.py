@@ -1,0 +1,139 @@
+"""One sync run over a logged-in connection: discovery, then each changed folder, then the watermark.
+
+Each run is recorded (strategy, bytes at the IMAP layer and on the wire, folders touched, error)
+for `cpmsync daemon stats`; the wire trace goes to the cache when tracing is on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cpmsync.daemon.cache import Cache
+from cpmsync.daemon.discovery import FolderListing, choose_strategy, discover, list_names
+from cpmsync.daemon.imap_client import ByteCounters, ImapClient
+from cpmsync.daemon.settings import DaemonSettings
+from cpmsync.daemon.sync import sync_folder
+from cpmsync.logs import kv
+
+__all__ = ["RunResult", "SyncEngine"]
+
+log = logging.getLogger("cpmsync.daemon.sync")
+
+
+@dataclass
+class RunResult:
+    strategy: str
+    folders: int
+    bytes: ByteCounters
+    seconds: float
+
+
+class SyncEngine:
+    """Syncs the cache with the server over one connection; the session owns reconnects."""
+
+    def __init__(
+        self,
+        imap: ImapClient,
+        cache: Cache,
+        settings: DaemonSettings,
+        *,
+        stop: asyncio.Event | None = None,
+        forced_strategy: str | None = None,
+    ) -> None:
+        self.imap = imap
+        self.cache = cache
+        self.settings = settings
+        self.stop = stop or asyncio.Event()
+        self.forced_strategy = forced_strategy
+        self.last_strategy: str | None = None
+
+    async def catch_up(self, *, names_check: bool = False) -> RunResult:
+        """Full discovery with the cheapest strategy, then sync every changed folder."""
+        strategy = choose_strategy(self.imap, self.cache, self.forced_strategy)
+        self.last_strategy = strategy
+        return await self._run(strategy, names_check=names_check)
+
+    async def sync_folders(self, names: Iterable[str], *, strategy: str = "notify") -> RunResult:
+        """Sync exactly these folders (a NOTIFY/IDLE hint); the watermark is not raised past others."""
+        return await self._run(strategy, only=list(dict.fromkeys(names)))
+
+    async def apply_names(self, listings: list[FolderListing]) -> list[str]:
+        """Given a complete names LIST: drop folders that are gone, return names new to the cache."""
+        present = {x.name for x in listings if x.selectable}
+        cached = set(self.cache.folders())
+        for gone in sorted(cached - present):
+            if self.cache.delete_folder(gone):
+                log.info("folder deleted on the server", extra=kv(folder=gone))
+        return sorted(present - cached)
+
+    async def _run(
+        self, strategy: str, *, only: list[str] | None = None, names_check: bool = False
+    ) -> RunResult:
+        before = self.imap.counters.snapshot()
+        t0 = time.monotonic()
+        run_id = self.cache.start_run(strategy)
+        touched = 0
+        error: str | None = None
+        try:
+            if only is not None:
+                todo: dict[str, FolderListing | None] = dict.fromkeys(only)
+            else:
+                d = await discover(self.imap, self.cache, strategy)
+                for old, new in d.renamed:
+                    self.cache.rename_folder(old, new)
+                for name in d.deleted:
+                    if self.cache.delete_folder(name):
+                        log.info("folder deleted on the server", extra=kv(folder=name))
+                        touched += 1
+                if names_check and strategy == "list-changedsince":
+                    extra = await self.apply_names(await list_names(self.imap))
+                    for name in extra:
+                        d.changed.setdefault(name, FolderListing(name, None, ()))
+                self.cache.begin_discovery(d.target_modseq, d.changed, complete=d.complete)
+                todo = dict(d.changed)
+                # Folders a crashed run left pending are synced too (they are behind the watermark).
+                for name in self.cache.pending_folders():
+                    todo.setdefault(name, None)
+                log.info(
+                    "discovery",
+                    extra=kv(
+                        strategy=strategy, listed=d.listed, changed=len(d.changed), deleted=len(d.deleted)
+                    ),
+                )
+            for name, listing in todo.items():
+                if self.stop.is_set():
+                    break
+                await sync_folder(
+                    self.imap,
+                    self.cache,
+                    name,
+                    self.settings.imap,
+                    delimiter=listing.delimiter if listing else None,
+                    attributes=listing.attributes if listing else None,
+                )
+                touched += 1
+            if only is None and not self.stop.is_set():
+                self.cache.advance_watermark()
+            if self.imap.selected is not None:
+                await self.imap.unselect()
+        except BaseException as e:
+            error = f"{type(e).__name__}: {e}"
+            raise
+        finally:
+            used = self.imap.counters.since(before)
+            self.cache.finish_run(
+                run_id,
+                bytes_in=used.imap_in,
+                bytes_out=used.imap_out,
+                wire_bytes_in=used.wire_in,
+                wire_bytes_out=used.wire_out,
+                folders_touched=touched,
+                error=error,
+            )
+            if self.settings.trace.enabled:
+                self.cache.add_trace(self.imap.conn_id, self.imap.take_trace())
+        return RunResult(strategy, touched, used, time.monotonic() - t0)
