@@ -6,6 +6,7 @@ Heavy modules (SQLAlchemy, argon2, cryptography) are imported inside the command
 
 from __future__ import annotations
 
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -112,13 +113,20 @@ def serve(
             except ValueError as e:
                 _fail(f"--listen: {e}")
         settings.server.listen = list(listen)
+    from cpmsync.msgstore.server import serve_forever
+
+    _open_store(settings).close()  # a bad URL or driver fails here with one clear line
     try:
-        from cpmsync.msgstore.server import serve_forever  # type: ignore[import-not-found,unused-ignore]
-    except ModuleNotFoundError as e:
-        if e.name != "cpmsync.msgstore.server":
-            raise
-        _fail("the IMAP server is not part of this build yet (cpmsync.msgstore.server missing)")
-    serve_forever(settings)
+        serve_forever(settings)
+    except ConfigError as e:
+        _fail(f"configuration: {e}")
+    except ssl.SSLError as e:
+        _fail(f"TLS certificate/key: {e}")
+    except OSError as e:
+        where = ", ".join(settings.server.listen + settings.server.tls_listen)
+        _fail(f"cannot listen on {where}: {e.strerror or e}")
+    except KeyboardInterrupt:
+        pass
     # <<< server helper
 
 

@@ -1,0 +1,313 @@
+"""FETCH data from stored message bytes: ENVELOPE, BODYSTRUCTURE and BODY[section] (RFC 3501 6.4.5, 7.4.2).
+
+Works on the raw bytes with a small MIME splitter of its own, so a section is the exact byte
+range of the stored message (what a client hashes or resumes with partial fetches), and a
+malformed message still gets an answer instead of an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+from email.utils import getaddresses
+
+from cpmsync.imap import Address, Envelope, FetchBody, RawValue
+
+__all__ = ["MimePart", "body_section", "bodystructure", "envelope", "parse_mime"]
+
+_HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
+_FIELD_RE = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
+
+
+@dataclass(slots=True)
+class MimePart:
+    """One MIME entity: where its header and body sit in the message bytes."""
+
+    raw: bytes
+    header: bytes  # including the blank line that ends it
+    body: bytes
+    ctype: str = "text"
+    csubtype: str = "plain"
+    params: list[tuple[str, str]] = field(default_factory=list)
+    children: list[MimePart] = field(default_factory=list)
+    message: MimePart | None = None  # the enclosed message of a message/rfc822 part
+
+
+def _split_header(raw: bytes) -> tuple[bytes, bytes]:
+    if raw.startswith((b"\r\n", b"\n")):
+        n = 2 if raw.startswith(b"\r\n") else 1
+        return raw[:n], raw[n:]
+    m = _HEADER_END_RE.search(raw)
+    if m is None:
+        return raw, b""
+    return raw[: m.end()], raw[m.end() :]
+
+
+def header_fields(header: bytes) -> list[tuple[str, bytes]]:
+    """(lower-case name, full raw field bytes incl. folded lines and CRLF) in order."""
+    out: list[tuple[str, bytes]] = []
+    lines = header.splitlines(keepends=True)
+    cur_name: str | None = None
+    cur: list[bytes] = []
+    for line in lines:
+        if line in (b"\r\n", b"\n"):
+            break
+        if line[:1] in (b" ", b"\t") and cur_name is not None:
+            cur.append(line)
+            continue
+        if cur_name is not None:
+            out.append((cur_name, b"".join(cur)))
+        m = _FIELD_RE.match(line)
+        cur_name = m.group(1).decode("ascii", "replace").lower() if m else None
+        cur = [line]
+    if cur_name is not None:
+        out.append((cur_name, b"".join(cur)))
+    return out
+
+
+def _field_value(header: bytes, name: str) -> str | None:
+    for n, raw in header_fields(header):
+        if n == name:
+            value = raw.split(b":", 1)[1]
+            return re.sub(r"\r?\n[ \t]", " ", value.decode("utf-8", "surrogateescape")).strip()
+    return None
+
+
+def _params(value: str) -> tuple[str, list[tuple[str, str]]]:
+    """`text/plain; charset="utf-8"` -> ("text/plain", [("CHARSET", "utf-8")])."""
+    parts = re.split(r";(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", value)
+    main = parts[0].strip().lower()
+    params: list[tuple[str, str]] = []
+    for p in parts[1:]:
+        k, sep, v = p.partition("=")
+        if not sep or not k.strip():
+            continue
+        v = v.strip()
+        if len(v) >= 2 and v[0] == '"' and v[-1] == '"':
+            v = v[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+        params.append((k.strip().upper(), v))
+    return main, params
+
+
+def parse_mime(raw: bytes, default_type: str = "text/plain", depth: int = 0) -> MimePart:
+    """Split `raw` into a MIME tree; never raises, nesting is bounded."""
+    header, body = _split_header(raw)
+    ctype_value = _field_value(header, "content-type")
+    main, params = _params(ctype_value) if ctype_value else (default_type, [])
+    if main == "text/plain" and not ctype_value:
+        params = [("CHARSET", "us-ascii")]
+    typ, _, sub = main.partition("/")
+    if not sub:
+        typ, sub, params = "text", "plain", [("CHARSET", "us-ascii")]
+    part = MimePart(raw=raw, header=header, body=body, ctype=typ, csubtype=sub, params=params)
+    if depth > 20:
+        return part
+    if typ == "multipart":
+        boundary = dict(params).get("BOUNDARY")
+        if boundary:
+            child_default = "message/rfc822" if sub == "digest" else "text/plain"
+            for chunk in _split_multipart(body, boundary.encode("utf-8", "surrogateescape")):
+                part.children.append(parse_mime(chunk, child_default, depth + 1))
+    elif typ == "message" and sub == "rfc822":
+        part.message = parse_mime(body, "text/plain", depth + 1)
+    return part
+
+
+def _split_multipart(body: bytes, boundary: bytes) -> list[bytes]:
+    delim = re.compile(rb"(?:^|\r?\n)--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|$)")
+    chunks: list[bytes] = []
+    start: int | None = None
+    for m in delim.finditer(body):
+        if start is not None:
+            chunks.append(body[start : m.start()])
+        if m.group(1):
+            return chunks
+        start = m.end()
+    if start is not None:
+        chunks.append(body[start:])
+    return chunks
+
+
+def _nstr(s: str | None) -> bytes | None:
+    return None if s is None else s.encode("utf-8", "surrogateescape")
+
+
+def _addresses(value: str | None) -> tuple[Address, ...] | None:
+    if not value:
+        return None
+    out: list[Address] = []
+    for name, addr in getaddresses([value]):
+        if not addr and not name:
+            continue
+        mailbox, _, host = addr.rpartition("@") if "@" in addr else (addr, "", "")
+        out.append(Address(name or None, None, mailbox or None, host or None))
+    return tuple(out) or None
+
+
+def envelope(raw: bytes) -> Envelope:
+    """RFC 3501 7.4.2 ENVELOPE; header values as they are on the wire (still RFC 2047 encoded)."""
+    header, _ = _split_header(raw)
+    get = lambda n: _field_value(header, n)  # noqa: E731
+    from_ = _addresses(get("from"))
+    sender = _addresses(get("sender")) or from_
+    reply_to = _addresses(get("reply-to")) or from_
+    return Envelope(
+        date=get("date"),
+        subject=get("subject"),
+        from_=from_,
+        sender=sender,
+        reply_to=reply_to,
+        to=_addresses(get("to")),
+        cc=_addresses(get("cc")),
+        bcc=_addresses(get("bcc")),
+        in_reply_to=get("in-reply-to"),
+        message_id=get("message-id"),
+    )
+
+
+def decoded_subject(raw: bytes) -> str:
+    """Subject decoded from RFC 2047 (for search); "" when absent or undecodable."""
+    header, _ = _split_header(raw)
+    value = _field_value(header, "subject")
+    if value is None:
+        return ""
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:
+        return value
+
+
+def _lines(b: bytes) -> int:
+    return b.count(b"\n") + (1 if b and not b.endswith(b"\n") else 0)
+
+
+def bodystructure(part: MimePart, extensible: bool = True) -> RawValue:
+    """BODYSTRUCTURE (extensible=True) or BODY (False) as a raw value for FetchData."""
+    if part.children:
+        inner: list[RawValue] = [bodystructure(c, extensible) for c in part.children]
+        inner.append(_nstr(part.csubtype.upper()))
+        if extensible:
+            inner.append(_param_list(part.params))
+            inner += [_disposition(part), _language(part), None]
+        return inner
+    cte = (_field_value(part.header, "content-transfer-encoding") or "7BIT").upper()
+    out: list[RawValue] = [
+        _nstr(part.ctype.upper()),
+        _nstr(part.csubtype.upper()),
+        _param_list(part.params),
+        _nstr(_field_value(part.header, "content-id")),
+        _nstr(_field_value(part.header, "content-description")),
+        _nstr(cte),
+        str(len(part.body)),
+    ]
+    if part.ctype == "message" and part.csubtype == "rfc822" and part.message is not None:
+        env = envelope(part.body)
+        out += [_envelope_raw(env), bodystructure(part.message, extensible), str(_lines(part.body))]
+    elif part.ctype == "text":
+        out.append(str(_lines(part.body)))
+    if extensible:
+        out += [_nstr(_field_value(part.header, "content-md5")), _disposition(part), _language(part), None]
+    return out
+
+
+def _param_list(params: list[tuple[str, str]]) -> RawValue:
+    if not params:
+        return None
+    flat: list[RawValue] = []
+    for k, v in params:
+        flat += [_nstr(k), _nstr(v)]
+    return flat
+
+
+def _disposition(part: MimePart) -> RawValue:
+    value = _field_value(part.header, "content-disposition")
+    if not value:
+        return None
+    main, params = _params(value)
+    return [_nstr(main.upper()), _param_list(params)]
+
+
+def _language(part: MimePart) -> RawValue:
+    value = _field_value(part.header, "content-language")
+    return _nstr(value) if value else None
+
+
+def _envelope_raw(e: Envelope) -> RawValue:
+    def addrs(a: tuple[Address, ...] | None) -> RawValue:
+        if a is None:
+            return None
+        return [[_nstr(x.name), _nstr(x.adl), _nstr(x.mailbox), _nstr(x.host)] for x in a]
+
+    return [
+        _nstr(e.date),
+        _nstr(e.subject),
+        addrs(e.from_),
+        addrs(e.sender),
+        addrs(e.reply_to),
+        addrs(e.to),
+        addrs(e.cc),
+        addrs(e.bcc),
+        _nstr(e.in_reply_to),
+        _nstr(e.message_id),
+    ]
+
+
+def _find_part(root: MimePart, path: tuple[int, ...]) -> MimePart | None:
+    part = root
+    for n in path:
+        if part.message is not None:  # a part number inside message/rfc822 addresses its body
+            part = part.message
+        if part.children:
+            if not 1 <= n <= len(part.children):
+                return None
+            part = part.children[n - 1]
+        elif n == 1:
+            continue  # a non-multipart has exactly part 1: itself
+        else:
+            return None
+    return part
+
+
+def body_section(raw: bytes, att: FetchBody) -> bytes | None:
+    """The bytes of BODY[section]<partial>; None (NIL) when the part does not exist."""
+    root = parse_mime(raw)
+    if not att.part:
+        target = root
+        data: bytes | None
+        if att.text in ("", "MIME"):
+            data = raw
+        else:
+            data = _text_section(target, att)
+    else:
+        found = _find_part(root, att.part)
+        if found is None:
+            return None
+        if att.text == "":
+            data = found.body
+        elif att.text == "MIME":
+            data = found.header
+        else:
+            inner = found.message  # HEADER/TEXT of a part address its enclosed message
+            if inner is None:
+                return None
+            data = _text_section(inner, att)
+    if data is None:
+        return None
+    if att.partial is not None:
+        origin, count = att.partial
+        data = data[origin : origin + count]
+    return data
+
+
+def _text_section(part: MimePart, att: FetchBody) -> bytes | None:
+    if att.text == "HEADER":
+        return part.header
+    if att.text == "TEXT":
+        return part.body
+    if att.text.startswith("HEADER.FIELDS"):
+        wanted = {f.lower() for f in att.fields}
+        negate = att.text == "HEADER.FIELDS.NOT"
+        kept = [raw for name, raw in header_fields(part.header) if (name in wanted) != negate]
+        return b"".join(kept) + b"\r\n"
+    return None

@@ -1,0 +1,181 @@
+"""The asyncio IMAP server of the reference CPM Message Store: listeners, limits, clean shutdown.
+
+`ImapServer.serve()` owns one TaskGroup with every session task in it, so nothing outlives the
+server; `stop()` makes it stop accepting, lets each session finish its current command, say BYE
+and close, then returns. `serve_forever(settings)` is what `cpmsync msgstore serve` runs.
+
+    server = ImapServer(settings, store)
+    task = asyncio.create_task(server.serve())   # or: await server.serve()
+    await server.ready.wait(); server.port        # first plain listener's port
+    server.stop(); await task
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from collections import Counter
+from dataclasses import dataclass, field
+
+from cpmsync.logs import kv
+from cpmsync.msgstore.settings import MsgstoreSettings, parse_hostport
+from cpmsync.msgstore.store import MessageStore
+
+__all__ = ["ImapServer", "ServerContext", "make_ssl_context", "serve_forever"]
+
+log = logging.getLogger("cpmsync.msgstore.server")
+
+
+def make_ssl_context(settings: MsgstoreSettings) -> ssl.SSLContext | None:
+    """Server TLS context from [server] tls_cert_file / tls_key_file, or None when not configured."""
+    srv = settings.server
+    if srv.tls_cert_file is None or srv.tls_key_file is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(srv.tls_cert_file), str(srv.tls_key_file))
+    return ctx
+
+
+@dataclass
+class ServerContext:
+    """What every session shares: settings, store, TLS context and the connection counters."""
+
+    settings: MsgstoreSettings
+    store: MessageStore
+    ssl_context: ssl.SSLContext | None
+    per_user: Counter[str] = field(default_factory=Counter)
+    per_address: Counter[str] = field(default_factory=Counter)
+
+    def claim_user(self, user: str) -> bool:
+        if self.per_user[user] >= self.settings.limits.max_connections_per_user:
+            return False
+        self.per_user[user] += 1
+        return True
+
+    def release_user(self, user: str) -> None:
+        self.per_user[user] -= 1
+        if self.per_user[user] <= 0:
+            del self.per_user[user]
+
+    def address_over_limit(self, host: str) -> bool:
+        return self.per_address[host] > self.settings.limits.max_connections_per_address
+
+
+class ImapServer:
+    """Listens on [server] listen (plain, STARTTLS) and tls_listen (implicit TLS)."""
+
+    def __init__(self, settings: MsgstoreSettings, store: MessageStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.ctx = ServerContext(settings, store, make_ssl_context(settings))
+        self.ready = asyncio.Event()
+        self.addresses: list[tuple[str, int]] = []
+        self.tls_addresses: list[tuple[str, int]] = []
+        self._stop = asyncio.Event()
+        self._tg: asyncio.TaskGroup | None = None
+        self._sessions: set[object] = set()
+
+    @property
+    def port(self) -> int:
+        """The first plain listener's port (useful with port 0)."""
+        return self.addresses[0][1]
+
+    @property
+    def tls_port(self) -> int:
+        return self.tls_addresses[0][1]
+
+    def stop(self) -> None:
+        """Ask `serve()` to finish (safe to call from a signal handler on the loop)."""
+        self._stop.set()
+
+    async def serve(self) -> None:
+        """Run until `stop()`; sessions finish their command and get BYE."""
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            listeners: list[asyncio.Server] = []
+            try:
+                for hp in self.settings.server.listen:
+                    host, port = parse_hostport(hp)
+                    srv = await asyncio.start_server(self._accept_plain, host, port, limit=2**16)
+                    listeners.append(srv)
+                    self.addresses += [s.getsockname()[:2] for s in srv.sockets]
+                for hp in self.settings.server.tls_listen:
+                    host, port = parse_hostport(hp)
+                    srv = await asyncio.start_server(
+                        self._accept_tls, host, port, ssl=self.ctx.ssl_context, ssl_handshake_timeout=30
+                    )
+                    listeners.append(srv)
+                    self.tls_addresses += [s.getsockname()[:2] for s in srv.sockets]
+                urls = [f"imap://{h}:{p}" for h, p in self.addresses]
+                urls += [f"imaps://{h}:{p}" for h, p in self.tls_addresses]
+                log.info(
+                    "msgstore ready on %s",
+                    " ".join(urls),
+                    extra=kv(listen=urls, db=self.store.url, capabilities=len(self._caps())),
+                )
+                self.ready.set()
+                await self._stop.wait()
+            finally:
+                for srv in listeners:
+                    srv.close()
+                for s in list(self._sessions):
+                    s.request_shutdown()  # type: ignore[attr-defined]
+        log.info("msgstore stopped")
+
+    def _caps(self) -> list[str]:
+        return self.settings.extensions.capabilities()
+
+    def _accept_plain(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._spawn(reader, writer, tls=False)
+
+    def _accept_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._spawn(reader, writer, tls=True)
+
+    def _spawn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool) -> None:
+        if self._tg is None or self._stop.is_set():
+            writer.close()
+            return
+        self._tg.create_task(self._run_session(reader, writer, tls))
+
+    async def _run_session(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool
+    ) -> None:
+        from cpmsync.msgstore.session import Session
+
+        session = Session(self.ctx, reader, writer, tls=tls)
+        host = session.peer_host
+        self.ctx.per_address[host] += 1
+        self._sessions.add(session)
+        try:
+            await session.run()
+        except Exception:
+            log.exception("session crashed", extra=kv(session=session.id))
+        finally:
+            self._sessions.discard(session)
+            self.ctx.per_address[host] -= 1
+            if self.ctx.per_address[host] <= 0:
+                del self.ctx.per_address[host]
+
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+
+def serve_forever(settings: MsgstoreSettings) -> None:
+    """Open the store, serve until SIGTERM/SIGINT, close cleanly (the CLI's `serve`)."""
+    store = MessageStore.from_settings(settings)
+
+    async def main() -> None:
+        server = ImapServer(settings, store)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, server.stop)
+        await server.serve()
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
