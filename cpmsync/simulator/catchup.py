@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 Strategy = Literal["list-status-each", "list-status", "list-changedsince"]
+ServerStyle = Literal["cpmsync", "dovecot"]
 STRATEGIES: tuple[Strategy, ...] = ("list-status-each", "list-status", "list-changedsince")
 STATUS_ITEMS: tuple[str, ...] = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
 DELIMITER = "/"
@@ -48,9 +49,11 @@ def _imap():  # type: ignore[no-untyped-def]
 
 
 @functools.lru_cache(maxsize=500_000)
-def _list_line(name: str) -> bytes:
+def _list_line(name: str, attributes: tuple[str, ...] = ()) -> bytes:
     imap = _imap()
-    return bytes(imap.serialize_response(imap.ListData(attributes=(), delimiter=DELIMITER, name=name)))
+    return bytes(
+        imap.serialize_response(imap.ListData(attributes=attributes, delimiter=DELIMITER, name=name))
+    )
 
 
 @functools.lru_cache(maxsize=500_000)
@@ -85,10 +88,25 @@ def _status_values(f: Folder) -> tuple[int, ...]:
 class ImapSession:
     """One client connection: tags, codec serialization, and the wire counter underneath."""
 
-    def __init__(self, wire: WireConfig | None = None, *, user: str = "+15145550100") -> None:
+    def __init__(
+        self,
+        wire: WireConfig | None = None,
+        *,
+        user: str = "+15145550100",
+        list_attributes: Mapping[str, tuple[str, ...]] | None = None,
+        server_style: ServerStyle = "cpmsync",
+    ) -> None:
         self.counter = WireCounter(wire)
+        self.server_style = server_style
         self.user = user
         self._tag = 0
+        # LIST attributes per folder as the server writes them (the CR's examples show "()";
+        # Dovecot adds \HasNoChildren / \HasChildren); absent names get "()"
+        self.list_attributes = list_attributes or {}
+        self.noselect: set[str] = set()  # listed but not selectable: no STATUS for them
+
+    def list_line(self, name: str) -> bytes:
+        return _list_line(name, self.list_attributes.get(name, ()))
 
     def tag(self) -> str:
         self._tag += 1
@@ -105,8 +123,14 @@ class ImapSession:
     def down_raw(self, data: bytes) -> None:
         self.counter.send("down", data)
 
+    def ok_text(self, text: str) -> str:
+        """Completion text as the server words it; Dovecot appends its command timing."""
+        if self.server_style == "dovecot" and text.endswith(" completed."):
+            return text[:-1] + " (0.001 + 0.000 secs)."
+        return text
+
     def ok(self, tag: str, text: str, code: object = None) -> object:
-        return _imap().StatusResponse(tag=tag, status="OK", code=code, text=text)
+        return _imap().StatusResponse(tag=tag, status="OK", code=code, text=self.ok_text(text))
 
     # --- connection setup -------------------------------------------------------------
     def connect(self, *, compress: bool, password: str = "correct-horse-battery") -> None:
@@ -188,12 +212,14 @@ class ImapSession:
         done = self.ok(t, "List completed.")
         if strategy == "list-status-each":
             self.up(imap.ListCommand(tag=t, reference="", patterns=("*",)))
-            body = b"".join(_list_line(n) for n in folders)
+            body = b"".join(self.list_line(n) for n in folders)
             self.down_raw(body + bytes(imap.serialize_response(done)))
             cmds = []
             tail = []
-            ok = _ok_suffix("Status completed.")
+            ok = _ok_suffix(self.ok_text("Status completed."))
             for n, f in folders.items():
+                if n in self.noselect:
+                    continue
                 ts = self.tag().encode()
                 cmds.append(ts + _status_cmd_suffix(n))
                 tail.append(_status_line(n, _status_values(f)))
@@ -213,7 +239,10 @@ class ImapSession:
             names = [n for n in changed if n in folders]
         else:
             raise ValueError(f"unknown strategy {strategy!r}")
-        body = b"".join(_list_line(n) + _status_line(n, _status_values(folders[n])) for n in names)
+        body = b"".join(
+            self.list_line(n) + (b"" if n in self.noselect else _status_line(n, _status_values(folders[n])))
+            for n in names
+        )
         self.down_raw(body + bytes(imap.serialize_response(done)))
 
     def sync_folder(
@@ -290,6 +319,8 @@ def predict_catchup_bytes(
     connect: bool = True,
     fetch_changed: bool = False,
     logout: bool = False,
+    list_attributes: Mapping[str, tuple[str, ...]] | None = None,
+    server_style: ServerStyle = "cpmsync",
 ) -> WireCount:
     """Bytes of one catch-up sync against an account of this exact shape.
 
@@ -297,8 +328,12 @@ def predict_catchup_bytes(
     UNSEEN, HIGHESTMODSEQ; missing items default to 0). `changed` names the folders whose
     HIGHESTMODSEQ is above `last_modseq` (LIST-CHANGEDSINCE returns exactly those). With
     `connect` the TCP, TLS, greeting, LOGIN, ENABLE and COMPRESS exchanges are included;
-    `fetch_changed` adds a QRESYNC SELECT of each changed folder. Returns per-layer totals
-    (`imap_up`/`imap_down`, `wire_up`/`wire_down`, ...).
+    `fetch_changed` adds a QRESYNC SELECT of each changed folder. `list_attributes` gives the
+    LIST attributes the server writes per folder (default none, as in the CR's examples);
+    `server_style="dovecot"` words completion texts as Dovecot does (with its timing).
+    Folders without STATUS (\\NoSelect parents) can be left out of `statuses`: they then get a
+    LIST line but no STATUS line. Returns per-layer totals (`imap_up`/`imap_down`,
+    `wire_up`/`wire_down`, ...).
     """
     folders: dict[str, Folder] = {}
     for n in folder_names:
@@ -311,7 +346,8 @@ def predict_catchup_bytes(
             int(s.get("UNSEEN", 0)),
             int(s.get("HIGHESTMODSEQ", 0)),
         )
-    sess = ImapSession(wire)
+    sess = ImapSession(wire, list_attributes=list_attributes, server_style=server_style)
+    sess.noselect = {n for n in folder_names if n not in statuses}
     if connect:
         sess.connect(compress=compress)
     elif compress:
