@@ -5,7 +5,8 @@ Format (what the daemon writes; both forms are accepted):
 - JSON lines, one object per line: ``{"t_s": 12.503, "direction": "down", "bytes": 1187}``.
 
 ``t_s``: seconds as a float (Unix time or relative; the trace is shifted to start at 0).
-``direction``: ``up`` (device -> server) or ``down`` (server -> device).
+``direction``: ``up`` (device -> server) or ``down`` (server -> device); ``out``/``in`` are
+accepted as synonyms (the daemon's trace table spells them that way).
 ``bytes``: the bytes one socket write/read carried at the stream layer: what the IMAP client
 hands to / gets from the TLS socket (after COMPRESS=DEFLATE when active, before TLS). The
 simulator adds TLS records, TCP/IP headers and ACKs (`--layer wire` means already included).
@@ -25,6 +26,7 @@ from cpmsync.simulator.wire import WireConfig, WireCounter
 
 __all__ = ["load_trace", "to_wire_transfers"]
 
+_DIRECTIONS = {"up": "up", "out": "up", "down": "down", "in": "down"}  # in/out as the daemon's cache says
 DELAYED_ACK_S = 0.2  # RFC 1122 §4.2.3.2: at most 0.5 s; Linux uses 40-200 ms
 
 
@@ -34,9 +36,9 @@ def _row(where: str, t: object, d: object, n: object) -> Transfer:
         nb = int(n)  # type: ignore[call-overload]
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: t_s must be a number and bytes an integer") from None
-    direction = str(d).strip().lower()
-    if direction not in ("up", "down"):
-        raise ConfigError(f"{where}: direction must be 'up' or 'down', not {d!r}")
+    direction = _DIRECTIONS.get(str(d).strip().lower(), "")
+    if not direction:
+        raise ConfigError(f"{where}: direction must be 'up' or 'down' (or 'out'/'in'), not {d!r}")
     if nb < 0:
         raise ConfigError(f"{where}: bytes must not be negative")
     return Transfer(ts, direction, nb)
