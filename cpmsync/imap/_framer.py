@@ -18,6 +18,7 @@ DEFAULT_MAX_LITERAL_BYTES = 64 * 2**20
 DEFAULT_MAX_MESSAGE_BYTES = 128 * 2**20
 """A whole logical line including all its literals (a FETCH with several BODY[] sections)."""
 
+_MARKER_MAX = 24  # len("{" + 20 digits + "+}\r")
 _LIT_TAIL = re.compile(rb"\{([0-9]{1,20})(\+?)\}\r?\n\Z")
 
 
@@ -104,15 +105,14 @@ class Framer:
             nl = buf.find(b"\n", self._scan)
             if nl < 0:
                 if self._discard:
-                    del buf[self._scan :]
+                    self._skip_keeping_tail()
                     return None
-                if len(buf) - self._seg > self._max_line:
+                if len(buf) - self._seg > self._max_line + 1:  # +1: the CR of a CRLF may be in
                     err = self._error(
                         b"line exceeds max_line_bytes (%d)" % self._max_line, self._seg + self._max_line
                     )
-                    self._scan = len(buf)
-                    self._enter_discard()
-                    del buf[self._scan :]
+                    self._discard = True
+                    self._skip_keeping_tail()
                     raise err
                 self._scan = len(buf)
                 return None
@@ -121,7 +121,10 @@ class Framer:
                 err = self._error(
                     b"line exceeds max_line_bytes (%d)" % self._max_line, self._seg + self._max_line
                 )
-                self._enter_discard()
+                # rescan this line's tail (no LF in it) so its literal marker is still seen
+                tail = max(self._seg, nl - _MARKER_MAX)
+                self._discard = True
+                self._start = self._seg = self._scan = tail
                 raise err
             if self._raw_line and not self._discard:
                 self._raw_line = False
@@ -129,7 +132,7 @@ class Framer:
                 self._start = self._seg = self._scan = end
                 return line
             if nl > 0 and buf[nl - 1 - (buf[nl - 1] == 13)] == 0x7D:  # '}' before CRLF
-                m = _LIT_TAIL.search(buf, max(self._seg, nl - 25), end)
+                m = _LIT_TAIL.search(buf, max(self._seg, nl - _MARKER_MAX - 1), end)
                 if m is not None:
                     n = int(m.group(1))
                     sync = sync_literals_stop and not m.group(2)
@@ -163,6 +166,12 @@ class Framer:
             line = bytes(buf[self._start : end])
             self._start = self._seg = self._scan = end
             return line
+
+    def _skip_keeping_tail(self) -> None:
+        """Drop discarded bytes (feed() compacts them away) but keep a tail long enough to hold
+        a `{n+}` literal marker, so the line end is judged the same however the bytes arrived."""
+        keep_from = max(self._seg, len(self._buf) - _MARKER_MAX)
+        self._start = self._seg = self._scan = keep_from
 
     def _enter_discard(self) -> None:
         self._discard = True

@@ -74,6 +74,10 @@ def _atts(out: Out, atts: tuple[FetchAtt, ...]) -> None:
     out.w(b"(" + b" ".join(fetch_att_bytes(a) for a in atts) + b")")
 
 
+class _Quoted(str):
+    """A search argument that must be written as a string, never as an atom."""
+
+
 def _search_keys(out: Out, keys: tuple[SearchKey, ...]) -> None:
     """Written with an explicit stack: a NOT NOT NOT ... chain cannot exhaust recursion."""
     todo: list[Any] = []
@@ -95,6 +99,9 @@ def _search_keys(out: Out, keys: tuple[SearchKey, ...]) -> None:
                 todo.append(b"(")
             elif x.op == "SEQSET":
                 todo.append(x.args[0])
+            elif x.op == "MODSEQ" and len(x.args) == 3 and isinstance(x.args[0], str):
+                # the entry name must be a quoted string: that is how a parser tells the forms apart
+                todo += [x.args[2], b" ", x.args[1], b" ", _Quoted(x.args[0]), b"MODSEQ "]
             else:
                 for a in reversed(x.args):
                     todo.append(a)
@@ -108,6 +115,8 @@ def _search_keys(out: Out, keys: tuple[SearchKey, ...]) -> None:
             out.w(b"%d" % x)
         elif isinstance(x, date):
             out.w(format_date(x).encode("ascii"))
+        elif isinstance(x, _Quoted):
+            out.string(enc(x))
         else:
             out.astring(enc(x))
 

@@ -461,8 +461,8 @@ def _parse(raw: bytes) -> Response:
         return ContinuationRequest(dec(raw[2 if raw[1:2] == b" " else 1 : end]))
     if raw.startswith(b"* "):
         m = _UNTAGGED.match(raw)
-        if m is None:
-            raise _err("malformed untagged response", raw, 2)
+        if m is None:  # not a keyword we could know: keep it raw, never fail on it
+            return UnknownResponse(raw)
         kw = m.group(2).decode("ascii").upper()
         num = m.group(1)
         pos = m.end()
