@@ -12,7 +12,6 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ if str(_ROOT) not in sys.path:
 
 from cpmsync.testing import DovecotServer, FaultProxy, MosquittoBroker  # noqa: E402
 from cpmsync.testing._process import tail  # noqa: E402
-from tests.support.fixtures import start_broker_or_fail, start_dovecot_or_fail  # noqa: E402
+from tests.support.fixtures import DovecotAccount, start_broker_or_fail, start_dovecot_or_fail  # noqa: E402
 
 _DOVECOT_FIXTURES = {"dovecot", "dovecot_factory", "shared_dovecot", "dovecot_account"}
 
@@ -95,23 +94,6 @@ def shared_dovecot() -> Iterator[DovecotServer]:
         yield server
     finally:
         server.close()
-
-
-@dataclass(frozen=True)
-class DovecotAccount:
-    """A fresh user on the shared Dovecot: nobody else's mail, no server start-up cost."""
-
-    server: DovecotServer
-    user: str
-    password: str
-
-    @property
-    def host(self) -> str:
-        return self.server.host
-
-    @property
-    def port(self) -> int:
-        return self.server.port
 
 
 _account_ids = itertools.count(1)

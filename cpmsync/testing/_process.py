@@ -10,10 +10,11 @@ import contextlib
 import os
 import signal
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["group_members", "start_process", "stop_process", "tail"]
+__all__ = ["group_members", "scratch_dir", "start_process", "stop_process", "tail"]
 
 
 def start_process(argv: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -74,3 +75,22 @@ def group_members(pgid: int) -> dict[int, str]:
             continue
         members[int(entry.name)] = cmd
     return members
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new private directory for a server's files.
+
+    Prefers /dev/shm when it has room (≥ 1 GiB free): on a disk with online discard, deleting a
+    seeded 10,000-folder Dovecot took ~55 s versus well under a second in tmpfs.
+    CPMSYNC_TEST_TMPDIR overrides the parent directory.
+    """
+    parent = os.environ.get("CPMSYNC_TEST_TMPDIR")
+    if parent is None:
+        shm = Path("/dev/shm")
+        try:
+            st = os.statvfs(shm)
+            if st.f_bavail * st.f_frsize >= 1 << 30 and os.access(shm, os.W_OK):
+                parent = str(shm)
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))

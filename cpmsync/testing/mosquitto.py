@@ -12,13 +12,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from cpmsync.testing._process import start_process, stop_process, tail
+from cpmsync.testing._process import scratch_dir, start_process, stop_process, tail
 from cpmsync.testing.ports import free_port
 
 __all__ = [
@@ -72,7 +71,7 @@ class MosquittoBroker:
         self.extra_conf = extra_conf
         self.start_timeout_s = start_timeout_s
         self._own_tmp = tmp_dir is None
-        self.root = Path(tempfile.mkdtemp(prefix="cpmsync-mosquitto-")) if tmp_dir is None else Path(tmp_dir)
+        self.root = scratch_dir("cpmsync-mosquitto-") if tmp_dir is None else Path(tmp_dir)
         self.root.mkdir(parents=True, exist_ok=True)
         self.conf_path = self.root / "mosquitto.conf"
         self.log_path = self.root / "mosquitto.log"

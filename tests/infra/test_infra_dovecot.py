@@ -49,7 +49,7 @@ def test_list_status_returns_messages_and_highestmodseq_per_folder(dovecot: Dove
     m = _login(dovecot)
     typ, _ = m._simple_command("LIST", '""', "*", "RETURN", "(STATUS (MESSAGES HIGHESTMODSEQ))")
     assert typ == "OK"
-    statuses = [s.decode() for s in m.untagged_responses.get("STATUS", [])]
+    statuses = [s.decode() for s in m.untagged_responses.get("STATUS", []) if isinstance(s, bytes)]
     m.logout()
     by_name = {}
     for line in statuses:

@@ -5,13 +5,14 @@ A silent skip would let CI go green without ever talking to the real server.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import pytest
 
 from cpmsync.testing import DovecotError, DovecotServer, MosquittoBroker, MosquittoError
 
-__all__ = ["start_broker_or_fail", "start_dovecot_or_fail"]
+__all__ = ["DovecotAccount", "start_broker_or_fail", "start_dovecot_or_fail"]
 
 
 def _fail(message: str) -> NoReturn:
@@ -32,3 +33,20 @@ def start_broker_or_fail(**kwargs: Any) -> MosquittoBroker:
         return MosquittoBroker(**kwargs).start()
     except MosquittoError as e:
         _fail(str(e))
+
+
+@dataclass(frozen=True)
+class DovecotAccount:
+    """A fresh user on the shared Dovecot: nobody else's mail, no server start-up cost."""
+
+    server: DovecotServer
+    user: str
+    password: str
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port

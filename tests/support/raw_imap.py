@@ -71,7 +71,7 @@ class RawImap:
         """Send `<tag> text` and return every line up to and including the tagged reply."""
         tag = next(self._tags)
         await self.send(f"{tag} {text}\r\n".encode())
-        lines = []
+        lines: list[bytes] = []
         while True:
             line = await self.readline()
             if not line:
