@@ -1,0 +1,129 @@
+"""RFC 5465 NOTIFY across two connections: selected-mailbox updates without IDLE, STATUS for
+other mailboxes, LIST for mailbox-name and subscription changes, NOTIFY NONE."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from server_testlib import Running, message, running_server
+
+from cpmsync.imap import ExistsData, FetchData, ListData, StatusData, StatusResponse
+
+
+@pytest.fixture
+async def srv() -> AsyncIterator[Running]:
+    async with running_server() as r:
+        yield r
+
+
+async def test_selected_messagenew_pushed_without_idle(srv: Running) -> None:
+    async with srv.client() as a, srv.client() as b:
+        await a.login()
+        await b.login()
+        await a.cmd("SELECT INBOX")
+        reply = await a.cmd("NOTIFY SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange))")
+        assert reply.ok
+        await b.append("INBOX", message(1))
+        got = await a.wait_for(lambda r: isinstance(r, FetchData))
+        assert isinstance(got[0], ExistsData) and got[0].count == 1
+        assert got[-1].uid == 1
+
+
+async def test_personal_status_for_other_mailboxes(srv: Running) -> None:
+    async with srv.client() as a, srv.client() as b:
+        await a.login()
+        await b.login()
+        await b.cmd("CREATE chat")
+        reply = await a.cmd("NOTIFY SET (personal (MessageNew MessageExpunge))")
+        assert reply.ok
+        await b.append("chat", message(1))
+        st = (await a.wait_for(lambda r: isinstance(r, StatusData)))[-1]
+        assert st.mailbox == "chat" and st.messages == 1 and st.uidnext == 2
+
+
+async def test_status_indicator_sends_initial_status(srv: Running) -> None:
+    async with srv.client() as a:
+        await a.login()
+        await a.cmd("CREATE one")
+        reply = await a.cmd("NOTIFY SET STATUS (mailboxes (one INBOX) (MessageNew MessageExpunge))")
+        assert sorted(s.mailbox for s in reply.of(StatusData)) == ["INBOX", "one"]
+
+
+async def test_mailboxname_and_subscription_events(srv: Running) -> None:
+    async with srv.client() as a, srv.client() as b:
+        await a.login()
+        await b.login()
+        await a.cmd("NOTIFY SET (personal (MailboxName SubscriptionChange))")
+        await b.cmd("CREATE fresh")
+        r = (await a.wait_for(lambda r: isinstance(r, ListData)))[-1]
+        assert r.name == "fresh" and "\\NonExistent" not in r.attributes
+        await b.cmd("RENAME fresh renamed")
+        r = (await a.wait_for(lambda r: isinstance(r, ListData)))[-1]
+        assert r.name == "renamed" and r.oldname == "fresh"
+        await b.cmd("SUBSCRIBE renamed")
+        r = (await a.wait_for(lambda r: isinstance(r, ListData)))[-1]
+        assert r.name == "renamed" and "\\Subscribed" in r.attributes
+        await b.cmd("DELETE renamed")
+        r = (await a.wait_for(lambda r: isinstance(r, ListData)))[-1]
+        assert r.name == "renamed" and "\\NonExistent" in r.attributes
+
+
+async def test_subtree_and_mailboxes_filters_limit_events(srv: Running) -> None:
+    async with srv.client() as a, srv.client() as b:
+        await a.login()
+        await b.login()
+        for name in ("work", "work/x", "home"):
+            await b.cmd(f"CREATE {name}")
+        await a.cmd("NOTIFY SET (subtree work (MessageNew MessageExpunge))")
+        await b.append("home", message(1))
+        await b.append("work/x", message(1))
+        st = (await a.wait_for(lambda r: isinstance(r, StatusData)))[-1]
+        assert st.mailbox == "work/x"
+
+
+async def test_subscribed_filter(srv: Running) -> None:
+    async with srv.client() as a, srv.client() as b:
+        await a.login()
+        await b.login()
+        await b.cmd("CREATE s1")
+        await b.cmd("CREATE s2")
+        await b.cmd("SUBSCRIBE s2")
+        await a.cmd("NOTIFY SET (subscribed (MessageNew MessageExpunge))")
+        await b.append("s1", message(1))
+        await b.append("s2", message(1))
+        st = (await a.wait_for(lambda r: isinstance(r, StatusData)))[-1]
+        assert st.mailbox == "s2"
+
+
+async def test_notify_none_stops_pushes(srv: Running) -> None:
+    async with srv.client() as a, srv.client() as b:
+        await a.login()
+        await b.login()
+        await a.cmd("NOTIFY SET (personal (MessageNew MessageExpunge))")
+        assert (await a.cmd("NOTIFY NONE")).ok
+        await b.append("INBOX", message(1))
+        reply = await a.cmd("NOOP")
+        assert reply.of(StatusData) == []
+
+
+async def test_bad_event_combinations(srv: Running) -> None:
+    async with srv.client() as a:
+        await a.login()
+        reply = await a.cmd("NOTIFY SET (personal (MessageNew))")
+        assert reply.status == "BAD"
+        reply = await a.cmd("NOTIFY SET (personal (AnnotationChange))")
+        assert reply.status == "NO" and reply.tagged.code and reply.tagged.code.name == "BADEVENT"
+        assert (await a.cmd("NOOP")).ok
+
+
+async def test_own_changes_are_not_echoed(srv: Running) -> None:
+    async with srv.client() as a:
+        await a.login()
+        await a.cmd("CREATE mine")
+        await a.cmd("NOTIFY SET (personal (MessageNew MessageExpunge MailboxName))")
+        reply = await a.append("mine", message(1))
+        assert reply.ok and reply.of(StatusData) == []
+        reply = await a.cmd("CREATE mine2")
+        assert not any(isinstance(r, ListData) for r in reply.untagged)
+        assert all(not isinstance(r, StatusResponse) or r.tag for r in reply.untagged)
