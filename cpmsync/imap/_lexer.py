@@ -137,10 +137,11 @@ class Out:
         else:
             self.string(data)
 
-    def raw_value(self, v: RawValue) -> None:
-        """Write a raw value back (explicit stack: no recursion on nesting depth)."""
-        stack: list[tuple[list[RawValue], int]] = []
-        items: list[RawValue] = [v]
+    def raw_value(self, v: object) -> None:
+        """Write a raw value back (explicit stack: no recursion on nesting depth). Besides
+        RawValue it takes tuples (as lists) and ints (as numbers), which server code builds."""
+        stack: list[tuple[list[object], int]] = []
+        items: list[object] = [v]
         i = 0
         while True:
             if i >= len(items):
@@ -153,16 +154,22 @@ class Out:
             i += 1
             if i > 1:
                 self.parts.append(b" ")
-            if isinstance(x, list):
+            if isinstance(x, (list, tuple)):
                 self.parts.append(b"(")
                 stack.append((items, i))
-                items, i = x, 0
+                items, i = list(x), 0
             elif isinstance(x, str):
                 self.parts.append(x.encode("ascii", "replace"))
             elif x is None:
                 self.parts.append(b"NIL")
+            elif isinstance(x, bool):
+                raise TypeError("bool is not an IMAP value")
+            elif isinstance(x, int):
+                self.parts.append(b"%d" % x)
+            elif isinstance(x, (bytes, bytearray)):
+                self.string(bytes(x))
             else:
-                self.string(x)
+                raise TypeError(f"{type(x).__name__} is not an IMAP value")
 
     def finish(self) -> list[bytes]:
         self.chunks.append(b"".join(self.parts))

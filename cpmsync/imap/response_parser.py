@@ -56,15 +56,19 @@ _INT_CODES = frozenset({"UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"})
 _UNTAGGED = re.compile(rb"\* (?:([0-9]{1,10}) )?([A-Za-z][A-Za-z0-9.=-]*)(?=[ \r\n])")
 _TAGGED = re.compile(rb"([!#$&'*+,./0-9:;<=>?@A-Z^-z|}~-]+) ([A-Za-z]+)(?=[ \r\n])")
 _CODE = re.compile(rb"\[([!#-Z^-z|}~\\-]+)(?: ([^\]\r\n]*))?\]")
-_QSTR = rb'"(?:[^"\\\r\n]|\\["\\])*"'
+_QSTR = rb'"[^"\\\r\n]*(?:\\["\\][^"\\\r\n]*)*"'  # unrolled: no per-byte alternation'
 _MBOX = rb"(" + _QSTR + rb'|[^\x00-\x20\x7f-\xff(){}"\\\[\]%*]+)'
 _FAST_LIST = re.compile(
     rb"\* (LIST|LSUB) \(([^()\"{}\x00-\x1f\x7f-\xff]*)\) (NIL|\"(?:[^\"\\\r\n]|\\[\"\\])\") "
     + _MBOX
     + rb"\r?\n\Z"
 )
-_FAST_STATUS = re.compile(rb"\* STATUS " + _MBOX + rb" \(([A-Za-z0-9 ]*)\)\r?\n\Z")
+_ITEM = rb"[A-Za-z][A-Za-z0-9-]* [0-9]{1,19}"
+_FAST_STATUS = re.compile(
+    rb"\* STATUS " + _MBOX + rb" \(((?:" + _ITEM + rb")(?: " + _ITEM + rb")*)?\)\r?\n\Z"
+)
 _DIGITS = re.compile(r"[0-9]{1,20}\Z")
+_MAX_MODSEQ = 2**63 - 1
 
 
 def _line_end(raw: bytes) -> int:
@@ -388,6 +392,13 @@ def _untagged_data(kw: str, raw: bytes, pos: int) -> Response:
     return UnknownResponse(raw)
 
 
+_PLAIN_NAME = re.compile(rb"[\x20-\x25\x27-\x7e]*\Z")  # printable ASCII without "&": no mUTF-7
+
+
+def _fast_name(name: bytes) -> str:
+    return name.decode("ascii") if _PLAIN_NAME.match(name) else mailbox_from_wire(name)
+
+
 def _fast(raw: bytes) -> Response | None:
     """Type the common LIST / STATUS lines with one regex each (LIST-STATUS hot path)."""
     if raw.startswith(b"* LIST ") or raw.startswith(b"* LSUB "):
@@ -404,7 +415,7 @@ def _fast(raw: bytes) -> Response | None:
         return ListData(
             tuple(attrs.decode("ascii").split()) if attrs else (),
             None if delim == b"NIL" else unquote(delim[1:-1]).decode("ascii"),
-            mailbox_from_wire(name),
+            _fast_name(name),
             None,
             None,
             (),
@@ -419,16 +430,15 @@ def _fast(raw: bytes) -> Response | None:
             name = unquote(name[1:-1])
         elif name.upper() == b"NIL":
             return None
-        parts = m.group(2).split()
-        if len(parts) % 2:
+        group = m.group(2)
+        if group is None:
+            return StatusData(_fast_name(name), {})
+        parts = group.decode("ascii").upper().split()
+        values = [int(v) for v in parts[1::2]]
+        if max(values) > _MAX_MODSEQ:
             return None
-        items: dict[str, int | str] = {}
-        for i in range(0, len(parts), 2):
-            v = parts[i + 1]
-            if not v.isdigit() or len(v) > 19 or (n := int(v)) > 2**63 - 1:
-                return None
-            items[parts[i].decode("ascii").upper()] = n
-        return StatusData(mailbox_from_wire(name), items)
+        items: dict[str, int | str] = dict(zip(parts[::2], values, strict=True))
+        return StatusData(_fast_name(name), items)
     return None
 
 
