@@ -15,6 +15,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from cpmsync.msgstore import MessageStore
@@ -64,12 +65,10 @@ def run(sizes: list[int], messages: int, repeats: int, full_repeats: int, pg: st
                 store.append(USER, name, MSG)
             got = store.list_changed_since(USER, mark)
             assert len(got) == CHANGED, f"expected {CHANGED} changed mailboxes, got {len(got)}"
-            cs_med, cs_best = _timed_ms(lambda s=store, m=mark: s.list_changed_since(USER, m), repeats)
-            st_med, _ = _timed_ms(
-                lambda s=store, m=mark: s.list_changed_since(USER, m, with_status=True), repeats
-            )
+            cs_med, cs_best = _timed_ms(partial(store.list_changed_since, USER, mark), repeats)
+            st_med, _ = _timed_ms(partial(store.list_changed_since, USER, mark, with_status=True), repeats)
             full_med, _ = _timed_ms(
-                lambda s=store: s.list_mailboxes(USER, "", ["*"], with_status=True), full_repeats
+                partial(store.list_mailboxes, USER, "", ["*"], with_status=True), full_repeats
             )
             rows.append((n, seed_s, cs_med, cs_best, st_med, full_med))
             store.close()
