@@ -100,12 +100,21 @@ _account_ids = itertools.count(1)
 
 
 @pytest.fixture
-def dovecot_account(shared_dovecot: DovecotServer) -> DovecotAccount:
+def dovecot_account(
+    request: pytest.FixtureRequest, shared_dovecot: DovecotServer
+) -> Iterator[DovecotAccount]:
     """A new, empty account on the session's Dovecot."""
     n = next(_account_ids)
     user, password = f"user{n}", f"user{n}-pw"
     shared_dovecot.add_user(user, password)
-    return DovecotAccount(shared_dovecot, user, password)
+    yield DovecotAccount(shared_dovecot, user, password)
+    if _failed(request):
+        mine = [
+            line
+            for line in tail(shared_dovecot.log_path, 200_000).splitlines()
+            if f"({user})" in line or f"user=<{user}>" in line
+        ]
+        print(f"\n----- shared dovecot log, lines of {user} -----\n" + "\n".join(mine[-80:]))
 
 
 @pytest.fixture
