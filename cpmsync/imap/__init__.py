@@ -82,11 +82,14 @@ from .responses import (
     UnknownResponse,
     VanishedData,
 )
+from .sasl import IDLE_DONE, SASL_CANCEL, decode_sasl_response, encode_sasl_response, is_idle_done
 from .seqset import MAX_UID, STAR, SequenceSet
 
 __all__ = [
+    "IDLE_DONE",
     "MAX_UID",
     "NEED_DATA",
+    "SASL_CANCEL",
     "STAR",
     "Address",
     "AppendCommand",
@@ -166,10 +169,13 @@ __all__ = [
     "VanishedData",
     "command_chunks",
     "decode_mailbox",
+    "decode_sasl_response",
     "encode_mailbox",
+    "encode_sasl_response",
     "fetch_att_bytes",
     "format_date",
     "format_datetime",
+    "is_idle_done",
     "parse_command",
     "parse_date",
     "parse_datetime",

@@ -397,3 +397,28 @@ def test_fetch_body_response_key_matches_what_the_server_writes() -> None:
     assert fb.section == "1.2.HEADER.FIELDS (FROM TO)"
     assert fb.response_key == "BODY[1.2.HEADER.FIELDS (FROM TO)]<0>"
     assert fetch_att_bytes(fb) == b"BODY.PEEK[1.2.HEADER.FIELDS (FROM TO)]<0.100>"
+
+
+def test_sasl_and_idle_raw_lines_agree_between_client_and_server() -> None:
+    from cpmsync.imap import (
+        IDLE_DONE,
+        SASL_CANCEL,
+        decode_sasl_response,
+        encode_sasl_response,
+        is_idle_done,
+    )
+
+    p = CommandParser()
+    p.feed(b"a1 AUTHENTICATE PLAIN\r\n" + encode_sasl_response(b"\0bob\0secret") + b"a2 IDLE\r\n" + IDLE_DONE)
+    assert p.next_event() == AuthenticateCommand("a1", "PLAIN")
+    p.expect_raw_line()
+    line = p.next_event()
+    assert isinstance(line, RawLine) and decode_sasl_response(line.data) == b"\0bob\0secret"
+    assert p.next_event() == IdleCommand("a2")
+    p.expect_raw_line()
+    done = p.next_event()
+    assert isinstance(done, RawLine) and is_idle_done(done.data)
+    assert decode_sasl_response(SASL_CANCEL) is None
+    assert decode_sasl_response(encode_sasl_response(b"")) == b""
+    with pytest.raises(ImapProtocolError):
+        decode_sasl_response(b"not base64!")
