@@ -1,0 +1,103 @@
+"""Limits and bad input: every limit is a named setting and holds over the wire, and hitting
+one leaves the connection (or at least every other connection) usable."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from server_testlib import Client, make_settings, message, running_server
+
+from cpmsync.imap import ContinuationRequest, StatusResponse
+
+
+async def test_line_too_long_is_bad_and_connection_survives() -> None:
+    async with running_server(make_settings(limits={"max_line_bytes": 1024})) as srv, srv.client() as c:
+        await c.login()
+        reply = await c.cmd(f'LIST "" "{"x" * 4000}"')
+        assert reply.status == "BAD" or (await c.next_response()).status == "BAD"
+        assert (await c.cmd("NOOP")).ok
+
+
+async def test_literal_too_big_is_refused_without_continuation() -> None:
+    async with running_server(make_settings(limits={"max_literal_bytes": 1024})) as srv, srv.client() as c:
+        await c.login()
+        await c.send(b"t1 APPEND INBOX {5000}\r\n")
+        r = await c.next_response()
+        assert not isinstance(r, ContinuationRequest)
+        assert isinstance(r, StatusResponse) and r.tag == "t1" and r.status in ("NO", "BAD")
+        assert (await c.cmd("NOOP")).ok
+        assert (await c.append("INBOX", message(1))).ok  # a small one still goes in
+
+
+async def test_connections_per_user() -> None:
+    async with running_server(make_settings(limits={"max_connections_per_user": 2})) as srv:
+        async with srv.client() as a, srv.client() as b, srv.client() as c:
+            await a.login()
+            await b.login()
+            reply = await c.cmd('LOGIN alice "alice-pw"')
+            assert reply.status == "NO" and reply.tagged.code and reply.tagged.code.name == "LIMIT"
+            await c.login("bob")  # another user is not affected
+            await a.cmd("LOGOUT")
+            async with srv.client() as d:
+                for _ in range(50):  # the server notices a's logout right after it answers
+                    if (await d.cmd('LOGIN alice "alice-pw"')).ok:
+                        break
+                    await asyncio.sleep(0.02)
+                else:
+                    raise AssertionError("slot not released")
+
+
+async def test_connections_per_address() -> None:
+    async with running_server(make_settings(limits={"max_connections_per_address": 2})) as srv:
+        async with srv.client() as a, srv.client() as b:
+            c = Client(srv.host, srv.port)
+            async with c:
+                assert isinstance(c.greeting, StatusResponse) and c.greeting.status == "BYE"
+            assert (await a.cmd("NOOP")).ok and (await b.cmd("NOOP")).ok
+
+
+async def test_commands_per_second_throttles_not_fails() -> None:
+    async with running_server(make_settings(limits={"max_commands_per_s": 20})) as srv, srv.client() as c:
+        start = time.monotonic()
+        for _ in range(30):
+            assert (await c.cmd("NOOP")).ok
+        assert time.monotonic() - start >= (30 - 20) / 20 * 0.9  # lower bound of the token bucket
+
+
+async def test_auth_failure_is_delayed() -> None:
+    async with running_server(make_settings(limits={"auth_failure_delay_ms": 300})) as srv, srv.client() as c:
+        start = time.monotonic()
+        assert (await c.cmd('LOGIN alice "nope"')).status == "NO"
+        assert time.monotonic() - start >= 0.3
+        await c.login()
+
+
+async def test_idle_timeout_logs_out() -> None:
+    settings = make_settings()
+    settings.server.idle_timeout_s = 1  # below the RFC minimum on purpose (the setting validates >= 1800)
+    async with running_server(settings) as srv, srv.client() as c:
+        await c.login()
+        r = await c.next_response()
+        assert isinstance(r, StatusResponse) and r.status == "BYE"
+
+
+async def test_every_ok_change_is_committed_before_the_tagged_ok() -> None:
+    async with running_server() as srv, srv.client() as c:
+        await c.login()
+        for i in range(20):
+            assert (await c.append("INBOX", message(i))).ok
+            # the store is read directly, right after the OK: nothing may be pending
+            assert srv.store.status("alice", "INBOX").messages == i + 1
+
+
+async def test_client_vanishing_mid_literal_does_not_disturb_others() -> None:
+    async with running_server() as srv, srv.client() as good:
+        await good.login()
+        async with srv.client() as bad:
+            await bad.login()
+            await bad.send(b"x APPEND INBOX {100000}\r\n")
+            await bad.next_response()
+            await bad.send(b"partial data")
+        assert (await good.append("INBOX", message(1))).ok
+        assert srv.store.status("alice", "INBOX").messages == 1
