@@ -132,3 +132,18 @@ def test_a_missing_dovecot_fails_the_test_with_an_install_hint(monkeypatch: pyte
         DovecotServer().start()
     with pytest.raises(pytest.fail.Exception, match="dovecot-imapd"):
         start_dovecot_or_fail()
+
+
+def test_restart_keeps_port_and_mail(dovecot: DovecotServer) -> None:
+    m = _login(dovecot)
+    m.create("kept")
+    m.logout()
+    port = dovecot.port
+    dovecot.stop()
+    assert not port_open(dovecot.host, port)
+    dovecot.start()
+    assert dovecot.port == port
+    m = _login(dovecot)
+    _, listing = m.list()
+    assert any(line.endswith(b" kept") for line in listing if isinstance(line, bytes))
+    m.logout()
