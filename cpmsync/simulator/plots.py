@@ -58,6 +58,7 @@ def plot_energy_vs_folders(rows: Sequence[Row], out: Path, *, title: str) -> Pat
                     label=name + (" + DEFLATE" if compress else ""),
                 )
         ax.set_xscale("log")
+        ax.set_ylim(bottom=0)  # a truncated axis would exaggerate the differences
         ax.set_xlabel("folders in the account")
         ax.set_ylabel("radio energy per day (J)")
         ax.set_title(f"{radio}")
