@@ -19,6 +19,7 @@ import ssl
 from collections import Counter
 from dataclasses import dataclass, field
 
+from cpmsync.config import ConfigError
 from cpmsync.logs import kv
 from cpmsync.msgstore.settings import MsgstoreSettings, parse_hostport
 from cpmsync.msgstore.store import MessageStore
@@ -35,7 +36,12 @@ def make_ssl_context(settings: MsgstoreSettings) -> ssl.SSLContext | None:
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(str(srv.tls_cert_file), str(srv.tls_key_file))
+    try:
+        ctx.load_cert_chain(str(srv.tls_cert_file), str(srv.tls_key_file))
+    except (OSError, ssl.SSLError) as e:
+        raise ConfigError(
+            f"server.tls_cert_file/tls_key_file: cannot load {srv.tls_cert_file}, {srv.tls_key_file}: {e}"
+        ) from None
     return ctx
 
 
@@ -92,7 +98,18 @@ class ImapServer:
         self._stop.set()
 
     async def serve(self) -> None:
-        """Run until `stop()`; sessions finish their command and get BYE."""
+        """Run until `stop()`; sessions finish their command and get BYE.
+
+        A listener that cannot bind raises its OSError (not wrapped in an ExceptionGroup).
+        """
+        try:
+            await self._serve()
+        except ExceptionGroup as eg:
+            if len(eg.exceptions) == 1 and isinstance(eg.exceptions[0], OSError):
+                raise eg.exceptions[0] from None
+            raise
+
+    async def _serve(self) -> None:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             listeners: list[asyncio.Server] = []
