@@ -206,42 +206,61 @@ def _i1(mu: F64, a: F64 | float, b: F64 | float) -> F64:
     return np.asarray(a * _i0(mu, a, b) + np.exp(-mu * a) * j, dtype=np.float64)
 
 
-def _after_burst(profile: RadioProfile, mu: F64, period: F64, periodic: bool) -> tuple[F64, F64, F64, F64]:
-    """(tail+idle energy J, promotion J, promotion count, radio-on s) expected after one burst."""
-    inf_period = period <= 0
-    k = np.where(inf_period, np.inf, period)
-    energy = np.zeros_like(mu)
-    promo_j = np.zeros_like(mu)
-    wakes = np.zeros_like(mu)
-    on_s = np.zeros_like(mu)
-    start = 0.0
-    kk = np.where(np.isfinite(k), k, 1.0)
+_BIG_S = 1e7  # stands in for "never" (no periodic stream, last phase): keeps the algebra NaN-free
 
-    def surv(s: float) -> F64:
-        e = np.exp(-mu * s)
-        if periodic:
-            return np.where(s < k, e, 0.0)
-        return np.where(np.isfinite(k), e * np.clip(1 - s / kk, 0, None), e)
 
+def _after_bursts(
+    profile: RadioProfile, mu: F64, period: F64
+) -> tuple[tuple[F64, F64, F64, F64], tuple[F64, F64, F64, F64]]:
+    """Expected (tail+idle J, promotion J, promotions, radio-on s) after a periodic and after a Poisson burst.
+
+    One pass over the phase boundaries shares the exponentials between both kinds of burst.
+    """
+    k = np.where(period > 0, period, _BIG_S)
+    finite_k = period > 0
+    mu_safe = np.where(mu > 0, mu, 1.0)
+    bounds = [0.0]
     for ph in profile.phases:
-        end = math.inf if ph.duration_ms is None else start + ph.duration_ms / 1000
-        b = np.minimum(end, k)
-        a = np.minimum(start, b)
-        if periodic:
-            time_s = _i0(mu, a, b)
-        else:
-            time_s = np.where(np.isfinite(k), _i0(mu, a, b) - _i1(mu, a, b) / kk, _i0(mu, a, b))
-        time_s = np.where(np.isfinite(b) | (mu > 0), time_s, 0.0)
-        energy += ph.average_mw / 1000 * time_s
-        if ph.radio_on:
-            on_s += time_s
+        bounds.append(_BIG_S if ph.duration_ms is None else bounds[-1] + ph.duration_ms / 1000)
+    clipped = [np.minimum(x, k) for x in bounds]
+    exps = [np.exp(-mu * c) for c in clipped]
+    per = [np.zeros_like(mu) for _ in range(4)]
+    poi = [np.zeros_like(mu) for _ in range(4)]
+    inv_k = np.where(finite_k, 1.0 / k, 0.0)
+
+    def surv(i: int) -> tuple[F64, F64]:
+        if bounds[i] >= _BIG_S:
+            return np.zeros_like(mu), np.zeros_like(mu)
+        inside = bounds[i] < k
+        sp = np.where(inside, exps[i], 0.0)
+        sq = np.where(finite_k, exps[i] * np.clip(1 - bounds[i] * inv_k, 0, None), exps[i])
+        return sp, sq
+
+    for i, ph in enumerate(profile.phases):
+        a, ea, eb = clipped[i], exps[i], exps[i + 1]
+        length = clipped[i + 1] - a
+        x = mu * length
+        i0 = np.where(x > 1e-9, (ea - eb) / mu_safe, length * ea)
+        ratio = np.where(ea > 0, eb / np.where(ea > 0, ea, 1.0), 0.0)
+        j = np.where(
+            x > 1e-3,
+            (1 - ratio * (1 + x)) / (mu_safe * mu_safe),
+            length**2 / 2 - mu * length**3 / 3 + mu**2 * length**4 / 8,
+        )
+        i1 = a * i0 + ea * j
+        for acc, t in ((per, i0), (poi, i0 - i1 * inv_k)):
+            acc[0] += ph.average_mw / 1000 * t
+            if ph.radio_on:
+                acc[3] += t
         if ph.needs_promotion:
-            p = surv(start) - (surv(end) if math.isfinite(end) else 0.0)
-            wakes += p
-            promo_j += p * (ph.promotion_mw / 1000) * (ph.promotion_ms or 0.0) / 1000
-            on_s += p * (ph.promotion_ms or 0.0) / 1000
-        start = end
-    return energy, promo_j, wakes, on_s
+            sp0, sq0 = surv(i)
+            sp1, sq1 = surv(i + 1)
+            promo_s = (ph.promotion_ms or 0.0) / 1000
+            for acc, p in ((per, sp0 - sp1), (poi, sq0 - sq1)):
+                acc[1] += p * ph.promotion_mw / 1000 * promo_s
+                acc[2] += p
+                acc[3] += p * promo_s
+    return (per[0], per[1], per[2], per[3]), (poi[0], poi[1], poi[2], poi[3])
 
 
 def fleet_energy(
@@ -333,14 +352,14 @@ def _fleet_chunk(
     cn_u, cn_d, cn_r = cost("connect")
     nt_u, nt_d, nt_r = cost("notify")
     fc_u, fc_d, fc_r = cost("fetch_changed")
+    poll_after = _after_bursts(profile, np.zeros_like(f), fleet.poll_interval_s[sl])[0]
     for h in range(24):
         pushes = lam * w[h] * (1 + rs)  # per hour
         reidles = np.where(nat > 0, hour / np.where(nat > 0, nat, 1.0), 0.0)
         recs = rec / 24
         mu = (pushes + reidles + recs) / hour
         n_ka = np.where(ka > 0, hour / np.where(ka > 0, ka, 1.0), 0.0)
-        e_p, pj_p, wk_p, on_p = _after_burst(profile, mu, ka, periodic=True)
-        e_q, pj_q, wk_q, on_q = _after_burst(profile, mu, ka, periodic=False)
+        (e_p, pj_p, wk_p, on_p), (e_q, pj_q, wk_q, on_q) = _after_bursts(profile, mu, ka)
         n_q = mu * hour
         # bursts
         per_push_u = (lam * w[h] * pn_u + lam * w[h] * rs * pr_u) / np.maximum(pushes, 1e-12)
@@ -389,7 +408,7 @@ def _fleet_chunk(
         pd = cn_d + dd + k_poll * fc_d + lo_d
         prt = cn_r + dr + k_poll * fc_r + lo_r
         be, bd = burst(pu, pd, prt)
-        e_after, pj, wk, on_after = _after_burst(profile, np.zeros_like(f), t_poll, periodic=True)
+        e_after, pj, wk, on_after = poll_after
         e_poll = polls * (be + e_after + pj)
         wk_poll = polls * wk
         on_poll = polls * (bd + on_after)
