@@ -1040,9 +1040,10 @@ class MessageStore:
 
     def select(self, user: str, mailbox: str | int, *, readonly: bool) -> SelectInfo:
         """SELECT (claims \\Recent, RFC 3501 2.3.2) or EXAMINE (readonly, claims nothing)."""
-        if readonly:
-            with self._read() as conn:
-                return self._select(conn, self._user_id(conn, user), mailbox, claim_recent=False)
+        with self._read() as conn:
+            info = self._select(conn, self._user_id(conn, user), mailbox, claim_recent=False)
+        if readonly or not info.recent_uids:
+            return info  # nothing to claim: no need to queue for the write lock
         with self._write(user) as txn:
             return self._select(txn.conn, txn.user_id, mailbox, claim_recent=True)
 
