@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_USERS",
     "DOVEADM_BIN",
     "DOVECOT_BIN",
+    "DOVECOT_CAPABILITIES",
     "DovecotError",
     "DovecotMissingError",
     "DovecotServer",
@@ -46,6 +47,17 @@ DOVEADM_BIN = os.environ.get("CPMSYNC_TEST_DOVEADM", shutil.which("doveadm") or 
 DEFAULT_USERS: Mapping[str, str] = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
 
 MailFormat = Literal["sdbox", "maildir"]
+
+# Dovecot 2.3.19's post-login CAPABILITY with this configuration; `drop_capabilities` removes from it.
+DOVECOT_CAPABILITIES: tuple[str, ...] = tuple(
+    (
+        "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS "
+        "THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS "
+        "LIST-EXTENDED I18NLEVEL=1 CONDSTORE QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH "
+        "LIST-STATUS BINARY MOVE SNIPPET=FUZZY PREVIEW=FUZZY PREVIEW STATUS=SIZE SAVEDATE LITERAL+ NOTIFY "
+        "COMPRESS=DEFLATE"
+    ).split()
+)
 
 
 class DovecotError(RuntimeError):
@@ -117,6 +129,9 @@ class DovecotServer:
     during IDLE (Dovecot's default is 120 s).
     mail_format: sdbox (default: fastest to seed and to LIST-STATUS here) or maildir.
     extra_conf: appended verbatim to dovecot.conf, for settings a test needs.
+    drop_capabilities: capabilities not to advertise (e.g. ("NOTIFY",) or ("QRESYNC", "CONDSTORE")),
+    to meet a client's fallback paths with a real server. Dovecot still accepts the commands;
+    only the CAPABILITY list changes (its `imap_capability` setting).
     """
 
     def __init__(
@@ -130,6 +145,7 @@ class DovecotServer:
         max_user_connections: int = 1000,
         mail_debug: bool = False,
         extra_conf: str = "",
+        drop_capabilities: Sequence[str] = (),
         start_timeout_s: float = 15.0,
     ) -> None:
         self.host = "127.0.0.1"
@@ -142,6 +158,10 @@ class DovecotServer:
         self.max_user_connections = max_user_connections
         self.mail_debug = mail_debug
         self.extra_conf = extra_conf
+        self.drop_capabilities = tuple(c.upper() for c in drop_capabilities)
+        unknown = set(self.drop_capabilities) - set(DOVECOT_CAPABILITIES)
+        if unknown:
+            raise ValueError(f"not among Dovecot's capabilities: {sorted(unknown)}")
         self.start_timeout_s = start_timeout_s
         self._own_tmp = tmp_dir is None
         self.root = scratch_dir("cpmsync-dovecot-") if tmp_dir is None else Path(tmp_dir)
@@ -229,9 +249,15 @@ class DovecotServer:
                 idle_notify_interval_s=self.idle_notify_interval_s,
                 max_user_connections=self.max_user_connections,
                 mail_debug="yes" if self.mail_debug else "no",
-                extra=self.extra_conf,
+                extra=self._capability_conf() + self.extra_conf,
             )
         )
+
+    def _capability_conf(self) -> str:
+        if not self.drop_capabilities:
+            return ""
+        kept = [c for c in DOVECOT_CAPABILITIES if c not in self.drop_capabilities]
+        return f"imap_capability = {' '.join(kept)}\n"
 
     def _write_passwd(self) -> None:
         ident = self._identity

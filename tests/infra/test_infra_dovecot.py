@@ -12,6 +12,7 @@ import pytest
 import cpmsync.testing.dovecot as dovecot_mod
 from cpmsync.testing import DovecotMissingError, DovecotServer, port_open, seed_dovecot
 from cpmsync.testing._process import group_members
+from cpmsync.testing.dovecot import DOVECOT_CAPABILITIES
 from tests.support.fixtures import start_dovecot_or_fail
 
 REQUIRED_CAPABILITIES = {
@@ -147,3 +148,21 @@ def test_restart_keeps_port_and_mail(dovecot: DovecotServer) -> None:
     _, listing = m.list()
     assert any(line.endswith(b" kept") for line in listing if isinstance(line, bytes))
     m.logout()
+
+
+def test_the_known_capability_list_matches_this_dovecot(dovecot: DovecotServer) -> None:
+    # drop_capabilities rewrites this list; if Dovecot's own changes, this says so.
+    m = _login(dovecot)
+    _, data = m.capability()
+    m.logout()
+    assert data[0].decode().split() == list(DOVECOT_CAPABILITIES)
+
+
+def test_dropped_capabilities_are_not_advertised(dovecot_factory: Callable[..., DovecotServer]) -> None:
+    dv = dovecot_factory(drop_capabilities=("NOTIFY", "LIST-STATUS"))
+    m = _login(dv)
+    _, data = m.capability()
+    caps = set(data[0].decode().upper().split())
+    m.logout()
+    assert "NOTIFY" not in caps and "LIST-STATUS" not in caps
+    assert {"CONDSTORE", "QRESYNC", "IDLE"} <= caps
