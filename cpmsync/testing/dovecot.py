@@ -288,15 +288,24 @@ class DovecotServer:
         if self.running:
             return self
         self._write_files()
+        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._proc = start_process([DOVECOT_BIN, "-F", "-c", str(self.conf_path)], self.root / "stdout.log")
         try:
-            self._wait_greeting()
+            self._wait_greeting(log_start)
         except BaseException:
-            self.stop()
+            self.close()  # the error carries the log tail
             raise
         return self
 
-    def _wait_greeting(self) -> None:
+    def _log_since(self, offset: int) -> str:
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(offset)
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def _wait_greeting(self, log_start: int) -> None:
         deadline = time.monotonic() + self.start_timeout_s
         last_error = ""
         while time.monotonic() < deadline:
@@ -306,6 +315,9 @@ class DovecotServer:
                     f"dovecot exited with {self._proc.returncode} during start-up:\n"
                     f"{tail(self.root / 'stdout.log')}{tail(self.log_path)}"
                 )
+            log = self._log_since(log_start)
+            if "Fatal:" in log:
+                raise DovecotError(f"dovecot failed to start on {self.host}:{self.port}:\n{log[-4000:]}")
             try:
                 with socket.create_connection((self.host, self.port), timeout=1.0) as s:
                     greeting = s.makefile("rb").readline()
@@ -453,7 +465,12 @@ namespace inbox {{
   prefix =
 }}
 
+# No chroot: a non-root user cannot chroot, and a test server gains nothing from it.
+service anvil {{
+  chroot =
+}}
 service imap-login {{
+  chroot =
   inet_listener imap {{
     address = 127.0.0.1
     port = {port}
