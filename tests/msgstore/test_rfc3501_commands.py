@@ -323,3 +323,17 @@ async def test_bad_command_keeps_connection_usable(srv: Running) -> None:
         await c.login()
         assert (await c.cmd("FETCH 1 FLAGS")).status == "BAD"  # not selected
         assert (await c.cmd("NOOP")).ok
+
+
+async def test_search_return_esearch_form(srv: Running) -> None:
+    from cpmsync.imap import ESearchData
+
+    async with srv.client() as c:
+        await c.login()
+        for i in range(4):
+            await c.append("INBOX", message(i), "\\Seen" if i % 2 else "")
+        await c.cmd("SELECT INBOX")
+        es = (await c.cmd("SEARCH RETURN (MIN MAX COUNT ALL) SEEN")).of(ESearchData)[0]
+        assert (es.min, es.max, es.count, str(es.all)) == (2, 4, 2, "2,4")
+        es = (await c.cmd("UID SEARCH RETURN (COUNT) UNSEEN")).of(ESearchData)[0]
+        assert es.uid and es.count == 2

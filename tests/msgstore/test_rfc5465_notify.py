@@ -127,3 +127,23 @@ async def test_own_changes_are_not_echoed(srv: Running) -> None:
         reply = await a.cmd("CREATE mine2")
         assert not any(isinstance(r, ListData) for r in reply.untagged)
         assert all(not isinstance(r, StatusResponse) or r.tag for r in reply.untagged)
+
+
+async def test_selected_delayed_holds_expunges_until_a_command(srv: Running) -> None:
+    from cpmsync.imap import ExpungeData
+
+    async with srv.client() as a, srv.client() as b:
+        await a.login()
+        await b.login()
+        for i in range(2):
+            await b.append("INBOX", message(i))
+        await a.cmd("SELECT INBOX")
+        await a.cmd("NOTIFY SET (selected-delayed (MessageNew MessageExpunge FlagChange))")
+        await b.cmd("SELECT INBOX")
+        await b.cmd("STORE 1 +FLAGS.SILENT (\\Deleted)")
+        await b.cmd("EXPUNGE")
+        await b.append("INBOX", message(3))
+        got = await a.wait_for(lambda r: isinstance(r, ExistsData))  # new mail comes at once
+        assert not any(isinstance(r, ExpungeData) for r in got)
+        reply = await a.cmd("NOOP")  # the expunge waits for a command that allows it
+        assert [e.seq for e in reply.of(ExpungeData)] == [1]
