@@ -14,21 +14,22 @@ from .errors import ImapProtocolError
 RawValue: TypeAlias = str | bytes | list["RawValue"] | None
 """Atom/number -> str, quoted/literal -> bytes, NIL -> None, (...) -> list."""
 
-# Atoms are lenient: IMAP flags (\Seen), list wildcards (* %) and sections (BODY[...]<0.10>)
-# tokenize as one atom; a section may hold spaces and parentheses up to its "]".
+# Atoms are lenient: IMAP flags (\Seen), list wildcards (* %), "]" (ASTRING-CHAR allows it) and
+# sections (BODY[...]<0.10>) tokenize as one atom; a section may hold spaces and parentheses up
+# to its "]".
 _TOKEN = re.compile(
     rb"""
      (?P<sp>\ +)
     |(?P<open>\()
     |(?P<close>\))
-    |(?P<quoted>"(?P<q>(?:[^"\\\r\n]|\\["\\])*)")
+    |(?P<quoted>"(?P<q>[^"\\\r\n]*(?:\\["\\][^"\\\r\n]*)*)")
     |(?P<literal>\{(?P<n>[0-9]{1,20})\+?\}\r?\n)
-    |(?P<atom>(?:[!#-'*-Z\\^-z|}~]|\[[^\]\r\n]*\])+)
+    |(?P<atom>(?:[!#-'*-Z\\\]^-z|}~]|\[[^\]\r\n]*\])+)
     """,
     re.X,
 )
 _UNESCAPE = re.compile(rb"\\([\"\\])")
-_ATOM_RE = re.compile(rb"[!#-'+-Z^-z|}~]+\Z")  # ATOM-CHAR (no specials, no wildcards, no "\")
+_ATOM_RE = re.compile(rb"[!#$&'+-Z^-z|}~]+\Z")  # ATOM-CHAR (no specials, no wildcards, no "\")
 _LIST_ATOM_RE = re.compile(rb"[!#-'*-Z^-z|}~]+\Z")  # list-mailbox: ATOM-CHAR plus % and *
 _QUOTABLE_RE = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]*\Z")
 _QUOTE_ESC = re.compile(rb'(["\\])')

@@ -63,7 +63,7 @@ _FAST_LIST = re.compile(
     + _MBOX
     + rb"\r?\n\Z"
 )
-_ITEM = rb"[A-Za-z][A-Za-z0-9-]* [0-9]{1,19}"
+_ITEM = rb"[A-Za-z][A-Za-z0-9-]* [0-9]{1,18}"  # 19-digit values (near 2^63) take the checked path
 _FAST_STATUS = re.compile(
     rb"\* STATUS " + _MBOX + rb" \(((?:" + _ITEM + rb")(?: " + _ITEM + rb")*)?\)\r?\n\Z"
 )
@@ -393,52 +393,45 @@ def _untagged_data(kw: str, raw: bytes, pos: int) -> Response:
 
 
 _PLAIN_NAME = re.compile(rb"[\x20-\x25\x27-\x7e]*\Z")  # printable ASCII without "&": no mUTF-7
+_ATTR_CACHE: dict[bytes, tuple[str, ...]] = {}
+_ATTR_CACHE_MAX = 256  # LIST attribute sets repeat: a handful of distinct ones per account
+_DELIMS = {b"NIL": None, b'"/"': "/", b'"."': "."}
 
 
 def _fast_name(name: bytes) -> str:
+    if name[:1] == b'"':
+        name = unquote(name[1:-1])
     return name.decode("ascii") if _PLAIN_NAME.match(name) else mailbox_from_wire(name)
 
 
 def _fast(raw: bytes) -> Response | None:
     """Type the common LIST / STATUS lines with one regex each (LIST-STATUS hot path)."""
-    if raw.startswith(b"* LIST ") or raw.startswith(b"* LSUB "):
-        m = _FAST_LIST.match(raw)
-        if m is None:
-            return None
-        attrs = m.group(2)
-        delim = m.group(3)
-        name = m.group(4)
-        if name[0] == 0x22:
-            name = unquote(name[1:-1])
-        elif name.upper() == b"NIL":
-            return None
-        return ListData(
-            tuple(attrs.decode("ascii").split()) if attrs else (),
-            None if delim == b"NIL" else unquote(delim[1:-1]).decode("ascii"),
-            _fast_name(name),
-            None,
-            None,
-            (),
-            m.group(1) == b"LSUB",
-        )
-    if raw.startswith(b"* STATUS "):
+    head = raw[:9]
+    if head == b"* STATUS ":
         m = _FAST_STATUS.match(raw)
         if m is None:
             return None
-        name = m.group(1)
-        if name[0] == 0x22:
-            name = unquote(name[1:-1])
-        elif name.upper() == b"NIL":
+        name, group = m.groups()
+        if name.upper() == b"NIL":
             return None
-        group = m.group(2)
         if group is None:
             return StatusData(_fast_name(name), {})
-        parts = group.decode("ascii").upper().split()
-        values = [int(v) for v in parts[1::2]]
-        if max(values) > _MAX_MODSEQ:
+        it = iter(group.decode("ascii").upper().split())
+        return StatusData(_fast_name(name), dict(zip(it, map(int, it), strict=False)))  # pairs: regex
+    if head[:7] in (b"* LIST ", b"* LSUB "):
+        m = _FAST_LIST.match(raw)
+        if m is None:
             return None
-        items: dict[str, int | str] = dict(zip(parts[::2], values, strict=True))
-        return StatusData(_fast_name(name), items)
+        kind, attrs, delim, name = m.groups()
+        if name.upper() == b"NIL":
+            return None
+        attributes = _ATTR_CACHE.get(attrs)
+        if attributes is None:
+            attributes = tuple(attrs.decode("ascii").split())
+            if len(_ATTR_CACHE) < _ATTR_CACHE_MAX:
+                _ATTR_CACHE[attrs] = attributes
+        d = _DELIMS[delim] if delim in _DELIMS else unquote(delim[1:-1]).decode("ascii")
+        return ListData(attributes, d, _fast_name(name), None, None, (), kind == b"LSUB")
     return None
 
 
