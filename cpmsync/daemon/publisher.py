@@ -157,23 +157,11 @@ class Publisher:
         try:
             while not self._closing:
                 try:
-                    async with mqtt_client(
-                        self.settings, client_id=self.client_id, persistent=True, will=self._will()
-                    ) as client:
-                        self.connected = True
-                        log.info(
-                            "mqtt connected",
-                            extra=kv(
-                                host=self.settings.host,
-                                port=self.settings.effective_port,
-                                pending=self.cache.outbox_count(),
-                            ),
-                        )
-                        failures = 0
-                        delay = self.settings.reconnect_min_s
-                        await self._serve(client)
-                        return
+                    await self._session()
+                    return
                 except aiomqtt.MqttError as e:
+                    if self.connected:  # it was up: a fresh outage, start the backoff again
+                        failures, delay = 0, self.settings.reconnect_min_s
                     failures += 1
                     # One warning per outage, not one per retry: a broker that is down is not news.
                     level = logging.WARNING if failures == 1 else logging.DEBUG
@@ -193,6 +181,44 @@ class Publisher:
             self._stopped.set()
 
     # ------------------------------------------------------------------ internals
+
+    async def _session(self) -> None:
+        """One connection: drain until close(); any connection loss surfaces as one MqttError."""
+        try:
+            async with mqtt_client(
+                self.settings, client_id=self.client_id, persistent=True, will=self._will()
+            ) as client:
+                self.connected = True
+                log.info(
+                    "mqtt connected",
+                    extra=kv(
+                        host=self.settings.host,
+                        port=self.settings.effective_port,
+                        pending=self.cache.outbox_count(),
+                    ),
+                )
+                async with asyncio.TaskGroup() as tg:
+                    watcher = tg.create_task(self._watch_connection(client))
+                    await self._serve(client)
+                    watcher.cancel()
+        except ExceptionGroup as eg:
+            mqtt_errors, rest = eg.split(aiomqtt.MqttError)
+            if rest is not None:
+                raise
+            assert mqtt_errors is not None
+            first: BaseException = mqtt_errors
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from None
+
+    async def _watch_connection(self, client: aiomqtt.Client) -> None:
+        """Fail fast on a lost connection: pending PUBACKs would otherwise wait for ack_timeout_s.
+
+        The publisher subscribes to nothing, so the message iterator only ends by disconnection.
+        """
+        async for _ in client.messages:
+            pass
+        raise aiomqtt.MqttError("disconnected")
 
     def _will(self) -> aiomqtt.Will:
         offline = self._status.model_copy(update={"state": "offline", "since": datetime.now(UTC)})

@@ -1,0 +1,216 @@
+"""The outbox publisher against a real, private Mosquitto: nothing lost, order per folder kept.
+
+Brokers are started, paused (SIGSTOP), killed and restarted on the same port by the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from daemon_mqtt_helpers import (
+    Broker,
+    Collector,
+    CuttingProxy,
+    first_seen_order,
+    mqtt_settings,
+    open_cache,
+    produce,
+    wait_for,
+)
+
+from cpmsync.daemon.publisher import Publisher
+from cpmsync.models.events import FolderEvent
+
+FOLDERS = ["INBOX", "Sent", "tel:+15143457900"]
+
+
+async def test_outbox_drains_in_order_and_rows_leave_only_after_the_ack(
+    broker: Broker, tmp_path: Path
+) -> None:
+    cache = open_cache(tmp_path / "c.sqlite", "drain")
+    col = Collector(broker.port, ["cpm/drain/folders/+/events"], client_id="drain-sub")
+    pub = Publisher(mqtt_settings(broker.port), "drain", cache)
+    expected = {f: produce(cache, f, 1, 10) for f in FOLDERS}
+    async with asyncio.TaskGroup() as tg:
+        sub = tg.create_task(col.run())
+        await col.subscribed.wait()
+        tg.create_task(pub.run())
+        await col.wait_until(
+            lambda m: (
+                len(first_seen_order(col.events()).get("Sent", [])) == 10
+                and sum(len(v) for v in first_seen_order(col.events()).values()) == 30
+            )
+        )
+        await wait_for(lambda: cache.outbox_count() == 0)
+        assert first_seen_order(col.events()) == expected
+        for e in col.events():
+            FolderEvent.model_validate(e)
+
+        # Broker frozen: the publisher sends, no PUBACK comes back, so every row stays.
+        broker.pause()
+        try:
+            more = produce(cache, "INBOX", 11, 5)
+            await asyncio.sleep(0.5)  # give the publisher time to try; it must not delete anything
+            assert cache.outbox_count() == 6  # 5 events + the folder summary
+        finally:
+            broker.resume()
+        await wait_for(lambda: cache.outbox_count() == 0)
+        await col.wait_until(lambda m: first_seen_order(col.events())["INBOX"] == expected["INBOX"] + more)
+        await pub.close()
+        sub.cancel()
+
+
+async def test_broker_down_at_start_then_started_delivers_everything(
+    broker_factory: Callable[..., Broker], tmp_path: Path
+) -> None:
+    broker = broker_factory(persistent=True)
+    col = Collector(broker.port, ["cpm/late/folders/+/events"], client_id="late-sub", persistent=True)
+    await col.subscribe_once()  # the app's session exists; the broker keeps it across restarts
+    broker.stop()
+    cache = open_cache(tmp_path / "c.sqlite", "late")
+    pub = Publisher(mqtt_settings(broker.port), "late", cache)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(pub.run())
+        expected = {f: produce(cache, f, 1, 20) for f in FOLDERS}
+        await asyncio.sleep(0.3)  # several failed connection attempts
+        assert not pub.connected
+        assert cache.outbox_count() == 3 * 21 + 3  # nothing dropped while the broker is down
+        broker.start()
+        sub = tg.create_task(col.run())
+        await wait_for(lambda: cache.outbox_count() == 0)
+        await col.wait_until(lambda m: first_seen_order(col.events()) == expected)
+        await pub.close()
+        sub.cancel()
+
+
+async def test_broker_killed_mid_drain_and_restarted_delivers_every_unacknowledged_event(
+    broker_factory: Callable[..., Broker], tmp_path: Path
+) -> None:
+    """A real SIGKILL of the broker while the outbox drains.
+
+    The broker is frozen (SIGSTOP) first so the test knows which rows it had not acknowledged:
+    every one of those, and everything produced afterwards, must arrive. Events the broker had
+    already PUBACKed are its own responsibility (a SIGKILLed broker may lose what it held only in
+    memory; MQTT gives a publisher no way to prevent that), so they are not asserted here; the
+    cut-connection test below covers a cut with no broker loss at all.
+    """
+    broker = broker_factory(persistent=True)
+    col = Collector(broker.port, ["cpm/kill/folders/+/events"], client_id="kill-sub", persistent=True)
+    cache = open_cache(tmp_path / "c.sqlite", "kill")
+    pub = Publisher(mqtt_settings(broker.port, max_inflight=5, ack_timeout_s=1), "kill", cache)
+    expected: dict[str, list[int]] = {f: [] for f in FOLDERS}
+
+    async def producer() -> None:
+        for r in range(30):
+            for f in FOLDERS:
+                expected[f] += produce(cache, f, 1 + 5 * r, 5)
+            await asyncio.sleep(0.01)
+
+    async with asyncio.TaskGroup() as tg:
+        sub = tg.create_task(col.run())
+        await col.subscribed.wait()
+        broker.save()  # the app's session is on disk, as on a device whose broker persists sessions
+        tg.create_task(pub.run())
+        prod = tg.create_task(producer())
+        await col.wait_until(lambda m: len(col.events()) >= 60)
+        broker.pause()
+        # Wait until the publisher gives up on the frozen broker (ack timeout): by then it has read
+        # every PUBACK the broker sent before freezing, so the outbox holds exactly the unacked rows.
+        await wait_for(lambda: not pub.connected)
+        unacked = {json.loads(i.payload)["id"] for i in cache.outbox_batch(100_000) if not i.retain}
+        assert unacked, "the kill must happen mid-drain"
+        broker.stop(signal.SIGKILL)
+        broker.start()
+        await prod
+        await wait_for(lambda: cache.outbox_count() == 0)
+        # everything not acknowledged at the kill, plus all that came after, arrives
+        last_folder_uid = {f: expected[f][-1] for f in FOLDERS}
+        await col.wait_until(
+            lambda m: all(last_folder_uid[f] in first_seen_order(col.events()).get(f, []) for f in FOLDERS)
+        )
+        await col.wait_until(lambda m: unacked <= {e["id"] for e in col.events()})
+        got = first_seen_order(col.events())
+        for f in FOLDERS:
+            # per-folder order holds for what arrived: first sightings are increasing
+            assert got[f] == sorted(got[f])
+        by_id: dict[str, dict[str, object]] = {}
+        for e in col.events():
+            prev = by_id.setdefault(e["id"], e)
+            assert (prev["kind"], prev["folder"], prev["uids"]) == (e["kind"], e["folder"], e["uids"])
+        await pub.close()
+        sub.cancel()
+
+
+async def test_connection_cut_mid_drain_loses_nothing_and_duplicates_share_ids(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Cut the publisher's connection (a relay in front of the real broker) again and again while
+    the outbox drains: PUBACKs in flight are lost, rows are resent, nothing is missing."""
+    col = Collector(broker.port, ["cpm/cut/folders/+/events"], client_id="cut-sub")
+    cache = open_cache(tmp_path / "c.sqlite", "cut")
+    expected: dict[str, list[int]] = {f: [] for f in FOLDERS}
+    async with CuttingProxy(broker.port) as proxy, asyncio.TaskGroup() as tg:
+        pub = Publisher(mqtt_settings(proxy.port, max_inflight=5), "cut", cache)
+
+        async def producer() -> None:
+            for r in range(30):
+                for f in FOLDERS:
+                    expected[f] += produce(cache, f, 1 + 5 * r, 5)
+                await asyncio.sleep(0.005)
+
+        sub = tg.create_task(col.run())
+        await col.subscribed.wait()
+        tg.create_task(pub.run())
+        prod = tg.create_task(producer())
+        for n in (30, 120, 250):
+            await col.wait_until(lambda m, n=n: len(col.events()) >= n)
+            proxy.cut()
+        await prod
+        await wait_for(lambda: cache.outbox_count() == 0)
+        total = sum(len(v) for v in expected.values())
+        await col.wait_until(lambda m: sum(len(v) for v in first_seen_order(col.events()).values()) >= total)
+        assert first_seen_order(col.events()) == expected
+        by_id: dict[str, dict[str, object]] = {}
+        for e in col.events():
+            prev = by_id.setdefault(e["id"], e)
+            assert (prev["kind"], prev["folder"], prev["uids"]) == (e["kind"], e["folder"], e["uids"])
+        await pub.close()
+        sub.cancel()
+
+
+async def test_retained_summary_then_empty_payload_when_the_folder_is_deleted(
+    broker: Broker, tmp_path: Path
+) -> None:
+    cache = open_cache(tmp_path / "c.sqlite", "ret")
+    pub = Publisher(mqtt_settings(broker.port), "ret", cache)
+    produce(cache, "Chats/Bob", 1, 3)
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(pub.run())
+        await wait_for(lambda: cache.outbox_count() == 0)
+        # A new app connecting later gets the retained summary (and the retained status).
+        late = Collector(broker.port, ["cpm/ret/folders/+", "cpm/ret/status"], client_id="ret-late")
+        sub = tg.create_task(late.run())
+        await late.wait_until(lambda m: any(x.topic == "cpm/ret/folders/Chats%2FBob" for x in m))
+        (s,) = [x for x in late.messages if x.topic == "cpm/ret/folders/Chats%2FBob"]
+        assert s.retain and s.json["messages"] == 3 and s.json["last"]["subject"] == "Chats/Bob #3"
+        await late.wait_until(lambda m: any(x.topic == "cpm/ret/status" for x in m))
+        # Deleting the folder clears the retained summary: live subscribers see an empty payload...
+        cache.delete_folder("Chats/Bob")
+        await late.wait_until(
+            lambda m: any(x.topic == "cpm/ret/folders/Chats%2FBob" and not x.payload for x in m)
+        )
+        await wait_for(lambda: cache.outbox_count() == 0)
+        sub.cancel()
+        # ...and a new subscriber gets nothing retained for it. The sentinel is retained too and is
+        # delivered after the first subscription's retained messages, so its arrival proves absence.
+        pub.set_status("online", strategy="sentinel")
+        newer = Collector(broker.port, ["cpm/ret/folders/+", "cpm/ret/status"], client_id="ret-newer")
+        sub2 = tg.create_task(newer.run())
+        await newer.wait_until(lambda m: any(x.topic == "cpm/ret/status" for x in m))
+        assert not [x for x in newer.messages if x.topic.startswith("cpm/ret/folders/")]
+        await pub.close()
+        sub2.cancel()
