@@ -1,0 +1,202 @@
+"""Benchmark: the msgstore IMAP server over the wire, side by side with Dovecot on the same data.
+
+Both servers get the same CPM-like account (folder names from `cpm_folder_names`, one small chat
+message per folder) and are driven by the same minimal blocking client (it only frames lines and
+waits for the tagged reply, so client cost is equal and small). Prints:
+  - LIST "" * RETURN (STATUS (MESSAGES UIDNEXT UNSEEN HIGHESTMODSEQ)) over N folders (median ms, ratio)
+  - APPEND throughput (messages/s, ratio)
+  - LIST (CHANGEDSINCE (m)) with 3 changed folders among 1,000 / 10,000 / ... (msgstore only: no other
+    server implements it), next to the full LIST-STATUS it replaces.
+Run from the repo root: python bench/bench_msgstore_server.py [--folders 10000] [--sizes 1000,10000,100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _dovecot import cpm_folder_names, seeded_dovecot
+
+from cpmsync.msgstore import BulkMailbox, BulkMessage, MessageStore, MsgstoreSettings
+from cpmsync.msgstore.server import ImapServer
+
+USER, PASSWORD = "alice", "alice-pw"
+MSG = (
+    b"From: <tel:+15143457900>\r\nTo: <tel:+15145550000>\r\nSubject: chat\r\n"
+    b"Date: Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <bench@example.com>\r\n\r\nhello there\r\n"
+)
+
+
+class Wire:
+    """Send a command, read until its tagged reply; returns (seconds, bytes received)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.sock = socket.create_connection((host, port), timeout=300)
+        self.buf = b""
+        self.n = 0
+        self._read_line()
+
+    def _read_line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def cmd(self, text: bytes, literal: bytes | None = None) -> tuple[float, int]:
+        self.n += 1
+        tag = b"b%d" % self.n
+        t0 = time.perf_counter()
+        if literal is None:
+            self.sock.sendall(tag + b" " + text + b"\r\n")
+        else:
+            self.sock.sendall(tag + b" " + text + b" {%d}\r\n" % len(literal))
+            if not self._read_line().startswith(b"+"):
+                raise RuntimeError("no continuation")
+            self.sock.sendall(literal + b"\r\n")
+        got = 0
+        # scan the buffer for the tagged line without splitting every line (cheap client)
+        marker = b"\r\n" + tag + b" "
+        data = b"\r\n" + self.buf
+        self.buf = b""
+        while marker not in data:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("closed")
+            got += len(chunk)
+            data += chunk
+        i = data.index(marker)
+        end = data.index(b"\r\n", i + 2)
+        status = data[i + len(marker) : end]
+        self.buf = data[end + 2 :]
+        if not status.startswith(b"OK"):
+            raise RuntimeError(f"{text[:40]!r}: {status[:120]!r}")
+        return time.perf_counter() - t0, got
+
+
+class ThreadedMsgstore:
+    """Our server on its own loop in a thread (the client here is blocking)."""
+
+    def __init__(self, store: MessageStore) -> None:
+        self.settings = MsgstoreSettings(
+            server={"listen": ["127.0.0.1:0"]}, store={"sqlite_synchronous": "NORMAL"}
+        )
+        self.store = store
+        self.server: ImapServer | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self.loop = asyncio.get_running_loop()
+            self.server = ImapServer(self.settings, self.store)
+            await self.server.serve()
+
+        asyncio.run(main())
+
+    def __enter__(self) -> ThreadedMsgstore:
+        self.thread.start()
+        while self.server is None or not self.server.ready.is_set():
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.loop is not None and self.server is not None
+        self.loop.call_soon_threadsafe(self.server.stop)
+        self.thread.join(10)
+
+
+def _store(tmp: Path, name: str, folders: list[str]) -> MessageStore:
+    store = MessageStore(f"sqlite:///{tmp / name}", sqlite_synchronous="NORMAL")
+    store.add_user(USER, PASSWORD)
+    batch = 2000
+    for i in range(0, len(folders), batch):
+        store.bulk_load(
+            USER, [BulkMailbox(f, [BulkMessage(MSG, ("\\Seen",), None)]) for f in folders[i : i + batch]]
+        )
+    return store
+
+
+def _median_ms(w: Wire, text: bytes, repeats: int) -> tuple[float, int]:
+    samples, size = [], 0
+    for _ in range(repeats):
+        s, size = w.cmd(text)
+        samples.append(s * 1000)
+    return statistics.median(samples), size
+
+
+def _appends_per_s(w: Wire, n: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(n):
+        w.cmd(b"APPEND INBOX", MSG)
+    return n / (time.perf_counter() - t0)
+
+
+LIST_STATUS = b'LIST "" * RETURN (STATUS (MESSAGES UIDNEXT UNSEEN HIGHESTMODSEQ))'
+
+
+def run(folders: int, sizes: list[int], repeats: int, appends: int) -> None:
+    names = cpm_folder_names(folders)
+    print(f"LIST-STATUS and APPEND, {folders} folders x 1 message, same client, median of {repeats}")
+    with (
+        tempfile.TemporaryDirectory(prefix="cpm-bench-") as d,
+        ThreadedMsgstore(_store(Path(d), "a.sqlite", names)) as ms,
+    ):
+        assert ms.server is not None
+        w = Wire("127.0.0.1", ms.server.port)
+        w.cmd(f'LOGIN {USER} "{PASSWORD}"'.encode())
+        w.cmd(LIST_STATUS)  # warm
+        ours_ms, ours_bytes = _median_ms(w, LIST_STATUS, repeats)
+        ours_app = _appends_per_s(w, appends)
+        ms.store.close()
+    with seeded_dovecot(folders, 1, user=USER) as (dv, _seeded):
+        w = Wire(dv.host, dv.port)
+        w.cmd(f'LOGIN {USER} "{dv.password(USER)}"'.encode())
+        w.cmd(LIST_STATUS)
+        dv_ms, dv_bytes = _median_ms(w, LIST_STATUS, repeats)
+        dv_app = _appends_per_s(w, appends)
+    print(f"{'':28}{'msgstore':>12}{'dovecot':>12}{'ratio':>8}")
+    print(f"{'LIST-STATUS ms':28}{ours_ms:12.1f}{dv_ms:12.1f}{ours_ms / dv_ms:8.2f}")
+    print(f"{'LIST-STATUS bytes':28}{ours_bytes:12d}{dv_bytes:12d}{ours_bytes / max(1, dv_bytes):8.2f}")
+    print(f"{'APPEND messages/s':28}{ours_app:12.0f}{dv_app:12.0f}{ours_app / dv_app:8.2f}")
+
+    print("\nLIST (CHANGEDSINCE) with 3 changed folders (msgstore; median ms / bytes on the wire)")
+    print(f"{'folders':>10}{'CHANGEDSINCE ms':>18}{'bytes':>10}{'LIST-STATUS ms':>17}{'bytes':>10}")
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="cpm-bench-") as d:
+            store = _store(Path(d), f"s{n}.sqlite", cpm_folder_names(n))
+            with ThreadedMsgstore(store) as ms:
+                assert ms.server is not None
+                w = Wire("127.0.0.1", ms.server.port)
+                w.cmd(f'LOGIN {USER} "{PASSWORD}"'.encode())
+                m = store.user_highest_modseq(USER)
+                for name in cpm_folder_names(n)[1:4]:
+                    w.cmd(f'APPEND "{name}"'.encode(), MSG)
+                q = b'LIST (CHANGEDSINCE (%d)) "" * RETURN (STATUS (UIDNEXT HIGHESTMODSEQ))' % m
+                cs_ms, cs_bytes = _median_ms(w, q, repeats)
+                full_ms, full_bytes = _median_ms(w, LIST_STATUS, max(1, repeats // 2))
+            store.close()
+        print(f"{n:>10}{cs_ms:>18.2f}{cs_bytes:>10}{full_ms:>17.1f}{full_bytes:>10}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--folders", type=int, default=10_000)
+    ap.add_argument("--sizes", default="1000,10000,100000")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--appends", type=int, default=500)
+    a = ap.parse_args()
+    run(a.folders, [int(x) for x in a.sizes.split(",") if x], a.repeats, a.appends)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
