@@ -11,8 +11,9 @@ P(s) times S(s) -- isolated bursts pay a full tail, bursts inside another's tail
 the chance that the next burst needs a promotion from phase i is S(start_i) - S(end_i).
 Per-event bytes come from the exact byte model (`event_costs`), fitted linear in folder count
 for discovery, so the fleet and the per-packet simulator share one source of bytes.
-Limitation: 3G's "small transfer stays in FACH" rule is not in the closed form (every promotion-
-needing phase promotes); use the exact simulator for 3G.
+Limitations: 3G's "small transfer stays in FACH" rule is not in the closed form (every promotion-
+needing phase promotes), and neither are NAT idle timeouts (the held connection is assumed kept
+alive by its keep-alives); use the packet-level simulator (`simulate run`) for those.
 """
 
 from __future__ import annotations

@@ -112,7 +112,9 @@ def _markdown(table: list[Row], scen_rows: list[Row], light: Scenario, elapsed_s
         f"Traffic: {light.arrivals.messages_per_day:.0f} messages/day (Poisson, diurnal profile), "
         f"{light.arrivals.read_elsewhere_share:.0%} read on another device. Poll = reconnect + catch-up every "  # noqa: E501
         f"{d.poll_interval_s / 60:.0f} min. Push = held connection with NOTIFY + IDLE, server keep-alive every "  # noqa: E501
-        f"{d.server_keepalive_s:.0f} s (Dovecot's default), re-IDLE every {d.nat_keepalive_s / 60:.0f} min, "
+        f"{d.server_keepalive_s:.0f} s (Dovecot's default, which also keeps a "
+        f"{d.nat_timeout_s / 60:.0f}-minute carrier NAT mapping alive), "
+        f"re-IDLE every {d.nat_keepalive_s / 60:.0f} min, "
         f"{d.connection_losses_per_day:.0f} connection losses/day each followed by a catch-up. "
         "MB = wire bytes per day, up + down. J = radio energy per day. % = share of a 4,000 mAh, 3.85 V battery.",  # noqa: E501
         "",
@@ -176,6 +178,10 @@ def _markdown(table: list[Row], scen_rows: list[Row], light: Scenario, elapsed_s
         "  (polls, keep-alives, pushes) far more than bytes. The strategy matters in energy once the",
         "  LIST-STATUS response takes a sizeable fraction of a tail to download (thousands of folders), and",
         "  always matters in bytes. A 2-minute server keep-alive costs more than every strategy difference.",
+        "- Dropping the server keep-alive is no free lunch: with re-IDLE every 29 min a 10-minute",
+        "  carrier NAT drops the idle connection, the device learns it only when its next send goes",
+        "  unanswered, and changes wait for the reconnect (`simulate run` models this; try",
+        "  `server_keepalive_s = 0` in a scenario file).",
         "- COMPRESS=DEFLATE recovers most of LIST-STATUS's bytes (the lines are repetitive) but not its",
         "  per-folder server work, and does nothing for the number of wakes.",
         "",

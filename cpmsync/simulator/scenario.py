@@ -64,6 +64,8 @@ class Device(_Model):
     poll_interval_s: float = Field(default=900.0, gt=0)
     nat_keepalive_s: float = Field(default=1740.0, ge=0)  # client re-IDLE (RFC 2177: <= 29 min); 0 = never
     server_keepalive_s: float = Field(default=120.0, ge=0)  # Dovecot imap_idle_notify_interval; 0 = never
+    nat_timeout_s: float = Field(default=600.0, ge=0)  # carrier NATs drop idle TCP after 5-15 min; 0 = no NAT
+    dead_peer_timeout_s: float = Field(default=30.0, ge=0)  # unanswered send -> give up and reconnect
     connection_losses_per_day: float = Field(default=6.0, ge=0)
     reconnect_delay_s: float = Field(default=5.0, ge=0)
     debounce_ms: float = Field(default=2000.0, ge=0)

@@ -123,6 +123,18 @@ def _call(method: Callable[[ImapSession], None]) -> Callable[[ImapSession], None
     return method
 
 
+TCP_RETRANSMISSIONS = 3  # before the client's dead-peer timer fires (RTO doubling from ~1 s)
+
+
+def _dead_send(s: ImapSession) -> None:
+    """DONE into a dropped NAT mapping: the segment and its retransmissions, never acknowledged."""
+    s.counter.send("up", b"DONE\r\n")
+    s.counter._pending_ack_from = None  # nobody is there to acknowledge it
+    for _ in range(TCP_RETRANSMISSIONS):
+        s.counter.count.add("up", "segments", 1)
+        s.counter._packet("up", s.counter.count.flights[-1][1])
+
+
 @dataclass(slots=True)
 class _Pending:
     news: list[tuple[int, bytes]] = field(default_factory=list)
@@ -177,6 +189,8 @@ def plan_day(
     known_modseq = acct.modseq
     session: ImapSession | None = None
     connected = spec.push
+    nat_dead = False
+    last_traffic = 0.0
     sync_at: float | None = None
     if spec.push:
         session = ImapSession(wire)
@@ -192,6 +206,9 @@ def plan_day(
         delivered = body(s) or []
         s.counter.finish()  # the delayed-ACK timer fires before the line goes quiet
         a = Action(t, label, s.counter.count.flights[i0:], delivered)
+        if s is session:
+            nonlocal last_traffic
+            last_traffic = t
         plan.add_totals(before, s.counter.count.as_dict())
         plan.actions.append(a)
         return a
@@ -214,6 +231,9 @@ def plan_day(
         if progress is not None and t - last_progress > 3600:
             progress(t - last_progress)
             last_progress = t
+        if connected and not nat_dead and dev.nat_timeout_s and t - last_traffic > dev.nat_timeout_s:
+            nat_dead = True  # the carrier NAT dropped the idle mapping; nothing reaches the device now
+        alive = connected and not nat_dead
         if kind == "change":
             assert ch is not None
             name = ch.folder
@@ -242,12 +262,12 @@ def plan_day(
                     continue
                 acct.delete(name)
                 pending.pop(name, None)
-                if not (spec.push and connected):
+                if not (spec.push and alive):
                     if spec.discovery == "list-changedsince" and not spec.push:
                         deleted_pending.append(t)
                     else:
                         pending.setdefault(name, _Pending()).times.append(t)
-            if spec.push and connected and session is not None:
+            if spec.push and alive and session is not None:
                 s = session
                 if ch.kind in ("create", "delete"):
                     act(t, "push-list", _push_list(name, [t] if ch.kind == "delete" else []), s)
@@ -258,7 +278,7 @@ def plan_day(
                     push(sync_at, "sync")
         elif kind == "sync":
             sync_at = None
-            if connected and session is not None and pending:
+            if alive and session is not None and pending:
 
                 def body(s: ImapSession) -> list[float]:
                     s.counter.send("up", b"DONE\r\n")
@@ -269,16 +289,22 @@ def plan_day(
 
                 act(t, "sync", body, session)
         elif kind == "server_keepalive":
-            if connected and session is not None:
+            if alive and session is not None:
                 act(t, "server-keepalive", _call(ImapSession.server_keepalive), session)
             push(t + dev.server_keepalive_s, "server_keepalive")
         elif kind == "reidle":
-            if connected and session is not None:
+            if alive and session is not None:
                 act(t, "reidle", _call(ImapSession.reidle), session)
+            elif connected and session is not None:
+                # the NAT mapping is gone: DONE and its retransmissions go unanswered until the
+                # client gives up on the peer and reconnects
+                act(t, "reidle-dead", _dead_send, session)
+                connected, nat_dead, session = False, False, None
+                push(t + dev.dead_peer_timeout_s, "reconnect")
             push(t + dev.nat_keepalive_s, "reidle")
         elif kind == "loss":
             if connected:
-                connected = False
+                connected, nat_dead = False, False
                 session = None
                 push(t + dev.reconnect_delay_s, "reconnect")
         elif kind == "reconnect":
