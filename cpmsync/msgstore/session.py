@@ -360,6 +360,12 @@ class Session:
             if ev is NEED_DATA:
                 if self.state.state is ConnState.LOGOUT:
                     return
+                if self.codec.pending:  # the rest of a large inflated chunk, one bounded step at a time
+                    try:
+                        self.parser.feed(self.codec.decode_more())
+                    except Exception:
+                        return
+                    continue
                 await self._flush_push()
                 await self._flush_out()
                 try:

@@ -80,3 +80,19 @@ async def test_corrupt_deflate_stream_closes_only_that_connection(srv: Running) 
         assert await c.reader.read() in (b"",)
         await other.login()
         assert (await other.cmd("NOOP")).ok
+
+
+async def test_deflate_bomb_is_refused_by_the_line_limit(srv: Running) -> None:
+    async with srv.client() as c, srv.client() as other:
+        await c.login()
+        assert (await c.cmd("COMPRESS DEFLATE")).ok
+        z = _Deflated(c.reader, c.writer)
+        bomb = z.deflate.compress(b"a NOOP " + b"A" * 50_000_000 + b"\r\n")
+        bomb += z.deflate.flush(zlib.Z_SYNC_FLUSH)
+        assert len(bomb) < 100_000
+        c.writer.write(bomb)
+        got = await z.cmd("z1", "NOOP")  # the bomb line is refused, the connection goes on
+        assert isinstance(got[-1], StatusResponse) and got[-1].status == "OK"
+        assert any(isinstance(r, StatusResponse) and r.status == "BAD" for r in got[:-1])
+        await other.login()
+        assert (await other.cmd("NOOP")).ok
