@@ -1,0 +1,56 @@
+"""`cpmsync daemon stats`: sync runs and bytes per strategy, read from the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cpmsync.cli import app
+from cpmsync.daemon.cache import Cache
+
+
+def test_stats_sums_bytes_per_strategy(tmp_path: Path) -> None:
+    cache_path = tmp_path / "cache.sqlite"
+    cfg = tmp_path / "d.toml"
+    cfg.write_text(f'[account]\nid = "acct"\n[cache]\npath = "{cache_path}"\n')
+    c = Cache.open(cache_path, "acct")
+    c.update_account(server="imap.example.org", strategy="list-changedsince")
+    for strategy, wire in [("list-changedsince", 300), ("list-changedsince", 500), ("list-status", 90_000)]:
+        run = c.start_run(strategy)
+        c.finish_run(
+            run, bytes_in=wire * 3, bytes_out=100, wire_bytes_in=wire, wire_bytes_out=40, folders_touched=3
+        )
+    failed = c.start_run("list-status")
+    c.finish_run(failed, error="connection reset")
+    c.close()
+    result = CliRunner().invoke(app, ["daemon", "stats", "--config", str(cfg)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+
+    def cells(prefix: str) -> list[str]:
+        row = next(x for x in lines if x.strip("│ ").startswith(prefix) and "│" in x)
+        return [c.strip() for c in row.strip("│").split("│")]
+
+    # strategy, runs, errors, folders, in, out, wire in, wire out, wire/run
+    assert cells("list-changedsince") == [
+        "list-changedsince",
+        "2",
+        "0",
+        "6",
+        "2400",
+        "200",
+        "800",
+        "80",
+        "440",
+    ]
+    assert cells("list-status")[:7] == ["list-status", "2", "1", "3", "270000", "100", "90000"]
+    assert "connection reset" in result.output
+
+
+def test_stats_without_a_cache_says_so(tmp_path: Path) -> None:
+    cfg = tmp_path / "d.toml"
+    cfg.write_text(f'[cache]\npath = "{tmp_path / "none.sqlite"}"\n')
+    result = CliRunner().invoke(app, ["daemon", "stats", "--config", str(cfg)])
+    assert result.exit_code == 1
+    assert "has not synced yet" in result.output
