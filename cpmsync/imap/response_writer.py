@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from ._lexer import Out, enc
+from ._lexer import _ATOM_RE, MAX_QUOTED_BYTES, Out, enc
 from .datetimes import format_datetime
 from .mutf7 import encode_mailbox
 from .responses import (
@@ -42,7 +42,7 @@ from .responses import (
 )
 from .seqset import SequenceSet
 
-__all__ = ["serialize_response"]
+__all__ = ["MailboxStyle", "serialize_response"]
 
 _CRLF_RE = re.compile(r"[\r\n]+")
 
@@ -98,9 +98,16 @@ def _delim(d: str | None) -> bytes:
     return b'"\\' + b + b'"' if b in (b'"', b"\\") else b'"' + b + b'"'
 
 
-def _list(r: ListData) -> bytes:
+def _atom_name(name: bytes) -> bool:
+    return len(name) <= MAX_QUOTED_BYTES and bool(_ATOM_RE.match(name)) and name.upper() != b"NIL"
+
+
+def _list(r: ListData, atoms: bool = False) -> bytes:
     head = b"* LSUB (" if r.lsub else b"* LIST ("
     name = encode_mailbox(r.name).encode("ascii")
+    if atoms and r.childinfo is None and r.oldname is None and not r.extra and _atom_name(name):
+        attrs = " ".join(r.attributes).encode("ascii")
+        return b"".join((head, attrs, b") ", _delim(r.delimiter), b" ", name, b"\r\n"))
     simple = (
         r.childinfo is None
         and r.oldname is None
@@ -115,7 +122,10 @@ def _list(r: ListData) -> bytes:
         )
     out = Out()
     out.w(head + " ".join(r.attributes).encode("ascii") + b") " + _delim(r.delimiter) + b" ")
-    out.string(name)
+    if atoms and _atom_name(name):
+        out.w(name)
+    else:
+        out.string(name)
     ext: list[tuple[str, Any]] = []
     if r.childinfo is not None:
         ext.append(("CHILDINFO", r.childinfo))
@@ -144,7 +154,7 @@ def _list(r: ListData) -> bytes:
     return out.finish()[0]
 
 
-def _status_data(r: StatusData) -> bytes:
+def _status_data(r: StatusData, atoms: bool = False) -> bytes:
     name = encode_mailbox(r.mailbox).encode("ascii")
     items = []
     for k, v in r.items.items():
@@ -153,6 +163,8 @@ def _status_data(r: StatusData) -> bytes:
         else:
             items.append(k.encode("ascii") + b" (" + _text(v) + b")")
     tail = b" (" + b" ".join(items) + b")\r\n"
+    if atoms and _atom_name(name):
+        return b"* STATUS " + name + tail
     if len(name) <= 1000 and b'"' not in name and b"\\" not in name:
         return b'* STATUS "' + name + b'"' + tail
     out = Out()
@@ -341,6 +353,19 @@ _WRITERS: dict[type, Callable[[Any], bytes]] = {
 }
 
 
-def serialize_response(resp: Response) -> bytes:
-    """The exact wire bytes of one response, CRLF included."""
+MailboxStyle = Literal["quoted", "atom"]
+
+
+def serialize_response(resp: Response, *, mailbox_style: MailboxStyle = "quoted") -> bytes:
+    """The exact wire bytes of one response, CRLF included.
+
+    mailbox_style: how LIST/LSUB/STATUS write a mailbox name that could be an atom. "quoted"
+    (default) matches the CR's examples ("Default"); "atom" matches Dovecot (Default, INBOX) and
+    saves two bytes per name. Names that need quoting or a literal get it either way.
+    """
+    if mailbox_style == "atom":
+        if type(resp) is ListData:
+            return _list(resp, True)
+        if type(resp) is StatusData:
+            return _status_data(resp, True)
     return _WRITERS[type(resp)](resp)
