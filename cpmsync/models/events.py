@@ -53,10 +53,16 @@ def event_id(
 
 
 class _Payload(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+    # Every field is always in the JSON (None as null), so the published schema lists all as required.
+    model_config = ConfigDict(
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+        json_schema_serialization_defaults_required=True,
+    )
 
     def to_json(self) -> str:
-        """Wire form: aliases (`from`), no None-valued optionals dropped, so the schema is stable."""
+        """Wire form: aliases (`from`), None kept as null, so every documented field is present."""
         return self.model_dump_json(by_alias=True)
 
 
