@@ -165,3 +165,71 @@ def test_append_select_fetch_store_search_with_literals(dovecot_account: object)
         assert caps_after and "IMAP4rev1" in caps_after[0].capabilities
     finally:
         c.close()
+
+
+def test_dovecot_accepts_every_extension_form_we_build(dovecot_account: object) -> None:
+    """Commands the daemon relies on, built by our writer, each answered OK by Dovecot and every
+    untagged answer typed (no UnknownResponse)."""
+    from cpmsync.imap import (
+        IDLE_DONE,
+        ContinuationRequest,
+        IdCommand,
+        IdData,
+        IdleCommand,
+        LsubCommand,
+        NamespaceCommand,
+        NamespaceData,
+        NoopCommand,
+        NotifyCommand,
+        NotifyEvent,
+        NotifyGroup,
+        StatusCommand,
+        SubscribeCommand,
+    )
+
+    c = _login(dovecot_account)
+    try:
+        assert any(isinstance(e, IdData) for e in c.run(IdCommand, (("name", "cpmsync"), ("version", None))))
+        assert any(isinstance(e, NamespaceData) for e in c.run(NamespaceCommand))
+        for name in ("Default", "tel:+15143457900", "grp/f81d4fae-7dec-11d0-a765-00a0c91e6bf5", "Entwürfe"):
+            c.run(CreateCommand, name)
+        c.run(SubscribeCommand, "Default")
+        evs = c.run(
+            ListCommand, "", ("*", "%"), ("SUBSCRIBED", "RECURSIVEMATCH"), None, ("CHILDREN",),
+            ("MESSAGES", "UNSEEN", "UIDNEXT", "UIDVALIDITY", "HIGHESTMODSEQ", "SIZE", "RECENT"),
+        )  # fmt: skip
+        assert [e.name for e in evs if isinstance(e, ListData)] == ["Default"]
+        st = [e for e in evs if isinstance(e, StatusData)]
+        assert st and st[0].size == 0 and st[0].unseen == 0
+        evs = c.run(ListCommand, "", ("grp",), (), None, ("CHILDREN",))
+        [grp] = [e for e in evs if isinstance(e, ListData)]
+        assert "\\HasChildren" in grp.attributes
+        assert [e.name for e in c.run(LsubCommand, "", "*") if isinstance(e, ListData)] == ["Default"]
+        evs = c.run(StatusCommand, "Entwürfe", ("MESSAGES", "HIGHESTMODSEQ", "UIDVALIDITY"))
+        assert [e.mailbox for e in evs if isinstance(e, StatusData)] == ["Entwürfe"]
+        c.run(
+            NotifyCommand,
+            (
+                NotifyGroup(
+                    "selected",
+                    (),
+                    (NotifyEvent("MessageNew", ("UID", "FLAGS")), NotifyEvent("MessageExpunge")),
+                ),
+                NotifyGroup("personal", (), (NotifyEvent("MessageNew"), NotifyEvent("MailboxName"))),
+                NotifyGroup("subtree", ("grp",), (NotifyEvent("FlagChange"),)),
+            ),
+            True,
+        )
+        c.run(NotifyCommand, None)
+        c.run(NoopCommand)
+        # IDLE: "+ idling", then the raw DONE line ends it with a tagged OK
+        c.n += 1
+        c.sock.sendall(f"c{c.n} IDLE\r\n".encode())
+        assert isinstance(c._next(), ContinuationRequest)
+        c.sock.sendall(IDLE_DONE)
+        done = c._next()
+        assert isinstance(done, StatusResponse) and done.tag == f"c{c.n}" and done.status == "OK"
+        assert IdleCommand  # built form is the same bytes: covered in test_imap_commands
+        assert not [e for e in evs if isinstance(e, UnknownResponse)]
+    finally:
+        c.close()
