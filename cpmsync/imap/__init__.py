@@ -53,7 +53,7 @@ from .errors import BadCommandError, ImapLimitError, ImapProtocolError, UnknownC
 from .events import NEED_DATA, ContinuationNeeded, NeedData, RawLine
 from .mutf7 import decode_mailbox, encode_mailbox
 from .response_parser import ResponseParser, parse_response
-from .response_writer import serialize_response
+from .response_writer import MailboxStyle, serialize_response
 from .responses import (
     Address,
     AppendUid,
@@ -86,11 +86,6 @@ from .sasl import IDLE_DONE, SASL_CANCEL, decode_sasl_response, encode_sasl_resp
 from .seqset import MAX_UID, STAR, SequenceSet
 
 __all__ = [
-    "IDLE_DONE",
-    "MAX_UID",
-    "NEED_DATA",
-    "SASL_CANCEL",
-    "STAR",
     "Address",
     "AppendCommand",
     "AppendUid",
@@ -123,6 +118,7 @@ __all__ = [
     "FetchData",
     "FetchValue",
     "FlagsData",
+    "IDLE_DONE",
     "IdCommand",
     "IdData",
     "IdleCommand",
@@ -133,7 +129,10 @@ __all__ = [
     "LoginCommand",
     "LogoutCommand",
     "LsubCommand",
+    "MAX_UID",
+    "MailboxStyle",
     "MoveCommand",
+    "NEED_DATA",
     "NamespaceCommand",
     "NamespaceData",
     "NamespaceDesc",
@@ -150,6 +149,8 @@ __all__ = [
     "Response",
     "ResponseCode",
     "ResponseParser",
+    "SASL_CANCEL",
+    "STAR",
     "SearchArg",
     "SearchCommand",
     "SearchData",
