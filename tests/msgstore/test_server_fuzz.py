@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -35,12 +36,33 @@ VALID = [
 _PIECES = [b"(", b")", b'"', b"{9}\r\n", b"*", b"\\", b" ", b"\0", b"\r\n"]
 
 
+class _Errors(logging.Handler):
+    """Collects ERROR records: a server bug shows up as "command failed" / "session crashed"."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.fixture(scope="module")
 def fuzz_server() -> Iterator[ThreadServer]:
-    with ThreadServer(make_settings(limits={"max_line_bytes": 4096, "max_literal_bytes": 4096})) as s:
-        s.store.create_mailbox("alice", "x")
-        s.store.append("alice", "INBOX", b"Subject: a\r\n\r\nbody\r\n")
-        yield s
+    errors = _Errors()
+    logger = logging.getLogger("cpmsync.msgstore")
+    logger.addHandler(errors)
+    try:
+        with ThreadServer(make_settings(limits={"max_line_bytes": 4096, "max_literal_bytes": 4096})) as s:
+            s.store.create_mailbox("alice", "x")
+            s.store.append("alice", "INBOX", b"Subject: a\r\n\r\nbody\r\n")
+            yield s
+    finally:
+        logger.removeHandler(errors)
+    details = [
+        f"{r.getMessage()}: {r.exc_info[1]!r}" if r.exc_info else r.getMessage() for r in errors.records
+    ]
+    assert not details, details
 
 
 def _mutate(data: st.DataObject) -> bytes:
