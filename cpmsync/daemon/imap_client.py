@@ -352,7 +352,7 @@ class ImapClient:
                 self._parser.feed(plain)
         except ImapProtocolError as e:
             log.error(
-                "malformed IMAP response: %s", e.message, extra=kv(conn=self.conn_id, line=e.line[:200])
+                "malformed IMAP response: %s in %r", e.message, e.line[:120], extra=kv(conn=self.conn_id)
             )
             self._abort(ImapConnectionLost(f"malformed response: {e.message}"))
         except (OSError, ImapConnectionLost, zlib.error, EOFError) as e:
@@ -553,7 +553,16 @@ class ImapClient:
         )
         res = await self.execute(cmd)
         lists = [r for r in res.responses if isinstance(r, ListData)]
-        statuses = {r.mailbox: r for r in res.responses if isinstance(r, StatusData)}
+        listed = {x.name for x in lists}
+        statuses: dict[str, StatusData] = {}
+        for r in res.responses:
+            if not isinstance(r, StatusData):
+                continue
+            if r.mailbox in listed and r.mailbox not in statuses:
+                statuses[r.mailbox] = r
+            else:
+                # A second STATUS, or one for a mailbox this LIST did not name: NOTIFY news.
+                self.requeue(r, self.selected)
         return lists, statuses
 
     async def list_changed_since(
@@ -593,6 +602,16 @@ class ImapClient:
         if self._closed is None:
             self._push_ready.clear()
         return out
+
+    @property
+    def has_push(self) -> bool:
+        """True when unsolicited responses are waiting (drain_push would return some)."""
+        return bool(self._push)
+
+    def requeue(self, resp: Response, selected: str | None) -> None:
+        """Give back news a command absorbed but did not ask for (e.g. a NOTIFY STATUS in a LIST)."""
+        self._push.append(PushEvent(resp, selected))
+        self._push_ready.set()
 
     async def wait_push(self) -> None:
         """Return once an unsolicited response is queued; ImapConnectionLost if the link died."""

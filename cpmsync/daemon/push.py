@@ -24,7 +24,6 @@ from cpmsync.imap import (
     NotifyCommand,
     NotifyEvent,
     NotifyGroup,
-    SelectCommand,
     StatusData,
     VanishedData,
 )
@@ -60,6 +59,7 @@ class Hints:
     folders: set[str] = field(default_factory=set)
     deleted: set[str] = field(default_factory=set)
     renamed: list[tuple[str, str]] = field(default_factory=list)
+    mailbox_names: bool = False  # a MailboxName event (LIST) came
 
     def __bool__(self) -> bool:
         return bool(self.folders or self.deleted or self.renamed)
@@ -72,6 +72,7 @@ def hints_from(events: Iterable[PushEvent]) -> Hints:
         if isinstance(r, StatusData):
             h.folders.add(r.mailbox)
         elif isinstance(r, ListData):
+            h.mailbox_names = True
             if any(a.upper() == "\\NONEXISTENT" for a in r.attributes):
                 h.deleted.add(r.name)
                 h.folders.discard(r.name)
@@ -108,8 +109,6 @@ class PushLoop:
 
     async def run(self) -> None:
         stop = self.engine.stop
-        if self.mode == "notify":
-            await self.imap.notify_set(NOTIFY_SET)
         log.info("waiting for changes", extra=kv(mode=self.mode))
         while not stop.is_set():
             hints = hints_from(self.imap.drain_push())
@@ -137,7 +136,10 @@ class PushLoop:
                 await self.imap.noop()  # keeps NAT state; may carry untagged news
             return
         if self.mode == "idle" and self.imap.selected != self.cfg.idle_folder:
-            await self.imap.select(SelectCommand("", self.cfg.idle_folder, readonly=True))
+            # A sync (not a bare EXAMINE): a change since the last look is not lost.
+            await self.engine.sync_folders([self.cfg.idle_folder], strategy="idle", keep_selected=True)
+            if self.imap.has_push:
+                return
         async with self.imap.idle():
             first = asyncio.ensure_future(self.imap.wait_push())
             stopper = asyncio.ensure_future(self.engine.stop.wait())
@@ -163,10 +165,17 @@ class PushLoop:
         for name in sorted(hints.deleted):
             eng.cache.delete_folder(name)
         folders = sorted(hints.folders)
+        if hints.mailbox_names and self.mode == "notify":
+            # Dovecot 2.3 stops reporting changes in the other mailboxes after a mailbox is
+            # created or renamed (measured here); setting NOTIFY again re-arms it, and a catch-up
+            # covers what changed in between. Mailbox creation is rare; this is cheap.
+            await self.imap.notify_set(NOTIFY_SET)
+            await eng.catch_up()
+            folders = [f for f in folders if f not in eng.cache.folders()]
         if self.mode == "idle":
             folders = [self.cfg.idle_folder]
         if folders:
-            await eng.sync_folders(folders, strategy=self.mode)
+            await eng.sync_folders(folders, strategy=self.mode, keep_selected=self.mode == "idle")
         self.syncs += 1
         log.debug("push sync", extra=kv(folders=len(folders), mode=self.mode))
 

@@ -20,7 +20,7 @@ from cpmsync.daemon import sdnotify
 from cpmsync.daemon.cache import Cache, open_cache
 from cpmsync.daemon.imap_client import ImapClient, ImapError
 from cpmsync.daemon.publisher import Publisher
-from cpmsync.daemon.push import PushLoop, push_mode
+from cpmsync.daemon.push import NOTIFY_SET, PushLoop, push_mode
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.sync_engine import SyncEngine
 from cpmsync.logs import kv
@@ -135,6 +135,9 @@ class ImapSession:
             )
             self.engine = engine
             self._status("syncing", capabilities=caps)
+            if push_mode(imap) == "notify":
+                # Before the catch-up: a change made during or right after it is then notified.
+                await imap.notify_set(NOTIFY_SET)
             result = await engine.catch_up(names_check=self.connections > 1)
             self.cache.update_account(
                 server=f"{self.settings.imap.host}:{self.settings.imap.effective_port}",

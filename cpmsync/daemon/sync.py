@@ -261,7 +261,11 @@ async def _fetch_new(
         m = message_from_fetch(fd, preview.response_key, settings.preview_bytes)
         # "n:*" with n above the largest UID still returns the last message (RFC 3501 6.4.8).
         if m is not None and (m.uid in explicit or (uids.has_star and m.uid > above)):
-            out[m.uid] = m
+            if fd.envelope is not None:
+                out[m.uid] = m
+                continue
+        # Not what we asked for: an unsolicited FETCH (a flag change by another client).
+        imap.requeue(fd, imap.selected)
     msgs = [out[u] for u in sorted(out)]
     if settings.fetch_bodies and msgs:
         msgs = await _fetch_bodies(imap, settings, msgs)

@@ -57,9 +57,11 @@ class SyncEngine:
         self.last_strategy = strategy
         return await self._run(strategy, names_check=names_check)
 
-    async def sync_folders(self, names: Iterable[str], *, strategy: str = "notify") -> RunResult:
+    async def sync_folders(
+        self, names: Iterable[str], *, strategy: str = "notify", keep_selected: bool = False
+    ) -> RunResult:
         """Sync exactly these folders (a NOTIFY/IDLE hint); the watermark is not raised past others."""
-        return await self._run(strategy, only=list(dict.fromkeys(names)))
+        return await self._run(strategy, only=list(dict.fromkeys(names)), keep_selected=keep_selected)
 
     async def apply_names(self, listings: list[FolderListing]) -> list[str]:
         """Given a complete names LIST: drop folders that are gone, return names new to the cache."""
@@ -71,7 +73,12 @@ class SyncEngine:
         return sorted(present - cached)
 
     async def _run(
-        self, strategy: str, *, only: list[str] | None = None, names_check: bool = False
+        self,
+        strategy: str,
+        *,
+        only: list[str] | None = None,
+        names_check: bool = False,
+        keep_selected: bool = False,
     ) -> RunResult:
         before = self.imap.counters.snapshot()
         t0 = time.monotonic()
@@ -118,7 +125,7 @@ class SyncEngine:
                 touched += 1
             if only is None and not self.stop.is_set():
                 self.cache.advance_watermark()
-            if self.imap.selected is not None:
+            if self.imap.selected is not None and not keep_selected:
                 await self.imap.unselect()
         except BaseException as e:
             error = f"{type(e).__name__}: {e}"
