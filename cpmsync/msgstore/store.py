@@ -320,6 +320,10 @@ class MessageStore:
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if self._sqlite else contextlib.nullcontext()
         )
+        # Per-user in-process locks on PostgreSQL (the row lock serializes across processes too);
+        # SQLite has one writer anyway, so all users share its lock.
+        self._user_locks: dict[str, threading.Lock] = {}
+        self._user_locks_guard = threading.Lock()
         if self._sqlite:
             self._install_sqlite_hooks(sqlite_synchronous.upper(), sqlite_busy_timeout_ms)
         t.metadata.create_all(self._engine)
@@ -370,6 +374,15 @@ class MessageStore:
 
     # -- transaction plumbing
 
+    def _user_lock(self, user: str) -> contextlib.AbstractContextManager[Any]:
+        if self._sqlite:
+            return self._write_lock
+        with self._user_locks_guard:
+            lock = self._user_locks.get(user)
+            if lock is None:
+                lock = self._user_locks[user] = threading.Lock()
+            return lock
+
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
         try:
@@ -397,7 +410,7 @@ class MessageStore:
     def _write(self, user: str, origin: object | None = None) -> Iterator[_Txn]:
         txn: _Txn | None = None
         try:
-            with self._write_lock, self._engine.connect() as conn:
+            with self._user_lock(user), self._engine.connect() as conn:
                 conn.execution_options(cpm_write=True)
                 with conn.begin():
                     row = conn.execute(
@@ -424,13 +437,14 @@ class MessageStore:
                             .where(t.user.c.id == txn.user_id)
                             .values(modseq=txn.modseq, uidvalidity_next=txn.uidvalidity_next)
                         )
+                # Committed: now, and only now, other sessions may hear about it. Still under the
+                # user's lock, so events reach subscribers in commit (MODSEQ) order.
+                if txn is not None and txn.events:
+                    self.hub.publish(txn.events)
         except OperationalError as e:
             if _is_busy(e):
                 raise StoreBusy("the database is busy, try again") from None
             raise
-        # Committed: now, and only now, other sessions may hear about it.
-        if txn is not None and txn.events:
-            self.hub.publish(txn.events)
 
     # -- lookups inside a transaction
 
@@ -1556,7 +1570,13 @@ class MessageStore:
                     .values(uidnext=bindparam("b_uidnext"), highestmodseq=bindparam("b_hms")),
                     existing_updates,
                 )
-            return len(msg_rows)
+            added = len(msg_rows)
+        if not self._sqlite:
+            # A bulk load changes table sizes by orders of magnitude; without fresh statistics
+            # PostgreSQL keeps planning for empty tables (sequential scans, quadratic seeding).
+            with self._engine.connect() as conn, conn.begin():
+                conn.exec_driver_sql("ANALYZE cpm_user, mailbox, message, blob")
+        return added
 
 
 def _with_status(m: MailboxListing, st: MailboxStatus | None) -> MailboxListing:
