@@ -8,6 +8,7 @@ Synchronous: the session runs it in a worker thread next to the store calls it m
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from datetime import UTC, date, datetime
 from cpmsync.imap import SearchKey, SequenceSet
 from cpmsync.msgstore.records import MessageRecord, SearchFilter, UidSet
 
-__all__ = ["SearchContext", "evaluate_search", "uses_modseq"]
+__all__ = ["SearchContext", "evaluate_search", "uses_modseq", "view_slice_by_seq", "view_slice_by_uid"]
 
 _FLAG_KEYS = {
     "ANSWERED": ("\\Answered", True),
@@ -67,18 +68,45 @@ def evaluate_search(keys: Sequence[SearchKey], ctx: SearchContext) -> list[int]:
     return sorted(result)
 
 
+def _spans(s: SequenceSet, largest: int) -> list[tuple[int, int]]:
+    """(lo, hi) per range with '*' = `largest`, in ascending order (RFC 3501: n:m == m:n)."""
+    out = []
+    for a, b in s.ranges:
+        a = largest if a == 0 else a
+        b = largest if b == 0 else b
+        out.append((min(a, b), max(a, b)))
+    return out
+
+
+def view_slice_by_seq(s: SequenceSet, view: Sequence[int]) -> list[int]:
+    """UIDs at the sequence numbers in `s` (out-of-range numbers ignored), ascending, unique."""
+    n = len(view)
+    picked: set[int] = set()
+    for lo, hi in _spans(s, n):
+        lo, hi = max(lo, 1), min(hi, n)
+        if lo <= hi:
+            picked.update(view[lo - 1 : hi])
+    return sorted(picked)
+
+
+def view_slice_by_uid(s: SequenceSet, view: Sequence[int]) -> list[int]:
+    """UIDs of `view` (ascending) inside the UID set `s`; bisect per range, not per UID."""
+    if not view:
+        return []
+    picked: set[int] = set()
+    for lo, hi in _spans(s, view[-1]):
+        i = bisect.bisect_left(view, lo)
+        j = bisect.bisect_right(view, hi)
+        picked.update(view[i:j])
+    return sorted(picked)
+
+
 def _seqset_uids(s: SequenceSet, ctx: SearchContext) -> set[int]:
-    n = len(ctx.uids)
-    if n == 0:
-        return set()
-    return {ctx.uids[i - 1] for i in s.iter_ints(n) if 1 <= i <= n}
+    return set(view_slice_by_seq(s, ctx.uids))
 
 
 def _uidset_uids(s: SequenceSet, ctx: SearchContext) -> set[int]:
-    if not ctx.uids:
-        return set()
-    largest = ctx.uids[-1]
-    return {u for u in ctx.uids if s.contains(u, largest)}
+    return set(view_slice_by_uid(s, ctx.uids))
 
 
 def _where(ctx: SearchContext, pred: Callable[[MessageRecord], bool]) -> set[int]:

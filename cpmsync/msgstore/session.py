@@ -95,7 +95,13 @@ from cpmsync.msgstore.hub import EventKind, StoreEvent, Subscription
 from cpmsync.msgstore.listing import STATUS_ITEMS, list_responses, status_items
 from cpmsync.msgstore.notify import NotifyError, NotifySpec, event_name
 from cpmsync.msgstore.records import FlagMode, MessageRecord, SearchFilter, UidSet
-from cpmsync.msgstore.search_eval import SearchContext, evaluate_search, uses_modseq
+from cpmsync.msgstore.search_eval import (
+    SearchContext,
+    evaluate_search,
+    uses_modseq,
+    view_slice_by_seq,
+    view_slice_by_uid,
+)
 from cpmsync.msgstore.session_state import ConnState, SessionState, StateError, SubState
 
 if TYPE_CHECKING:
@@ -1077,18 +1083,20 @@ class Session:
     # ================================================================ selected
 
     def _uids_for(self, seqset: SequenceSet, uid: bool) -> list[int]:
+        """UIDs in the view that `seqset` names; cost follows the view, never the range width
+        (a client may send 1:4294967295)."""
         sel = self.sel
         assert sel is not None
         if not sel.uids:
             return []
         if uid:
-            return [u for u in _uidset(seqset, sel.uids).iter_uids() if sel.seq_of(u) is not None]
+            return view_slice_by_uid(seqset, sel.uids)
         n = len(sel.uids)
         if not seqset.has_star:
             for lo, hi in seqset.ranges:
                 if max(lo, hi) > n:
                     raise _Bad("sequence number out of range")
-        return [sel.uids[i - 1] for i in seqset.iter_ints(n) if 1 <= i <= n]
+        return view_slice_by_seq(seqset, sel.uids)
 
     async def _close(self, cmd: CloseCommand) -> None:
         sel = self.sel

@@ -101,3 +101,19 @@ async def test_client_vanishing_mid_literal_does_not_disturb_others() -> None:
             await bad.send(b"partial data")
         assert (await good.append("INBOX", message(1))).ok
         assert srv.store.status("alice", "INBOX").messages == 1
+
+
+async def test_huge_ranges_cost_what_the_mailbox_holds() -> None:
+    from cpmsync.imap import FetchData, SearchData
+
+    async with running_server() as srv, srv.client() as c:
+        await c.login()
+        for i in range(3):
+            await c.append("INBOX", message(i))
+        await c.cmd("SELECT INBOX")
+        assert len((await c.cmd("UID FETCH 1:4294967295 FLAGS")).of(FetchData)) == 3
+        assert len((await c.cmd("UID STORE 2:4294967295 +FLAGS.SILENT (\\Seen)")).untagged) == 0
+        assert (await c.cmd("SEARCH 1:4294967295")).of(SearchData)[0].ids == (1, 2, 3)
+        assert (await c.cmd("UID SEARCH UID 4294967295:2")).of(SearchData)[0].ids == (2, 3)
+        assert (await c.cmd("FETCH 4294967295:* UID")).of(FetchData)[0].uid == 3
+        assert (await c.cmd("UID COPY 1:4294967295 INBOX")).ok
