@@ -709,7 +709,16 @@ class Session:
             raise _Bad("STARTTLS is not available")
         self._ok(cmd.tag, "Begin TLS negotiation now")
         await self._flush_out()
-        self.parser.take_buffered()  # RFC 3501 6.2.1: nothing sent before the handshake counts
+        # RFC 3501 6.2.1 / CVE-2011-0411: plaintext pipelined after STARTTLS must not run as if it had
+        # come over TLS, so drop whatever was read before the handshake.
+        self.parser.take_buffered()
+        kept = []
+        while not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            if item[0] != _DATA:
+                kept.append(item)
+        for item in kept:
+            self._inbox.put_nowait(item)
         assert self.ctx.ssl_context is not None
         try:
             async with asyncio.timeout(30):

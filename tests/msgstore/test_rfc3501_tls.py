@@ -78,3 +78,14 @@ async def test_6_2_3_logindisabled_on_plaintext_non_loopback() -> None:
     async with running_server(allowed) as srv, Client(ip, srv.port) as c:
         await c.login()
         assert isinstance(c.greeting, StatusResponse)
+
+
+async def test_6_2_1_plaintext_pipelined_after_starttls_is_discarded(tls_settings: object) -> None:
+    async with running_server(tls_settings) as srv, srv.client() as c:  # type: ignore[arg-type]
+        await c.send(b"s1 STARTTLS\r\ns2 LOGIN alice alice-pw\r\n")
+        ok = await c.next_response()
+        assert isinstance(ok, StatusResponse) and ok.tag == "s1" and ok.status == "OK"
+        await c.writer.start_tls(_client_ctx())
+        reply = await c.cmd("NOOP")  # the injected LOGIN never ran: no s2 reply, still not logged in
+        assert reply.ok and all(getattr(r, "tag", None) != "s2" for r in reply.untagged)
+        assert (await c.cmd('LIST "" *')).status == "BAD"
