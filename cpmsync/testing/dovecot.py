@@ -16,6 +16,7 @@ import contextlib
 import grp
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -74,7 +75,8 @@ def dovecot_available() -> bool:
 
 
 def _check_user(name: str, password: str) -> None:
-    bad_name = not name or name.startswith(".") or any(c in name for c in ":/\n\r\t ")
+    # Dovecot's default auth_username_chars, minus a leading dot (our passwd files are per user).
+    bad_name = re.fullmatch(r"[A-Za-z0-9_@-][A-Za-z0-9._@-]*", name) is None
     if bad_name or any(c in password for c in ":\n\r"):
         raise ValueError(f"user name/password unusable in a passwd-file: {name!r}")
 
@@ -189,7 +191,7 @@ class DovecotServer:
         _check_user(name, password)
         self.users[name] = password
         if self.conf_path.exists():
-            self._write_passwd()
+            self._write_user(name, name, self._user_settings.get(name, {}))
 
     @property
     def running(self) -> bool:
@@ -206,9 +208,29 @@ class DovecotServer:
         """
         if user not in self.users:
             raise KeyError(user)
+        before = self._user_settings.get(user, {})
         self._user_settings[user] = dict(settings)
         if self.conf_path.exists():
-            self._write_passwd()
+            self._write_user(user, user, settings)
+        if self.running:
+            self._await_userdb(user, set(before) | set(settings))
+
+    def _await_userdb(self, user: str, keys: set[str], timeout_s: float = 5.0) -> None:
+        """Wait until Dovecot's auth process serves the new userdb fields.
+
+        It re-reads a changed passwd file only on a later lookup, up to a second after the change,
+        so a login right after the rewrite could still get the old settings.
+        """
+        want = {k: v for k, v in self._user_settings.get(user, {}).items() if k in keys}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            out = self.doveadm("user", user, check=False).stdout.decode("utf-8", "replace")
+            fields = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+            if all(fields.get(k) == want.get(k) for k in keys):
+                return
+            if time.monotonic() >= deadline:
+                raise DovecotError(f"Dovecot still serves old settings for {user}: {fields}")
+            time.sleep(0.05)
 
     def user_settings(self, user: str) -> dict[str, str]:
         return dict(self._user_settings.get(user, {}))
@@ -260,23 +282,38 @@ class DovecotServer:
         return f"imap_capability = {' '.join(kept)}\n"
 
     def _write_passwd(self) -> None:
-        ident = self._identity
-        (self.root / "home").mkdir(exist_ok=True)
         self.passwd_dir.mkdir(exist_ok=True)
         self.passwd_dir.chmod(0o755)
-        for name, password in self.users.items():
-            home = self.home(name)
-            home.mkdir(exist_ok=True)
-            if os.geteuid() == 0:
-                os.chown(home, ident.mail_uid, ident.mail_gid)
-            extra = " ".join(f"userdb_{k}={v}" for k, v in self._user_settings.get(name, {}).items())
-            line = f"{name}:{{PLAIN}}{password}:{ident.mail_uid}:{ident.mail_gid}::{home}::{extra}\n"
-            # One file per user (the path has %u), so accounts added later are found without a reload.
-            target = self.passwd_dir / name
-            tmp = self.passwd_dir / f".{name}.new"
-            tmp.write_text(line)
-            tmp.chmod(0o644)
-            tmp.replace(target)
+        for name in self.users:
+            self._write_user(name, name, self._user_settings.get(name, {}))
+
+    def _write_user(self, login: str, user: str, settings: Mapping[str, str]) -> None:
+        """One passwd file per login (the configured path has %u): new logins work without a reload."""
+        ident = self._identity
+        home = self.home(user)
+        home.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            os.chown(home, ident.mail_uid, ident.mail_gid)
+        extra = " ".join(f"userdb_{k}={v}" for k, v in settings.items())
+        password = self.users[user]
+        line = f"{login}:{{PLAIN}}{password}:{ident.mail_uid}:{ident.mail_gid}::{home}::{extra}\n"
+        tmp = self.passwd_dir / f".{login}.new"
+        tmp.write_text(line)
+        tmp.chmod(0o644)
+        tmp.replace(self.passwd_dir / login)
+
+    def bulk_login(self, user: str) -> str:
+        """A second login name for `user`'s mailboxes whose sessions run without the mailbox list index.
+
+        For bulk APPENDs to many folders (the seeder): with the list index on, Dovecot rewrites it
+        on every APPEND to another folder. A separate login, not a changed setting, because Dovecot's
+        auth process notices a rewritten passwd file only up to a second later. Call
+        `drop_list_index(user)` afterwards so the user's next session rebuilds the index.
+        """
+        login = f"{user}.bulk-login"
+        if not (self.passwd_dir / login).exists():
+            self._write_user(login, user, {**self._user_settings.get(user, {}), "mailbox_list_index": "no"})
+        return login
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -166,3 +166,47 @@ def test_dropped_capabilities_are_not_advertised(dovecot_factory: Callable[..., 
     m.logout()
     assert "NOTIFY" not in caps and "LIST-STATUS" not in caps
     assert {"CONDSTORE", "QRESYNC", "IDLE"} <= caps
+
+
+@pytest.mark.parametrize("seeded", [False, True])
+def test_notify_reports_an_append_to_another_mailbox(dovecot: DovecotServer, seeded: bool) -> None:
+    # Dovecot's NOTIFY for non-selected mailboxes relies on its mailbox list index, which the
+    # seeder bypasses and then drops; NOTIFY must still work afterwards.
+    if seeded:
+        seed_dovecot(dovecot, "alice", folders=20, messages_per_folder=1)
+    watcher = _login(dovecot)
+    watcher.create("Other")
+    watcher.send(b"n1 NOTIFY SET (personal (MessageNew MessageExpunge FlagChange MailboxName))\r\n")
+    while not (line := watcher.readline()).startswith(b"n1 "):
+        pass
+    assert line.startswith(b"n1 OK"), line
+    watcher.send(b"i1 IDLE\r\n")
+    assert watcher.readline().startswith(b"+")
+
+    writer = _login(dovecot)
+    assert writer.append("Other", None, None, b"Subject: hi\r\n\r\nhello\r\n")[0] == "OK"
+    writer.logout()
+
+    # Other events may come first (e.g. "* LIST" for an INBOX Dovecot creates on first use);
+    # the socket timeout (10 s) bounds the wait.
+    events = [watcher.readline()]
+    while not events[-1].startswith(b"* STATUS Other "):
+        assert events[-1].startswith(b"* "), events
+        events.append(watcher.readline())
+    assert b"MESSAGES 1" in events[-1] or b"UIDNEXT 2" in events[-1], events
+    watcher.send(b"DONE\r\n")
+    while not watcher.readline().startswith(b"i1 "):
+        pass
+    watcher.logout()
+
+
+def test_per_user_settings_apply_from_the_next_login(dovecot: DovecotServer) -> None:
+    dovecot.set_user_settings("bob", {"imap_idle_notify_interval": "1 secs"})
+    m = _login(dovecot, "bob")
+    m.select("INBOX")
+    m.send(b"i1 IDLE\r\n")
+    assert m.readline().startswith(b"+")
+    assert m.readline().startswith(b"* OK Still here")
+    m.send(b"DONE\r\n")
+    m.readline()
+    m.logout()
