@@ -32,6 +32,7 @@ class Framer:
         "_max_line",
         "_max_lit",
         "_max_msg",
+        "_max_nonsync",
         "_pending_cont",
         "_raw_line",
         "_scan",
@@ -39,7 +40,13 @@ class Framer:
         "_start",
     )
 
-    def __init__(self, max_line_bytes: int, max_literal_bytes: int, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        max_line_bytes: int,
+        max_literal_bytes: int,
+        max_message_bytes: int,
+        max_nonsync_literal_bytes: int | None = None,
+    ) -> None:
         self._buf = bytearray()
         self._start = 0  # start of current logical line
         self._seg = 0  # start of the current text segment (after the last literal)
@@ -51,6 +58,7 @@ class Framer:
         self._max_line = max_line_bytes
         self._max_lit = max_literal_bytes
         self._max_msg = max_message_bytes
+        self._max_nonsync = max_nonsync_literal_bytes
 
     def feed(self, data: bytes) -> None:
         buf = self._buf
@@ -142,10 +150,22 @@ class Framer:
                             self._lit_left = n
                             self._start = end
                             continue
-                    elif n > self._max_lit or end - self._start + n > self._max_msg:
-                        what = b"literal exceeds max_literal_bytes (%d)" % self._max_lit
-                        if n <= self._max_lit:
+                    elif (
+                        n > self._max_lit
+                        or end - self._start + n > self._max_msg
+                        or (
+                            sync_literals_stop
+                            and not sync
+                            and self._max_nonsync is not None
+                            and n > self._max_nonsync
+                        )
+                    ):
+                        if n > self._max_lit:
+                            what = b"literal exceeds max_literal_bytes (%d)" % self._max_lit
+                        elif end - self._start + n > self._max_msg:
                             what = b"line exceeds max_message_bytes (%d)" % self._max_msg
+                        else:
+                            what = b"non-synchronizing literal exceeds %d bytes" % (self._max_nonsync or 0)
                         err = self._error(what, m.start())
                         if sync:  # refused before the client sent it: the line ends here
                             self._start = end

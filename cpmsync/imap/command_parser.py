@@ -814,8 +814,12 @@ class CommandParser:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         max_literal_bytes: int = DEFAULT_MAX_LITERAL_BYTES,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        max_nonsync_literal_bytes: int | None = None,
     ) -> None:
-        self._framer = Framer(max_line_bytes, max_literal_bytes, max_message_bytes)
+        """max_nonsync_literal_bytes: None accepts `{n+}` up to max_literal_bytes (LITERAL+),
+        4096 is LITERAL- (RFC 7888), 0 refuses them (a server advertising neither). A refused
+        one raises ImapLimitError and its bytes, which the client sends anyway, are skipped."""
+        self._framer = Framer(max_line_bytes, max_literal_bytes, max_message_bytes, max_nonsync_literal_bytes)
         self._raw_mode = False
 
     def feed(self, data: bytes) -> None:

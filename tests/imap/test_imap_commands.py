@@ -422,3 +422,25 @@ def test_sasl_and_idle_raw_lines_agree_between_client_and_server() -> None:
     assert decode_sasl_response(encode_sasl_response(b"")) == b""
     with pytest.raises(ImapProtocolError):
         decode_sasl_response(b"not base64!")
+
+
+@pytest.mark.parametrize(
+    ("limit", "size", "accepted"),
+    [(None, 5000, True), (4096, 4096, True), (4096, 4097, False), (0, 1, False)],
+)
+def test_nonsync_literal_policy_literal_plus_minus_or_none(
+    limit: int | None, size: int, accepted: bool
+) -> None:
+    """LITERAL+ (no limit), LITERAL- (4096, RFC 7888) or neither (0): refused ones are skipped."""
+    p = CommandParser(max_nonsync_literal_bytes=limit)
+    p.feed(b"a1 APPEND INBOX {%d+}\r\n" % size + b"m" * size + b"\r\na2 NOOP\r\n")
+    if accepted:
+        assert p.next_event() == AppendCommand("a1", "INBOX", b"m" * size)
+    else:
+        with pytest.raises(ImapLimitError, match="non-synchronizing") as ei:
+            p.next_event()
+        assert ei.value.tag == "a1"
+    assert p.next_event() == NoopCommand("a2")
+    # synchronizing literals are unaffected by the policy
+    p.feed(b"a3 LOGIN {3}\r\n")
+    assert p.next_event() == ContinuationNeeded("a3", 3)
