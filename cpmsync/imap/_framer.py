@@ -38,6 +38,7 @@ class Framer:
         "_scan",
         "_seg",
         "_start",
+        "plus_lines_raw",
     )
 
     def __init__(
@@ -59,6 +60,7 @@ class Framer:
         self._max_lit = max_literal_bytes
         self._max_msg = max_message_bytes
         self._max_nonsync = max_nonsync_literal_bytes
+        self.plus_lines_raw = False  # response side: "+ text {5}" is a continuation, not a literal
 
     def feed(self, data: bytes) -> None:
         buf = self._buf
@@ -139,7 +141,11 @@ class Framer:
                 line = bytes(buf[self._start : end])
                 self._start = self._seg = self._scan = end
                 return line
-            if nl > 0 and buf[nl - 1 - (buf[nl - 1] == 13)] == 0x7D:  # '}' before CRLF
+            if (
+                nl > 0
+                and buf[nl - 1 - (buf[nl - 1] == 13)] == 0x7D  # '}' before CRLF
+                and not (self.plus_lines_raw and self._seg == self._start and buf[self._start] == 0x2B)
+            ):
                 m = _LIT_TAIL.search(buf, max(self._seg, nl - _MARKER_MAX - 1), end)
                 if m is not None:
                     n = int(m.group(1))

@@ -503,6 +503,7 @@ class ResponseParser:
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self._framer = Framer(max_line_bytes, max_literal_bytes, max_message_bytes)
+        self._framer.plus_lines_raw = True
         self._parse: Callable[[bytes], Response] = parse_response
 
     def feed(self, data: bytes) -> None:

@@ -358,3 +358,10 @@ def test_deeply_nested_parentheses_no_recursion() -> None:
     [r] = feed_responses(wire)
     assert isinstance(r, FetchData)
     assert serialize_response(r) == wire
+
+
+def test_continuation_text_ending_like_a_literal_is_not_a_literal() -> None:
+    assert feed_responses(b"+ send {5}\r\n* 1 EXISTS\r\n", chunk=1) == [
+        ContinuationRequest("send {5}"),
+        ExistsData(1),
+    ]
