@@ -51,6 +51,15 @@ def _store(url_template: str | None, tmp: Path, n: int) -> MessageStore:
     return MessageStore(f"{url_template}{sep}options=-csearch_path%3D{schema}")
 
 
+def _drop_schema(url: str, n: int) -> None:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(url)
+    with admin.begin() as c:
+        c.execute(text(f"DROP SCHEMA IF EXISTS cpmsync_bench_{n} CASCADE"))
+    admin.dispose()
+
+
 def run(sizes: list[int], messages: int, repeats: int, full_repeats: int, pg: str | None) -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="cpm-bench-") as d:
@@ -72,6 +81,8 @@ def run(sizes: list[int], messages: int, repeats: int, full_repeats: int, pg: st
             )
             rows.append((n, seed_s, cs_med, cs_best, st_med, full_med))
             store.close()
+            if pg is not None:
+                _drop_schema(pg, n)
     backend = "PostgreSQL" if pg else "SQLite (WAL)"
     print(
         f"\nLIST (CHANGEDSINCE) in the store, {CHANGED} changed mailboxes, {messages} msg/folder, {backend}"

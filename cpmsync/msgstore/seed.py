@@ -127,7 +127,10 @@ def seed_account(
     done_f = done_m = 0
     for batch in _batches(names, messages_per_folder, rng, batch_folders, me):
         done_m += store.bulk_load(user, batch)
+        if done_f == 0:
+            store.analyze()  # the tables just went from empty to a batch: plan for that
         done_f += len(batch)
         if progress is not None:
             progress(done_f, done_m)
+    store.analyze()
     return SeedResult(folders=names, messages=done_m)

@@ -1570,13 +1570,13 @@ class MessageStore:
                     .values(uidnext=bindparam("b_uidnext"), highestmodseq=bindparam("b_hms")),
                     existing_updates,
                 )
-            added = len(msg_rows)
-        if not self._sqlite:
-            # A bulk load changes table sizes by orders of magnitude; without fresh statistics
-            # PostgreSQL keeps planning for empty tables (sequential scans, quadratic seeding).
-            with self._engine.connect() as conn, conn.begin():
-                conn.exec_driver_sql("ANALYZE cpm_user, mailbox, message, blob")
-        return added
+            return len(msg_rows)
+
+    def analyze(self) -> None:
+        """Refresh planner statistics after bulk loads (seeding calls it after its first batch and at
+        the end): without them PostgreSQL keeps planning for empty tables and scans sequentially."""
+        with self._engine.connect() as conn, conn.begin():
+            conn.exec_driver_sql("ANALYZE" if self._sqlite else "ANALYZE cpm_user, mailbox, message, blob")
 
 
 def _with_status(m: MailboxListing, st: MailboxStatus | None) -> MailboxListing:
