@@ -11,7 +11,7 @@ regular expression (the LIST-STATUS hot path), everything else goes through the 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from ._framer import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LITERAL_BYTES, DEFAULT_MAX_MESSAGE_BYTES, Framer
 from ._lexer import RawValue, dec, tokenize, unquote
@@ -504,7 +504,6 @@ class ResponseParser:
     ) -> None:
         self._framer = Framer(max_line_bytes, max_literal_bytes, max_message_bytes)
         self._framer.plus_lines_raw = True
-        self._parse: Callable[[bytes], Response] = parse_response
 
     def feed(self, data: bytes) -> None:
         self._framer.feed(data)
@@ -515,15 +514,14 @@ class ResponseParser:
         raw = self._framer.next_frame(sync_literals_stop=False)
         if raw is None:
             return NEED_DATA
-        return self._parse(raw)
+        return _fast(raw) or parse_response(raw)
 
     def events(self) -> Iterator[Response]:
         """Every complete response buffered so far (an error propagates; call again after it)."""
-        while True:
-            ev = self.next_event()
-            if isinstance(ev, NeedData):
-                return
-            yield ev
+        next_frame = self._framer.next_frame
+        fast = _fast
+        while (raw := next_frame(sync_literals_stop=False)) is not None:
+            yield fast(raw) or parse_response(raw)
 
     def take_buffered(self) -> bytes:
         """Remove and return the bytes not parsed yet (they follow a COMPRESS/STARTTLS switch)."""
