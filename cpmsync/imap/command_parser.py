@@ -215,9 +215,8 @@ def _fetch_att(v: RawValue) -> FetchAtt:
         return a
     m = _SECTION_RE.match(v if isinstance(v, str) else "")
     if m is None:
-        if a.startswith(("BINARY", "BODY")) is False:
-            raise _Bad(f"bad fetch attribute {a}")
-        raise _Bad(f"bad body section in {a}")
+        what = "body section in" if a.startswith("BODY") else "fetch attribute (BINARY is not supported)"
+        raise _Bad(f"bad {what} {a}")
     kind, part, text, paren, inner, origin, count = m.groups()
     text = (text or "").upper()
     fields: tuple[str, ...] = ()
