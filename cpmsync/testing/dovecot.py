@@ -208,6 +208,9 @@ class DovecotServer:
         """
         if user not in self.users:
             raise KeyError(user)
+        for key, value in settings.items():
+            if not value or any(c.isspace() for c in key + value):
+                raise ValueError(f"{key}={value!r}: no spaces in passwd-file fields (write '5s', not '5 secs')")
         before = self._user_settings.get(user, {})
         self._user_settings[user] = dict(settings)
         if self.conf_path.exists():
@@ -226,7 +229,7 @@ class DovecotServer:
         while True:
             out = self.doveadm("user", user, check=False).stdout.decode("utf-8", "replace")
             fields = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
-            if all(fields.get(k) == want.get(k) for k in keys):
+            if {k: fields.get(k) for k in keys} == {k: want.get(k) for k in keys}:
                 return
             if time.monotonic() >= deadline:
                 raise DovecotError(f"Dovecot still serves old settings for {user}: {fields}")

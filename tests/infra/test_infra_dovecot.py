@@ -201,7 +201,7 @@ def test_notify_reports_an_append_to_another_mailbox(dovecot: DovecotServer, see
 
 
 def test_per_user_settings_apply_from_the_next_login(dovecot: DovecotServer) -> None:
-    dovecot.set_user_settings("bob", {"imap_idle_notify_interval": "1 secs"})
+    dovecot.set_user_settings("bob", {"imap_idle_notify_interval": "1s"})
     m = _login(dovecot, "bob")
     m.select("INBOX")
     m.send(b"i1 IDLE\r\n")
