@@ -210,7 +210,7 @@ class DovecotServer:
             raise KeyError(user)
         for key, value in settings.items():
             if not value or any(c.isspace() for c in key + value):
-                raise ValueError(f"{key}={value!r}: no spaces in passwd-file fields (write '5s', not '5 secs')")
+                raise ValueError(f"{key}={value!r}: no spaces in passwd-file fields: '5s', not '5 secs'")
         before = self._user_settings.get(user, {})
         self._user_settings[user] = dict(settings)
         if self.conf_path.exists():
