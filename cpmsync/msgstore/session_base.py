@@ -1,0 +1,482 @@
+"""Plumbing of one IMAP connection: reading, batching writes, store calls, the command loop.
+
+`SessionBase` owns the transport, the codec's CommandParser and the state machine; the concept
+modules add the commands (session_auth, session_mailbox, session_message) and push
+(session_push); `session.Session` puts them together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from cpmsync.imap import (
+    NEED_DATA,
+    AppendCommand,
+    Command,
+    ContinuationNeeded,
+    ContinuationRequest,
+    CopyCommand,
+    FetchAtt,
+    ImapLimitError,
+    ImapProtocolError,
+    MoveCommand,
+    RawLine,
+    Response,
+    ResponseCode,
+    SequenceSet,
+    StatusResponse,
+    UnknownCommandError,
+    serialize_response,
+)
+from cpmsync.logs import kv
+from cpmsync.msgstore.compress import IdentityCodec, StreamCodec
+from cpmsync.msgstore.errors import NoSuchMailbox, StoreError
+from cpmsync.msgstore.hub import StoreEvent, Subscription
+from cpmsync.msgstore.notify import NotifySpec
+from cpmsync.msgstore.records import UidSet
+from cpmsync.msgstore.session_state import ConnState, SessionState, StateError, SubState
+
+if TYPE_CHECKING:
+    from cpmsync.msgstore.server import ServerContext
+
+__all__ = ["SessionBase"]
+
+log = logging.getLogger("cpmsync.msgstore.session")
+
+_T = TypeVar("_T")
+_WRITE_BATCH_BYTES = 64 * 1024
+_FETCH_DATA_BATCH = 256  # messages whose bytes are read from the store in one call
+_SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+_FETCH_SIMPLE = {"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"}
+_FETCH_DATA = {"ENVELOPE", "BODYSTRUCTURE", "BODY", "RFC822", "RFC822.HEADER", "RFC822.TEXT"}
+_MACROS = {
+    "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
+    "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
+    "FULL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODY"),
+}
+
+_session_ids = itertools.count(1)
+
+
+class _Bad(Exception):
+    """Answer the command with BAD."""
+
+
+class _No(Exception):
+    """Answer the command with NO [code]."""
+
+    def __init__(self, text: str, code: str | None = None) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+class _Close(Exception):
+    """End the connection after what has been written."""
+
+
+@dataclass(slots=True)
+class _Selected:
+    """The session's view of its selected mailbox; sequence number = index in `uids` + 1."""
+
+    id: int
+    name: str
+    readonly: bool
+    uids: list[int]
+    recent: set[int]
+    pending_new: set[int] = field(default_factory=set)
+    pending_expunge: set[int] = field(default_factory=set)
+    pending_flags: set[int] = field(default_factory=set)
+    resync: bool = False
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect.bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
+
+    def remove(self, uid: int) -> int | None:
+        i = bisect.bisect_left(self.uids, uid)
+        if i < len(self.uids) and self.uids[i] == uid:
+            del self.uids[i]
+            self.recent.discard(uid)
+            return i + 1
+        return None
+
+
+_DATA, _EOF, _WAKE, _SHUTDOWN = "data", "eof", "wake", "shutdown"
+
+
+class SessionBase:
+    """One connection's protocol state and I/O; `run()` returns when the connection is over."""
+
+    _handlers: dict[type, Callable[[Any], Awaitable[None]]]
+
+    def __init__(
+        self,
+        ctx: ServerContext,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        tls: bool,
+    ) -> None:
+        from cpmsync.imap import CommandParser
+
+        self.ctx = ctx
+        self.settings = ctx.settings
+        self.store = ctx.store
+        self.reader = reader
+        self.writer = writer
+        self.tls = tls
+        peer = writer.get_extra_info("peername")
+        self.peer_host: str = peer[0] if isinstance(peer, tuple) else "unix"
+        self.id = next(_session_ids)
+        lim = self.settings.limits
+        self.parser = CommandParser(
+            max_line_bytes=lim.max_line_bytes,
+            max_literal_bytes=lim.max_literal_bytes,
+            max_message_bytes=max(lim.max_literal_bytes, lim.max_line_bytes) * 2,
+        )
+        self.state = SessionState()
+        self.user: str | None = None
+        self.sel: _Selected | None = None
+        self.condstore = False
+        self.qresync = False
+        self.notify: NotifySpec | None = None
+        self.subscribed: set[str] = set()
+        self.codec: StreamCodec = IdentityCodec()
+        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._read_paused = asyncio.Event()
+        self._read_paused.set()
+        self._sub: Subscription | None = None
+        self._events: deque[StoreEvent] = deque()
+        self._pending_status: dict[int, str] = {}
+        self._pending_lists: list[Response] = []
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._shutdown = False
+        self._tg: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._last_activity = time.monotonic()
+        self._tokens = max(1.0, lim.max_commands_per_s)
+        self._token_time = time.monotonic()
+        self._sasl_tag: str | None = None
+        self._idle_tag: str | None = None
+
+    # ================================================================ plumbing
+
+    def request_shutdown(self) -> None:
+        """Server stopping: finish the current command, say BYE, close."""
+        self._shutdown = True
+        self._inbox.put_nowait((_SHUTDOWN, b""))
+
+    async def run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self._tasks.append(tg.create_task(self._read_loop()))
+                try:
+                    await self._main()
+                finally:
+                    for t in self._tasks:
+                        t.cancel()
+        except* (ConnectionError, ssl.SSLError, OSError, _CloseNow):
+            pass
+        finally:
+            if self._sub is not None:
+                self._sub.close()
+            if self.user is not None:
+                self.ctx.release_user(self.user)
+            await self._close_transport()
+
+    async def _close_transport(self) -> None:
+        try:
+            self.writer.close()
+            async with asyncio.timeout(2):
+                await self.writer.wait_closed()
+        except (Exception, asyncio.CancelledError):
+            pass
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                await self._read_paused.wait()
+                data = await self.reader.read(65536)
+                if not data:
+                    break
+                self._inbox.put_nowait((_DATA, data))
+                if self._inbox.qsize() > 64:  # the session is behind: stop reading (backpressure)
+                    self._read_paused.clear()
+        except (ConnectionError, OSError, ssl.SSLError):
+            pass
+        self._inbox.put_nowait((_EOF, b""))
+
+    async def _pump(self, sub: Subscription) -> None:
+        async for ev in sub:
+            self._events.append(ev)
+            self._inbox.put_nowait((_WAKE, b""))
+
+    def _emit(self, resp: Response) -> None:
+        data = serialize_response(resp)
+        self._out.append(data)
+        self._out_size += len(data)
+
+    async def _send(self, resp: Response) -> None:
+        self._emit(resp)
+        if self._out_size >= _WRITE_BATCH_BYTES:
+            await self._flush_out()
+
+    async def _flush_out(self) -> None:
+        if not self._out:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
+        self._out_size = 0
+        self.writer.write(self.codec.encode(data))
+        await self.writer.drain()
+
+    def _tagged(self, tag: str, status: str, text: str, code: ResponseCode | None = None) -> None:
+        self._emit(StatusResponse(tag, status, code, text))
+
+    async def _db(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run one store call in a worker thread (the store is synchronous and thread-safe)."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def _next_item(self) -> tuple[str, bytes]:
+        """The next inbox item, or raise TimeoutError (idle timeout) / return a keep-alive tick."""
+        server = self.settings.server
+        deadline = self._last_activity + server.idle_timeout_s
+        if self.state.sub is SubState.IDLE and server.idle_keepalive_s > 0:
+            tick = time.monotonic() + server.idle_keepalive_s
+            if tick < deadline:
+                try:
+                    async with asyncio.timeout_at(_loop_time(tick)):
+                        return await self._inbox.get()
+                except TimeoutError:
+                    return ("tick", b"")
+        async with asyncio.timeout_at(_loop_time(deadline)):
+            return await self._inbox.get()
+
+    async def _main(self) -> None:
+        await self._greeting()
+        while True:
+            if self._shutdown:
+                await self._bye("Server shutting down")
+                return
+            try:
+                ev = self.parser.next_event()
+            except ImapProtocolError as e:
+                await self._protocol_error(e)
+                continue
+            if ev is NEED_DATA:
+                if self.state.state is ConnState.LOGOUT:
+                    return
+                if self.codec.pending:  # the rest of a large inflated chunk, one bounded step at a time
+                    try:
+                        self.parser.feed(self.codec.decode_more())
+                    except Exception:
+                        return
+                    continue
+                await self._flush_push()
+                await self._flush_out()
+                try:
+                    kind, data = await self._next_item()
+                except TimeoutError:
+                    await self._bye("Autologout; idle for too long")
+                    return
+                if kind == _DATA:
+                    if not self._read_paused.is_set() and self._inbox.qsize() < 16:
+                        self._read_paused.set()
+                    self._last_activity = time.monotonic()
+                    try:
+                        self.parser.feed(self.codec.decode(data))
+                    except Exception:  # corrupt deflate stream: nothing sane can follow
+                        return
+                elif kind == _EOF:
+                    return
+                elif kind == "tick":
+                    self._emit(StatusResponse(None, "OK", None, "Still here"))
+                continue
+            if isinstance(ev, ContinuationNeeded):
+                self._emit(ContinuationRequest("Ready for literal data"))
+                await self._flush_out()
+                continue
+            try:
+                if isinstance(ev, RawLine):
+                    await self._raw_line(ev.data)
+                    continue
+                await self._throttle()
+                await self._command(ev)  # type: ignore[arg-type]
+            except _Close:
+                await self._flush_out()
+                return
+            if self.state.state is ConnState.LOGOUT:
+                await self._flush_out()
+                return
+
+    async def _greeting(self) -> None:
+        host = self.settings.server.hostname
+        if self.ctx.address_over_limit(self.peer_host):
+            self._emit(StatusResponse(None, "BYE", None, "Too many connections from your address"))
+            await self._flush_out()
+            raise _CloseNow
+        caps = ResponseCode("CAPABILITY", tuple(self._capabilities()))
+        self._emit(StatusResponse(None, "OK", caps, f"{host} ready"))
+        await self._flush_out()
+
+    async def _bye(self, text: str) -> None:
+        self._emit(StatusResponse(None, "BYE", None, text))
+        await self._flush_out()
+        self.state.logout()
+
+    async def _protocol_error(self, e: ImapProtocolError) -> None:
+        tag = getattr(e, "tag", None)
+        if self.state.sub is not SubState.NONE:
+            self.state.leave_sub()
+        if isinstance(e, ImapLimitError):
+            code = ResponseCode("TOOBIG")
+            text = e.message or "too big"
+            if tag:
+                self._tagged(tag, "BAD", text, code)
+            else:
+                self._emit(StatusResponse(None, "BAD", code, text))
+            return
+        if isinstance(e, UnknownCommandError) and tag:
+            self._tagged(tag, "BAD", f"Unknown command {getattr(e, 'command', '')}".strip())
+            return
+        msg = e.message or "syntax error"
+        if tag:
+            self._tagged(tag, "BAD", msg)
+        else:
+            self._emit(StatusResponse(None, "BAD", None, msg))
+
+    async def _throttle(self) -> None:
+        rate = self.settings.limits.max_commands_per_s
+        if rate <= 0:
+            return
+        now = time.monotonic()
+        self._tokens = min(max(1.0, rate), self._tokens + (now - self._token_time) * rate)
+        self._token_time = now
+        if self._tokens < 1:
+            await asyncio.sleep((1 - self._tokens) / rate)
+            self._tokens = 1.0
+            self._token_time = time.monotonic()
+        self._tokens -= 1
+
+    async def _command(self, cmd: Command) -> None:
+        tag = cmd.tag
+        try:
+            self.state.check(cmd)
+            await self._handlers[type(cmd)](cmd)
+        except StateError as e:
+            self._tagged(tag, "BAD", str(e))
+        except _Bad as e:
+            self._tagged(tag, "BAD", str(e))
+        except _No as e:
+            self._tagged(tag, "NO", str(e), ResponseCode(e.code) if e.code else None)
+        except NoSuchMailbox as e:
+            code = "TRYCREATE" if isinstance(cmd, AppendCommand | CopyCommand | MoveCommand) else e.code
+            self._tagged(tag, "NO", str(e) or "no such mailbox", ResponseCode(code))
+        except StoreError as e:
+            self._tagged(tag, "NO", str(e) or type(e).__name__, ResponseCode(e.code))
+        except (_Close, _CloseNow, ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("command failed", extra=kv(session=self.id, command=type(cmd).__name__))
+            self._tagged(tag, "NO", "internal server error", ResponseCode("SERVERBUG"))
+
+    def _capabilities(self) -> list[str]:
+        caps = list(self.settings.extensions.capabilities())
+        if not self.state.authenticated_:
+            if self._login_disabled():
+                caps.append("LOGINDISABLED")
+            else:
+                caps.append("AUTH=PLAIN")
+            if self._starttls_available():
+                caps.append("STARTTLS")
+        return caps
+
+    def _login_disabled(self) -> bool:
+        if self.tls or self.settings.server.allow_plaintext_login_non_loopback:
+            return False
+        return not _is_loopback(self.peer_host)
+
+    def _starttls_available(self) -> bool:
+        return not self.tls and self.settings.server.starttls and self.ctx.ssl_context is not None
+
+    def _ext(self, cap: str) -> bool:
+        return self.settings.extensions.enabled(cap)
+
+    def _ok(self, tag: str, text: str, code: ResponseCode | None = None) -> None:
+        self._tagged(tag, "OK", text, code)
+
+    async def _raw_line(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def _fetch_items(
+        self,
+        seqset: SequenceSet,
+        raw_items: Sequence[FetchAtt],
+        uid_mode: bool,
+        *,
+        changedsince: int | None = None,
+    ) -> None:
+        raise NotImplementedError
+
+    async def _flush_push(self) -> None:
+        raise NotImplementedError
+
+
+class _CloseNow(Exception):
+    """Close the connection immediately (greeting refused)."""
+
+
+def _uidset(s: SequenceSet, view: Sequence[int]) -> UidSet:
+    """A UID set with '*' resolved to the largest UID in the view (RFC 3501 6.4.8)."""
+    largest = view[-1] if view else 0
+    ranges = []
+    for lo, hi in s.ranges:
+        lo = largest if lo == 0 else lo
+        hi = largest if hi == 0 else hi
+        if lo == 0 and hi == 0:
+            continue
+        ranges.append((max(1, min(lo, hi)), max(lo, hi)))
+    return UidSet.from_ranges(ranges)
+
+
+def _ordered_set(uids: Sequence[int]) -> SequenceSet:
+    """COPYUID destination: order must match the source set, so ranges only where consecutive."""
+    ranges: list[tuple[int, int]] = []
+    for u in uids:
+        if ranges and u == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], u)
+        else:
+            ranges.append((u, u))
+    return SequenceSet(tuple(ranges))
+
+
+def _aware(d: datetime) -> datetime:
+    from datetime import UTC
+
+    return d if d.tzinfo is not None else d.replace(tzinfo=UTC)
+
+
+def _loop_time(monotonic_deadline: float) -> float:
+    loop = asyncio.get_running_loop()
+    return loop.time() + (monotonic_deadline - time.monotonic())
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in ("localhost", "unix")

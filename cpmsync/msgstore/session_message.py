@@ -1,0 +1,368 @@
+"""Selected-state commands about messages: CLOSE UNSELECT EXPUNGE SEARCH FETCH STORE COPY MOVE
+(and their UID forms), with the RFC 7162 modifiers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from cpmsync.imap import (
+    CloseCommand,
+    CopyCommand,
+    CopyUid,
+    ESearchData,
+    ExpungeCommand,
+    FetchAtt,
+    FetchBody,
+    FetchCommand,
+    FetchData,
+    MoveCommand,
+    ResponseCode,
+    SearchCommand,
+    SearchData,
+    SequenceSet,
+    StatusResponse,
+    StoreCommand,
+    UnselectCommand,
+    VanishedData,
+)
+from cpmsync.msgstore.fetch_render import body_section, bodystructure, envelope, parse_mime
+from cpmsync.msgstore.records import FlagMode, MessageRecord, SearchFilter, UidSet
+from cpmsync.msgstore.search_eval import (
+    SearchContext,
+    evaluate_search,
+    uses_modseq,
+    view_slice_by_seq,
+    view_slice_by_uid,
+)
+from cpmsync.msgstore.session_base import (
+    _FETCH_DATA,
+    _FETCH_DATA_BATCH,
+    _FETCH_SIMPLE,
+    _MACROS,
+    _aware,
+    _Bad,
+    _No,
+    _ordered_set,
+    _uidset,
+)
+from cpmsync.msgstore.session_push import PushMixin
+
+__all__ = ["MessageCommands"]
+
+
+class MessageCommands(PushMixin):
+    # ================================================================ selected
+
+    def _uids_for(self, seqset: SequenceSet, uid: bool) -> list[int]:
+        """UIDs in the view that `seqset` names; cost follows the view, never the range width
+        (a client may send 1:4294967295)."""
+        sel = self.sel
+        assert sel is not None
+        if not sel.uids:
+            return []
+        if uid:
+            return view_slice_by_uid(seqset, sel.uids)
+        n = len(sel.uids)
+        if not seqset.has_star:
+            for lo, hi in seqset.ranges:
+                if max(lo, hi) > n:
+                    raise _Bad("sequence number out of range")
+        return view_slice_by_seq(seqset, sel.uids)
+
+    async def _close(self, cmd: CloseCommand) -> None:
+        sel = self.sel
+        assert sel is not None
+        if not sel.readonly and sel.uids:
+            await self._db(self.store.expunge, self.user, sel.id, UidSet.from_uids(sel.uids), origin=self)
+        self.sel = None
+        self.state.deselected()
+        self._ok(cmd.tag, "CLOSE completed")
+
+    async def _unselect(self, cmd: UnselectCommand) -> None:
+        if not self._ext("UNSELECT"):
+            raise _Bad("UNSELECT is not enabled")
+        self.sel = None
+        self.state.deselected()
+        self._ok(cmd.tag, "UNSELECT completed")
+
+    async def _expunge(self, cmd: ExpungeCommand) -> None:
+        sel = self.sel
+        assert sel is not None
+        if sel.readonly:
+            raise _No("mailbox is read-only", "READ-ONLY")
+        if cmd.uids is not None:
+            if not self._ext("UIDPLUS"):
+                raise _Bad("UID EXPUNGE needs UIDPLUS")
+            uids = self._uids_for(cmd.uids, True)
+        else:
+            uids = list(sel.uids)
+        if uids:
+            res = await self._db(self.store.expunge, self.user, sel.id, UidSet.from_uids(uids), origin=self)
+            await self._announce_expunged(res.uids)
+        await self._after_command(allow_expunge=True)
+        code = None
+        if self.condstore and self.sel is not None:
+            st = await self._db(self.store.status, self.user, sel.id)
+            if not st.nomodseq:
+                code = ResponseCode("HIGHESTMODSEQ", st.highestmodseq)
+        self._ok(cmd.tag, "EXPUNGE completed", code)
+
+    async def _search(self, cmd: SearchCommand) -> None:
+        sel = self.sel
+        assert sel is not None and self.user is not None
+        if cmd.charset is not None and cmd.charset.upper() not in ("US-ASCII", "UTF-8"):
+            raise _No(f"charset {cmd.charset} is not supported", "BADCHARSET")
+        user, mbid = self.user, sel.id
+        view = list(sel.uids)
+        recent = set(sel.recent)
+
+        def run() -> tuple[list[int], dict[int, MessageRecord]]:
+            recs = {r.uid: r for r in self.store.fetch(user, mbid, UidSet.from_uids(view) if view else None)}
+            recs = {u: r for u, r in recs.items() if u in set(view)} if view else {}
+
+            def store_search(flt: SearchFilter) -> set[int]:
+                return set(self.store.search(user, mbid, flt).uids)
+
+            ctx = SearchContext(view, recs, recent, store_search)
+            return evaluate_search(cmd.criteria, ctx), recs
+
+        try:
+            found, recs = await self._db(run)
+        except ValueError as e:
+            raise _Bad(str(e)) from None
+        with_modseq = uses_modseq(cmd.criteria)
+        if with_modseq:
+            if not self._ext("CONDSTORE"):
+                raise _Bad("MODSEQ search needs CONDSTORE")
+            self.condstore = True
+        highest = max((recs[u].modseq for u in found if u in recs), default=0)
+        ids = found if cmd.uid else [sel.seq_of(u) or 0 for u in found]
+        if cmd.return_opts is not None:
+            opts = set(cmd.return_opts) or {"ALL"}
+            items: dict[str, Any] = {}
+            if ids:
+                if "MIN" in opts:
+                    items["MIN"] = min(ids)
+                if "MAX" in opts:
+                    items["MAX"] = max(ids)
+                if "ALL" in opts:
+                    items["ALL"] = SequenceSet.from_ints(ids)
+            if "COUNT" in opts:
+                items["COUNT"] = len(ids)
+            if with_modseq and ids:
+                items["MODSEQ"] = highest
+            self._emit(ESearchData(cmd.tag, cmd.uid, items))
+        else:
+            self._emit(SearchData(tuple(ids), highest if with_modseq and ids else None))
+        await self._after_command(allow_expunge=cmd.uid)
+        self._ok(cmd.tag, "SEARCH completed")
+
+    async def _fetch(self, cmd: FetchCommand) -> None:
+        sel = self.sel
+        assert sel is not None
+        if cmd.changedsince is not None:
+            if not self._ext("CONDSTORE"):
+                raise _Bad("CHANGEDSINCE needs CONDSTORE")
+            self.condstore = True
+        if cmd.vanished:
+            if not cmd.uid or cmd.changedsince is None:
+                raise _Bad("VANISHED needs UID FETCH with CHANGEDSINCE")
+            if not self.qresync:
+                raise _Bad("VANISHED needs ENABLE QRESYNC")
+            earlier = await self._db(
+                self.store.vanished_since, self.user, sel.id, cmd.changedsince, _uidset(cmd.seqset, sel.uids)
+            )
+            known = set(sel.uids)
+            earlier = [u for u in earlier if u not in known]
+            if earlier:
+                self._emit(VanishedData(SequenceSet.from_ints(earlier), earlier=True))
+        await self._fetch_items(cmd.seqset, cmd.items, cmd.uid, changedsince=cmd.changedsince)
+        await self._after_command(allow_expunge=cmd.uid)
+        self._ok(cmd.tag, "FETCH completed")
+
+    async def _fetch_items(
+        self,
+        seqset: SequenceSet,
+        raw_items: Sequence[FetchAtt],
+        uid_mode: bool,
+        *,
+        changedsince: int | None = None,
+    ) -> None:
+        sel = self.sel
+        assert sel is not None and self.user is not None
+        items: list[FetchAtt] = []
+        for it in raw_items:
+            if isinstance(it, str) and it in _MACROS:
+                items.extend(_MACROS[it])
+            else:
+                items.append(it)
+        for it in items:
+            if isinstance(it, str) and it not in _FETCH_SIMPLE and it not in _FETCH_DATA:
+                raise _Bad(f"unknown FETCH item {it}")
+        if "MODSEQ" in items:
+            if not self._ext("CONDSTORE"):
+                raise _Bad("MODSEQ needs CONDSTORE")
+            self.condstore = True
+        if uid_mode and "UID" not in items:
+            items.insert(0, "UID")
+        if changedsince is not None and "MODSEQ" not in items:
+            items.append("MODSEQ")
+        uids = self._uids_for(seqset, uid_mode)
+        if not uids:
+            return
+        need_data = any(isinstance(i, FetchBody) or i in _FETCH_DATA for i in items)
+        sets_seen = not sel.readonly and any(
+            (isinstance(i, FetchBody) and not i.peek) or i in ("RFC822", "RFC822.TEXT") for i in items
+        )
+        user, mbid = self.user, sel.id
+        for start in range(0, len(uids), _FETCH_DATA_BATCH if need_data else len(uids)):
+            chunk = uids[start : start + (_FETCH_DATA_BATCH if need_data else len(uids))]
+            uset = UidSet.from_uids(chunk)
+            recs = await self._db(
+                self.store.fetch, user, mbid, uset, changedsince=changedsince, with_data=need_data
+            )
+            seen_changed: dict[int, MessageRecord] = {}
+            if sets_seen:
+                unseen = [r.uid for r in recs if "\\Seen" not in r.flags]
+                if unseen:
+                    res = await self._db(
+                        self.store.store_flags,
+                        user,
+                        mbid,
+                        UidSet.from_uids(unseen),
+                        FlagMode.ADD,
+                        ["\\Seen"],
+                        origin=self,
+                    )
+                    seen_changed = {r.uid: r for r in res.updated}
+            for r in recs:
+                seq = sel.seq_of(r.uid)
+                if seq is None:
+                    continue
+                cur = seen_changed.get(r.uid, r)
+                out: dict[str, Any] = {}
+                mime = None
+                for it in items:
+                    if isinstance(it, FetchBody):
+                        data = r.data or b""
+                        out[it.response_key] = body_section(data, it)
+                        continue
+                    if it == "UID":
+                        out["UID"] = r.uid
+                    elif it == "FLAGS":
+                        out["FLAGS"] = self._flags_of(cur)
+                    elif it == "INTERNALDATE":
+                        out["INTERNALDATE"] = _aware(r.internaldate)
+                    elif it == "RFC822.SIZE":
+                        out["RFC822.SIZE"] = r.size
+                    elif it == "MODSEQ":
+                        out["MODSEQ"] = cur.modseq
+                    elif it == "ENVELOPE":
+                        out["ENVELOPE"] = envelope(r.data or b"")
+                    elif it in ("BODYSTRUCTURE", "BODY"):
+                        mime = mime or parse_mime(r.data or b"")
+                        out[it] = bodystructure(mime, extensible=it == "BODYSTRUCTURE")
+                    elif it == "RFC822":
+                        out["RFC822"] = r.data or b""
+                    elif it == "RFC822.HEADER":
+                        out["RFC822.HEADER"] = body_section(r.data or b"", FetchBody(text="HEADER"))
+                    elif it == "RFC822.TEXT":
+                        out["RFC822.TEXT"] = body_section(r.data or b"", FetchBody(text="TEXT"))
+                if r.uid in seen_changed and "FLAGS" not in out:
+                    out["FLAGS"] = self._flags_of(cur)
+                    if self.condstore:
+                        out["MODSEQ"] = cur.modseq
+                await self._send(FetchData(seq, out))
+
+    async def _store(self, cmd: StoreCommand) -> None:
+        sel = self.sel
+        assert sel is not None
+        if sel.readonly:
+            raise _No("mailbox is read-only", "READ-ONLY")
+        if cmd.unchangedsince is not None:
+            if not self._ext("CONDSTORE"):
+                raise _Bad("UNCHANGEDSINCE needs CONDSTORE")
+            self.condstore = True
+        uids = self._uids_for(cmd.seqset, cmd.uid)
+        mode = {"+": FlagMode.ADD, "-": FlagMode.REMOVE, "": FlagMode.REPLACE}[cmd.mode]
+        flags = [f for f in cmd.flags if f.lower() != "\\recent"]
+        modified_ids: list[int] = []
+        if uids:
+            res = await self._db(
+                self.store.store_flags,
+                self.user,
+                sel.id,
+                UidSet.from_uids(uids),
+                mode,
+                flags,
+                unchangedsince=cmd.unchangedsince,
+                origin=self,
+            )
+            for r in res.updated:
+                seq = sel.seq_of(r.uid)
+                if seq is None:
+                    continue
+                items: dict[str, Any] = {}
+                if cmd.uid:
+                    items["UID"] = r.uid
+                if not cmd.silent:
+                    items["FLAGS"] = self._flags_of(r)
+                if self.condstore and (not cmd.silent or cmd.unchangedsince is not None):
+                    items["MODSEQ"] = r.modseq
+                if items and (not cmd.silent or "MODSEQ" in items):
+                    await self._send(FetchData(seq, items))
+            if res.modified:
+                for u in res.modified.iter_uids():
+                    if cmd.uid:
+                        modified_ids.append(u)
+                    elif (s := sel.seq_of(u)) is not None:
+                        modified_ids.append(s)
+        await self._after_command(allow_expunge=cmd.uid)
+        code = ResponseCode("MODIFIED", SequenceSet.from_ints(modified_ids)) if modified_ids else None
+        self._ok(cmd.tag, "STORE completed" if not modified_ids else "Conditional STORE failed", code)
+
+    async def _copy(self, cmd: CopyCommand) -> None:
+        sel = self.sel
+        assert sel is not None
+        uids = self._uids_for(cmd.seqset, cmd.uid)
+        code = None
+        if uids:
+            res = await self._db(
+                self.store.copy, self.user, sel.id, UidSet.from_uids(uids), cmd.mailbox, origin=self
+            )
+            if self._ext("UIDPLUS") and res.src_uids:
+                code = ResponseCode(
+                    "COPYUID",
+                    CopyUid(res.uidvalidity, SequenceSet.from_ints(res.src_uids), _ordered_set(res.dst_uids)),
+                )
+        else:
+            await self._db(self.store.status, self.user, cmd.mailbox)  # NO [TRYCREATE] if missing
+        await self._after_command(allow_expunge=cmd.uid)
+        self._ok(cmd.tag, "COPY completed", code)
+
+    async def _move(self, cmd: MoveCommand) -> None:
+        sel = self.sel
+        assert sel is not None
+        if not self._ext("MOVE"):
+            raise _Bad("MOVE is not enabled")
+        if sel.readonly:
+            raise _No("mailbox is read-only", "READ-ONLY")
+        uids = self._uids_for(cmd.seqset, cmd.uid)
+        if uids:
+            res = await self._db(
+                self.store.move, self.user, sel.id, UidSet.from_uids(uids), cmd.mailbox, origin=self
+            )
+            c = res.copy
+            if self._ext("UIDPLUS") and c.src_uids:
+                code = ResponseCode(
+                    "COPYUID",
+                    CopyUid(c.uidvalidity, SequenceSet.from_ints(c.src_uids), _ordered_set(c.dst_uids)),
+                )
+                self._emit(StatusResponse(None, "OK", code, "Moved"))
+            await self._announce_expunged(res.expunged)
+        else:
+            await self._db(self.store.status, self.user, cmd.mailbox)
+        await self._after_command(allow_expunge=True)
+        self._ok(cmd.tag, "MOVE completed")
