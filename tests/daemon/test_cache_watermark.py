@@ -93,7 +93,7 @@ ops = st.lists(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops)
 def test_watermark_never_skips_a_change(script: list[tuple[str, object]]) -> None:
     with tempfile.TemporaryDirectory() as d:
