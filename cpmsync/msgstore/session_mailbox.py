@@ -215,7 +215,7 @@ class MailboxCommands(PushMixin):
             await self._after_command(allow_expunge=True)
             self._ok(cmd.tag, "LIST completed")
             return
-        if all(p == "" for p in cmd.patterns) and not cmd.is_extended:
+        if all(p == "" for p in cmd.patterns) and not sel:
             self._emit(ListData(("\\Noselect",), "/", ""))
             self._ok(cmd.tag, "LIST completed")
             return
