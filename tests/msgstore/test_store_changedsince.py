@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from cpmsync.msgstore import (
+    BulkMailbox,
+    BulkMessage,
     FlagMode,
     MailboxExists,
     MailboxHasChildren,
@@ -251,6 +253,14 @@ class ChangedSinceMachine(RuleBasedStateMachine):
         except NoSuchMailbox:
             return
 
+    @rule(names=st.lists(NAMES, min_size=1, max_size=3), n=st.integers(0, 2))
+    def bulk_load(self, names: list[str], n: int) -> None:
+        before = self.last_counter
+        self.store.bulk_load("alice", [BulkMailbox(x, [BulkMessage(MSG)] * n) for x in names])
+        counter = self.store.user_highest_modseq("alice")
+        assert counter >= before
+        self.last_counter = counter
+
     @rule(name=NAMES, on=st.booleans())
     def nomodseq(self, name: str, on: bool) -> None:
         try:
@@ -280,7 +290,7 @@ class ChangedSinceMachine(RuleBasedStateMachine):
 
 
 ChangedSinceMachine.TestCase.settings = settings(
-    max_examples=40,
+    max_examples=30,
     stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
