@@ -41,7 +41,7 @@ from cpmsync.imap import (
 from cpmsync.logs import kv
 from cpmsync.msgstore.compress import IdentityCodec, StreamCodec
 from cpmsync.msgstore.errors import NoSuchMailbox, StoreError
-from cpmsync.msgstore.hub import StoreEvent, Subscription
+from cpmsync.msgstore.hub import EventKind, StoreEvent, Subscription
 from cpmsync.msgstore.notify import NotifySpec
 from cpmsync.msgstore.records import UidSet
 from cpmsync.msgstore.session_state import ConnState, SessionState, StateError, SubState
@@ -55,6 +55,7 @@ log = logging.getLogger("cpmsync.msgstore.session")
 
 _T = TypeVar("_T")
 _WRITE_BATCH_BYTES = 64 * 1024
+_MAX_PENDING_EVENTS = 10_000  # like the hub's queue bound: beyond it, resync instead of queueing
 _FETCH_DATA_BATCH = 256  # messages whose bytes are read from the store in one call
 _SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 _FETCH_SIMPLE = {"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"}
@@ -157,6 +158,7 @@ class SessionBase:
         self._read_paused.set()
         self._sub: Subscription | None = None
         self._events: deque[StoreEvent] = deque()
+        self._wake_queued = False
         self._pending_status: dict[int, str] = {}
         self._pending_lists: list[Response] = []
         self._out: list[bytes] = []
@@ -220,8 +222,14 @@ class SessionBase:
 
     async def _pump(self, sub: Subscription) -> None:
         async for ev in sub:
+            if len(self._events) >= _MAX_PENDING_EVENTS:
+                # a client that stopped reading must not make us hold every change: resync later
+                self._events.clear()
+                self._events.append(StoreEvent(ev.user, "", 0, EventKind.OVERFLOW))
             self._events.append(ev)
-            self._inbox.put_nowait((_WAKE, b""))
+            if not self._wake_queued:
+                self._wake_queued = True
+                self._inbox.put_nowait((_WAKE, b""))
 
     def _emit(self, resp: Response) -> None:
         data = serialize_response(resp)
@@ -291,6 +299,8 @@ class SessionBase:
                 except TimeoutError:
                     await self._bye("Autologout; idle for too long")
                     return
+                if kind == _WAKE:
+                    self._wake_queued = False
                 if kind == _DATA:
                     if not self._read_paused.is_set() and self._inbox.qsize() < 16:
                         self._read_paused.set()
