@@ -772,24 +772,16 @@ class MessageStore:
         pats = PatternSet(reference, [p for p in patterns if p != ""], DELIMITER)
         with self._read() as conn:
             user_id = self._user_id(conn, user)
-            rows = conn.execute(
-                select(
-                    t.mailbox.c.id,
-                    t.mailbox.c.name,
-                    t.mailbox.c.parent,
-                    t.mailbox.c.mailboxid,
-                    t.mailbox.c.highestmodseq,
-                    t.mailbox.c.nomodseq,
-                ).where(t.mailbox.c.user_id == user_id)
-            ).all()
+            rows = conn.execute(self._listing_query(user_id, with_status)).all()
             subscribed = self._subscribed_names(conn, user_id)
             parents = {r.parent for r in rows}
             sub_parents = {a for s in subscribed for a in _ancestors(s)}
             by_name = {r.name: r for r in rows}
             out: list[MailboxListing] = []
             names = subscribed if subscribed_only else by_name.keys()
+            everything = pats.matches_everything
             for name in names:
-                if not pats.matches(name):
+                if not everything and not pats.matches(name):
                     continue
                 r = by_name.get(name)
                 out.append(
@@ -803,12 +795,51 @@ class MessageStore:
                         nonexistent=r is None,
                         highestmodseq=0 if r is None or r.nomodseq else r.highestmodseq,
                         nomodseq=bool(r.nomodseq) if r else False,
+                        status=_status_of(r) if with_status and r is not None else None,
                     )
                 )
             out.sort(key=lambda m: self._sort_key(m.name))
-            if with_status:
-                out = self._attach_status(conn, user_id, out)
             return out
+
+    @staticmethod
+    def _listing_query(user_id: int, with_status: bool) -> Any:
+        """All of a user's mailboxes; with STATUS aggregates joined in, one pass (LIST-STATUS)."""
+        mb, m = t.mailbox, t.message
+        if not with_status:
+            return select(
+                mb.c.id, mb.c.name, mb.c.parent, mb.c.mailboxid, mb.c.highestmodseq, mb.c.nomodseq
+            ).where(mb.c.user_id == user_id)
+        agg = (
+            select(
+                m.c.mailbox_id.label("mid"),
+                func.count().label("n"),
+                func.sum(case((m.c.sysflags.op("&")(_SEEN) == 0, 1), else_=0)).label("unseen"),
+                func.sum(m.c.size).label("size"),
+                func.sum(case((m.c.uid >= mb.c.first_recent_uid, 1), else_=0)).label("recent"),
+            )
+            .select_from(m.join(mb, mb.c.id == m.c.mailbox_id))
+            .where(mb.c.user_id == user_id)
+            .group_by(m.c.mailbox_id)
+            .subquery()
+        )
+        return (
+            select(
+                mb.c.id,
+                mb.c.name,
+                mb.c.parent,
+                mb.c.mailboxid,
+                mb.c.highestmodseq,
+                mb.c.nomodseq,
+                mb.c.uidnext,
+                mb.c.uidvalidity,
+                agg.c.n,
+                agg.c.unseen,
+                agg.c.size,
+                agg.c.recent,
+            )
+            .select_from(mb.outerjoin(agg, agg.c.mid == mb.c.id))
+            .where(mb.c.user_id == user_id)
+        )
 
     def list_changed_since(
         self,
@@ -1577,6 +1608,25 @@ class MessageStore:
         the end): without them PostgreSQL keeps planning for empty tables and scans sequentially."""
         with self._engine.connect() as conn, conn.begin():
             conn.exec_driver_sql("ANALYZE" if self._sqlite else "ANALYZE cpm_user, mailbox, message, blob")
+
+
+def _status_of(r: Any) -> MailboxStatus:
+    """MailboxStatus from a `_listing_query(..., with_status=True)` row (unpacked by position:
+    named access on SQLAlchemy rows costs more than the rest of a 10,000-mailbox LIST-STATUS)."""
+    mb_id, name, _parent, mailboxid, hms, nomodseq, uidnext, uidvalidity, n, unseen, size, recent = r
+    return MailboxStatus(
+        mb_id,
+        name,
+        int(n or 0),
+        int(recent or 0),
+        uidnext,
+        uidvalidity,
+        int(unseen or 0),
+        0 if nomodseq else hms,
+        int(size or 0),
+        mailboxid,
+        bool(nomodseq),
+    )
 
 
 def _with_status(m: MailboxListing, st: MailboxStatus | None) -> MailboxListing:
