@@ -337,3 +337,20 @@ async def test_search_return_esearch_form(srv: Running) -> None:
         assert (es.min, es.max, es.count, str(es.all)) == (2, 4, 2, "2,4")
         es = (await c.cmd("UID SEARCH RETURN (COUNT) UNSEEN")).of(ESearchData)[0]
         assert es.uid and es.count == 2
+
+
+async def test_6_3_1_failed_select_leaves_no_mailbox_selected(srv: Running) -> None:
+    async with srv.client() as c:
+        await c.login()
+        await c.cmd("SELECT INBOX")
+        assert (await c.cmd("SELECT nosuch")).status == "NO"
+        assert (await c.cmd("FETCH 1:* FLAGS")).status == "BAD"
+
+
+async def test_6_3_11_append_to_selected_mailbox_reports_exists(srv: Running) -> None:
+    async with srv.client() as c:
+        await c.login()
+        await c.cmd("SELECT INBOX")
+        reply = await c.append("INBOX", message(1))
+        assert reply.ok and reply.of(ExistsData)[0].count == 1
+        assert reply.tagged.code and reply.tagged.code.name == "APPENDUID"
