@@ -105,6 +105,8 @@ class FaultProxy:
         self.bytes_down = 0
         self.trace: list[TraceEntry] = []
         self.connections_total = 0
+        self.delay_ms = 0.0
+        """Added to every chunk in both directions (one-way latency; also caps throughput per chunk)."""
         self.cut_done = asyncio.Event()
         """Set when a `cut_after` budget ran out and the connection was cut."""
         self.replaced = asyncio.Event()
@@ -283,6 +285,8 @@ class FaultProxy:
                         writer.write_eof()
                     return
                 await self._flowing.wait()
+                if self.delay_ms > 0:
+                    await asyncio.sleep(self.delay_ms / 1000)
                 if link.aborted:
                     return
                 if direction == "down" and (self._line_rule is not None or link.line_buffer):

@@ -145,3 +145,16 @@ async def test_proxies_mqtt_to_a_real_broker(
         await client.publish("t/x", b"hello", qos=1)
     assert px.bytes_up > 0 and px.bytes_down > 0
     assert px.connections_total == 1
+
+
+async def test_delay_holds_each_chunk_at_least_that_long(
+    dovecot: DovecotServer, fault_proxy_factory: ProxyFactory
+) -> None:
+    px = await fault_proxy_factory(dovecot.host, dovecot.port)
+    px.delay_ms = 30
+    async with RawImap(px.host, px.port) as c:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await c.command("NOOP")
+        # A lower bound only: the command and its reply each waited in the proxy.
+        assert loop.time() - started >= 2 * 0.030
