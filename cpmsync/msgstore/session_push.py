@@ -99,23 +99,32 @@ class PushMixin(SessionBase):
         elif ev.kind is EventKind.UNSUBSCRIBE:
             self._pending_lists.append(ListData((), "/", mailbox))
 
-    def _push_now(self) -> tuple[bool, bool]:
-        """(selected-mailbox updates may go out now, expunges may go out now) while waiting."""
+    def _push_now(self) -> tuple[bool, bool, bool]:
+        """Which selected-mailbox updates may go out while no command runs: (new, expunges, flags).
+
+        IDLE: everything (RFC 2177). NOTIFY: what its "selected" filter names; selected-delayed
+        holds expunges until a command allows them (RFC 5465 5.2). Otherwise nothing (RFC 3501 7).
+        """
         if self.state.sub is SubState.IDLE:
-            return True, True
+            return True, True, True
         spec = self.notify
         if spec is not None and spec.has_selected:
-            return True, not spec.selected_delayed
-        return False, False
+            ev = spec.selected_events()
+            return (
+                "MessageNew" in ev,
+                "MessageExpunge" in ev and not spec.selected_delayed,
+                "FlagChange" in ev,
+            )
+        return False, False, False
 
     async def _flush_push(self) -> None:
         """Between commands: deliver what IDLE/NOTIFY ask to be delivered at once."""
         if self._sub is None:
             return
         self._drain_events()
-        sel_now, expunge_now = self._push_now()
-        if sel_now:
-            await self._flush_selected(allow_expunge=expunge_now)
+        new, expunge, flags = self._push_now()
+        if new or expunge or flags:
+            await self._flush_selected(allow_expunge=expunge, allow_new=new, allow_flags=flags)
         if self.notify is not None:
             await self._flush_other()
 
@@ -134,7 +143,9 @@ class PushMixin(SessionBase):
                 items.append("HIGHESTMODSEQ")
             self._emit(StatusData(name, status_items(st, items)))
 
-    async def _flush_selected(self, *, allow_expunge: bool) -> None:
+    async def _flush_selected(
+        self, *, allow_expunge: bool, allow_new: bool = True, allow_flags: bool = True
+    ) -> None:
         sel = self.sel
         if sel is None:
             return
@@ -151,7 +162,7 @@ class PushMixin(SessionBase):
             sel.pending_expunge.clear()
             sel.pending_flags.difference_update(gone)
             await self._announce_expunged(gone)
-        if sel.pending_new:
+        if allow_new and sel.pending_new:
             last = sel.uids[-1] if sel.uids else 0
             new = sorted(u for u in sel.pending_new if u > last)
             sel.pending_new.clear()
@@ -164,7 +175,7 @@ class PushMixin(SessionBase):
                     seqs = SequenceSet.from_ints(sel.seq_of(u) or 0 for u in new)
                     wanted = tuple(a for a in atts if isinstance(a, str | FetchBody))
                     await self._fetch_items(seqs, wanted, False)
-        if sel.pending_flags:
+        if allow_flags and sel.pending_flags:
             uids = sorted(u for u in sel.pending_flags if sel.seq_of(u) is not None)
             sel.pending_flags.clear()
             if uids:

@@ -147,3 +147,19 @@ async def test_selected_delayed_holds_expunges_until_a_command(srv: Running) -> 
         assert not any(isinstance(r, ExpungeData) for r in got)
         reply = await a.cmd("NOOP")  # the expunge waits for a command that allows it
         assert [e.seq for e in reply.of(ExpungeData)] == [1]
+
+
+async def test_selected_filter_without_flagchange_defers_flags_to_next_command(srv: Running) -> None:
+    async with srv.client() as a, srv.client() as b:
+        await a.login()
+        await b.login()
+        await b.append("INBOX", message(1))
+        await a.cmd("SELECT INBOX")
+        await a.cmd("NOTIFY SET (selected (MessageNew MessageExpunge))")
+        await b.cmd("SELECT INBOX")
+        await b.cmd("STORE 1 +FLAGS (\\Flagged)")
+        await b.append("INBOX", message(2))
+        got = await a.wait_for(lambda r: isinstance(r, ExistsData))
+        assert not any(isinstance(r, FetchData) for r in got)  # flag change not pushed
+        reply = await a.cmd("NOOP")  # but told at the next command, as RFC 3501 does
+        assert [f.seq for f in reply.of(FetchData)] == [1]
