@@ -34,6 +34,7 @@ class Framer:
         "_max_msg",
         "_max_nonsync",
         "_pending_cont",
+        "_plus_line",
         "_raw_line",
         "_scan",
         "_seg",
@@ -61,6 +62,7 @@ class Framer:
         self._max_msg = max_message_bytes
         self._max_nonsync = max_nonsync_literal_bytes
         self.plus_lines_raw = False  # response side: "+ text {5}" is a continuation, not a literal
+        self._plus_line = False  # the line being discarded started with "+"
 
     def feed(self, data: bytes) -> None:
         buf = self._buf
@@ -121,6 +123,7 @@ class Framer:
                     err = self._error(
                         b"line exceeds max_line_bytes (%d)" % self._max_line, self._seg + self._max_line
                     )
+                    self._plus_line = self._starts_plus()
                     self._discard = True
                     self._skip_keeping_tail()
                     raise err
@@ -133,6 +136,7 @@ class Framer:
                 )
                 # rescan this line's tail (no LF in it) so its literal marker is still seen
                 tail = max(self._seg, nl - _MARKER_MAX)
+                self._plus_line = self._starts_plus()
                 self._discard = True
                 self._start = self._seg = self._scan = tail
                 raise err
@@ -144,7 +148,7 @@ class Framer:
             if (
                 nl > 0
                 and buf[nl - 1 - (buf[nl - 1] == 13)] == 0x7D  # '}' before CRLF
-                and not (self.plus_lines_raw and self._seg == self._start and buf[self._start] == 0x2B)
+                and not (self._plus_line if self._discard else self._starts_plus())
             ):
                 m = _LIT_TAIL.search(buf, max(self._seg, nl - _MARKER_MAX - 1), end)
                 if m is not None:
@@ -199,7 +203,17 @@ class Framer:
         keep_from = max(self._seg, len(self._buf) - _MARKER_MAX)
         self._start = self._seg = self._scan = keep_from
 
+    def _starts_plus(self) -> bool:
+        """Response side: the logical line is a continuation request, whose text is never a literal."""
+        return (
+            self.plus_lines_raw
+            and self._seg == self._start
+            and self._start < len(self._buf)
+            and self._buf[self._start] == 0x2B
+        )
+
     def _enter_discard(self) -> None:
+        self._plus_line = False  # only called after a literal marker: not a "+" line
         self._discard = True
         self._start = self._seg = self._scan
 

@@ -398,6 +398,32 @@ _ATTR_CACHE_MAX = 256  # LIST attribute sets repeat: a handful of distinct ones 
 _DELIMS = {b"NIL": None, b'"/"': "/", b'"."': "."}
 
 
+_FI = (
+    rb"(?:UID [0-9]{1,10}|FLAGS \([^()\"{}\x00-\x1f\x7f-\xff]*\)"
+    rb"|MODSEQ \([0-9]{1,18}\)|RFC822\.SIZE [0-9]{1,18})"
+)
+_FAST_FETCH = re.compile(rb"\* ([0-9]{1,10}) FETCH \((" + _FI + rb"(?: " + _FI + rb")*)\)\r?\n\Z")
+_FETCH_ITEM = re.compile(rb"([A-Z0-9.]+) (?:\(([^()]*)\)|([0-9]+))")
+_MAX_UID = 2**32 - 1
+
+
+def _fast_fetch(raw: bytes) -> FetchData | None:
+    """`* n FETCH (UID FLAGS MODSEQ RFC822.SIZE)`, the bulk of a flag resync, without tokenizing."""
+    m = _FAST_FETCH.match(raw)
+    if m is None:
+        return None
+    items: dict[str, FetchValue] = {}
+    for key, inner, num in _FETCH_ITEM.findall(m.group(2)):
+        if key == b"FLAGS":
+            items["FLAGS"] = tuple(inner.decode("ascii").split())
+        else:
+            n = int(num or inner)
+            if key == b"UID" and n > _MAX_UID:
+                return None
+            items[key.decode("ascii")] = n
+    return FetchData(int(m.group(1)), items)
+
+
 def _fast_name(name: bytes) -> str:
     if name[:1] == b'"':
         name = unquote(name[1:-1])
@@ -432,6 +458,8 @@ def _fast(raw: bytes) -> Response | None:
                 _ATTR_CACHE[attrs] = attributes
         d = _DELIMS[delim] if delim in _DELIMS else unquote(delim[1:-1]).decode("ascii")
         return ListData(attributes, d, _fast_name(name), None, None, (), kind == b"LSUB")
+    if 0x30 <= head[2] <= 0x39 if len(head) > 2 else False:
+        return _fast_fetch(raw)
     return None
 
 

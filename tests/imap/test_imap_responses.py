@@ -365,3 +365,31 @@ def test_continuation_text_ending_like_a_literal_is_not_a_literal() -> None:
         ContinuationRequest("send {5}"),
         ExistsData(1),
     ]
+
+
+def test_over_long_lines_recover_the_same_way_however_split() -> None:
+    """Regressions found by hypothesis: a discarded line's literal must still be skipped, and a
+    '+' inside it must not make it look like a continuation request."""
+    for wire, tail in (
+        (
+            b'* NAMESPACE NIL NIL (("" NIL "A+0" () "A" ("00000" {2}\r\n\xc2\x80)))\r\n',
+            StatusResponse("zz", "OK"),
+        ),
+        (b"+ " + b"x" * 40 + b" {5}\r\n", StatusResponse("zz", "OK")),
+    ):
+        for chunk in (1, 2, 5, 7, 100):
+            evs = feed_responses(wire + b"zz OK\r\n", chunk=chunk, max_line_bytes=20, max_literal_bytes=20)
+            assert [type(e).__name__ for e in evs] == ["ImapLimitError", "StatusResponse"], chunk
+            assert evs[-1] == tail
+
+
+def test_fetch_fast_path_equals_the_general_parser() -> None:
+    upper = b"* 7 FETCH (UID 42 FLAGS (\\Seen $X) MODSEQ (900) RFC822.SIZE 12)\r\n"
+    lower = b"* 7 FETCH (uid 42 flags (\\Seen $X) modseq (900) rfc822.size 12)\r\n"  # general path
+    assert (
+        parse_response(upper)
+        == parse_response(lower)
+        == FetchData(7, {"UID": 42, "FLAGS": ("\\Seen", "$X"), "MODSEQ": 900, "RFC822.SIZE": 12})
+    )
+    with pytest.raises(ImapProtocolError, match="UID out of range"):
+        parse_response(b"* 1 FETCH (UID 4294967296)\r\n")
