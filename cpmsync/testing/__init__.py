@@ -19,7 +19,7 @@ from cpmsync.testing.mosquitto import (
     mosquitto_available,
 )
 from cpmsync.testing.ports import free_port, port_open, wait_port
-from cpmsync.testing.proxy import Direction, FaultProxy, TraceEntry
+from cpmsync.testing.proxy import Direction, FaultProxy, ThreadedFaultProxy, TraceEntry
 from cpmsync.testing.seed import (
     SeedError,
     SeedResult,
@@ -42,6 +42,7 @@ __all__ = [
     "MosquittoMissingError",
     "SeedError",
     "SeedResult",
+    "ThreadedFaultProxy",
     "TraceEntry",
     "cli_command",
     "cpm_folder_names",

@@ -161,7 +161,7 @@ class DovecotServer:
         self.mail_debug = mail_debug
         self.extra_conf = extra_conf
         self.drop_capabilities = tuple(c.upper() for c in drop_capabilities)
-        unknown = set(self.drop_capabilities) - set(DOVECOT_CAPABILITIES)
+        unknown = set(self.drop_capabilities) - {c.upper() for c in DOVECOT_CAPABILITIES}
         if unknown:
             raise ValueError(f"not among Dovecot's capabilities: {sorted(unknown)}")
         self.start_timeout_s = start_timeout_s
@@ -281,7 +281,7 @@ class DovecotServer:
     def _capability_conf(self) -> str:
         if not self.drop_capabilities:
             return ""
-        kept = [c for c in DOVECOT_CAPABILITIES if c not in self.drop_capabilities]
+        kept = [c for c in DOVECOT_CAPABILITIES if c.upper() not in self.drop_capabilities]
         return f"imap_capability = {' '.join(kept)}\n"
 
     def _write_passwd(self) -> None:

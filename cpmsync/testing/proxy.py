@@ -22,13 +22,16 @@ import asyncio
 import contextlib
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
-__all__ = ["Direction", "FaultProxy", "TraceEntry"]
+__all__ = ["Direction", "FaultProxy", "ThreadedFaultProxy", "TraceEntry"]
+
+T = TypeVar("T")
 
 Direction = Literal["up", "down"]
 """up: client → server; down: server → client."""
@@ -367,3 +370,89 @@ class FaultProxy:
         else:
             self.bytes_down += nbytes
         self.trace.append(TraceEntry(time.monotonic() - self._t0, conn, direction, nbytes, injected))
+
+
+class ThreadedFaultProxy:
+    """A `FaultProxy` on its own event loop in a background thread, for synchronous code.
+
+    For benches and sync tests (imaplib, a daemon in a subprocess) that want on-the-wire byte
+    counts or faults without an event loop of their own:
+
+        with ThreadedFaultProxy(dv.host, dv.port) as px:
+            imaplib.IMAP4(px.host, px.port) ...
+            px.bytes_down, px.trace; px.cut(); px.call(lambda p: p.cut_after(down=100))
+    """
+
+    def __init__(self, target_host: str, target_port: int, **kwargs: Any) -> None:
+        self._args = (target_host, target_port)
+        self._kwargs = kwargs
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="fault-proxy", daemon=True)
+        self._proxy: FaultProxy | None = None
+
+    @property
+    def proxy(self) -> FaultProxy:
+        if self._proxy is None:
+            raise RuntimeError("ThreadedFaultProxy is not started")
+        return self._proxy
+
+    def start(self) -> Self:
+        self._thread.start()
+
+        async def make() -> FaultProxy:
+            return await FaultProxy(*self._args, **self._kwargs).start()
+
+        self._proxy = asyncio.run_coroutine_threadsafe(make(), self._loop).result(timeout=30)
+        return self
+
+    def close(self) -> None:
+        if self._proxy is not None:
+            asyncio.run_coroutine_threadsafe(self._proxy.aclose(), self._loop).result(timeout=30)
+            self._proxy = None
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+        if not self._loop.is_running():
+            self._loop.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def call(self, fn: Callable[[FaultProxy], T]) -> T:
+        """Run `fn(proxy)` on the proxy's loop and return its result (for the non-async controls)."""
+
+        async def run() -> T:
+            return fn(self.proxy)
+
+        return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=30)
+
+    @property
+    def host(self) -> str:
+        return self.proxy.host
+
+    @property
+    def port(self) -> int:
+        return self.proxy.port
+
+    @property
+    def bytes_up(self) -> int:
+        return self.proxy.bytes_up
+
+    @property
+    def bytes_down(self) -> int:
+        return self.proxy.bytes_down
+
+    @property
+    def trace(self) -> list[TraceEntry]:
+        return self.call(lambda p: list(p.trace))
+
+    def reset_counters(self) -> None:
+        self.call(lambda p: p.reset_counters())
+
+    def cut(self, *, rst: bool = False) -> None:
+        asyncio.run_coroutine_threadsafe(self.proxy.cut(rst=rst), self._loop).result(timeout=30)

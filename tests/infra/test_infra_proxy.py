@@ -158,3 +158,21 @@ async def test_delay_holds_each_chunk_at_least_that_long(
         await c.command("NOOP")
         # A lower bound only: the command and its reply each waited in the proxy.
         assert loop.time() - started >= 2 * 0.030
+
+
+def test_threaded_proxy_serves_blocking_clients(dovecot: DovecotServer) -> None:
+    import imaplib
+
+    from cpmsync.testing import ThreadedFaultProxy
+
+    with ThreadedFaultProxy(dovecot.host, dovecot.port) as px:
+        m = imaplib.IMAP4(px.host, px.port, timeout=10)
+        m.login("alice", dovecot.password("alice"))
+        m.logout()
+        assert px.bytes_up > 0 and px.bytes_down > 0
+        assert sum(e.nbytes for e in px.trace) == px.bytes_up + px.bytes_down
+        px.reset_counters()
+        m = imaplib.IMAP4(px.host, px.port, timeout=10)
+        px.cut()
+        with pytest.raises((imaplib.IMAP4.abort, OSError)):
+            m.login("alice", dovecot.password("alice"))
