@@ -58,7 +58,7 @@ _WRITE_BATCH_BYTES = 64 * 1024
 _MAX_PENDING_EVENTS = 10_000  # like the hub's queue bound: beyond it, resync instead of queueing
 _FETCH_DATA_BATCH = 256  # messages whose bytes are read from the store in one call
 _SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
-_FETCH_SIMPLE = {"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ"}
+_FETCH_SIMPLE = {"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ", "EMAILID", "THREADID"}
 _FETCH_DATA = {"ENVELOPE", "BODYSTRUCTURE", "BODY", "RFC822", "RFC822.HEADER", "RFC822.TEXT"}
 _MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),

@@ -139,9 +139,10 @@ class MailboxCommands(PushMixin):
         return None
 
     async def _create(self, cmd: CreateCommand) -> None:
-        await self._db(self.store.create_mailbox, self.user, cmd.mailbox, origin=self)
+        st = await self._db(self.store.create_mailbox, self.user, cmd.mailbox, origin=self)
         await self._after_command(allow_expunge=True)
-        self._ok(cmd.tag, "CREATE completed")
+        code = ResponseCode("MAILBOXID", st.mailboxid) if self._ext("OBJECTID") else None  # RFC 8474 4.1
+        self._ok(cmd.tag, "CREATE completed", code)
 
     async def _delete(self, cmd: DeleteCommand) -> None:
         await self._db(self.store.delete_mailbox, self.user, cmd.mailbox, origin=self)

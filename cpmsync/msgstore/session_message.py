@@ -201,6 +201,8 @@ class MessageCommands(PushMixin):
         for it in items:
             if isinstance(it, str) and it not in _FETCH_SIMPLE and it not in _FETCH_DATA:
                 raise _Bad(f"unknown FETCH item {it}")
+            if it in ("EMAILID", "THREADID") and not self._ext("OBJECTID"):
+                raise _Bad(f"{it} needs OBJECTID")
         if "MODSEQ" in items:
             if not self._ext("CONDSTORE"):
                 raise _Bad("MODSEQ needs CONDSTORE")
@@ -259,6 +261,10 @@ class MessageCommands(PushMixin):
                         out["RFC822.SIZE"] = r.size
                     elif it == "MODSEQ":
                         out["MODSEQ"] = cur.modseq
+                    elif it == "EMAILID":  # RFC 8474 5.1
+                        out["EMAILID"] = [r.emailid]
+                    elif it == "THREADID":
+                        out["THREADID"] = [r.threadid] if r.threadid else None
                     elif it == "ENVELOPE":
                         out["ENVELOPE"] = envelope(r.data or b"")
                     elif it in ("BODYSTRUCTURE", "BODY"):
