@@ -382,6 +382,8 @@ class SessionBase:
 
     async def _command(self, cmd: Command) -> None:
         tag = cmd.tag
+        if log.isEnabledFor(logging.DEBUG):  # the command's name only: arguments may hold a password
+            log.debug("command", extra=kv(session=self.id, command=type(cmd).__name__, tag=tag))
         try:
             self.state.check(cmd)
             await self._handlers[type(cmd)](cmd)

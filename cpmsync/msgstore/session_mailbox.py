@@ -4,6 +4,7 @@ SUBSCRIBE UNSUBSCRIBE NAMESPACE LIST LSUB STATUS APPEND IDLE NOTIFY COMPRESS.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,7 @@ from cpmsync.imap import (
 from cpmsync.msgstore.compress import DeflateCodec
 from cpmsync.msgstore.listing import STATUS_ITEMS, list_responses, status_items
 from cpmsync.msgstore.notify import NotifyError, NotifySpec
+from cpmsync.msgstore.records import SearchFilter
 from cpmsync.msgstore.session_base import (
     _SYSTEM_FLAGS,
     _Bad,
@@ -131,10 +133,11 @@ class MailboxCommands(PushMixin):
         self._ok(cmd.tag, f"{'EXAMINE' if cmd.readonly else 'SELECT'} completed", ResponseCode(access))
 
     def _first_unseen(self, mbid: int, uids: list[int]) -> int | None:
-        recs = self.store.fetch(self.user or "", mbid, None)
-        unseen = {r.uid for r in recs if "\\Seen" not in r.flags}
-        for i, u in enumerate(uids):
-            if u in unseen:
+        """Sequence number of the first unseen message (SELECT's [UNSEEN n]), found in SQL."""
+        found = self.store.search(self.user or "", mbid, SearchFilter(flags_unset=["\\Seen"])).uids
+        for u in sorted(found):
+            i = bisect.bisect_left(uids, u)
+            if i < len(uids) and uids[i] == u:
                 return i + 1
         return None
 

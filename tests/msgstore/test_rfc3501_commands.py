@@ -354,3 +354,14 @@ async def test_6_3_11_append_to_selected_mailbox_reports_exists(srv: Running) ->
         reply = await c.append("INBOX", message(1))
         assert reply.ok and reply.of(ExistsData)[0].count == 1
         assert reply.tagged.code and reply.tagged.code.name == "APPENDUID"
+
+
+async def test_6_3_1_unseen_code_names_first_unseen_sequence_number(srv: Running) -> None:
+    async with srv.client() as c:
+        await c.login()
+        await c.append("INBOX", message(1), "\\Seen")
+        await c.append("INBOX", message(2))
+        await c.append("INBOX", message(3))
+        reply = await c.cmd("SELECT INBOX")
+        codes = {r.code.name: r.code.value for r in reply.of(StatusResponse) if r.code}
+        assert codes["UNSEEN"] == 2
