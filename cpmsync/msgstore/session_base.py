@@ -292,7 +292,12 @@ class SessionBase:
                     except Exception:
                         return
                     continue
-                await self._flush_push()
+                try:
+                    await self._flush_push()
+                except (ConnectionError, OSError):
+                    raise
+                except Exception:  # a store hiccup while pushing must not end the session
+                    log.exception("push failed", extra=kv(session=self.id))
                 await self._flush_out()
                 try:
                     kind, data = await self._next_item()
