@@ -451,11 +451,17 @@ class Cache:
     # ---------------------------------------------------------------- outbox
 
     def _next_seq(self, s: Session, folder: str) -> int:
-        row = s.get(OutboxSeq, folder)
+        # Counters are remembered per session: a get() per event would autoflush every row.
+        counters: dict[str, OutboxSeq] = s.info.setdefault("outbox_seq", {})
+        row = counters.get(folder)
         if row is None:
-            row = OutboxSeq(folder=folder, last_seq=0)
+            with s.no_autoflush:
+                row = s.get(OutboxSeq, folder)
+            if row is None:
+                row = OutboxSeq(folder=folder, last_seq=0)
+                s.add(row)
+            counters[folder] = row
         row.last_seq += 1
-        s.add(row)
         return row.last_seq
 
     def _write_raw(
@@ -660,6 +666,10 @@ class FolderSync:
         self.existed = self._folder is not None
         self.uidvalidity_reset = False
         self._events: list[_PendingEvent] = []
+        # Rows touched in this transaction, so lookups need neither a query nor an autoflush;
+        # a folder that is new (or just lost its messages) has nothing else to look up.
+        self._rows: dict[int, Message] = {}
+        self._may_exist = self.existed
         self._messages: int | None = None
         self._unseen: int | None = None
 
@@ -693,7 +703,10 @@ class FolderSync:
                 self._events.append(
                     _PendingEvent("message_removed", self.name, f.uidvalidity, sorted(uids), f.highestmodseq)
                 )
+            self._s.flush()
             self._s.exec(delete(Message).where(col(Message.folder_id) == f.id))
+            self._rows.clear()
+            self._may_exist = False
             f.last_synced_modseq = 0
             self.uidvalidity_reset = True
             log.info("uidvalidity changed, folder cache dropped", extra=kv(folder=self.name))
@@ -718,14 +731,24 @@ class FolderSync:
             self._unseen = unseen
         self._s.add(f)
 
+    def _row(self, folder_id: int | None, uid: int) -> Message | None:
+        row = self._rows.get(uid)
+        if row is None and self._may_exist:
+            with self._s.no_autoflush:
+                row = self._s.get(Message, (folder_id, uid))
+            if row is not None:
+                self._rows[uid] = row
+        return row
+
     def add_message(self, msg: MessageData) -> bool:
         """Insert (or refresh) a message; True when it was new (a message_added event)."""
         f = self._ensure()
         flags = _flags_text(msg.flags)
-        row = self._s.get(Message, (f.id, msg.uid))
+        row = self._row(f.id, msg.uid)
         new = row is None
         if row is None:
             row = Message(folder_id=f.id or 0, uid=msg.uid)
+            self._rows[msg.uid] = row
         elif row.flags != flags:
             self._events.append(
                 _PendingEvent(
@@ -762,7 +785,7 @@ class FolderSync:
     def set_flags(self, uid: int, flags: Iterable[str], modseq: int | None = None) -> bool:
         """New flags for a known message; True when they differ (a flags_changed event)."""
         f = self._ensure()
-        row = self._s.get(Message, (f.id, uid))
+        row = self._row(f.id, uid)
         if row is None:
             return False
         flags = set(flags)
@@ -785,6 +808,9 @@ class FolderSync:
         wanted = sorted(set(uids))
         if not wanted:
             return []
+        self._s.flush()  # rows added in this transaction are deleted like the others
+        for uid in wanted:
+            self._rows.pop(uid, None)
         held: list[int] = []
         for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
             chunk = wanted[i : i + 500]

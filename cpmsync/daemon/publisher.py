@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import socket
 import ssl
 import threading
 from datetime import UTC, datetime
@@ -50,7 +51,7 @@ def mqtt_client(
         tls_context = ssl.create_default_context(
             cafile=str(settings.ca_file) if settings.ca_file is not None else None
         )
-    return aiomqtt.Client(
+    client = aiomqtt.Client(
         settings.host,
         settings.effective_port,
         username=settings.username,
@@ -64,7 +65,12 @@ def mqtt_client(
         timeout=settings.connect_timeout_s,
         tls_context=tls_context,
         max_inflight_messages=settings.max_inflight,
+        # Small packets (PUBLISH, PUBACK) must not wait for Nagle: measured 36 ms per window without.
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
     )
+    # aiomqtt warns above 10 pending publishes; a full window of max_inflight is normal here.
+    client.pending_calls_threshold = settings.max_inflight + 10
+    return client
 
 
 class Publisher:
@@ -238,8 +244,8 @@ class Publisher:
             pass
 
     async def _serve(self, client: aiomqtt.Client) -> None:
-        deadline: float | None = None
         loop = asyncio.get_running_loop()
+        deadline: float | None = None
         while True:
             self._wake.clear()  # before reading, so a commit racing with the read still wakes us
             if self._closing and deadline is None:
@@ -253,21 +259,27 @@ class Publisher:
                     retain=True,
                     timeout=self.settings.ack_timeout_s,
                 )
-            batch = self.cache.outbox_batch(self.settings.max_inflight)
-            if batch:
-                if deadline is not None and loop.time() > deadline:
-                    log.warning("mqtt close: outbox not drained", extra=kv(pending=self.cache.outbox_count()))
-                    return
-                await self._publish_batch(client, batch)
-                continue
+            drained = await self._drain(client, deadline)
             if self._closing:
+                if not drained:
+                    log.warning("mqtt close: outbox not drained", extra=kv(pending=self.cache.outbox_count()))
                 return
-            await self._wake.wait()
+            if not self._wake.is_set():
+                await self._wake.wait()
 
-    async def _publish_batch(self, client: aiomqtt.Client, batch: list[OutboxItem]) -> None:
-        """Publish up to max_inflight rows at once; they leave in order on one TCP stream."""
+    async def _drain(self, client: aiomqtt.Client, deadline: float | None) -> bool:
+        """Publish the outbox in id order with a sliding window of max_inflight unacknowledged rows.
+
+        A row is deleted only once its PUBACK came; until then it is excluded from re-reading, not
+        resent. Rows leave in id order on one TCP stream, so per-folder order holds. Returns True
+        when the outbox was found empty, False when the close deadline stopped it.
+        """
+        loop = asyncio.get_running_loop()
+        window = asyncio.Semaphore(self.settings.max_inflight)
+        progress = asyncio.Event()
+        taken: set[int] = set()  # in flight, or acknowledged but not yet deleted
         acked: list[int] = []
-        errors: list[BaseException] = []
+        failures: list[BaseException] = []
 
         async def one(item: OutboxItem) -> None:
             try:
@@ -279,14 +291,46 @@ class Publisher:
                     timeout=self.settings.ack_timeout_s,
                 )
             except aiomqtt.MqttError as e:
-                errors.append(e)
+                failures.append(e)
             else:
                 acked.append(item.id)
+            finally:
+                window.release()
+                progress.set()
 
-        async with asyncio.TaskGroup() as tg:
-            for item in batch:
-                tg.create_task(one(item))
-        self.cache.outbox_ack(acked)
-        self.published += len(acked)
-        if errors:
-            raise errors[0]
+        def flush_acks() -> None:
+            if acked:
+                done = list(acked)
+                acked.clear()
+                self.cache.outbox_ack(done)
+                taken.difference_update(done)
+                self.published += len(done)
+
+        drained = False
+        try:
+            async with asyncio.TaskGroup() as tg:
+                while not failures:
+                    flush_acks()
+                    if deadline is not None and loop.time() > deadline:
+                        break
+                    limit = self.settings.max_inflight + len(taken)
+                    rows = [r for r in self.cache.outbox_batch(limit) if r.id not in taken]
+                    if not rows:
+                        if not taken:
+                            drained = True
+                            break
+                        progress.clear()
+                        await progress.wait()
+                        continue
+                    for item in rows:
+                        await window.acquire()
+                        if failures:
+                            window.release()
+                            break
+                        taken.add(item.id)
+                        tg.create_task(one(item))
+        finally:
+            flush_acks()  # what the broker took must not be resent, even when cancelled
+        if failures:
+            raise failures[0]
+        return drained

@@ -49,6 +49,7 @@ class Broker:
         lines = [
             f"listener {self.port} 127.0.0.1",
             "allow_anonymous true",
+            "set_tcp_nodelay true",  # as config/daemon.toml recommends for the device broker
             f"persistence {'true' if persistent else 'false'}",
             # Run as root, mosquitto drops to user "mosquitto", who cannot write the test's tmp dir;
             # naming the current user keeps it as is (and is ignored when not root).
