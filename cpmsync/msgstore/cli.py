@@ -97,7 +97,7 @@ def _one_line(e: BaseException) -> str:
 def serve(
     config: Path | None = ConfigOpt,
     listen: list[str] = typer.Option(
-        [], "--listen", help="HOST:PORT to listen on (repeatable); replaces [server] listen."
+        [], "--listen", help="HOST:PORT to listen on (repeatable); replaces the config file's server.listen."
     ),
     db: str | None = DbOpt,
 ) -> None:
