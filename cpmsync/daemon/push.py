@@ -116,7 +116,9 @@ class PushLoop:
                 await self._sync(hints)
                 continue
             now = time.monotonic()
-            if self.mode != "notify" and now >= self.next_poll:
+            # Also with NOTIFY: a safety net for news the server never sent (Dovecot 2.3.19 goes
+            # quiet after some mailbox operations, seen in tests). Cheap with LIST-CHANGEDSINCE.
+            if now >= self.next_poll:
                 await self.engine.catch_up()
                 self.next_poll = time.monotonic() + self.cfg.poll_interval_s
                 continue
@@ -124,9 +126,7 @@ class PushLoop:
                 await self._names()
                 self.next_names = time.monotonic() + self.cfg.names_list_interval_s
                 continue
-            deadline = min(self.next_names, now + min(self.cfg.keepalive_s, _IDLE_MAX_S))
-            if self.mode != "notify":
-                deadline = min(deadline, self.next_poll)
+            deadline = min(self.next_names, self.next_poll, now + min(self.cfg.keepalive_s, _IDLE_MAX_S))
             await self._wait(deadline)
 
     async def _wait(self, deadline: float) -> None:
@@ -165,13 +165,6 @@ class PushLoop:
         for name in sorted(hints.deleted):
             eng.cache.delete_folder(name)
         folders = sorted(hints.folders)
-        if hints.mailbox_names and self.mode == "notify":
-            # Dovecot 2.3 stops reporting changes in the other mailboxes after a mailbox is
-            # created or renamed (measured here); setting NOTIFY again re-arms it, and a catch-up
-            # covers what changed in between. Mailbox creation is rare; this is cheap.
-            await self.imap.notify_set(NOTIFY_SET)
-            await eng.catch_up()
-            folders = [f for f in folders if f not in eng.cache.folders()]
         if self.mode == "idle":
             folders = [self.cfg.idle_folder]
         if folders:
