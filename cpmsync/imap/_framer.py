@@ -62,7 +62,7 @@ class Framer:
         self._max_msg = max_message_bytes
         self._max_nonsync = max_nonsync_literal_bytes
         self.plus_lines_raw = False  # response side: "+ text {5}" is a continuation, not a literal
-        self._plus_line = False  # the line being discarded started with "+"
+        self._plus_line = False  # the line being discarded is raw or "+": no literal processing
 
     def feed(self, data: bytes) -> None:
         buf = self._buf
@@ -123,7 +123,7 @@ class Framer:
                     err = self._error(
                         b"line exceeds max_line_bytes (%d)" % self._max_line, self._seg + self._max_line
                     )
-                    self._plus_line = self._starts_plus()
+                    self._plus_line = self._no_literals_here()
                     self._discard = True
                     self._skip_keeping_tail()
                     raise err
@@ -136,7 +136,7 @@ class Framer:
                 )
                 # rescan this line's tail (no LF in it) so its literal marker is still seen
                 tail = max(self._seg, nl - _MARKER_MAX)
-                self._plus_line = self._starts_plus()
+                self._plus_line = self._no_literals_here()
                 self._discard = True
                 self._start = self._seg = self._scan = tail
                 raise err
@@ -202,6 +202,14 @@ class Framer:
         a `{n+}` literal marker, so the line end is judged the same however the bytes arrived."""
         keep_from = max(self._seg, len(self._buf) - _MARKER_MAX)
         self._start = self._seg = self._scan = keep_from
+
+    def _no_literals_here(self) -> bool:
+        """An over-long line being discarded: is it one whose `{n}` ending is text, not a literal?
+        True for a raw-mode line (its one-shot expectation is used up here) and a "+" line."""
+        if self._raw_line:
+            self._raw_line = False
+            return True
+        return self._starts_plus()
 
     def _starts_plus(self) -> bool:
         """Response side: the logical line is a continuation request, whose text is never a literal."""

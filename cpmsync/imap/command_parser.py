@@ -836,7 +836,10 @@ class CommandParser:
             try:
                 raw = fr.next_frame(sync_literals_stop=True)
             except ImapLimitError as e:
-                e.tag = _tag_of(e.line)
+                if self._raw_mode:  # the raw line itself was too long: the expectation is used up
+                    self._raw_mode = False
+                else:
+                    e.tag = _tag_of(e.line)
                 raise
             if raw is None:
                 size = fr.pop_continuation()

@@ -444,3 +444,25 @@ def test_nonsync_literal_policy_literal_plus_minus_or_none(
     # synchronizing literals are unaffected by the policy
     p.feed(b"a3 LOGIN {3}\r\n")
     assert p.next_event() == ContinuationNeeded("a3", 3)
+
+
+def test_over_long_raw_line_uses_up_raw_mode_and_is_not_read_as_literal() -> None:
+    p = CommandParser(max_line_bytes=20)
+    p.feed(b"a1 IDLE\r\n")
+    assert p.next_event() == IdleCommand("a1")
+    p.expect_raw_line()
+    p.feed(b"x" * 40 + b" {5}\r\na2 NOOP\r\n")
+    with pytest.raises(ImapLimitError) as ei:
+        p.next_event()
+    assert ei.value.tag is None  # a raw line has no tag
+    assert p.next_event() == NoopCommand("a2")  # parsed as a command again, no literal skipped
+
+
+def test_over_long_raw_line_same_result_however_split() -> None:
+    wire = b"a1 IDLE\r\n" + b"x" * 40 + b" {5}\r\na2 NOOP\r\n"
+    whole = feed_commands(wire, max_line_bytes=20)
+    assert [type(e).__name__ for e in whole] == ["IdleCommand", "ImapLimitError", "NoopCommand"]
+    for chunk in (1, 3, 16):
+        assert [type(e).__name__ for e in feed_commands(wire, chunk=chunk, max_line_bytes=20)] == [
+            type(e).__name__ for e in whole
+        ]
