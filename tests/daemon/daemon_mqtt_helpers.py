@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable
@@ -40,7 +41,14 @@ class Broker:
     so a subscriber's session survives even a SIGKILL of the broker.
     """
 
-    def __init__(self, workdir: Path, *, persistent: bool = False, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        persistent: bool = False,
+        port: int | None = None,
+        listener_lines: list[str] | None = None,
+    ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.persistent = persistent
@@ -48,7 +56,7 @@ class Broker:
         self.conf = workdir / "mosquitto.conf"
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
+            *(listener_lines or ["allow_anonymous true"]),
             "set_tcp_nodelay true",  # as config/daemon.toml recommends for the device broker
             f"persistence {'true' if persistent else 'false'}",
             # Run as root, mosquitto drops to user "mosquitto", who cannot write the test's tmp dir;
@@ -144,6 +152,9 @@ class Collector:
     persistent: bool = False
     messages: list[Received] = field(default_factory=list)
     subscribed: asyncio.Event = field(default_factory=asyncio.Event)
+    username: str | None = None
+    password: str | None = None
+    tls_context: ssl.SSLContext | None = None
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def _client(self) -> aiomqtt.Client:
@@ -159,6 +170,9 @@ class Collector:
             clean_start=not self.persistent,
             properties=props,
             timeout=3,
+            username=self.username,
+            password=self.password,
+            tls_context=self.tls_context,
         )
 
     async def run(self) -> None:
