@@ -492,7 +492,16 @@ class Cache:
         # A rename is identified by both names, so renaming back later is a new event.
         key = ev.folder if ev.old_folder is None else f"{ev.old_folder}\0{ev.folder}"
         return FolderEvent(
-            id=event_id(self.account_id, key, ev.uidvalidity, ev.uids, ev.modseq, ev.kind),
+            id=event_id(
+                self.account_id,
+                key,
+                ev.uidvalidity,
+                ev.uids,
+                ev.modseq,
+                ev.kind,
+                # Without a MODSEQ, the new flags are what makes this flag change distinct.
+                " ".join(sorted(ev.flags)) if ev.modseq is None and ev.flags is not None else None,
+            ),
             kind=ev.kind,
             account=self.account_id,
             folder=ev.folder,

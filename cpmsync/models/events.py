@@ -46,9 +46,17 @@ def event_id(
     uids: Iterable[int],
     modseq: int | None,
     kind: str,
+    detail: str | None = None,
 ) -> str:
-    """Deterministic id: the same change detected twice yields the same id (32 hex digits)."""
-    key = json.dumps([account, folder, uidvalidity, sorted(uids), modseq, kind], separators=(",", ":"))
+    """Deterministic id: the same change detected twice yields the same id (32 hex digits).
+
+    `detail` tells apart changes a MODSEQ cannot (a server without CONDSTORE: two flag changes
+    of one message would otherwise share an id and the second be dropped as a duplicate).
+    """
+    parts: list[object] = [account, folder, uidvalidity, sorted(uids), modseq, kind]
+    if detail is not None:
+        parts.append(detail)
+    key = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
