@@ -1,0 +1,66 @@
+"""The sync engine against our msgstore in all three discovery modes (its extensions switched off
+through its settings): LIST-CHANGEDSINCE + NOTIFY, LIST-STATUS + IDLE, and legacy LIST + STATUS
+per folder (no CONDSTORE/QRESYNC/NOTIFY). After random changes by another client the cache
+equals the server and the MQTT events alone rebuild the same state."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_mqtt_helpers import Broker, Collector
+from daemon_sync_helpers import (
+    daemon_settings,
+    random_changes,
+    replay_events,
+    running_daemon,
+    seed_small,
+    server_state,
+    wait_equal,
+)
+from imapclient import IMAPClient
+
+from cpmsync.msgstore import MsgstoreSettings
+from tests.msgstore.server_testlib import ThreadServer, make_settings
+
+MODES: dict[str, Any] = {
+    "list-changedsince": lambda: make_settings(),
+    "list-status": lambda: make_settings(extensions={"list_changedsince": False}),
+    "list-status-per-folder": lambda: MsgstoreSettings.legacy(
+        server={"listen": ["127.0.0.1:0"]}, limits={"auth_failure_delay_ms": 0}
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+async def test_msgstore_random_changes_every_mode(broker: Broker, tmp_path: Path, mode: str) -> None:
+    with ThreadServer(MODES[mode]()) as srv:
+        user, pw = "alice", "alice-pw"
+        await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, user, pw, 4, 3, 5)
+        settings = daemon_settings("127.0.0.1", srv.port, user, pw, broker.port, tmp_path, poll_interval_s=1)
+
+        def server() -> dict[str, dict[int, frozenset[str]]]:
+            return server_state("127.0.0.1", srv.port, user, pw)
+
+        col = Collector(broker.port, [f"cpm/{user}/#"], client_id=f"col-{mode}")
+        rng = random.Random(mode)
+        async with asyncio.TaskGroup() as tg:
+            ct = tg.create_task(col.run())
+            await col.subscribed.wait()
+            async with running_daemon(settings) as (_session, cache):
+                for _round in range(2):
+                    c = IMAPClient("127.0.0.1", srv.port, ssl=False, use_uid=True)
+                    c.login(user, pw)
+                    await asyncio.to_thread(random_changes, c, rng, 12)
+                    c.logout()
+                    final = await wait_equal(cache, server)
+                strategies = {r.strategy for r in cache.runs()}
+                await col.wait_until(lambda _ms: replay_events(col.events()) == final)
+            ct.cancel()
+        if mode == "list-changedsince":
+            assert "list-changedsince" in strategies
+        else:
+            assert mode in strategies and "list-changedsince" not in strategies
