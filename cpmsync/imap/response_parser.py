@@ -466,7 +466,7 @@ def _fast(raw: bytes) -> Response | None:
 def parse_response(raw: bytes) -> Response:
     """Type one complete logical response line (CRLF and inline literals included)."""
     try:
-        return _parse(raw)
+        return _fast(raw) or _parse(raw)
     except ImapProtocolError as e:
         if not e.line:
             e.line = raw[:1024]
@@ -484,9 +484,6 @@ def _args_start(raw: bytes) -> int:
 
 
 def _parse(raw: bytes) -> Response:
-    fast = _fast(raw)
-    if fast is not None:
-        return fast
     if raw[:1] == b"+":
         end = _line_end(raw)
         return ContinuationRequest(dec(raw[2 if raw[1:2] == b" " else 1 : end]))
@@ -542,14 +539,13 @@ class ResponseParser:
         raw = self._framer.next_frame(sync_literals_stop=False)
         if raw is None:
             return NEED_DATA
-        return _fast(raw) or parse_response(raw)
+        return parse_response(raw)
 
     def events(self) -> Iterator[Response]:
         """Every complete response buffered so far (an error propagates; call again after it)."""
         next_frame = self._framer.next_frame
-        fast = _fast
         while (raw := next_frame(sync_literals_stop=False)) is not None:
-            yield fast(raw) or parse_response(raw)
+            yield parse_response(raw)
 
     def take_buffered(self) -> bytes:
         """Remove and return the bytes not parsed yet (they follow a COMPRESS/STARTTLS switch)."""
