@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import shutil
 import tempfile
 import threading
 import time
@@ -41,11 +42,25 @@ def make_settings(**sections: dict[str, Any]) -> MsgstoreSettings:
     return MsgstoreSettings(**data)
 
 
+_TEMPLATES: dict[tuple[tuple[str, str], ...], Path] = {}
+_TEMPLATE_DIR = tempfile.TemporaryDirectory(prefix="cpm-msgstore-tpl-")
+
+
 def make_store(tmp: Path, users: dict[str, str] | None = None) -> MessageStore:
-    store = MessageStore(f"sqlite:///{tmp / 'msgstore.sqlite'}")
-    for u, p in (USERS if users is None else users).items():
-        store.add_user(u, p)
-    return store
+    """A fresh SQLite store with `users`; copied from a per-process template so each test does not
+    pay the schema and the argon2 hashes again."""
+    key = tuple(sorted((USERS if users is None else users).items()))
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = Path(_TEMPLATE_DIR.name) / f"t{len(_TEMPLATES)}.sqlite"
+        tpl = MessageStore(f"sqlite:///{template}")
+        for u, p in key:
+            tpl.add_user(u, p)
+        tpl.close()
+        _TEMPLATES[key] = template
+    target = tmp / "msgstore.sqlite"
+    shutil.copyfile(template, target)
+    return MessageStore(f"sqlite:///{target}")
 
 
 @dataclass
