@@ -18,15 +18,22 @@ import signal
 import ssl
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cpmsync.config import ConfigError
 from cpmsync.logs import kv
 from cpmsync.msgstore.settings import MsgstoreSettings, parse_hostport
 from cpmsync.msgstore.store import MessageStore
 
-__all__ = ["ImapServer", "ServerContext", "make_ssl_context", "serve_forever"]
+if TYPE_CHECKING:
+    from cpmsync.msgstore.session import Session
+
+__all__ = ["SHUTDOWN_GRACE_S", "ImapServer", "ServerContext", "make_ssl_context", "serve_forever"]
 
 log = logging.getLogger("cpmsync.msgstore.server")
+
+# On stop, how long a session may take to finish its command and say BYE before it is cut.
+SHUTDOWN_GRACE_S = 10.0
 
 
 def make_ssl_context(settings: MsgstoreSettings) -> ssl.SSLContext | None:
@@ -82,7 +89,8 @@ class ImapServer:
         self.tls_addresses: list[tuple[str, int]] = []
         self._stop = asyncio.Event()
         self._tg: asyncio.TaskGroup | None = None
-        self._sessions: set[object] = set()
+        self._sessions: set[Session] = set()
+        self._no_sessions = asyncio.Event()
 
     @property
     def port(self) -> int:
@@ -139,8 +147,23 @@ class ImapServer:
                 for srv in listeners:
                     srv.close()
                 for s in list(self._sessions):
-                    s.request_shutdown()  # type: ignore[attr-defined]
+                    s.request_shutdown()
+                if self._sessions:
+                    tg.create_task(self._abort_stragglers())
         log.info("msgstore stopped")
+
+    async def _abort_stragglers(self) -> None:
+        """A client that stopped reading blocks its session in drain(); after the grace period
+        its connection is aborted so shutdown always ends."""
+        try:
+            async with asyncio.timeout(SHUTDOWN_GRACE_S):
+                await self._no_sessions.wait()
+            return
+        except TimeoutError:
+            pass
+        for s in list(self._sessions):
+            log.warning("aborting a session that did not finish in time", extra=kv(session=s.id))
+            s.abort()
 
     def _caps(self) -> list[str]:
         return self.settings.extensions.capabilities()
@@ -166,12 +189,15 @@ class ImapServer:
         host = session.peer_host
         self.ctx.per_address[host] += 1
         self._sessions.add(session)
+        self._no_sessions.clear()
         try:
             await session.run()
         except Exception:
             log.exception("session crashed", extra=kv(session=session.id))
         finally:
             self._sessions.discard(session)
+            if not self._sessions:
+                self._no_sessions.set()
             self.ctx.per_address[host] -= 1
             if self.ctx.per_address[host] <= 0:
                 del self.ctx.per_address[host]

@@ -174,6 +174,10 @@ class SessionBase:
 
     # ================================================================ plumbing
 
+    def abort(self) -> None:
+        """Cut the connection now (shutdown grace period over)."""
+        self.writer.transport.abort()
+
     def request_shutdown(self) -> None:
         """Server stopping: finish the current command, say BYE, close."""
         self._shutdown = True

@@ -48,3 +48,24 @@ async def test_no_new_connections_after_stop() -> None:
         data = await asyncio.wait_for(r.read(), 5)
         w.close()
         assert not data.startswith(b"* OK")
+
+
+async def test_client_that_stopped_reading_cannot_block_shutdown(monkeypatch: object) -> None:
+    import cpmsync.msgstore.server as server_module
+
+    monkeypatch.setattr(server_module, "SHUTDOWN_GRACE_S", 0.5)  # type: ignore[attr-defined]
+    async with running_server() as srv:
+        big = message(1, body="y" * 400_000)
+        for _ in range(40):
+            srv.store.append("alice", "INBOX", big)
+        async with srv.client() as c:
+            await c.login()
+            await c.cmd("SELECT INBOX")
+            await c.send(b"f FETCH 1:* BODY.PEEK[]\r\n")  # ~16 MB the client never reads
+            await asyncio.sleep(0.3)
+            srv.server.stop()
+            for _ in range(200):  # the session is cut after the grace period, stop() completes
+                if srv.server.session_count == 0:
+                    break
+                await asyncio.sleep(0.02)
+            assert srv.server.session_count == 0
