@@ -329,6 +329,7 @@ class ImapClient:
         for p in self._pending.values():
             if not p.future.done():
                 p.future.set_exception(ImapConnectionLost(str(exc)))
+                p.future.exception()  # a waiter that already left (IDLE) must not log it again
         self._pending.clear()
         self._push_ready.set()  # wake a consumer waiting for news: it sees the close
         if self._writer is not None:

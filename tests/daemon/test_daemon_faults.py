@@ -1,0 +1,219 @@
+"""Faults, with real parts: Dovecot behind a small TCP proxy (it exists because no real server
+cuts connections or sends malformed lines on demand), Mosquitto stopped and started, the daemon
+process SIGKILLed. Afterwards the cache equals the server and the events rebuild the same state
+(duplicates allowed, identified by id; nothing missing)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_mqtt_helpers import Broker, Collector
+from daemon_sync_helpers import (
+    daemon_settings,
+    random_changes,
+    replay_events,
+    running_daemon,
+    seed_small,
+    server_state,
+    wait_equal,
+    wait_until,
+)
+from imapclient import IMAPClient
+
+from cpmsync.daemon.cache import Cache
+
+pytestmark = pytest.mark.dovecot
+
+State = dict[str, dict[int, frozenset[str]]]
+
+
+def _changes(acct: Any, seed: int, n: int) -> None:
+    c = IMAPClient(acct.host, acct.port, ssl=False, use_uid=True)
+    c.login(acct.user, acct.password)
+    try:
+        random_changes(c, random.Random(seed), n)
+    finally:
+        c.logout()
+
+
+async def test_cut_at_random_points_of_syncs(
+    dovecot_account: Any, broker: Broker, tmp_path: Path, fault_proxy_factory: Any
+) -> None:
+    acct = dovecot_account
+    await asyncio.to_thread(seed_small, acct.host, acct.port, acct.user, acct.password, 6, 8, 3)
+    px = await fault_proxy_factory(acct.host, acct.port)
+    rng = random.Random(42)
+    px.cut_after(down=rng.randint(200, 4000))  # the first sync is cut too
+    settings = daemon_settings(
+        px.host, px.port, acct.user, acct.password, broker.port, tmp_path, poll_interval_s=2
+    )
+    col = Collector(broker.port, [f"cpm/{acct.user}/#"], client_id=f"col-{acct.user}")
+
+    def server() -> State:
+        return server_state(acct.host, acct.port, acct.user, acct.password)
+
+    async with asyncio.TaskGroup() as tg:
+        ct = tg.create_task(col.run())
+        await col.subscribed.wait()
+        async with running_daemon(settings) as (session, cache):
+            for i in range(5):
+                px.cut_after(down=rng.randint(20, 3000))
+                await asyncio.to_thread(_changes, acct, 100 + i, 10)
+                final = await wait_equal(cache, server)
+            assert session.connections >= 2  # the cuts really happened
+            await col.wait_until(lambda _ms: replay_events(col.events()) == final)
+        ct.cancel()
+
+
+async def test_malformed_response_one_error_then_reconnect(
+    dovecot_account: Any, broker: Broker, tmp_path: Path, fault_proxy_factory: Any, caplog: Any
+) -> None:
+    acct = dovecot_account
+    await asyncio.to_thread(seed_small, acct.host, acct.port, acct.user, acct.password, 3, 2, 4)
+    px = await fault_proxy_factory(acct.host, acct.port)
+    # No COMPRESS here: the proxy edits lines, which it can only find in the plain stream.
+    settings = daemon_settings(
+        px.host, px.port, acct.user, acct.password, broker.port, tmp_path, compress=False
+    )
+    caplog.set_level(logging.INFO, logger="cpmsync")
+
+    def server() -> State:
+        return server_state(acct.host, acct.port, acct.user, acct.password)
+
+    async with running_daemon(settings) as (session, cache):
+        before = await wait_equal(cache, server)
+        px.replace_next_down_line(b"* 1 FETCH (UID ((( garbage\r\n", startswith=b"* STATUS")
+        await asyncio.to_thread(_changes, acct, 9, 3)
+        await wait_until(lambda: session.connections >= 2)
+        after = await wait_equal(cache, server)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "malformed IMAP response" in errors[0].getMessage()
+    assert session.connections == 2  # one reconnect, no crash loop
+    assert before != after or after  # the cache followed the server after the reconnect
+
+
+async def test_broker_down_delays_events_never_loses_them(
+    dovecot_account: Any, broker_factory: Any, tmp_path: Path
+) -> None:
+    acct = dovecot_account
+    b: Broker = broker_factory()
+    await asyncio.to_thread(seed_small, acct.host, acct.port, acct.user, acct.password, 3, 2, 6)
+    settings = daemon_settings(
+        acct.host, acct.port, acct.user, acct.password, b.port, tmp_path, poll_interval_s=2
+    )
+    col = Collector(b.port, [f"cpm/{acct.user}/#"], client_id=f"col-{acct.user}", persistent=True)
+
+    def server() -> State:
+        return server_state(acct.host, acct.port, acct.user, acct.password)
+
+    async with asyncio.TaskGroup() as tg:
+        ct = tg.create_task(col.run())
+        await col.subscribed.wait()
+        async with running_daemon(settings) as (_session, cache):
+            await wait_equal(cache, server)
+            b.stop()
+            await asyncio.to_thread(_changes, acct, 21, 12)
+            final = await wait_equal(cache, server)
+            assert cache.outbox_count() > 0  # the events wait in the outbox
+            b.start()
+            await col.wait_until(lambda _ms: replay_events(col.events()) == final)
+            await wait_until(lambda: cache.outbox_count() == 0)
+        ct.cancel()
+
+
+def _config(path: Path, acct: Any, mqtt_port: int, cache: Path) -> Path:
+    path.write_text(
+        f"""
+[account]
+id = "{acct.user}"
+[imap]
+host = "{acct.host}"
+port = {acct.port}
+tls = "none"
+username = "{acct.user}"
+debounce_ms = 20
+poll_interval_s = 2
+reconnect_min_s = 0.1
+reconnect_max_s = 1
+[mqtt]
+host = "127.0.0.1"
+port = {mqtt_port}
+[cache]
+path = "{cache}"
+"""
+    )
+    return path
+
+
+def _daemon(config: Path, password: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, CPMSYNC_IMAP__PASSWORD=password)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cpmsync.cli", "daemon", "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def test_sigkill_mid_sync_then_restart_is_consistent(
+    dovecot_account: Any, broker: Broker, tmp_path: Path
+) -> None:
+    acct = dovecot_account
+    await asyncio.to_thread(seed_small, acct.host, acct.port, acct.user, acct.password, 12, 15, 8)
+    cache_path = tmp_path / "cache.sqlite"
+    config = _config(tmp_path / "daemon.toml", acct, broker.port, cache_path)
+    col = Collector(broker.port, [f"cpm/{acct.user}/#"], client_id=f"col-{acct.user}")
+
+    def server() -> State:
+        return server_state(acct.host, acct.port, acct.user, acct.password)
+
+    rng = random.Random(5)
+    async with asyncio.TaskGroup() as tg:
+        ct = tg.create_task(col.run())
+        await col.subscribed.wait()
+        for round_ in range(3):
+            proc = _daemon(config, acct.password)
+            await asyncio.to_thread(_changes, acct, 300 + round_, 8)
+            await asyncio.sleep(rng.uniform(0.2, 1.2))  # somewhere inside a sync
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        proc = _daemon(config, acct.password)
+        try:
+            await wait_until(lambda: cache_path.exists())
+            cache = Cache.open(cache_path, acct.user)
+            try:
+                final = await wait_equal(cache, server)
+            finally:
+                cache.close()
+            await col.wait_until(lambda _ms: replay_events(col.events()) == final)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            rc = await asyncio.to_thread(proc.wait, 30)
+        assert rc == 0, proc.stderr.read().decode() if proc.stderr else ""
+        offline = [m for m in col.messages if m.topic.endswith("/status") and m.json]
+        assert offline and offline[-1].json["state"] == "offline"
+        ct.cancel()
+
+
+def test_broken_config_is_one_clear_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[imap]\nhost = "mail.example.org"\ntls = "none"\nusername = "u"\n')
+    r = subprocess.run(
+        [sys.executable, "-m", "cpmsync.cli", "daemon", "run", "--config", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert (len(lines) == 1 and "plaintext" in lines[0].lower()) or "clear" in lines[0].lower(), r.stderr
+    assert "Traceback" not in r.stderr
