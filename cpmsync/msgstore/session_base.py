@@ -252,7 +252,12 @@ class SessionBase:
         self._out.clear()
         self._out_size = 0
         self.writer.write(self.codec.encode(data))
-        await self.writer.drain()
+        try:  # a client that stops reading for as long as an idle one may sleep is gone
+            async with asyncio.timeout(self.settings.server.idle_timeout_s):
+                await self.writer.drain()
+        except TimeoutError:
+            self.writer.transport.abort()
+            raise ConnectionError("client stopped reading") from None
 
     def _tagged(self, tag: str, status: str, text: str, code: ResponseCode | None = None) -> None:
         self._emit(StatusResponse(tag, status, code, text))
