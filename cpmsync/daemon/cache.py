@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, text
+from sqlalchemy import delete, func, insert, text
 from sqlmodel import Session, col, select
 
 from cpmsync.daemon.settings import DaemonSettings
@@ -386,7 +386,7 @@ class Cache:
             try:
                 yield fs
                 wrote = fs._finish()
-                s.commit()
+                self._commit(s)
             except BaseException:
                 s.rollback()
                 raise
@@ -412,7 +412,7 @@ class Cache:
             self._write_event(s, ev, self.topics.events(name))
             self._write_summary(s, name, None)
             self._advance(s)
-            s.commit()
+            self._commit(s)
         self._notify()
         log.info("folder removed", extra=kv(folder=name))
         return True
@@ -443,7 +443,7 @@ class Cache:
             self._write_summary(s, old, None)
             self._write_summary(s, new, f)
             self._advance(s)
-            s.commit()
+            self._commit(s)
         self._notify()
         log.info("folder renamed", extra=kv(folder=new, old_folder=old))
         return True
@@ -474,18 +474,28 @@ class Cache:
         *,
         retain: bool = False,
     ) -> None:
-        s.add(
-            OutboxRow(
-                topic=topic,
-                payload=payload,
-                qos=self.event_qos,
-                retain=retain,
-                created=_now(),
-                folder=folder,
-                seq=self._next_seq(s, folder),
-                event_id=eid,
-            )
+        # Buffered and inserted in one executemany at commit (`_commit`), in this order.
+        pending: list[dict[str, Any]] = s.info.setdefault("outbox_rows", [])
+        pending.append(
+            {
+                "topic": topic,
+                "payload": payload,
+                "qos": self.event_qos,
+                "retain": retain,
+                "created": _now(),
+                "folder": folder,
+                "seq": self._next_seq(s, folder),
+                "event_id": eid,
+            }
         )
+
+    def _commit(self, s: Session) -> None:
+        """Insert the buffered outbox rows, then commit: both or neither."""
+        rows = s.info.pop("outbox_rows", None)
+        if rows:
+            s.flush()
+            s.execute(insert(OutboxRow), rows)
+        s.commit()
 
     def _event_payload(self, ev: _PendingEvent) -> FolderEvent:
         m = ev.msg
@@ -527,6 +537,8 @@ class Cache:
         topic = self.topics.summary(name)
         # A newer retained summary supersedes an unsent older one: the broker keeps only the last.
         s.exec(delete(OutboxRow).where(col(OutboxRow.topic) == topic, col(OutboxRow.retain).is_(True)))
+        buffered: list[dict[str, Any]] = s.info.get("outbox_rows", [])
+        buffered[:] = [r for r in buffered if not (r["retain"] and r["topic"] == topic)]
         if f is None:
             self._write_raw(s, topic, "", name, None, retain=True)
             return
@@ -678,6 +690,7 @@ class FolderSync:
         # Rows touched in this transaction, so lookups need neither a query nor an autoflush;
         # a folder that is new (or just lost its messages) has nothing else to look up.
         self._rows: dict[int, Message] = {}
+        self._new: dict[int, dict[str, Any]] = {}  # not in the table yet: one executemany at the end
         self._may_exist = self.existed
         self._messages: int | None = None
         self._unseen: int | None = None
@@ -715,6 +728,7 @@ class FolderSync:
             self._s.flush()
             self._s.exec(delete(Message).where(col(Message.folder_id) == f.id))
             self._rows.clear()
+            self._new.clear()
             self._may_exist = False
             f.last_synced_modseq = 0
             self.uidvalidity_reset = True
@@ -753,58 +767,64 @@ class FolderSync:
         """Insert (or refresh) a message; True when it was new (a message_added event)."""
         f = self._ensure()
         flags = _flags_text(msg.flags)
-        row = self._row(f.id, msg.uid)
-        new = row is None
-        if row is None:
-            row = Message(folder_id=f.id or 0, uid=msg.uid)
-            self._rows[msg.uid] = row
-        elif row.flags != flags:
-            self._events.append(
-                _PendingEvent(
-                    "flags_changed", self.name, f.uidvalidity, [msg.uid], msg.modseq, flags=sorted(msg.flags)
-                )
+        values: dict[str, Any] = {
+            "modseq": msg.modseq,
+            "flags": flags,
+            "seen": SEEN in msg.flags,
+            "internaldate": msg.internaldate,
+            "size": msg.size,
+            "from_": msg.from_,
+            "to": msg.to,
+            "subject": msg.subject,
+            "date": msg.date,
+            "message_id": msg.message_id,
+            "preview": msg.preview,
+            "body": msg.body,
+        }
+        pending = self._new.get(msg.uid)
+        row = self._row(f.id, msg.uid) if pending is None else None
+        old_flags = pending["flags"] if pending is not None else (row.flags if row is not None else None)
+        if old_flags is not None and old_flags != flags:
+            ev = _PendingEvent(
+                "flags_changed", self.name, f.uidvalidity, [msg.uid], msg.modseq, flags=sorted(msg.flags)
             )
-        row.modseq = msg.modseq
-        row.flags = flags
-        row.seen = SEEN in msg.flags
-        row.internaldate = msg.internaldate
-        row.size = msg.size
-        row.from_ = msg.from_
-        row.to = msg.to
-        row.subject = msg.subject
-        row.date = msg.date
-        row.message_id = msg.message_id
-        row.preview = msg.preview
-        row.body = msg.body
-        self._s.add(row)
-        if new:
-            self._events.append(
-                _PendingEvent(
-                    "message_added",
-                    self.name,
-                    f.uidvalidity,
-                    [msg.uid],
-                    msg.modseq,
-                    msg=msg,
-                    flags=sorted(msg.flags),
-                )
-            )
-        return new
+            self._events.append(ev)
+        if pending is not None:
+            pending.update(values)
+            return False
+        if row is not None:
+            for k, v in values.items():
+                setattr(row, k, v)
+            self._s.add(row)
+            return False
+        self._new[msg.uid] = {"folder_id": f.id, "uid": msg.uid, **values}
+        ev = _PendingEvent(
+            "message_added", self.name, f.uidvalidity, [msg.uid], msg.modseq, msg=msg, flags=sorted(msg.flags)
+        )
+        self._events.append(ev)
+        return True
 
     def set_flags(self, uid: int, flags: Iterable[str], modseq: int | None = None) -> bool:
         """New flags for a known message; True when they differ (a flags_changed event)."""
         f = self._ensure()
-        row = self._row(f.id, uid)
-        if row is None:
-            return False
         flags = set(flags)
         text_ = _flags_text(flags)
-        changed = row.flags != text_
-        row.flags = text_
-        row.seen = SEEN in flags
-        if modseq is not None:
-            row.modseq = modseq
-        self._s.add(row)
+        pending = self._new.get(uid)
+        if pending is not None:
+            changed = pending["flags"] != text_
+            pending["flags"], pending["seen"] = text_, SEEN in flags
+            if modseq is not None:
+                pending["modseq"] = modseq
+        else:
+            row = self._row(f.id, uid)
+            if row is None:
+                return False
+            changed = row.flags != text_
+            row.flags = text_
+            row.seen = SEEN in flags
+            if modseq is not None:
+                row.modseq = modseq
+            self._s.add(row)
         if changed:
             self._events.append(
                 _PendingEvent("flags_changed", self.name, f.uidvalidity, [uid], modseq, flags=sorted(flags))
@@ -817,29 +837,29 @@ class FolderSync:
         wanted = sorted(set(uids))
         if not wanted:
             return []
-        self._s.flush()  # rows added in this transaction are deleted like the others
+        held = [u for u in wanted if self._new.pop(u, None) is not None]
         for uid in wanted:
             self._rows.pop(uid, None)
-        held: list[int] = []
-        for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
-            chunk = wanted[i : i + 500]
-            held += list(
-                self._s.exec(
-                    select(Message.uid).where(Message.folder_id == f.id, col(Message.uid).in_(chunk))
-                )
-            )
-            self._s.exec(delete(Message).where(col(Message.folder_id) == f.id, col(Message.uid).in_(chunk)))
+        if self._may_exist:
+            self._s.flush()
+            for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+                where = (col(Message.folder_id) == f.id, col(Message.uid).in_(wanted[i : i + 500]))
+                held += list(self._s.exec(select(Message.uid).where(*where)))
+                self._s.exec(delete(Message).where(*where))
+        held = sorted(set(held))
         if held:
-            self._events.append(
-                _PendingEvent("message_removed", self.name, f.uidvalidity, sorted(held), modseq)
-            )
-        return sorted(held)
+            ev = _PendingEvent("message_removed", self.name, f.uidvalidity, held, modseq)
+            self._events.append(ev)
+        return held
 
     def _finish(self) -> bool:
         """Counts, summary, events, pending/watermark; returns whether outbox rows were written."""
         c = self._cache
         f = self._ensure()
         self._s.flush()
+        if self._new:
+            self._s.execute(insert(Message), list(self._new.values()))
+            self._new.clear()
         if self._messages is not None:
             f.messages = self._messages
         else:
