@@ -30,10 +30,17 @@ __all__ = [
 ]
 
 Strategy = Literal["list-status-each", "list-status", "list-changedsince"]
-ServerStyle = Literal["cpmsync", "dovecot"]
+ServerStyle = Literal["cpmsync", "dovecot", "msgstore"]
 STRATEGIES: tuple[Strategy, ...] = ("list-status-each", "list-status", "list-changedsince")
 STATUS_ITEMS: tuple[str, ...] = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
 DELIMITER = "/"
+# Completion texts as our msgstore server words them (cpmsync/msgstore/session_mailbox.py): with
+# COMPRESS a 3-folder LIST-CHANGEDSINCE answer is ~150 B, so a few bytes of wording show up.
+_MSGSTORE_TEXTS = {
+    "List completed.": "LIST completed",
+    "Status completed.": "STATUS completed",
+    "Enabled.": "ENABLE completed",
+}
 CAPABILITIES: tuple[str, ...] = (
     "IMAP4rev1", "SASL-IR", "LOGIN-REFERRALS", "ID", "ENABLE", "IDLE", "LITERAL+", "NOTIFY",
     "CONDSTORE", "QRESYNC", "LIST-STATUS", "LIST-CHANGEDSINCE", "COMPRESS=DEFLATE", "UIDPLUS",
@@ -57,20 +64,18 @@ def _list_line(name: str, attributes: tuple[str, ...] = ()) -> bytes:
 
 
 @functools.lru_cache(maxsize=500_000)
-def _status_line(name: str, values: tuple[int, ...]) -> bytes:
+def _status_line(name: str, values: tuple[int, ...], items: tuple[str, ...] = STATUS_ITEMS) -> bytes:
     imap = _imap()
-    items = dict(zip(STATUS_ITEMS, values, strict=True))
-    return bytes(imap.serialize_response(imap.StatusData(mailbox=name, items=items)))
+    pairs = dict(zip(items, values, strict=True))
+    return bytes(imap.serialize_response(imap.StatusData(mailbox=name, items=pairs)))
 
 
 @functools.lru_cache(maxsize=500_000)
-def _status_cmd_suffix(name: str) -> bytes:
+def _status_cmd_suffix(name: str, items: tuple[str, ...] = STATUS_ITEMS) -> bytes:
     """STATUS command bytes after the tag: serialized once per folder, the tag prepended per use."""
     imap = _imap()
     raw = bytes(
-        imap.serialize_command(
-            imap.StatusCommand(tag="T", mailbox=name, items=STATUS_ITEMS), literal_plus=True
-        )
+        imap.serialize_command(imap.StatusCommand(tag="T", mailbox=name, items=items), literal_plus=True)
     )
     return raw[1:]
 
@@ -81,8 +86,10 @@ def _ok_suffix(text: str) -> bytes:
     return bytes(imap.serialize_response(imap.StatusResponse(tag="T", status="OK", text=text)))[1:]
 
 
-def _status_values(f: Folder) -> tuple[int, ...]:
-    return (f.messages, f.uidnext, f.uidvalidity, f.unseen, f.highestmodseq)
+def _status_values(f: Folder, items: tuple[str, ...] = STATUS_ITEMS) -> tuple[int, ...]:
+    if items is STATUS_ITEMS:
+        return (f.messages, f.uidnext, f.uidvalidity, f.unseen, f.highestmodseq)
+    return tuple(int(getattr(f, item.lower())) for item in items)
 
 
 class ImapSession:
@@ -127,6 +134,8 @@ class ImapSession:
         """Completion text as the server words it; Dovecot appends its command timing."""
         if self.server_style == "dovecot" and text.endswith(" completed."):
             return text[:-1] + " (0.001 + 0.000 secs)."
+        if self.server_style == "msgstore":
+            return _MSGSTORE_TEXTS.get(text, text)
         return text
 
     def ok(self, tag: str, text: str, code: object = None) -> object:
@@ -205,9 +214,19 @@ class ImapSession:
         folders: Mapping[str, Folder],
         changed: Iterable[str],
         last_modseq: int,
+        *,
+        status_items: tuple[str, ...] = STATUS_ITEMS,
+        pipelined: bool = True,
     ) -> None:
-        """Find the changed folders with `strategy` (the step LIST-CHANGEDSINCE shrinks)."""
+        """Find the changed folders with `strategy` (the step LIST-CHANGEDSINCE shrinks).
+
+        `status_items`: the STATUS items the client asks for, in its order (the daemon leaves
+        UIDVALIDITY out under CHANGEDSINCE). `pipelined=False`: list-status-each waits for each
+        STATUS answer before the next command, one flight (and one deflate flush) per command
+        each way, as the daemon does; the default is the cheapest client, all in one flight.
+        """
         imap = _imap()
+        items = status_items
         t = self.tag()
         done = self.ok(t, "List completed.")
         if strategy == "list-status-each":
@@ -221,26 +240,33 @@ class ImapSession:
                 if n in self.noselect:
                     continue
                 ts = self.tag().encode()
-                cmds.append(ts + _status_cmd_suffix(n))
-                tail.append(_status_line(n, _status_values(f)))
-                tail.append(ts + ok)
-            self.counter.send("up", b"".join(cmds))
-            self.down_raw(b"".join(tail))
+                cmd = ts + _status_cmd_suffix(n, items)
+                answer = _status_line(n, _status_values(f, items), items) + ts + ok
+                if pipelined:
+                    cmds.append(cmd)
+                    tail.append(answer)
+                else:
+                    self.counter.send("up", cmd)
+                    self.down_raw(answer)
+            if pipelined:
+                self.counter.send("up", b"".join(cmds))
+                self.down_raw(b"".join(tail))
             return
         if strategy == "list-status":
-            self.up(imap.ListCommand(tag=t, reference="", patterns=("*",), return_status=STATUS_ITEMS))
+            self.up(imap.ListCommand(tag=t, reference="", patterns=("*",), return_status=items))
             names: Iterable[str] = folders
         elif strategy == "list-changedsince":
             self.up(
                 imap.ListCommand(
-                    tag=t, reference="", patterns=("*",), changedsince=last_modseq, return_status=STATUS_ITEMS
+                    tag=t, reference="", patterns=("*",), changedsince=last_modseq, return_status=items
                 )
             )
             names = [n for n in changed if n in folders]
         else:
             raise ValueError(f"unknown strategy {strategy!r}")
         body = b"".join(
-            self.list_line(n) + (b"" if n in self.noselect else _status_line(n, _status_values(folders[n])))
+            self.list_line(n)
+            + (b"" if n in self.noselect else _status_line(n, _status_values(folders[n], items), items))
             for n in names
         )
         self.down_raw(body + bytes(imap.serialize_response(done)))
@@ -321,6 +347,8 @@ def predict_catchup_bytes(
     logout: bool = False,
     list_attributes: Mapping[str, tuple[str, ...]] | None = None,
     server_style: ServerStyle = "cpmsync",
+    status_items: Sequence[str] = STATUS_ITEMS,
+    pipelined: bool = True,
 ) -> WireCount:
     """Bytes of one catch-up sync against an account of this exact shape.
 
@@ -330,7 +358,11 @@ def predict_catchup_bytes(
     `connect` the TCP, TLS, greeting, LOGIN, ENABLE and COMPRESS exchanges are included;
     `fetch_changed` adds a QRESYNC SELECT of each changed folder. `list_attributes` gives the
     LIST attributes the server writes per folder (default none, as in the CR's examples);
-    `server_style="dovecot"` words completion texts as Dovecot does (with its timing).
+    `server_style="dovecot"` words completion texts as Dovecot does (with its timing),
+    `"msgstore"` as our msgstore server does.
+    `status_items` / `pipelined`: what the client asks STATUS for and whether list-status-each
+    pipelines its STATUS commands (see `ImapSession.discover`); the defaults are the cheapest
+    client, the daemon's own choices can be passed to predict its bytes.
     Folders without STATUS (\\NoSelect parents) can be left out of `statuses`: they then get a
     LIST line but no STATUS line. Returns per-layer totals (`imap_up`/`imap_down`,
     `wire_up`/`wire_down`, ...).
@@ -353,7 +385,9 @@ def predict_catchup_bytes(
     elif compress:
         sess.counter.start_compression()
     changed_list = list(changed)
-    sess.discover(strategy, folders, changed_list, last_modseq)
+    sess.discover(
+        strategy, folders, changed_list, last_modseq, status_items=tuple(status_items), pipelined=pipelined
+    )
     if fetch_changed:
         for n in changed_list:
             if n in folders:
