@@ -54,7 +54,7 @@ __all__ = ["ResponseParser", "parse_response"]
 _STATUS_WORDS = frozenset({"OK", "NO", "BAD", "PREAUTH", "BYE"})
 _INT_CODES = frozenset({"UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ"})
 _UNTAGGED = re.compile(rb"\* (?:([0-9]{1,10}) )?([A-Za-z][A-Za-z0-9.=-]*)(?=[ \r\n])")
-_TAGGED = re.compile(rb"([!#$&'*+,./0-9:;<=>?@A-Z^-z|}~-]+) ([A-Za-z]+)(?=[ \r\n])")
+_TAGGED = re.compile(rb"([!#$&'*+,./0-9:;<=>?@A-Z\[\]^-z|}~-]+) ([A-Za-z]+)(?=[ \r\n])")
 _CODE = re.compile(rb"\[([!#-Z^-z|}~\\-]+)(?: ([^\]\r\n]*))?\]")
 _QSTR = rb'"[^"\\\r\n]*(?:\\["\\][^"\\\r\n]*)*"'  # unrolled: no per-byte alternation'
 _MBOX = rb"(" + _QSTR + rb'|[^\x00-\x20\x7f-\xff(){}"\\\[\]%*]+)'
