@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cpmsync.daemon.cache import Cache
-from cpmsync.daemon.discovery import FolderListing, choose_strategy, discover, list_names
+from cpmsync.daemon.discovery import LIST_CHANGEDSINCE, FolderListing, choose_strategy, discover, list_names
 from cpmsync.daemon.imap_client import ByteCounters, ImapClient
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.sync import sync_folder
@@ -100,7 +100,12 @@ class SyncEngine:
                     extra = await self.apply_names(await list_names(self.imap))
                     for name in extra:
                         d.changed.setdefault(name, FolderListing(name, None, ()))
-                self.cache.begin_discovery(d.target_modseq, d.changed, complete=d.complete)
+                if strategy == LIST_CHANGEDSINCE:
+                    # The watermark may pass a folder only once it is committed: pend them.
+                    self.cache.begin_discovery(d.target_modseq, d.changed, complete=d.complete)
+                # else: a complete listing compared with the cache finds an unsynced folder again
+                # after a crash, so nothing is pended (pending N folders costs O(N) per commit); the
+                # watermark moves to the target only after all of them are committed (below).
                 todo = dict(d.changed)
                 # Folders a crashed run left pending are synced too (they are behind the watermark).
                 for name in self.cache.pending_folders():
@@ -124,7 +129,10 @@ class SyncEngine:
                 )
                 touched += 1
             if only is None and not self.stop.is_set():
-                self.cache.advance_watermark()
+                if d.strategy == LIST_CHANGEDSINCE:
+                    self.cache.advance_watermark()
+                else:
+                    self.cache.begin_discovery(d.target_modseq, (), complete=True)
             if self.imap.selected is not None and not keep_selected:
                 await self.imap.unselect()
         except BaseException as e:

@@ -191,6 +191,11 @@ async def test_sigkill_mid_sync_then_restart_is_consistent(
             await wait_until(lambda: cache_path.exists())
             cache = Cache.open(cache_path, acct.user)
             try:
+                runs_before = len(cache.runs(limit=10_000))
+                # This process's own catch-up is done (and so its signal handlers are in place).
+                await wait_until(
+                    lambda: len(cache.runs(limit=10_000)) > runs_before and cache.runs()[0].ended
+                )
                 final = await wait_equal(cache, server)
             finally:
                 cache.close()

@@ -1,0 +1,126 @@
+"""Change-to-event latency with NOTIFY: another client APPENDs, the daemon (IMAP session + MQTT
+publisher, the same pieces `cpmsync daemon run` runs) syncs the folder and publishes; a subscriber
+on the local Mosquitto receives the message_added event. Median and p99 over N changes.
+
+    python bench/bench_daemon_latency.py [--changes 200] [--debounce-ms 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import aiomqtt
+from _daemon_bench import msgstore_thread, seed_msgstore
+from imapclient import IMAPClient
+
+from cpmsync.daemon.cache import open_cache
+from cpmsync.daemon.publisher import Publisher
+from cpmsync.daemon.service import ImapSession
+from cpmsync.daemon.settings import DaemonSettings
+from cpmsync.testing import MosquittoBroker
+
+USER, PASSWORD = "bench", "bench-pw"
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, round(p / 100 * (len(xs) - 1)))]
+
+
+async def run(changes: int, debounce_ms: int, folders: int) -> list[float]:
+    with tempfile.TemporaryDirectory() as td, MosquittoBroker() as mq:
+        tmp = Path(td)
+        store, names = seed_msgstore(tmp / "store.sqlite", USER, PASSWORD, folders, 2)
+        with msgstore_thread(store, {}) as port:
+            settings = DaemonSettings.model_validate(
+                {
+                    "account": {"id": USER},
+                    "imap": {
+                        "host": "127.0.0.1",
+                        "port": port,
+                        "tls": "none",
+                        "username": USER,
+                        "password": PASSWORD,
+                        "debounce_ms": debounce_ms,
+                    },
+                    "mqtt": {"host": mq.host, "port": mq.port},
+                    "cache": {"path": str(tmp / "cache.sqlite")},
+                }
+            )
+            cache = open_cache(settings)
+            publisher = Publisher(settings.mqtt, USER, cache)
+            session = ImapSession(settings, cache, publisher)
+            seen: dict[str, float] = {}
+            got = asyncio.Event()
+            latencies: list[float] = []
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(publisher.run())
+                sess = tg.create_task(session.run())
+                await session.ready.wait()
+                async with aiomqtt.Client(mq.host, mq.port, identifier="bench-sub") as sub:
+                    await sub.subscribe(f"cpm/{USER}/folders/+/events", qos=1)
+
+                    async def listen() -> None:
+                        async for m in sub.messages:
+                            ev = json.loads(bytes(m.payload))  # type: ignore[arg-type]
+                            if ev["kind"] == "message_added" and ev["subject"]:
+                                seen[ev["subject"]] = time.perf_counter()
+                                got.set()
+
+                    lt = tg.create_task(listen())
+                    c = IMAPClient("127.0.0.1", port, ssl=False)
+                    c.login(USER, PASSWORD)
+                    for i in range(changes):
+                        subject = f"latency-{i}"
+                        folder = names[i % len(names)]
+                        got.clear()
+                        t0 = time.perf_counter()
+                        await asyncio.to_thread(
+                            c.append,
+                            folder,
+                            f"From: x@example.org\r\nSubject: {subject}\r\n\r\nhi\r\n".encode(),
+                        )
+                        async with asyncio.timeout(30):
+                            while subject not in seen:
+                                await got.wait()
+                                got.clear()
+                        latencies.append(seen[subject] - t0)
+                    c.logout()
+                    lt.cancel()
+                session.stop.set()
+                await sess
+                await publisher.close()
+            cache.close()
+        store.close()
+    return latencies
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--changes", type=int, default=200)
+    ap.add_argument("--debounce-ms", type=int, nargs="*", default=[0, 250])
+    ap.add_argument("--folders", type=int, default=100)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    print(f"change-to-event latency, msgstore with NOTIFY, {args.folders} folders, {args.changes} APPENDs")
+    for d in args.debounce_ms:
+        lat = asyncio.run(run(args.changes, d, args.folders))
+        ms = [x * 1000 for x in lat]
+        print(
+            f"debounce_ms={d:>4}: median {statistics.median(ms):.1f} ms, p99 {pct(ms, 99):.1f} ms, "
+            f"min {min(ms):.1f} ms, max {max(ms):.1f} ms (n={len(ms)})"
+        )
+
+
+if __name__ == "__main__":
+    main()
