@@ -80,6 +80,14 @@ async def sync_once(
         cache.close()
 
 
+def _copy_db(src: Path, dst: Path) -> None:
+    """The SQLite cache with its WAL: each strategy starts from the same synced state."""
+    shutil.copy(src, dst)
+    for suffix in ("-wal", "-shm"):
+        if Path(str(src) + suffix).exists():
+            shutil.copy(Path(str(src) + suffix), Path(str(dst) + suffix))
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--folders", type=int, default=10_000)
@@ -105,10 +113,7 @@ async def main() -> None:
         for compress in (True, False):
             for strategy, ext in EXTENSIONS.items():
                 cache_path = tmp / f"cache-{strategy}-{compress}.sqlite"
-                shutil.copy(base, cache_path)
-                for suffix in ("-wal", "-shm"):
-                    if Path(str(base) + suffix).exists():
-                        shutil.copy(Path(str(base) + suffix), Path(str(cache_path) + suffix))
+                _copy_db(base, cache_path)
                 with msgstore_thread(store, ext) as port:
                     down, up, secs, n = await sync_once(port, cache_path, compress, strategy)
                 rows.append((strategy, compress, down, up, secs, n))
@@ -118,14 +123,16 @@ async def main() -> None:
     print(f"{'strategy':<24}{'COMPRESS':>9}{'down B':>12}{'up B':>10}{'total B':>12}{'s':>8}{'folders':>9}")
     for strategy, compress, down, up, secs, n in rows:
         print(
-            f"{strategy:<24}{'yes' if compress else 'no':>9}{down:>12}{up:>10}{down + up:>12}{secs:>8.2f}{n:>9}"
+            f"{strategy:<24}{'yes' if compress else 'no':>9}{down:>12}{up:>10}{down + up:>12}"
+            f"{secs:>8.2f}{n:>9}"
         )
     for compress in (True, False):
         tot = {s: d + u for s, c, d, u, _x, _n in rows if c == compress}
         print(
             f"ratio LIST-STATUS / LIST-CHANGEDSINCE ({'with' if compress else 'without'} COMPRESS): "
             f"{tot['list-status'] / tot['list-changedsince']:.0f}x; "
-            f"LIST+STATUS / LIST-CHANGEDSINCE: {tot['list-status-per-folder'] / tot['list-changedsince']:.0f}x"
+            "LIST+STATUS / LIST-CHANGEDSINCE: "
+            f"{tot['list-status-per-folder'] / tot['list-changedsince']:.0f}x"
         )
 
 

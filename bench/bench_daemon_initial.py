@@ -68,7 +68,8 @@ async def main() -> None:
                 b = result.bytes
                 print(
                     f"initial sync {args.folders} folders x {args.messages} messages "
-                    f"({'with' if compress else 'without'} COMPRESS): {got}/{total} messages in {secs:.1f} s = "
+                    f"({'with' if compress else 'without'} COMPRESS): {got}/{total} messages "
+                    f"in {secs:.1f} s = "
                     f"{got / secs:.0f} messages/s, {result.folders / secs:.0f} folders/s; "
                     f"IMAP {b.imap_in} B in / {b.imap_out} B out, wire {b.wire_in} B in / {b.wire_out} B out"
                 )
