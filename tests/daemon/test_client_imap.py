@@ -1,0 +1,148 @@
+"""The daemon's IMAP client against a real Dovecot; the TCP proxy in front of it is there only to
+pause, cut or corrupt the stream (no real server does that on demand)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import pytest
+from imapclient import IMAPClient
+
+from cpmsync.daemon.imap_client import (
+    ImapClient,
+    ImapCommandError,
+    ImapConnectionLost,
+    ImapTimeout,
+)
+from cpmsync.daemon.push import NOTIFY_SET
+from cpmsync.imap import AppendCommand, ListData, NoopCommand, SelectCommand, StatusData
+
+pytestmark = pytest.mark.dovecot
+
+
+def _other(acct: Any) -> IMAPClient:
+    c = IMAPClient(acct.host, acct.port, ssl=False, use_uid=True)
+    c.login(acct.user, acct.password)
+    return c
+
+
+async def test_login_capabilities_enable_compress(dovecot_account: Any) -> None:
+    acct = dovecot_account
+    async with ImapClient(acct.host, acct.port, tls="none") as imap:
+        await imap.login(acct.user, acct.password)
+        assert imap.has("QRESYNC") and imap.has("notify")  # CAPABILITY re-read after login
+        assert await imap.enable("QRESYNC") == {"QRESYNC"}
+        assert await imap.compress()
+        lists, statuses = await imap.list_folders("*", return_status=("MESSAGES", "UIDNEXT"))
+        assert [x.name for x in lists] == ["INBOX"] and statuses["INBOX"].messages == 0
+        assert imap.counters.wire_in < imap.counters.imap_in  # deflate on the socket
+
+
+def test_plaintext_to_a_remote_host_is_refused() -> None:
+    with pytest.raises(ValueError, match="allow_plaintext"):
+        ImapClient("mail.example.org", 143, tls="none")
+    ImapClient("mail.example.org", 143, tls="none", allow_plaintext=True)
+
+
+async def test_unsolicited_response_during_a_command_goes_to_the_push_queue(dovecot_account: Any) -> None:
+    acct = dovecot_account
+    c = _other(acct)
+    c.create_folder("A")
+    async with ImapClient(acct.host, acct.port, tls="none") as imap:
+        await imap.login(acct.user, acct.password)
+        await imap.select(SelectCommand("", "A", readonly=True))
+        c.append("A", b"Subject: new\r\n\r\nhi\r\n")  # -> "* 1 EXISTS" on our next command
+        lists, _ = await imap.list_folders("*")
+        await imap.noop()
+        assert all(isinstance(x, ListData) for x in lists)
+        news = imap.drain_push()
+        assert any(type(e.response).__name__ == "ExistsData" and e.selected == "A" for e in news)
+    c.logout()
+
+
+async def test_notify_news_during_idle_arrive_in_order(dovecot_account: Any) -> None:
+    acct = dovecot_account
+    c = _other(acct)
+    async with ImapClient(acct.host, acct.port, tls="none") as imap:
+        await imap.login(acct.user, acct.password)
+        await imap.enable("QRESYNC")
+        await imap.notify_set(NOTIFY_SET)
+        async with imap.idle():
+            c.append("INBOX", b"Subject: one\r\n\r\nhi\r\n")
+            async with asyncio.timeout(10):
+                ev = await imap.next_push()
+                while not isinstance(ev.response, StatusData):
+                    ev = await imap.next_push()
+        assert ev.response.mailbox == "INBOX"
+    c.logout()
+
+
+async def test_cut_fails_every_pending_command_at_once(
+    dovecot_account: Any, fault_proxy_factory: Any
+) -> None:
+    acct = dovecot_account
+    px = await fault_proxy_factory(acct.host, acct.port)
+    async with ImapClient(px.host, px.port, tls="none") as imap:
+        await imap.login(acct.user, acct.password)
+        px.pause()
+        tasks = [asyncio.create_task(imap.execute(NoopCommand(""))) for _ in range(3)]
+        await asyncio.sleep(0.1)
+        await px.cut()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(r, ImapConnectionLost) for r in results), results
+        with pytest.raises(ImapConnectionLost):
+            await imap.noop()  # and the client stays closed, clearly
+        with pytest.raises(ImapConnectionLost):
+            await imap.wait_push()
+
+
+async def test_command_timeout_closes_the_connection(dovecot_account: Any, fault_proxy_factory: Any) -> None:
+    acct = dovecot_account
+    px = await fault_proxy_factory(acct.host, acct.port)
+    async with ImapClient(px.host, px.port, tls="none", command_timeout_s=0.3) as imap:
+        await imap.login(acct.user, acct.password)
+        px.pause()
+        with pytest.raises(ImapTimeout):
+            await imap.noop()
+        assert imap.closed
+        px.resume()
+
+
+@pytest.mark.parametrize("literal_plus", [True, False])
+async def test_literals_sync_and_nonsync(dovecot_account: Any, literal_plus: bool) -> None:
+    acct = dovecot_account
+    body = b"Subject: literal\r\n\r\n" + b"x" * 5000 + b"\r\n"
+    async with ImapClient(acct.host, acct.port, tls="none") as imap:
+        await imap.login(acct.user, acct.password)
+        if not literal_plus:  # the synchronizing form waits for "+" before the literal
+            imap.capabilities = tuple(c for c in imap.capabilities if c.upper() != "LITERAL+")
+        await imap.execute(AppendCommand("", "INBOX", body, flags=("\\Seen",)))
+        st = await imap.status("INBOX", ("MESSAGES",))
+        assert st is not None and st.messages == 1
+
+
+async def test_no_answer_raises_with_code(dovecot_account: Any) -> None:
+    acct = dovecot_account
+    async with ImapClient(acct.host, acct.port, tls="none") as imap:
+        await imap.login(acct.user, acct.password)
+        with pytest.raises(ImapCommandError) as ei:
+            await imap.select(SelectCommand("", "missing", readonly=True))
+        # Dovecot 2.3 says so in text, no [NONEXISTENT] code; sync.FolderGone handles both.
+        assert ei.value.result.status.status == "NO" and "exist" in str(ei.value)
+        await imap.noop()  # a NO does not hurt the connection
+
+
+async def test_malformed_line_one_error_and_typed_close(
+    dovecot_account: Any, fault_proxy_factory: Any, caplog: Any
+) -> None:
+    acct = dovecot_account
+    px = await fault_proxy_factory(acct.host, acct.port)
+    caplog.set_level(logging.ERROR, logger="cpmsync")
+    async with ImapClient(px.host, px.port, tls="none") as imap:
+        await imap.login(acct.user, acct.password)
+        px.replace_next_down_line(b"* 1 FETCH (((\r\n")
+        with pytest.raises(ImapConnectionLost, match="malformed"):
+            await imap.noop()
+    assert len([r for r in caplog.records if "malformed" in r.getMessage()]) == 1
