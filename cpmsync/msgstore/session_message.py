@@ -119,8 +119,11 @@ class MessageCommands(PushMixin):
         recent = set(sel.recent)
 
         def run() -> tuple[list[int], dict[int, MessageRecord]]:
-            recs = {r.uid: r for r in self.store.fetch(user, mbid, UidSet.from_uids(view) if view else None)}
-            recs = {u: r for u, r in recs.items() if u in set(view)} if view else {}
+            if not view:
+                return [], {}
+            in_view = set(view)
+            fetched = self.store.fetch(user, mbid, UidSet.from_uids(view))
+            recs = {r.uid: r for r in fetched if r.uid in in_view}
 
             def store_search(flt: SearchFilter) -> set[int]:
                 return set(self.store.search(user, mbid, flt).uids)
