@@ -1,0 +1,111 @@
+"""`cpmsync demo` end to end, run as a newcomer would: a subprocess with real parts only
+(the msgstore, the daemon, a subscriber and a change generator in one process; Mosquitto as broker)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+
+from cpmsync.testing import MosquittoBroker, cli_command, free_port, run_cli
+
+pytestmark = pytest.mark.slow
+
+WIDE = {"COLUMNS": "200"}  # rich wraps at 80 columns in a pipe; keep each line whole for the regexes
+RUN_TIMEOUT_S = 110.0
+MARKER_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+
+
+def _data_dir(output: str) -> Path:
+    m = re.search(r"^data dir (\S+)", output, re.M)
+    assert m, output
+    return Path(m.group(1))
+
+
+def test_demo_events_arrive_and_changedsince_is_cheapest(
+    mqtt_broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    summary_path = tmp_path / "summary.json"
+    args = ["demo", "--duration", "10", "--folders", "200"]
+    args += ["--broker", f"{mqtt_broker.host}:{mqtt_broker.port}", "--json-summary", str(summary_path)]
+    r = run_cli(args, env=WIDE, timeout_s=RUN_TIMEOUT_S)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-5000:]
+
+    m = re.search(r"events received by the app: ([\d,]+) \(([\d,]+) after the first sync", r.stdout)
+    assert m, out[-5000:]
+    live = int(m.group(2).replace(",", ""))
+    assert live > 0  # the change generator's changes reached the app over MQTT
+    assert re.search(r"^app\s+message_added", r.stdout, re.M)  # shown as they arrived
+    assert re.search(r"^sync\s+#\d+\s+notify", r.stdout, re.M)  # each sync with strategy and bytes
+
+    summary = json.loads(summary_path.read_text())
+    assert summary["broker_kind"] == "configured"
+    assert summary["events_after_first_sync"] == live
+    assert summary["changes"]["appended"] > 0
+    by = {row["strategy"]: row for row in summary["catchup"]}
+    assert set(by) == {"list-changedsince", "list-status", "list-status-per-folder"}
+    cs, ls, lps = by["list-changedsince"], by["list-status"], by["list-status-per-folder"]
+    # Same changes synced by each; only the discovery differs.
+    assert cs["folders_synced"] == ls["folders_synced"] == lps["folders_synced"] > 0
+    assert cs["wire_bytes"] < ls["wire_bytes"]
+    assert cs["imap_bytes"] < ls["imap_bytes"] < lps["imap_bytes"]
+    assert all(row["energy_j_per_day"] > 0 for row in by.values())
+    for label in ("LIST-CHANGEDSINCE", "LIST-STATUS", "LIST + STATUS"):
+        assert label in r.stdout
+    assert not _data_dir(r.stdout).exists()  # removed without --keep
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_demo_signal_mid_run_stops_everything(sig: signal.Signals) -> None:
+    # Nothing listens on this port, so the demo starts its own Mosquitto: a child it must stop.
+    port = free_port()
+    args = ["demo", "--folders", "50", "--duration", "60", "--broker", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(
+        cli_command(args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **WIDE},
+    )
+    lines: list[str] = []
+    changing = threading.Event()
+    event_shown = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "another device changes" in line:
+                changing.set()
+            elif changing.is_set() and line.startswith("app "):
+                event_shown.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert event_shown.wait(MARKER_TIMEOUT_S), "".join(lines)[-5000:]
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert any("mosquitto" in c.name() for c in children), [c.name() for c in children]
+        proc.send_signal(sig)
+        rc = proc.wait(STOP_TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(STOP_TIMEOUT_S)
+    out = "".join(lines)
+    assert rc == 128 + sig, out[-5000:]
+    assert "stopped cleanly" in out
+    assert "Traceback" not in out
+    _, alive = psutil.wait_procs(children, timeout=STOP_TIMEOUT_S)
+    assert not alive, [(p.pid, p.name()) for p in alive]
+    assert not _data_dir(out).exists()
