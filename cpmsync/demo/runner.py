@@ -178,11 +178,14 @@ class _SyncPrinter:
             self.rows.append(row)
             if self.show:
                 err = f" [red]{r.error}[/]" if r.error else ""
+                n = r.folders_touched
                 self.console.print(
-                    f"[bold]sync[/] #{r.id:<3} {r.strategy:<16} {r.folders_touched:>3} folder(s)  "
-                    f"IMAP in/out {r.bytes_in:>7,}/{r.bytes_out:<6,} B  "
-                    f"socket in/out {r.wire_bytes_in:>7,}/{r.wire_bytes_out:<6,} B  {ms:6.0f} ms{err}",
+                    f"[bold]sync[/] #{r.id:<4}{r.strategy:<8} {n:>3} folder{'' if n == 1 else 's'}  "
+                    f"IMAP in {r.bytes_in:,} out {r.bytes_out:,} B · "
+                    f"socket in {r.wire_bytes_in:,} out {r.wire_bytes_out:,} B · {ms:.0f} ms{err}",
                     highlight=False,
+                    no_wrap=True,
+                    overflow="ellipsis",
                 )
 
     async def run(self) -> None:

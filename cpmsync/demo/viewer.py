@@ -25,8 +25,9 @@ from cpmsync.daemon.watch import SeenIds
 
 __all__ = ["EventViewer"]
 
-PREVIEW_CHARS = 48
-FOLDER_CHARS = 38
+PREVIEW_CHARS = 40
+FOLDER_CHARS = 24
+FROM_CHARS = 20
 
 _KIND_STYLE = {
     "message_added": "green",
@@ -103,7 +104,7 @@ class EventViewer:
             return
         self.events_live += 1
         self.kinds_live[str(p.get("kind"))] += 1
-        self.console.print(self.render(folder or "", p), highlight=False)
+        self.console.print(self.render(folder or "", p), highlight=False, no_wrap=True, overflow="ellipsis")
 
     @staticmethod
     def render(folder: str, p: dict[str, Any]) -> str:
@@ -111,11 +112,10 @@ class EventViewer:
         kind = str(p.get("kind"))
         style = _KIND_STYLE.get(kind, "white")
         uids = ",".join(str(u) for u in p.get("uids") or [])
-        head = (
-            f"[{style}]app  {kind:<15}[/] {escape(_short(folder, FOLDER_CHARS)):<{FOLDER_CHARS}} uid={uids}"
-        )
+        name = escape(_short(folder, FOLDER_CHARS))
+        head = f"[{style}]app  {kind:<15}[/] {name:<{FOLDER_CHARS}} uid {uids:<4}"
         if kind == "message_added":
-            frm = escape(_short(p.get("from"), 22))
+            frm = escape(_short(p.get("from"), FROM_CHARS))
             prev = escape(_short(p.get("preview") or p.get("subject"), PREVIEW_CHARS))
             return f"{head} {frm}: [italic]{prev}[/]"
         if kind == "flags_changed":
