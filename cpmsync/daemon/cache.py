@@ -184,6 +184,10 @@ class Cache:
         self.migrated_from = migrated_from
         self._listener: Callable[[], None] | None = None
         self._lock = threading.RLock()  # one writer at a time from this process
+        # Acks that arrive while a folder sync holds the write transaction are applied after it,
+        # so the publisher never waits on (or deadlocks with) the sync's SQLite write lock.
+        self._txn_open = 0
+        self._deferred_acks: set[int] = set()
         with Session(engine) as s:
             if s.get(Account, account_id) is None:
                 s.add(Account(id=account_id))
@@ -382,14 +386,18 @@ class Cache:
     def folder_sync(self, name: str) -> Iterator[FolderSync]:
         """One transaction: cache rows + outbox events + watermark step, or nothing at all."""
         with self._lock, Session(self._engine) as s:
-            fs = FolderSync(self, s, name)
+            self._txn_open += 1
             try:
+                fs = FolderSync(self, s, name)
                 yield fs
                 wrote = fs._finish()
                 self._commit(s)
             except BaseException:
                 s.rollback()
                 raise
+            finally:
+                self._txn_open -= 1
+        self._apply_deferred_acks()
         if wrote:
             self._notify()
 
@@ -570,8 +578,10 @@ class Cache:
 
     def outbox_batch(self, limit: int = 100) -> list[OutboxItem]:
         """The oldest unacknowledged rows, in commit order (which keeps per-folder order)."""
+        deferred = set(self._deferred_acks)
         with Session(self._engine) as s:
-            rows = s.exec(select(OutboxRow).order_by(col(OutboxRow.id)).limit(limit))
+            q = select(OutboxRow).order_by(col(OutboxRow.id)).limit(limit + len(deferred))
+            rows = [r for r in s.exec(q) if r.id not in deferred][:limit]
             return [
                 OutboxItem(
                     id=r.id or 0,
@@ -587,16 +597,28 @@ class Cache:
 
     def outbox_ack(self, ids: Iterable[int]) -> None:
         """The broker acknowledged these rows: they may go."""
-        ids = list(ids)
-        if not ids:
+        self._deferred_acks.update(ids)
+        if self._txn_open:
+            return
+        self._apply_deferred_acks()
+
+    def _apply_deferred_acks(self) -> None:
+        if not self._deferred_acks:
             return
         with self._lock, Session(self._engine) as s:
-            s.exec(delete(OutboxRow).where(col(OutboxRow.id).in_(ids)))
+            ids = sorted(self._deferred_acks)
+            for i in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+                s.exec(delete(OutboxRow).where(col(OutboxRow.id).in_(ids[i : i + 500])))
             s.commit()
+            self._deferred_acks.difference_update(ids)
 
     def outbox_count(self) -> int:
+        """Rows not yet acknowledged by the broker."""
+        q = select(func.count()).select_from(OutboxRow)
+        if self._deferred_acks:
+            q = q.where(col(OutboxRow.id).not_in(list(self._deferred_acks)))
         with Session(self._engine) as s:
-            return int(s.exec(select(func.count()).select_from(OutboxRow)).one())
+            return int(s.exec(q).one())
 
     # ---------------------------------------------------------------- runs and trace
 

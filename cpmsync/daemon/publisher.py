@@ -195,6 +195,8 @@ class Publisher:
                 self.settings, client_id=self.client_id, persistent=True, will=self._will()
             ) as client:
                 self.connected = True
+                # The Last Will of a dropped connection may have said offline meanwhile.
+                self._status_dirty = True
                 log.info(
                     "mqtt connected",
                     extra=kv(
@@ -260,6 +262,8 @@ class Publisher:
                     timeout=self.settings.ack_timeout_s,
                 )
             drained = await self._drain(client, deadline)
+            if self._closing and self._status_dirty:
+                continue  # close() raced with a status publish: send the offline state too
             if self._closing:
                 if not drained:
                     log.warning("mqtt close: outbox not drained", extra=kv(pending=self.cache.outbox_count()))

@@ -183,3 +183,19 @@ def test_runs_and_trace_are_recorded(tmp_path: Path) -> None:
     assert r.ended is not None
     cache.add_trace("c1", [(1.0, "out", 10), (1.5, "in", 200), (2.0, "out", 5), (2.5, "in", 7)])
     assert cache.trace("c1") == [("c1", 1.5, "in", 200), ("c1", 2.0, "out", 5), ("c1", 2.5, "in", 7)]
+
+
+def test_ack_during_an_open_folder_sync_waits_for_its_end(tmp_path: Path) -> None:
+    """The publisher (same event loop) may ack while a folder sync holds the write lock: the ack
+    must neither block nor fail, and the row must not be handed out again."""
+    path = tmp_path / "c.sqlite"
+    cache = Cache.open(path, "acct")
+    seed(cache)
+    first = cache.outbox_batch(1)[0]
+    n = cache.outbox_count()
+    with cache.folder_sync("INBOX") as fs:
+        fs.add_message(msg(3, 30))  # the transaction now holds SQLite's write lock
+        cache.outbox_ack([first.id])  # returns at once
+        assert first.id not in [i.id for i in cache.outbox_batch(100)]
+        assert cache.outbox_count() == n - 1
+    assert first.id not in [r[0] for r in sqlite3.connect(path).execute("SELECT id FROM outbox")]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from daemon_mqtt_helpers import Broker, Collector, mqtt_settings, open_cache, wait_for
+from daemon_mqtt_helpers import Broker, Collector, CuttingProxy, mqtt_settings, open_cache, wait_for
 
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.models.events import StatusPayload
@@ -93,3 +94,46 @@ async def test_close_without_broker_returns(tmp_path: Path) -> None:
         await wait_for(lambda: pub._running)
         await pub.close()
     assert not pub.connected
+
+
+async def test_close_racing_a_status_publish_still_ends_offline(
+    broker_factory: Callable[..., Broker], tmp_path: Path
+) -> None:
+    broker = broker_factory()
+    cache = open_cache(tmp_path / "c.sqlite", "race")
+    col = Collector(broker.port, ["cpm/race/status"], client_id="race-sub")
+    pub = Publisher(mqtt_settings(broker.port), "race", cache)
+    async with asyncio.TaskGroup() as tg:
+        sub = tg.create_task(col.run())
+        await col.subscribed.wait()
+        tg.create_task(pub.run())
+        await col.wait_until(lambda m: bool(statuses(col, "race")))
+        broker.pause()  # the next status publish waits for its PUBACK...
+        try:
+            pub.set_status("syncing")
+            await asyncio.sleep(0.1)
+            closing = tg.create_task(pub.close())  # ...while close() asks for offline
+            await asyncio.sleep(0.1)
+        finally:
+            broker.resume()
+        await closing
+        await col.wait_until(lambda m: statuses(col, "race")[-1].state == "offline")
+        sub.cancel()
+
+
+async def test_reconnect_republishes_status_after_the_last_will(broker: Broker, tmp_path: Path) -> None:
+    cache = open_cache(tmp_path / "c.sqlite", "recon")
+    col = Collector(broker.port, ["cpm/recon/status"], client_id="recon-sub")
+    async with CuttingProxy(broker.port) as proxy, asyncio.TaskGroup() as tg:
+        pub = Publisher(mqtt_settings(proxy.port), "recon", cache)
+        sub = tg.create_task(col.run())
+        await col.subscribed.wait()
+        tg.create_task(pub.run())
+        pub.set_status("online", strategy="list-status")
+        await col.wait_until(lambda m: any(s.strategy == "list-status" for s in statuses(col, "recon")))
+        proxy.cut()  # abrupt: the broker publishes the Last Will (offline)
+        await col.wait_until(lambda m: statuses(col, "recon")[-1].state == "offline")
+        await col.wait_until(lambda m: statuses(col, "recon")[-1].state == "online")  # back after reconnect
+        assert statuses(col, "recon")[-1].strategy == "list-status"
+        await pub.close()
+        sub.cancel()
