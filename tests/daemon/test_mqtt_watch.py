@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -93,6 +94,47 @@ async def test_watch_prints_a_readable_line(broker: Broker, tmp_path: Path) -> N
         text = out.decode()
         assert "message_added INBOX uid=7" in text
         assert "subject=INBOX #7" in text
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def test_watch_waits_for_a_broker_that_is_down(
+    broker_factory: Callable[..., Broker], tmp_path: Path
+) -> None:
+    broker = broker_factory(start=False)
+    config = write_config(tmp_path / "daemon.toml", broker.port, "w3")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cpmsync.cli",
+        "watch",
+        "--config",
+        str(config),
+        "--json",
+        "--count",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        async with asyncio.timeout(30):
+            assert b"broker unavailable" in await proc.stderr.readline()
+            broker.start()
+            while not (await proc.stderr.readline()).startswith(b"watching"):
+                pass
+        cache = open_cache(tmp_path / "c.sqlite", "w3")
+        produce(cache, "INBOX", 1, 1)
+        item = next(i for i in cache.outbox_batch(10) if b"folder_added" in i.payload)
+        async with aiomqtt.Client("127.0.0.1", broker.port) as c:
+            await c.publish(item.topic, item.payload, qos=1)
+        async with asyncio.timeout(30):
+            out, _ = await proc.communicate()
+        lines = [json.loads(x) for x in out.decode().splitlines()]
+        (line,) = [x for x in lines if x["type"] == "events"]
+        assert line["payload"]["kind"] == "folder_added" and proc.returncode == 0
     finally:
         if proc.returncode is None:
             proc.kill()
