@@ -202,9 +202,13 @@ class Cache:
         topic_prefix: str = "cpm",
         event_qos: int = 1,
         trace_max_entries: int = 100_000,
+        upgrade: bool = True,
     ) -> Cache:
-        """Open the cache file, migrating or rebuilding it (see `rebuilt`)."""
-        r = open_engine(path)
+        """Open the cache file, migrating or rebuilding it (see `rebuilt`).
+
+        `upgrade=False` for readers: another schema raises CacheSchemaError, the file is untouched.
+        """
+        r = open_engine(path, upgrade=upgrade)
         return cls(
             r.engine,
             account_id,

@@ -52,7 +52,13 @@ def stats(
     if not settings.cache.path.expanduser().exists():
         console.print(f"no cache at {settings.cache.path}: the daemon has not synced yet")
         raise typer.Exit(1)
-    cache = Cache.open(settings.cache.path, settings.account.id, topic_prefix=settings.mqtt.topic_prefix)
+    from cpmsync.models.schema import CacheSchemaError
+
+    try:
+        cache = Cache.open(settings.cache.path, settings.account.id, upgrade=False)
+    except CacheSchemaError as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from None
     try:
         runs = cache.runs(limit=1_000_000)
         acct = cache.account()

@@ -22,7 +22,7 @@ from cpmsync.logs import kv
 from cpmsync.models import tables
 from cpmsync.models.tables import SCHEMA_VERSION
 
-__all__ = ["MIGRATIONS", "OpenResult", "open_engine"]
+__all__ = ["MIGRATIONS", "CacheSchemaError", "OpenResult", "open_engine"]
 
 log = logging.getLogger("cpmsync.daemon.cache")
 
@@ -35,6 +35,10 @@ def _migrate_1_to_2(conn: Any) -> None:
     conn.execute(text("ALTER TABLE outbox ADD COLUMN seq INTEGER NOT NULL DEFAULT 0"))
     conn.execute(text("CREATE INDEX IF NOT EXISTS ix_outbox_folder_seq ON outbox (folder, seq)"))
     # trace and outbox_seq tables are created by create_all() afterwards.
+
+
+class CacheSchemaError(Exception):
+    """A reader that may not change the file (e.g. `cpmsync daemon stats`) found another schema."""
 
 
 MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _migrate_1_to_2}
@@ -91,8 +95,12 @@ def _create(engine: Engine) -> None:
         )
 
 
-def open_engine(path: Path | str) -> OpenResult:
-    """Open (creating, migrating or rebuilding) the cache at `path`."""
+def open_engine(path: Path | str, *, upgrade: bool = True) -> OpenResult:
+    """Open (creating, migrating or rebuilding) the cache at `path`.
+
+    With `upgrade=False` (readers such as `cpmsync daemon stats`) a file of another schema version
+    raises CacheSchemaError instead: only the daemon may migrate or drop its cache.
+    """
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = _make_engine(path)
@@ -102,6 +110,12 @@ def open_engine(path: Path | str) -> OpenResult:
     except DatabaseError as e:
         version, damaged = -1, str(e.orig if hasattr(e, "orig") else e)
 
+    if not upgrade and version != SCHEMA_VERSION:
+        engine.dispose()
+        found = "unreadable" if damaged else f"schema v{version}"
+        raise CacheSchemaError(
+            f"{path}: {found}, this cpmsync reads v{SCHEMA_VERSION}; run the daemon to upgrade"
+        )
     if version is None:
         _create(engine)
         return OpenResult(engine, rebuilt=False, migrated_from=None, reason=None)

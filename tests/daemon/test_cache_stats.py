@@ -54,3 +54,23 @@ def test_stats_without_a_cache_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["daemon", "stats", "--config", str(cfg)])
     assert result.exit_code == 1
     assert "has not synced yet" in result.output
+
+
+def test_stats_never_migrates_or_drops_a_cache_of_another_schema(tmp_path: Path) -> None:
+    import sqlite3
+
+    cache_path = tmp_path / "cache.sqlite"
+    cfg = tmp_path / "d.toml"
+    cfg.write_text(f'[account]\nid = "acct"\n[cache]\npath = "{cache_path}"\n')
+    c = Cache.open(cache_path, "acct")
+    c.start_run("list-status")
+    c.close()
+    con = sqlite3.connect(cache_path)
+    con.execute("UPDATE schema_version SET version = 99")
+    con.commit()
+    con.close()
+    result = CliRunner().invoke(app, ["daemon", "stats", "--config", str(cfg)], env={"COLUMNS": "200"})
+    assert result.exit_code == 1
+    assert "schema v99" in result.output
+    con = sqlite3.connect(cache_path)
+    assert con.execute("SELECT count(*) FROM sync_run").fetchone()[0] == 1  # untouched
