@@ -112,7 +112,7 @@ def open_engine(path: Path | str, *, upgrade: bool = True) -> OpenResult:
 
     if not upgrade and version != SCHEMA_VERSION:
         engine.dispose()
-        found = "unreadable" if damaged else f"schema v{version}"
+        found = "unreadable" if damaged else "empty" if version is None else f"schema v{version}"
         raise CacheSchemaError(
             f"{path}: {found}, this cpmsync reads v{SCHEMA_VERSION}; run the daemon to upgrade"
         )
