@@ -23,21 +23,35 @@ from daemon_sync_helpers import (
 )
 from imapclient import IMAPClient
 
+from cpmsync.daemon.push import push_mode
 from cpmsync.msgstore import MsgstoreSettings
 from tests.msgstore.server_testlib import ThreadServer, make_settings
 
-MODES: dict[str, Any] = {
-    "list-changedsince": lambda: make_settings(),
-    "list-status": lambda: make_settings(extensions={"list_changedsince": False}),
-    "list-status-per-folder": lambda: MsgstoreSettings.legacy(
-        server={"listen": ["127.0.0.1:0"]}, limits={"auth_failure_delay_ms": 0}
+_LEGACY = {"server": {"listen": ["127.0.0.1:0"]}, "limits": {"auth_failure_delay_ms": 0}}
+
+# mode -> (server settings, the discovery strategy the daemon must pick)
+MODES: dict[str, tuple[Any, str]] = {
+    "changedsince+notify": (lambda: make_settings(), "list-changedsince"),
+    "list-status+notify": (lambda: make_settings(extensions={"list_changedsince": False}), "list-status"),
+    # CONDSTORE without QRESYNC: UID FETCH (CHANGEDSINCE) + UID SEARCH for expunges, IDLE on INBOX.
+    "list-status+condstore+idle": (
+        lambda: make_settings(extensions={"list_changedsince": False, "qresync": False, "notify": False}),
+        "list-status",
+    ),
+    # Legacy: LIST + STATUS per folder, full UID/FLAGS comparison, IDLE on INBOX + polls.
+    "legacy+idle": (lambda: MsgstoreSettings.legacy(**_LEGACY), "list-status-per-folder"),
+    # Neither NOTIFY nor IDLE: polls only.
+    "legacy+poll": (
+        lambda: MsgstoreSettings.legacy(**_LEGACY, extensions={"idle": False}),
+        "list-status-per-folder",
     ),
 }
 
 
 @pytest.mark.parametrize("mode", list(MODES))
 async def test_msgstore_random_changes_every_mode(broker: Broker, tmp_path: Path, mode: str) -> None:
-    with ThreadServer(MODES[mode]()) as srv:
+    make, expected = MODES[mode]
+    with ThreadServer(make()) as srv:
         user, pw = "alice", "alice-pw"
         await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, user, pw, 4, 3, 5)
         settings = daemon_settings("127.0.0.1", srv.port, user, pw, broker.port, tmp_path, poll_interval_s=1)
@@ -50,7 +64,17 @@ async def test_msgstore_random_changes_every_mode(broker: Broker, tmp_path: Path
         async with asyncio.TaskGroup() as tg:
             ct = tg.create_task(col.run())
             await col.subscribed.wait()
-            async with running_daemon(settings) as (_session, cache):
+            async with running_daemon(settings) as (session, cache):
+                assert session.engine is not None
+                imap = session.engine.imap
+                method = (
+                    "qresync"
+                    if "QRESYNC" in imap.enabled
+                    else "condstore"
+                    if imap.has("CONDSTORE")
+                    else "full"
+                )
+                push = push_mode(imap)
                 for _round in range(2):
                     c = IMAPClient("127.0.0.1", srv.port, ssl=False, use_uid=True)
                     c.login(user, pw)
@@ -60,7 +84,16 @@ async def test_msgstore_random_changes_every_mode(broker: Broker, tmp_path: Path
                 strategies = {r.strategy for r in cache.runs()}
                 await col.wait_until(lambda _ms: replay_events(col.events()) == final)
             ct.cancel()
-        if mode == "list-changedsince":
-            assert "list-changedsince" in strategies
-        else:
-            assert mode in strategies and "list-changedsince" not in strategies
+        assert expected in strategies
+        assert (
+            f"{method}/{push}"
+            == {
+                "changedsince+notify": "qresync/notify",
+                "list-status+notify": "qresync/notify",
+                "list-status+condstore+idle": "condstore/idle",
+                "legacy+idle": "full/idle",
+                "legacy+poll": "full/poll",
+            }[mode]
+        )
+        if expected != "list-changedsince":
+            assert "list-changedsince" not in strategies
