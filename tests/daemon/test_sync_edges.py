@@ -1,0 +1,64 @@
+"""Edge cases of the sync against our msgstore: a folder deleted and re-created under the same name
+while the daemon was away (new UIDVALIDITY), the wire trace, stats per run."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from daemon_mqtt_helpers import Broker
+from daemon_sync_helpers import daemon_settings, running_daemon, seed_small, server_state, wait_equal
+from imapclient import IMAPClient
+
+from cpmsync.testing import run_cli
+from tests.msgstore.server_testlib import ThreadServer
+
+USER, PW = "alice", "alice-pw"
+
+
+def _client(port: int) -> IMAPClient:
+    c = IMAPClient("127.0.0.1", port, ssl=False, use_uid=True)
+    c.login(USER, PW)
+    return c
+
+
+async def test_recreated_folder_new_uidvalidity_drops_and_resyncs(broker: Broker, tmp_path: Path) -> None:
+    with ThreadServer() as srv:
+        await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, USER, PW, 3, 4, 1)
+        settings = daemon_settings("127.0.0.1", srv.port, USER, PW, broker.port, tmp_path)
+
+        def server() -> dict[str, dict[int, frozenset[str]]]:
+            return server_state("127.0.0.1", srv.port, USER, PW)
+
+        async with running_daemon(settings) as (_s, cache):
+            await wait_equal(cache, server)
+            old = cache.folder("Default")
+            assert old is not None and old.messages == 4
+        c = _client(srv.port)  # while the daemon is away
+        c.delete_folder("Default")
+        c.create_folder("Default")
+        c.append("Default", b"From: z@example.org\r\nSubject: after\r\n\r\nnew life\r\n")
+        c.logout()
+        async with running_daemon(settings) as (_s, cache):
+            await wait_equal(cache, server)
+            new = cache.folder("Default")
+            assert new is not None and new.uidvalidity != old.uidvalidity
+            assert [m.subject for m in cache.messages("Default")] == ["after"]
+
+
+async def test_trace_and_stats_are_recorded(broker: Broker, tmp_path: Path) -> None:
+    with ThreadServer() as srv:
+        await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, USER, PW, 2, 2, 2)
+        settings = daemon_settings("127.0.0.1", srv.port, USER, PW, broker.port, tmp_path)
+        settings.trace.enabled = True
+        async with running_daemon(settings) as (_s, cache):
+            runs = cache.runs()
+            trace = cache.trace()
+        assert runs and runs[-1].strategy == "list-status" and runs[-1].folders_touched == 3
+        assert runs[-1].wire_bytes_in > 0 and runs[-1].bytes_in >= runs[-1].wire_bytes_in  # COMPRESS
+        assert {d for _c, _t, d, _n in trace} == {"in", "out"}
+        assert sum(n for _c, _t, d, n in trace if d == "in") >= runs[-1].wire_bytes_in
+    cfg = tmp_path / "d.toml"
+    cfg.write_text(f'[account]\nid = "{USER}"\n[cache]\npath = "{settings.cache.path}"\n')
+    out = run_cli(["daemon", "stats", "--config", str(cfg)])
+    assert out.returncode == 0 and "list-status" in out.stdout
