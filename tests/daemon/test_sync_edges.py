@@ -62,3 +62,23 @@ async def test_trace_and_stats_are_recorded(broker: Broker, tmp_path: Path) -> N
     cfg.write_text(f'[account]\nid = "{USER}"\n[cache]\npath = "{settings.cache.path}"\n')
     out = run_cli(["daemon", "stats", "--config", str(cfg)])
     assert out.returncode == 0 and "list-status" in out.stdout
+
+
+async def test_burst_of_notifications_is_one_sync(broker: Broker, tmp_path: Path) -> None:
+    """Each radio wake costs energy: changes within debounce_ms are synced together."""
+    with ThreadServer() as srv:
+        await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, USER, PW, 2, 1, 3)
+        settings = daemon_settings("127.0.0.1", srv.port, USER, PW, broker.port, tmp_path, debounce_ms=3000)
+
+        def server() -> dict[str, dict[int, frozenset[str]]]:
+            return server_state("127.0.0.1", srv.port, USER, PW)
+
+        async with running_daemon(settings) as (_s, cache):
+            before = len(cache.runs())
+            c = _client(srv.port)
+            for i in range(5):
+                c.append("Default", f"Subject: burst {i}\r\n\r\nx\r\n".encode())
+            c.logout()
+            await wait_equal(cache, server)
+            push_runs = [r for r in cache.runs()[: len(cache.runs()) - before] if r.strategy == "notify"]
+        assert len(push_runs) == 1 and push_runs[0].folders_touched == 1
