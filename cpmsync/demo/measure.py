@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cpmsync.daemon.cache import Cache
-from cpmsync.daemon.discovery import LIST_CHANGEDSINCE, LIST_STATUS, LIST_STATUS_PER_FOLDER
+from cpmsync.daemon.discovery import LIST_CHANGEDSINCE, LIST_STATUS, LIST_STATUS_PER_FOLDER, discover
 from cpmsync.daemon.service import connect, setup
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.sync_engine import SyncEngine
@@ -56,6 +56,8 @@ class CatchupMeasurement:
     wire_bytes_out: int
     folders_synced: int
     seconds: float
+    discovery_imap_bytes: int  # the discovery step alone (LIST / LIST-STATUS / LIST + STATUS), both ways
+    discovery_wire_bytes: int
     trace: tuple[tuple[float, str, int], ...]  # (t_s from start, "in"|"out", socket bytes)
 
     @property
@@ -90,7 +92,11 @@ async def measure_catchup(
     try:
         async with connect(s, conn_id=conn_id) as imap:
             await setup(imap, s)
-            imap.take_trace()  # login and COMPRESS are not part of the catch-up
+            # The discovery step alone first (it changes nothing in the cache), then the whole catch-up.
+            before = imap.counters.snapshot()
+            await discover(imap, cache, strategy)
+            disc = imap.counters.since(before)
+            imap.take_trace()  # login, COMPRESS and that discovery are not part of the catch-up
             engine = SyncEngine(imap, cache, s, forced_strategy=strategy)
             result = await engine.catch_up()
             await imap.logout()
@@ -106,6 +112,8 @@ async def measure_catchup(
         wire_bytes_out=result.bytes.wire_out,
         folders_synced=result.folders,
         seconds=result.seconds,
+        discovery_imap_bytes=disc.imap_in + disc.imap_out,
+        discovery_wire_bytes=disc.wire_in + disc.wire_out,
         trace=tuple((t - t0, d, n) for _, t, d, n in rows),
     )
 
