@@ -139,6 +139,7 @@ class CommandResult:
 
     status: StatusResponse
     responses: list[Response] = field(default_factory=list)
+    bytes: ByteCounters = field(default_factory=ByteCounters)  # this command's bytes (IMAP/wire)
 
     def of(self, kind: type[Response]) -> list[Response]:
         return [r for r in self.responses if isinstance(r, kind)]
@@ -436,6 +437,7 @@ class ImapClient:
             loop = asyncio.get_running_loop()
             pending = _Pending(cmd, loop.create_future(), on_ok=on_ok)
             self._pending[tag] = pending
+            before = self.counters.snapshot()
             try:
                 async with asyncio.timeout(timeout_s or self.command_timeout_s):
                     chunks = command_chunks(cmd, literal_plus=self.literal_plus)
@@ -444,6 +446,7 @@ class ImapClient:
                         await self._wait_continuation(pending)
                         self._send_raw(chunk)
                     result = await pending.future
+                    result.bytes = self.counters.since(before)
             except TimeoutError:
                 self._abort(ImapTimeout(f"{type(cmd).__name__} timed out"))
                 raise ImapTimeout(f"{type(cmd).__name__} got no answer in time") from None

@@ -38,6 +38,8 @@ async def test_login_capabilities_enable_compress(dovecot_account: Any) -> None:
         lists, statuses = await imap.list_folders("*", return_status=("MESSAGES", "UIDNEXT"))
         assert [x.name for x in lists] == ["INBOX"] and statuses["INBOX"].messages == 0
         assert imap.counters.wire_in < imap.counters.imap_in  # deflate on the socket
+        res = await imap.execute(NoopCommand(""))
+        assert res.bytes.imap_out == len(b"C7 NOOP\r\n") and 0 < res.bytes.wire_out < 20
 
 
 def test_plaintext_to_a_remote_host_is_refused() -> None:
