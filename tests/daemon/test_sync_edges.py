@@ -82,3 +82,29 @@ async def test_burst_of_notifications_is_one_sync(broker: Broker, tmp_path: Path
             await wait_equal(cache, server)
             push_runs = [r for r in cache.runs()[: len(cache.runs()) - before] if r.strategy == "notify"]
         assert len(push_runs) == 1 and push_runs[0].folders_touched == 1
+
+
+async def test_changedsince_reports_deletions_and_renames_made_offline(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """msgstore's CHANGEDSINCE extension: \\NonExistent and OLDNAME entries, no names-only LIST needed."""
+    with ThreadServer() as srv:
+        await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, USER, PW, 4, 2, 9)
+        settings = daemon_settings("127.0.0.1", srv.port, USER, PW, broker.port, tmp_path)
+
+        def server() -> dict[str, dict[int, frozenset[str]]]:
+            return server_state("127.0.0.1", srv.port, USER, PW)
+
+        async with running_daemon(settings) as (_s, cache):
+            await wait_equal(cache, server)
+            names = sorted(n for n in cache.folders() if n.startswith("tel:"))
+            uids = [m.uid for m in cache.messages(names[1])]
+        c = _client(srv.port)
+        c.delete_folder(names[0])
+        c.rename_folder(names[1], "renamed")
+        c.logout()
+        async with running_daemon(settings) as (_s, cache):
+            await wait_equal(cache, server)
+            assert cache.runs()[0].strategy == "list-changedsince"
+            assert names[0] not in cache.folders() and names[1] not in cache.folders()
+            assert [m.uid for m in cache.messages("renamed")] == uids  # moved, not refetched
