@@ -109,3 +109,15 @@ def test_demo_signal_mid_run_stops_everything(sig: signal.Signals) -> None:
     _, alive = psutil.wait_procs(children, timeout=STOP_TIMEOUT_S)
     assert not alive, [(p.pid, p.name()) for p in alive]
     assert not _data_dir(out).exists()
+
+
+def test_demo_bad_options_fail_in_one_line_before_starting_anything() -> None:
+    for args, needle in (
+        (["--radio", "carrier-pigeon"], "unknown radio profile"),
+        (["--broker", "localhost"], "is not HOST:PORT"),
+    ):
+        r = run_cli(["demo", *args], env=WIDE, timeout_s=RUN_TIMEOUT_S)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert needle in r.stderr
+        assert "Traceback" not in r.stderr
+        assert "data dir" not in r.stdout  # nothing was started
