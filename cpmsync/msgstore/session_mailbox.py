@@ -45,6 +45,9 @@ from cpmsync.msgstore.listing import STATUS_ITEMS, list_responses, status_items
 from cpmsync.msgstore.notify import NotifyError, NotifySpec
 from cpmsync.msgstore.records import SearchFilter
 from cpmsync.msgstore.session_base import (
+    _FETCH_DATA,
+    _FETCH_SIMPLE,
+    _MACROS,
     _SYSTEM_FLAGS,
     _Bad,
     _No,
@@ -308,6 +311,12 @@ class MailboxCommands(PushMixin):
             else:
                 self._tagged(cmd.tag, "NO", str(e), ResponseCode(e.code))
             return
+        for att in spec.selected_fetch_atts() or ():
+            # checked now: a bad item must be a BAD for NOTIFY, not a failure at the first push
+            if isinstance(att, str) and att not in _FETCH_SIMPLE | _FETCH_DATA | set(_MACROS):
+                raise _Bad(f"unknown FETCH item {att} in MessageNew")
+            if att == "MODSEQ" and not self._ext("CONDSTORE"):
+                raise _Bad("MODSEQ needs CONDSTORE")
         self.notify = spec
         if spec.status:
             listings = await self._db(self.store.list_mailboxes, self.user, "", ["*"], with_status=True)

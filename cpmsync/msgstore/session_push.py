@@ -26,6 +26,7 @@ from cpmsync.msgstore.notify import event_name
 from cpmsync.msgstore.records import MessageRecord, UidSet
 from cpmsync.msgstore.session_base import (
     SessionBase,
+    _Bad,
 )
 from cpmsync.msgstore.session_state import SubState
 
@@ -174,7 +175,10 @@ class PushMixin(SessionBase):
                 if atts:
                     seqs = SequenceSet.from_ints(sel.seq_of(u) or 0 for u in new)
                     wanted = tuple(a for a in atts if isinstance(a, str | FetchBody))
-                    await self._fetch_items(seqs, wanted, False)
+                    try:
+                        await self._fetch_items(seqs, wanted, False)
+                    except _Bad:  # validated at NOTIFY SET; never let a push fail a command
+                        pass
         if allow_flags and sel.pending_flags:
             uids = sorted(u for u in sel.pending_flags if sel.seq_of(u) is not None)
             sel.pending_flags.clear()

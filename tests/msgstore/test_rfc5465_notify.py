@@ -163,3 +163,12 @@ async def test_selected_filter_without_flagchange_defers_flags_to_next_command(s
         assert not any(isinstance(r, FetchData) for r in got)  # flag change not pushed
         reply = await a.cmd("NOOP")  # but told at the next command, as RFC 3501 does
         assert [f.seq for f in reply.of(FetchData)] == [1]
+
+
+async def test_bad_messagenew_fetch_attribute_is_refused_at_set(srv: Running) -> None:
+    async with srv.client() as a:
+        await a.login()
+        await a.cmd("SELECT INBOX")
+        assert (await a.cmd("NOTIFY SET (selected (MessageNew (UID BOGUS) MessageExpunge))")).status == "BAD"
+        reply = await a.append("INBOX", message(1))  # nothing half-configured breaks the APPEND
+        assert reply.ok

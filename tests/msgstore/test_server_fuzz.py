@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import traceback
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +24,8 @@ VALID = [
     b"a SEARCH OR (FROM x SINCE 1-Jan-2020) NOT MODSEQ 5 UID 1:*",
     b"a NOTIFY SET STATUS (selected (MessageNew (UID) MessageExpunge)) (personal (MailboxName))",
     b"a APPEND INBOX (\\Seen) {5+}\r\nhello",
+    b"a NOTIFY SET (selected (MessageNew (UID FLAGS ENVELOPE) MessageExpunge FlagChange))",
+    b"a IDLE",
     b"a ENABLE QRESYNC",
     b"a SELECT INBOX (QRESYNC (1 2 1:5 (1:2 1:2)))",
     b"a COPY 1:* x",
@@ -47,22 +50,30 @@ class _Errors(logging.Handler):
         self.records.append(record)
 
 
+_ERRORS = _Errors()
+
+
 @pytest.fixture(scope="module")
 def fuzz_server() -> Iterator[ThreadServer]:
-    errors = _Errors()
     logger = logging.getLogger("cpmsync.msgstore")
-    logger.addHandler(errors)
+    logger.addHandler(_ERRORS)
     try:
         with ThreadServer(make_settings(limits={"max_line_bytes": 4096, "max_literal_bytes": 4096})) as s:
             s.store.create_mailbox("alice", "x")
             s.store.append("alice", "INBOX", b"Subject: a\r\n\r\nbody\r\n")
             yield s
     finally:
-        logger.removeHandler(errors)
+        logger.removeHandler(_ERRORS)
+
+
+def _no_server_errors() -> None:
+    """Checked per example, so hypothesis can shrink an input that makes the server log an ERROR."""
+    records, _ERRORS.records = _ERRORS.records, []
     details = [
-        f"{r.getMessage()}: {r.exc_info[1]!r}" if r.exc_info else r.getMessage() for r in errors.records
+        r.getMessage() + ("\n" + "".join(traceback.format_exception(*r.exc_info)) if r.exc_info else "")
+        for r in records
     ]
-    assert not details, details
+    assert not details, "\n".join(details)
 
 
 def _mutate(data: st.DataObject) -> bytes:
@@ -109,6 +120,7 @@ def test_mutated_command_lines(fuzz_server: ThreadServer, data: st.DataObject) -
     lines = prefix + [_mutate(data) for _ in range(data.draw(st.integers(1, 6)))]
     asyncio.run(_session(fuzz_server.port, lines))
     asyncio.run(_healthy(fuzz_server.port))
+    _no_server_errors()
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -116,3 +128,4 @@ def test_mutated_command_lines(fuzz_server: ThreadServer, data: st.DataObject) -
 def test_random_bytes(fuzz_server: ThreadServer, junk: list[bytes]) -> None:
     asyncio.run(_session(fuzz_server.port, junk))
     asyncio.run(_healthy(fuzz_server.port))
+    _no_server_errors()
