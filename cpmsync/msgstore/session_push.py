@@ -125,7 +125,10 @@ class PushMixin(SessionBase):
         self._drain_events()
         new, expunge, flags = self._push_now()
         if new or expunge or flags:
-            await self._flush_selected(allow_expunge=expunge, allow_new=new, allow_flags=flags)
+            try:
+                await self._flush_selected(allow_expunge=expunge, allow_new=new, allow_flags=flags)
+            except StoreError:
+                pass
         if self.notify is not None:
             await self._flush_other()
 
@@ -213,7 +216,10 @@ class PushMixin(SessionBase):
         if self._sub is None:
             return
         self._drain_events()
-        await self._flush_selected(allow_expunge=allow_expunge)
+        try:
+            await self._flush_selected(allow_expunge=allow_expunge)
+        except StoreError:  # e.g. the selected mailbox was deleted meanwhile: the command still succeeded
+            pass
         if self.notify is not None:
             await self._flush_other()
 

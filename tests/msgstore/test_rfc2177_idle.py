@@ -100,3 +100,20 @@ async def test_idle_in_authenticated_state_is_allowed(srv: Running) -> None:
         await a.login()
         await _idle(a)
         assert (await _done(a)).status == "OK"
+
+
+async def test_selected_mailbox_deleted_by_another_session(srv: Running) -> None:
+    async with srv.client() as a, srv.client() as b:
+        await a.login()
+        await b.login()
+        await b.cmd("CREATE doomed")
+        await b.append("doomed", message(1))
+        await a.cmd("SELECT doomed")
+        await _idle(a)
+        await b.cmd("DELETE doomed")
+        got = await a.wait_for(lambda r: isinstance(r, ExpungeData))
+        assert got[-1].seq == 1
+        await _done(a)
+        assert (await a.cmd("FETCH 1:* FLAGS")).ok  # empty view, no crash
+        assert (await a.append("INBOX", message(2))).ok
+        assert (await a.cmd("NOOP")).ok
