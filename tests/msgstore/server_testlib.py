@@ -218,16 +218,19 @@ class Client:
         tag = next(self.tags)
         line = text.encode() if isinstance(text, str) else text
         start = len(self.raw_log)
+        untagged: list[Any] = []
         if literal is not None:
             await self.send(tag.encode() + b" " + line + b" {%d}\r\n" % len(literal))
-            r = await self.next_response()
-            if not isinstance(r, ContinuationRequest):
-                assert isinstance(r, StatusResponse), r
-                return Reply([], r)
+            while True:  # pushed untagged data (IDLE/NOTIFY) may come before the "+"
+                r = await self.next_response()
+                if isinstance(r, ContinuationRequest):
+                    break
+                if isinstance(r, StatusResponse) and r.tag == tag:
+                    return Reply(untagged, r, bytes(self.raw_log[start:]))
+                untagged.append(r)
             await self.send(literal + b"\r\n")
         else:
             await self.send(tag.encode() + b" " + line + b"\r\n")
-        untagged: list[Any] = []
         while True:
             r = await self.next_response()
             if isinstance(r, StatusResponse) and r.tag == tag:
