@@ -144,3 +144,5 @@ def demo(
     if json_summary is not None:
         json_summary.write_text(report.to_json() + "\n")
         console.print(f"wrote {json_summary}")
+    for line in report.kept_hints:
+        console.print(line)

@@ -96,6 +96,7 @@ class DemoReport:
     catchup: list[dict[str, Any]] = field(default_factory=list)
     radio: str = ""
     poll_interval_s: float = 0.0
+    kept_hints: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, default=str)
@@ -224,18 +225,41 @@ async def run_demo(opts: DemoOptions, console: Console, *, log_level: int = logg
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     workdir = _make_workdir()
+    run_id = uuid.uuid4().hex[:8]  # unique topics and account: other runs' retained messages never show
+    report: DemoReport | None = None
     try:
         with _quiet_logs(log_level):
-            return await _run(opts, console, stop, workdir)
+            report = await _run(opts, console, stop, workdir, run_id)
+        return report
     except _Stopped:
         raise Interrupted(got[0] if got else signal.SIGINT) from None
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         if opts.keep:
-            console.print(f"data kept in [bold]{workdir}[/] (msgstore.sqlite, cache.sqlite)")
+            hints = kept_hints(workdir, f"demo-{run_id}")
+            if report is not None:
+                report.kept_hints = hints  # printed after the results
+            else:
+                for line in hints:
+                    console.print(line)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def kept_hints(workdir: Path, account: str) -> list[str]:
+    """With --keep: write a daemon.toml for `cpmsync daemon stats`; the lines that say where things are."""
+    cache = workdir / "cache.sqlite"
+    lines = [f"data kept in [bold]{workdir}[/]"]
+    if cache.exists():
+        toml = workdir / "daemon.toml"
+        toml.write_text(
+            "# Written by `cpmsync demo --keep`: enough for `cpmsync daemon stats`.\n"
+            f'[account]\nid = "{account}"\n\n[cache]\npath = "{cache}"\n'
+        )
+        lines.append(f"  sync runs:  cpmsync daemon stats --config {toml}")
+    lines.append(f"  the store:  cpmsync msgstore serve --db sqlite:///{workdir / 'msgstore.sqlite'}")
+    return lines
 
 
 async def _seed(opts: DemoOptions, store: Any, console: Console, stop: asyncio.Event) -> list[str]:
@@ -284,11 +308,12 @@ async def _seed(opts: DemoOptions, store: Any, console: Console, stop: asyncio.E
         return work.result().folders
 
 
-async def _run(opts: DemoOptions, console: Console, stop: asyncio.Event, workdir: Path) -> DemoReport:
+async def _run(
+    opts: DemoOptions, console: Console, stop: asyncio.Event, workdir: Path, run_id: str
+) -> DemoReport:
     from cpmsync.msgstore.settings import ExtensionsSection, MsgstoreSettings, ServerSection, StoreSection
     from cpmsync.msgstore.store import MessageStore
 
-    run_id = uuid.uuid4().hex[:8]
     password = secrets.token_urlsafe(12)
     # Built section by section so that CPMSYNC_* variables of a real deployment cannot leak in.
     msettings = MsgstoreSettings()
@@ -331,7 +356,7 @@ async def _run(opts: DemoOptions, console: Console, stop: asyncio.Event, workdir
                     opts, console, stop, workdir, msettings, store, broker, password, names, report, prefix
                 )
             finally:
-                if broker.embedded is None and not opts.keep:
+                if broker.embedded is None:
                     await _clear_retained(broker, prefix)
         finally:
             broker.close()
