@@ -216,9 +216,18 @@ async def run_demo(opts: DemoOptions, console: Console, *, log_level: int = logg
     stop = asyncio.Event()
     got: list[int] = []
 
+    main = asyncio.current_task()
+
     def on_signal(signum: int) -> None:
         if not got:
-            console.print(f"\n[yellow]{signal.Signals(signum).name}: stopping everything…[/]")
+            console.print(
+                f"\n[yellow]{signal.Signals(signum).name}: stopping everything… (again to hurry)[/]"
+            )
+        elif len(got) == 1 and main is not None:
+            # Impatient: cancel instead of waiting for graceful stops; `finally` blocks still
+            # stop the broker and remove the data dir.
+            console.print("[yellow]cancelling…[/]")
+            main.cancel()
         got.append(signum)
         stop.set()
 
@@ -233,6 +242,10 @@ async def run_demo(opts: DemoOptions, console: Console, *, log_level: int = logg
         return report
     except _Stopped:
         raise Interrupted(got[0] if got else signal.SIGINT) from None
+    except asyncio.CancelledError:
+        if got:
+            raise Interrupted(got[0]) from None
+        raise
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
