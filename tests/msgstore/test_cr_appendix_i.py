@@ -292,3 +292,15 @@ def test_I_4_property_changedsince_equals_status_highestmodseq_above_m(
                 assert existing == expected, (m, existing, expected)
 
     asyncio.run(scenario())
+
+
+async def test_I_2_works_without_list_extended_advertised() -> None:
+    settings_ = make_settings(extensions={"list_extended": False})
+    async with running_server(settings_) as srv, srv.client() as c:
+        m = await _setup(c)
+        caps = {x.upper() for x in (await c.cmd("CAPABILITY")).of(CapabilityData)[0].capabilities}
+        assert "LIST-EXTENDED" not in caps and "LIST-CHANGEDSINCE" in caps
+        await c.append("Default", message(9))
+        reply = await c.cmd(f'LIST (CHANGEDSINCE ({m})) "" * RETURN (STATUS (UIDNEXT HIGHESTMODSEQ))')
+        assert reply.ok and [r.name for r in reply.of(ListData)] == ["Default"]
+        assert (await c.cmd('LIST (SUBSCRIBED) "" *')).status == "BAD"
