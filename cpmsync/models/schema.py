@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import DatabaseError
+from sqlalchemy.schema import CreateTable
 from sqlmodel import SQLModel, create_engine
 
 from cpmsync.logs import kv
@@ -41,7 +42,21 @@ class CacheSchemaError(Exception):
     """A reader that may not change the file (e.g. `cpmsync daemon stats`) found another schema."""
 
 
-MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _migrate_1_to_2}
+def _migrate_2_to_3(conn: Any) -> None:
+    """v3 made outbox ids AUTOINCREMENT (never reused); SQLite needs the table rebuilt for that."""
+    outbox = tables.OutboxRow.__table__  # type: ignore[attr-defined]
+    cols = ", ".join(c.name for c in outbox.columns)
+    conn.execute(text("ALTER TABLE outbox RENAME TO outbox_v2"))
+    for idx in outbox.indexes:
+        conn.execute(text(f"DROP INDEX IF EXISTS {idx.name}"))
+    conn.execute(CreateTable(outbox))
+    for idx in outbox.indexes:
+        idx.create(conn)
+    conn.execute(text(f"INSERT INTO outbox ({cols}) SELECT {cols} FROM outbox_v2"))
+    conn.execute(text("DROP TABLE outbox_v2"))
+
+
+MIGRATIONS: dict[int, Callable[[Any], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 """from-version -> step to from-version + 1, run in one transaction."""
 
 

@@ -25,8 +25,9 @@ __all__ = [
     "TraceEntry",
 ]
 
-SCHEMA_VERSION = 2
-"""Version 1 lacked the trace table and the outbox's per-folder sequence; see schema.MIGRATIONS."""
+SCHEMA_VERSION = 3
+"""v1 lacked the trace table and the outbox's per-folder sequence; v2 could reuse outbox ids.
+See schema.MIGRATIONS."""
 
 
 class SchemaVersion(SQLModel, table=True):
@@ -122,7 +123,10 @@ class OutboxRow(SQLModel, table=True):
     """An MQTT message waiting for the broker's acknowledgement; deleted only after it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_folder_seq", "folder", "seq"),)
+    # AUTOINCREMENT: an id is never reused. Without it SQLite hands out max(id)+1, so a row
+    # deleted while in flight (a superseded summary) gave its id to a new row, and the late
+    # PUBACK of the old one deleted the new, unsent event.
+    __table_args__ = (Index("ix_outbox_folder_seq", "folder", "seq"), {"sqlite_autoincrement": True})
     id: int | None = Field(default=None, primary_key=True)
     topic: str = Field(index=True)
     payload: str  # JSON text; "" = empty retained payload (clears a retained topic)

@@ -38,6 +38,47 @@ def downgrade_to_v1(path: Path) -> None:
     con.close()
 
 
+def downgrade_to_v2(path: Path) -> None:
+    """Shape the file like schema v2: the outbox without AUTOINCREMENT (ids could be reused)."""
+    con = sqlite3.connect(path)
+    cols = "id, topic, payload, qos, retain, created, folder, seq, event_id"
+    con.executescript(
+        f"""
+        ALTER TABLE outbox RENAME TO outbox_x;
+        DROP INDEX ix_outbox_folder_seq;
+        DROP INDEX ix_outbox_topic;
+        CREATE TABLE outbox (id INTEGER NOT NULL PRIMARY KEY, topic VARCHAR NOT NULL,
+            payload VARCHAR NOT NULL, qos INTEGER NOT NULL, retain BOOLEAN NOT NULL,
+            created DATETIME NOT NULL, folder VARCHAR NOT NULL, seq INTEGER NOT NULL, event_id VARCHAR);
+        CREATE INDEX ix_outbox_topic ON outbox (topic);
+        CREATE INDEX ix_outbox_folder_seq ON outbox (folder, seq);
+        INSERT INTO outbox ({cols}) SELECT {cols} FROM outbox_x;
+        DROP TABLE outbox_x;
+        UPDATE schema_version SET version = 2;
+        """
+    )
+    con.commit()
+    con.close()
+
+
+def test_v2_outbox_becomes_autoincrement_keeping_rows(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    make_cache(path)
+    before = sqlite3.connect(path).execute("SELECT id, topic, payload FROM outbox ORDER BY id").fetchall()
+    downgrade_to_v2(path)
+    c = Cache.open(path, "acct")
+    assert c.migrated_from == 2
+    after = sqlite3.connect(path).execute("SELECT id, topic, payload FROM outbox ORDER BY id").fetchall()
+    assert after == before
+    ddl = sqlite3.connect(path).execute("SELECT sql FROM sqlite_master WHERE name = 'outbox'").fetchone()[0]
+    assert "AUTOINCREMENT" in ddl
+    c.outbox_ack([before[-1][0]])
+    with c.folder_sync("INBOX") as fs:
+        fs.add_message(MessageData(uid=2, modseq=11))
+    ids = [i.id for i in c.outbox_batch(100)]
+    assert before[-1][0] not in ids  # the freed id is not handed out again
+
+
 def cache_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if r.name == "cpmsync.daemon.cache" and "cache" in r.getMessage()]
 

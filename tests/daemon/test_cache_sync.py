@@ -199,3 +199,16 @@ def test_ack_during_an_open_folder_sync_waits_for_its_end(tmp_path: Path) -> Non
         assert first.id not in [i.id for i in cache.outbox_batch(100)]
         assert cache.outbox_count() == n - 1
     assert first.id not in [r[0] for r in sqlite3.connect(path).execute("SELECT id FROM outbox")]
+
+
+def test_late_ack_of_a_superseded_summary_never_deletes_a_newer_row(cache: Cache) -> None:
+    """Regression: a summary superseded while in flight freed its id; the next commit reused it,
+    and the old summary's PUBACK deleted the new, unsent event (found by a latency bench)."""
+    seed(cache)
+    in_flight = cache.outbox_batch(100)  # all sent, no PUBACK yet
+    with cache.folder_sync("INBOX") as fs:  # supersedes the in-flight summary
+        fs.add_message(msg(3, 30, subject="must arrive"))
+    cache.outbox_ack([i.id for i in in_flight])  # the late PUBACKs
+    left = [json.loads(i.payload) for i in cache.outbox_batch(100)]
+    assert [(e.get("kind"), e.get("uids")) for e in left if "kind" in e] == [("message_added", [3])]
+    assert any(e.get("name") == "INBOX" and e["messages"] == 3 for e in left)  # the new summary
