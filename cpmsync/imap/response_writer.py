@@ -135,7 +135,8 @@ def _list(r: ListData, atoms: bool = False) -> bytes:
         out.w(b" (")
         first = True
         for k, v in ext:
-            out.w((b"" if first else b" ") + k.encode("ascii") + b" (")
+            # quoted tag, as RFC 5258 9 and RFC 5465 5.4 write it: ("OLDNAME" ("old"))
+            out.w((b"" if first else b" ") + b'"' + k.encode("ascii") + b'" (')
             first = False
             if k == "CHILDINFO":
                 for i, x in enumerate(v):

@@ -147,13 +147,17 @@ def test_list_and_lsub_with_nil_delimiter_and_mutf7_names() -> None:
 
 
 def test_list_extended_data_items_childinfo_oldname_and_unknown() -> None:
-    r = one(b'* LIST (\\HasChildren) "/" "Foo" (CHILDINFO ("SUBSCRIBED"))\r\n')
+    r = one(b'* LIST (\\HasChildren) "/" "Foo" ("CHILDINFO" ("SUBSCRIBED"))\r\n')
     assert isinstance(r, ListData) and r.childinfo == ("SUBSCRIBED",)
-    r = one(b'* LIST () "/" "New" (OLDNAME ("Old&AOk-"))\r\n')
+    r = one(b'* LIST () "/" "New" ("OLDNAME" ("Old&AOk-"))\r\n')
     assert isinstance(r, ListData) and r.oldname == "Oldé"
+    # the tag may also come as an atom (it is an astring)
+    [atom_tag] = feed_responses(b'* LIST () "/" "Foo" (CHILDINFO ("SUBSCRIBED"))\r\n')
+    assert atom_tag.childinfo == ("SUBSCRIBED",)
+    assert feed_responses(b'* LIST () "/" "New" (OLDNAME ("Old"))\r\n')[0].oldname == "Old"
     [r] = feed_responses(b'* LIST (\\NonExistent) "/" "gone" (X-FOO (1 2) OLDNAME ("was"))\r\n')
     assert isinstance(r, ListData)
-    assert serialize_response(r) == b'* LIST (\\NonExistent) "/" "gone" (OLDNAME ("was") X-FOO (1 2))\r\n'
+    assert serialize_response(r) == b'* LIST (\\NonExistent) "/" "gone" ("OLDNAME" ("was") X-FOO (1 2))\r\n'
     assert r.oldname == "was"
     assert r.extra == (("X-FOO", ["1", "2"]),)
 
