@@ -42,15 +42,16 @@ def render_table(report: DemoReport, console: Console) -> None:
         caption=(
             "Bytes: counted by the daemon's IMAP client on a fresh connection, same starting cache (the "
             "watermark from before the changes), login excluded, both directions; discovery = the LIST "
-            "step alone (IMAP layer); catch-up = discovery + syncing the changed folders; socket = after "
-            "COMPRESS=DEFLATE; ratio on socket bytes. "
+            "step alone (IMAP layer), next to the simulator's prediction for this exact account; "
+            "catch-up = discovery + syncing the changed folders; socket = after COMPRESS=DEFLATE; "
+            "ratio on socket bytes. "
             f"Energy/day: the simulator prices that catch-up's byte trace on {report.radio} (TLS, TCP/IP "
             f"headers and ACKs added), assuming one such catch-up every {every} "
             f"({86_400 / report.poll_interval_s:g}/day) with the radio idle in between."
         ),
     )
-    cols = ("discovery", "folders synced", "discovery B", "catch-up IMAP B", "catch-up socket B",
-            "vs CHANGEDSINCE", "J/day", "% battery/day")  # fmt: skip
+    cols = ("discovery", "folders synced", "discovery B", "simulator says", "catch-up IMAP B",
+            "catch-up socket B", "vs CHANGEDSINCE", "J/day", "% battery/day")  # fmt: skip
     for c in cols:
         t.add_column(c, justify="left" if c == "discovery" else "right")
     base = next((r["wire_bytes"] for r in report.catchup if r["strategy"] == "list-changedsince"), None)
@@ -58,8 +59,8 @@ def render_table(report: DemoReport, console: Console) -> None:
         ratio = f"{r['wire_bytes'] / base:,.1f}×" if base else "-"
         t.add_row(
             str(r["label"]), f"{r['folders_synced']:,}", f"{r['discovery_imap_bytes']:,}",
-            f"{r['imap_bytes']:,}", f"{r['wire_bytes']:,}", ratio,
-            f"{r['energy_j_per_day']:,.1f}", f"{r['battery_pct_per_day']:.3f}",
+            f"{r.get('predicted_discovery_imap_bytes', 0):,}", f"{r['imap_bytes']:,}",
+            f"{r['wire_bytes']:,}", ratio, f"{r['energy_j_per_day']:,.1f}", f"{r['battery_pct_per_day']:.3f}",
         )  # fmt: skip
     console.print(t)
 

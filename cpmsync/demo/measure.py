@@ -14,6 +14,7 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from cpmsync.daemon.cache import Cache
 from cpmsync.daemon.discovery import LIST_CHANGEDSINCE, LIST_STATUS, LIST_STATUS_PER_FOLDER, discover
@@ -28,6 +29,7 @@ __all__ = [
     "EnergyEstimate",
     "energy_per_day",
     "measure_catchup",
+    "predict_discovery_bytes",
     "snapshot_cache",
 ]
 
@@ -155,3 +157,43 @@ def energy_per_day(m: CatchupMeasurement, radio: str, poll_interval_s: float) ->
         air_bytes_up=up,
         air_bytes_down=down,
     )
+
+
+SIMULATOR_STRATEGY = {
+    LIST_CHANGEDSINCE: "list-changedsince",
+    LIST_STATUS: "list-status",
+    LIST_STATUS_PER_FOLDER: "list-status-each",
+}
+DAEMON_STATUS_ITEMS = (
+    "MESSAGES",
+    "UIDNEXT",
+    "UNSEEN",
+    "HIGHESTMODSEQ",
+    "UIDVALIDITY",
+)  # discovery._status_items
+
+
+def predict_discovery_bytes(store: Any, user: str, watermark: int, strategy: str) -> int:
+    """The simulator's IMAP-layer bytes (both ways) for this discovery on this exact account."""
+    from cpmsync.simulator import predict_catchup_bytes
+
+    listings = store.list_mailboxes(user, "", ["*"], with_status=True)
+    statuses: dict[str, dict[str, int]] = {}
+    for x in listings:
+        st = x.status
+        if st is None:
+            continue
+        statuses[x.name] = {
+            "MESSAGES": st.messages, "UIDNEXT": st.uidnext, "UIDVALIDITY": st.uidvalidity,
+            "UNSEEN": st.unseen, "HIGHESTMODSEQ": st.highestmodseq,
+        }  # fmt: skip
+    names = [x.name for x in listings]
+    changed = [n for n, s in statuses.items() if s["HIGHESTMODSEQ"] > watermark]
+    # Under CHANGEDSINCE the daemon leaves UIDVALIDITY out (it knows it for every cached folder).
+    items = DAEMON_STATUS_ITEMS[:-1] if strategy == LIST_CHANGEDSINCE else DAEMON_STATUS_ITEMS
+    count = predict_catchup_bytes(
+        names, statuses, changed, SIMULATOR_STRATEGY[strategy], False,
+        last_modseq=watermark, connect=False, server_style="msgstore",
+        status_items=items, pipelined=False,
+    )  # fmt: skip
+    return int(count.imap_up + count.imap_down)

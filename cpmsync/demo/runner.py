@@ -39,6 +39,7 @@ from cpmsync.demo.measure import (
     EnergyEstimate,
     energy_per_day,
     measure_catchup,
+    predict_discovery_bytes,
     snapshot_cache,
 )
 from cpmsync.demo.viewer import EventViewer
@@ -462,7 +463,7 @@ async def _services(
                 await _until(stop, asyncio.wait_for(viewer.subscribed.wait(), SUBSCRIBE_TIMEOUT_S))
                 console.print(f"app: subscribed to {prefix}/{account}/status and …/folders/+/events")
                 await _daemon_phases(opts, console, stop, tg, dsettings, open_cache, Publisher, ImapSession,
-                                     viewer, names, report, workdir)  # fmt: skip
+                                     viewer, names, report, workdir, store)  # fmt: skip
             finally:
                 viewer_task.cancel()
         except _Stopped:
@@ -488,6 +489,7 @@ async def _daemon_phases(
     names: list[str],
     report: DemoReport,
     workdir: Path,
+    store: Any,
 ) -> None:
     cache = open_cache(dsettings)
     publisher = publisher_cls(dsettings.mqtt, dsettings.account.id, cache)
@@ -562,6 +564,10 @@ async def _daemon_phases(
             m = await _until(stop, measure_catchup(dsettings, snapshot, strategy, workdir))
             results.append((m, energy_per_day(m, opts.radio, opts.poll_interval_s)))
         report.catchup = [{**m.as_dict(), **asdict(e)} for m, e in results]
+        for row in report.catchup:
+            row["predicted_discovery_imap_bytes"] = predict_discovery_bytes(
+                store, DEMO_USER, int(first_stats["watermark"]), str(row["strategy"])
+            )
         report.events_received = viewer.events
         report.events_after_first_sync = viewer.events_live
         report.event_kinds = dict(viewer.kinds_live)

@@ -59,6 +59,9 @@ def test_demo_events_arrive_and_changedsince_is_cheapest(
     assert cs["wire_bytes"] < ls["wire_bytes"]
     assert cs["imap_bytes"] < ls["imap_bytes"] < lps["imap_bytes"]
     assert all(row["energy_j_per_day"] > 0 for row in by.values())
+    # The simulator, given this exact account, predicts the discovery bytes the client counted.
+    for row in by.values():
+        assert row["predicted_discovery_imap_bytes"] == pytest.approx(row["discovery_imap_bytes"], rel=0.05)
     for label in ("LIST-CHANGEDSINCE", "LIST-STATUS", "LIST + STATUS"):
         assert label in r.stdout
     assert not _data_dir(r.stdout).exists()  # removed without --keep
