@@ -210,3 +210,13 @@ def random_changes(c: IMAPClient, rng: random.Random, n: int, *, folder_ops: boo
             victims = [f for f in folders if f.startswith("box")]
             if victims:
                 c.rename_folder(rng.choice(victims), f"box{rng.randint(0, 10**6)}")
+
+
+async def wait_replay(col: Any, final: State) -> None:
+    """Wait until the events received rebuild `final`; fails with the difference."""
+    try:
+        await col.wait_until(lambda _ms: replay_events(col.events()) == final)
+    except TimeoutError:
+        got = replay_events(col.events())
+        diff = {k: (got.get(k), final.get(k)) for k in set(got) | set(final) if got.get(k) != final.get(k)}
+        raise AssertionError(f"events do not rebuild the server state: {diff}") from None

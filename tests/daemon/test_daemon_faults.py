@@ -20,11 +20,11 @@ from daemon_mqtt_helpers import Broker, Collector
 from daemon_sync_helpers import (
     daemon_settings,
     random_changes,
-    replay_events,
     running_daemon,
     seed_small,
     server_state,
     wait_equal,
+    wait_replay,
     wait_until,
 )
 from imapclient import IMAPClient
@@ -70,7 +70,7 @@ async def test_cut_at_random_points_of_syncs(
                 await asyncio.to_thread(_changes, acct, 100 + i, 10)
                 final = await wait_equal(cache, server)
             assert session.connections >= 2  # the cuts really happened
-            await col.wait_until(lambda _ms: replay_events(col.events()) == final)
+            await wait_replay(col, final)
         ct.cancel()
 
 
@@ -125,7 +125,7 @@ async def test_broker_down_delays_events_never_loses_them(
             final = await wait_equal(cache, server)
             assert cache.outbox_count() > 0  # the events wait in the outbox
             b.start()
-            await col.wait_until(lambda _ms: replay_events(col.events()) == final)
+            await wait_replay(col, final)
             await wait_until(lambda: cache.outbox_count() == 0)
         ct.cancel()
 
@@ -199,7 +199,7 @@ async def test_sigkill_mid_sync_then_restart_is_consistent(
                 final = await wait_equal(cache, server)
             finally:
                 cache.close()
-            await col.wait_until(lambda _ms: replay_events(col.events()) == final)
+            await wait_replay(col, final)
         finally:
             proc.send_signal(signal.SIGTERM)
             rc = await asyncio.to_thread(proc.wait, 30)

@@ -14,11 +14,11 @@ from daemon_mqtt_helpers import Broker, Collector
 from daemon_sync_helpers import (
     daemon_settings,
     random_changes,
-    replay_events,
     running_daemon,
     seed_small,
     server_state,
     wait_equal,
+    wait_replay,
     wait_until,
 )
 from imapclient import IMAPClient
@@ -95,7 +95,7 @@ async def test_random_changes_cache_equals_server(
                 await asyncio.to_thread(random_changes, c, rng, 15)
                 c.logout()
                 final = await wait_equal(cache, server)
-            await col.wait_until(lambda _ms: replay_events(col.events()) == final)
+            await wait_replay(col, final)
         ct.cancel()
 
 

@@ -15,11 +15,11 @@ from daemon_mqtt_helpers import Broker, Collector
 from daemon_sync_helpers import (
     daemon_settings,
     random_changes,
-    replay_events,
     running_daemon,
     seed_small,
     server_state,
     wait_equal,
+    wait_replay,
 )
 from imapclient import IMAPClient
 
@@ -82,7 +82,7 @@ async def test_msgstore_random_changes_every_mode(broker: Broker, tmp_path: Path
                     c.logout()
                     final = await wait_equal(cache, server)
                 strategies = {r.strategy for r in cache.runs()}
-                await col.wait_until(lambda _ms: replay_events(col.events()) == final)
+                await wait_replay(col, final)
             ct.cancel()
         assert expected in strategies
         assert (
