@@ -42,6 +42,7 @@ from cpmsync.imap import (
 )
 from cpmsync.msgstore.compress import DeflateCodec
 from cpmsync.msgstore.listing import STATUS_ITEMS, list_responses, status_items
+from cpmsync.msgstore.mailbox_pattern import PatternSet
 from cpmsync.msgstore.notify import NotifyError, NotifySpec
 from cpmsync.msgstore.records import SearchFilter
 from cpmsync.msgstore.session_base import (
@@ -251,9 +252,18 @@ class MailboxCommands(PushMixin):
             listings = await self._db(
                 self.store.list_mailboxes, self.user, cmd.reference, [cmd.pattern], subscribed_only=True
             )
-            for m in listings:
-                attrs = ("\\Noselect",) if m.nonexistent else ()
-                await self._send(ListData(attrs, "/", m.name, lsub=True))
+            rows = {m.name: ("\\Noselect",) if m.nonexistent else () for m in listings}
+            if "%" in cmd.pattern:
+                # RFC 3501 6.3.9: a "%" that stops above a subscribed child names the parent, \Noselect
+                pats = PatternSet(cmd.reference, [cmd.pattern])
+                for name in self.subscribed:
+                    parts = name.split("/")
+                    for i in range(1, len(parts)):
+                        parent = "/".join(parts[:i])
+                        if parent not in rows and parent not in self.subscribed and pats.matches(parent):
+                            rows[parent] = ("\\Noselect",)
+            for name in sorted(rows, key=lambda n: (n != "INBOX", n)):
+                await self._send(ListData(rows[name], "/", name, lsub=True))
         await self._after_command(allow_expunge=True)
         self._ok(cmd.tag, "LSUB completed")
 

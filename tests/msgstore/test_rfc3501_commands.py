@@ -365,3 +365,14 @@ async def test_6_3_1_unseen_code_names_first_unseen_sequence_number(srv: Running
         reply = await c.cmd("SELECT INBOX")
         codes = {r.code.name: r.code.value for r in reply.of(StatusResponse) if r.code}
         assert codes["UNSEEN"] == 2
+
+
+async def test_6_3_9_lsub_percent_names_unsubscribed_parent_as_noselect(srv: Running) -> None:
+    async with srv.client() as c:
+        await c.login()
+        await c.cmd("CREATE foo/bar")
+        await c.cmd("SUBSCRIBE foo/bar")
+        rows = [(r.name, r.attributes) for r in (await c.cmd('LSUB "" %')).of(ListData)]
+        assert rows == [("foo", ("\\Noselect",))]
+        rows = [(r.name, r.attributes) for r in (await c.cmd('LSUB "" *')).of(ListData)]
+        assert rows == [("foo/bar", ())]
