@@ -44,7 +44,7 @@ from cpmsync.msgstore.compress import DeflateCodec
 from cpmsync.msgstore.listing import STATUS_ITEMS, list_responses, status_items
 from cpmsync.msgstore.mailbox_pattern import PatternSet
 from cpmsync.msgstore.notify import NotifyError, NotifySpec
-from cpmsync.msgstore.records import SearchFilter
+from cpmsync.msgstore.records import MailboxListing, SearchFilter
 from cpmsync.msgstore.session_base import (
     _FETCH_DATA,
     _FETCH_SIMPLE,
@@ -240,6 +240,18 @@ class MailboxCommands(PushMixin):
             every = await self._db(self.store.list_mailboxes, self.user, cmd.reference, cmd.patterns)
             listed = {m.name for m in listings}
             extra = [m for m in every if m.has_subscribed_children and m.name not in listed]
+            # a subscribed child under a name that is no mailbox at all: \NonExistent + CHILDINFO
+            known = listed | {m.name for m in every}
+            pats = PatternSet(cmd.reference, cmd.patterns)
+            ghosts = {
+                parent
+                for name in self.subscribed
+                for parent in _ancestors(name)
+                if parent not in known and pats.matches(parent)
+            }
+            extra += [
+                MailboxListing(g, None, None, True, True, False, nonexistent=True) for g in sorted(ghosts)
+            ]
         for r in list_responses(cmd, listings, recursive_extra=extra):
             await self._send(r)
         await self._after_command(allow_expunge=True)
@@ -354,3 +366,8 @@ class MailboxCommands(PushMixin):
         self.codec = DeflateCodec()
         if leftover:
             self.parser.feed(self.codec.decode(leftover))
+
+
+def _ancestors(name: str) -> list[str]:
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]

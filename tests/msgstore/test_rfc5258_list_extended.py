@@ -89,3 +89,13 @@ async def test_list_extended_switched_off_refuses_selection() -> None:
         await c.login()
         assert (await c.cmd('LIST (SUBSCRIBED) "" *')).status == "BAD"
         assert (await c.cmd('LIST "" * RETURN (STATUS (MESSAGES))')).ok  # LIST-STATUS stands alone
+
+
+async def test_3_5_recursivematch_nonexistent_parent_of_subscribed_name(srv: Running) -> None:
+    async with srv.client() as c:
+        await c.login()
+        await c.cmd('SUBSCRIBE "Lost/child"')  # neither Lost nor Lost/child exists
+        reply = await c.cmd('LIST (SUBSCRIBED RECURSIVEMATCH) "" %')
+        rows = {r.name: (r.attributes, r.childinfo) for r in reply.of(ListData)}
+        assert rows["Lost"] == (("\\NonExistent",), ("SUBSCRIBED",))
+        assert b'* LIST (\\NonExistent) "/" "Lost" ("CHILDINFO" ("SUBSCRIBED"))' in reply.raw
