@@ -376,3 +376,15 @@ async def test_6_3_9_lsub_percent_names_unsubscribed_parent_as_noselect(srv: Run
         assert rows == [("foo", ("\\Noselect",))]
         rows = [(r.name, r.attributes) for r in (await c.cmd('LSUB "" *')).of(ListData)]
         assert rows == [("foo/bar", ())]
+
+
+async def test_5_1_3_international_mailbox_names_in_modified_utf7(srv: Running) -> None:
+    async with srv.client() as c:
+        await c.login()
+        assert (await c.cmd("CREATE Entw&APw-rfe")).ok
+        reply = await c.cmd('LIST "" Entw*')
+        assert [r.name for r in reply.of(ListData)] == ["Entwürfe"]
+        assert b'"Entw&APw-rfe"' in reply.raw
+        assert [m.name for m in srv.store.list_mailboxes("alice", "", ["Entw*"])] == ["Entwürfe"]
+        assert (await c.cmd("SELECT Entw&APw-rfe")).ok
+        assert (await c.cmd("CREATE bad&-name&Jjo")).status in ("BAD", "NO")  # invalid mUTF-7
