@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, insert, text
+from sqlalchemy import and_, delete, func, insert, text
 from sqlmodel import Session, col, select
 
 from cpmsync.daemon.settings import DaemonSettings
@@ -315,12 +315,24 @@ class Cache:
         # every change above it in a pending folder is still to be fetched.
         a = s.get(Account, self.account_id)
         assert a is not None
-        pending = list(s.exec(select(PendingFolder.name).where(PendingFolder.account_id == self.account_id)))
+        # One aggregate query, not one per pending folder: a first sync has every folder pending
+        # and commits once per folder, so a per-folder loop made it quadratic (2,000 folders
+        # never finished). A pending folder never synced counts as 0.
+        floor = s.exec(
+            select(func.min(func.coalesce(Folder.last_synced_modseq, 0)))
+            .select_from(PendingFolder)
+            .outerjoin(
+                Folder,
+                and_(
+                    col(Folder.account_id) == col(PendingFolder.account_id),
+                    col(Folder.name) == col(PendingFolder.name),
+                ),
+            )
+            .where(PendingFolder.account_id == self.account_id)
+        ).one()
         new = a.sync_target
-        for name in pending:
-            f = self._folder_row(s, name)
-            floor = max(a.watermark, f.last_synced_modseq if f is not None else 0)
-            new = min(new, floor)
+        if floor is not None:
+            new = min(new, max(a.watermark, floor))
         new = max(a.watermark, new)
         if new != a.watermark:
             a.watermark = new
