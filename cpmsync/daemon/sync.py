@@ -202,7 +202,7 @@ async def fetch_folder_changes(
                 ch.flags[r.uid] = (_flags(r.flags), r.modseq)
         server = await _uid_search_all(imap)
         ch.vanished = set(known) - server
-        new_uids = {u for u in server if u not in flags_now and u < max_known}
+        new_uids = {u for u in server if u not in flags_now}  # exact: no "n:*" tail needed
     else:
         ch.method = "full"
         items: tuple[str, ...] = ("UID", "FLAGS", "MODSEQ") if condstore else ("UID", "FLAGS")
@@ -222,7 +222,10 @@ async def fetch_folder_changes(
             ch.new = await _fetch_new(imap, settings, SequenceSet.from_ints(sorted(new_uids)), condstore, 0)
         return ch
     if ch.exists != 0:
-        need_tail = ch.uidnext is None or ch.uidnext > max_known + 1
+        # Only look past the known UIDs when the server holds more messages than we account for:
+        # after the newest message was expunged, UIDNEXT stays above max_known + 1 for good.
+        expected = len(known) - len(ch.vanished) + len(new_uids)
+        need_tail = ch.method == "qresync" and (ch.exists is None or ch.exists > expected)
         ranges = list(SequenceSet.from_ints(sorted(new_uids)).ranges) if new_uids else []
         if need_tail:
             ranges.append((max_known + 1, STAR))
@@ -259,12 +262,13 @@ async def _fetch_new(
         if not isinstance(fd, FetchData):
             continue
         m = message_from_fetch(fd, preview.response_key, settings.preview_bytes)
-        # "n:*" with n above the largest UID still returns the last message (RFC 3501 6.4.8).
-        if m is not None and (m.uid in explicit or (uids.has_star and m.uid > above)):
-            if fd.envelope is not None:
+        if m is not None and fd.envelope is not None:
+            # Ours. "n:*" with n above the largest UID still returns the last message (RFC 3501
+            # 6.4.8): a known one, dropped here, never news (requeueing it looped, demo-needs #4).
+            if m.uid in explicit or (uids.has_star and m.uid > above):
                 out[m.uid] = m
-                continue
-        # Not what we asked for: an unsolicited FETCH (a flag change by another client).
+            continue
+        # No ENVELOPE: not an answer to this FETCH but news (a flag change by another client).
         imap.requeue(fd, imap.selected)
     msgs = [out[u] for u in sorted(out)]
     if settings.fetch_bodies and msgs:

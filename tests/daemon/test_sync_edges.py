@@ -108,3 +108,33 @@ async def test_changedsince_reports_deletions_and_renames_made_offline(
             assert cache.runs()[0].strategy == "list-changedsince"
             assert names[0] not in cache.folders() and names[1] not in cache.folders()
             assert [m.uid for m in cache.messages("renamed")] == uids  # moved, not refetched
+
+
+async def test_expunging_the_newest_message_does_not_start_a_sync_storm(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """UIDNEXT stays above the newest known UID after that message is expunged: no endless refetch."""
+    with ThreadServer() as srv:
+        await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, USER, PW, 2, 3, 4)
+        settings = daemon_settings("127.0.0.1", srv.port, USER, PW, broker.port, tmp_path)
+
+        def server() -> dict[str, dict[int, frozenset[str]]]:
+            return server_state("127.0.0.1", srv.port, USER, PW)
+
+        async with running_daemon(settings) as (_s, cache):
+            c = _client(srv.port)
+            c.select_folder("Default")
+            newest = max(c.search("ALL"))
+            c.add_flags([newest], [b"\\Deleted"])
+            c.uid_expunge([newest])
+            c.unselect_folder()
+            await wait_equal(cache, server)
+            runs_after_expunge = len(cache.runs(limit=10_000))
+            c.select_folder("Default")
+            for flag in (b"\\Flagged", b"$Later", b"\\Answered"):  # later changes in that folder
+                c.add_flags([min(c.search("ALL"))], [flag])
+                await wait_equal(cache, server)
+            c.unselect_folder()
+            await asyncio.sleep(1)  # a storm, if any, would add runs here
+            c.logout()
+            assert len(cache.runs(limit=10_000)) - runs_after_expunge <= 6
