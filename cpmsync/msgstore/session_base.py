@@ -57,6 +57,7 @@ _T = TypeVar("_T")
 _WRITE_BATCH_BYTES = 64 * 1024
 _MAX_PENDING_EVENTS = 10_000  # like the hub's queue bound: beyond it, resync instead of queueing
 _FETCH_DATA_BATCH = 256  # messages whose bytes are read from the store in one call
+_FETCH_DATA_BATCH_BYTES = 8 * 1024 * 1024  # ... and at most about this many bytes
 _SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 _FETCH_SIMPLE = {"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ", "EMAILID", "THREADID"}
 _FETCH_DATA = {"ENVELOPE", "BODYSTRUCTURE", "BODY", "RFC822", "RFC822.HEADER", "RFC822.TEXT"}

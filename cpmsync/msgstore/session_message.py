@@ -39,6 +39,7 @@ from cpmsync.msgstore.search_eval import (
 from cpmsync.msgstore.session_base import (
     _FETCH_DATA,
     _FETCH_DATA_BATCH,
+    _FETCH_DATA_BATCH_BYTES,
     _FETCH_SIMPLE,
     _MACROS,
     _aware,
@@ -222,8 +223,15 @@ class MessageCommands(PushMixin):
             (isinstance(i, FetchBody) and not i.peek) or i in ("RFC822", "RFC822.TEXT") for i in items
         )
         user, mbid = self.user, sel.id
-        for start in range(0, len(uids), _FETCH_DATA_BATCH if need_data else len(uids)):
-            chunk = uids[start : start + (_FETCH_DATA_BATCH if need_data else len(uids))]
+        chunks = [uids]
+        if need_data:  # bound what one store call loads: by count and by bytes
+            meta = await self._db(
+                self.store.fetch, user, mbid, UidSet.from_uids(uids), changedsince=changedsince
+            )
+            chunks = _chunks_by_size([(r.uid, r.size) for r in meta])
+        for chunk in chunks:
+            if not chunk:
+                continue
             uset = UidSet.from_uids(chunk)
             recs = await self._db(
                 self.store.fetch, user, mbid, uset, changedsince=changedsince, with_data=need_data
@@ -375,3 +383,17 @@ class MessageCommands(PushMixin):
             await self._db(self.store.status, self.user, cmd.mailbox)
         await self._after_command(allow_expunge=True)
         self._ok(cmd.tag, "MOVE completed")
+
+
+def _chunks_by_size(sized: list[tuple[int, int]]) -> list[list[int]]:
+    """UIDs grouped so one chunk holds at most _FETCH_DATA_BATCH messages or ~_FETCH_DATA_BATCH_BYTES
+    (a mailbox of 30 MB attachments must not be loaded into memory at once)."""
+    out: list[list[int]] = [[]]
+    total = 0
+    for uid, size in sized:
+        if out[-1] and (len(out[-1]) >= _FETCH_DATA_BATCH or total + size > _FETCH_DATA_BATCH_BYTES):
+            out.append([])
+            total = 0
+        out[-1].append(uid)
+        total += size
+    return out

@@ -117,3 +117,17 @@ async def test_huge_ranges_cost_what_the_mailbox_holds() -> None:
         assert (await c.cmd("UID SEARCH UID 4294967295:2")).of(SearchData)[0].ids == (2, 3)
         assert (await c.cmd("FETCH 4294967295:* UID")).of(FetchData)[0].uid == 3
         assert (await c.cmd("UID COPY 1:4294967295 INBOX")).ok
+
+
+async def test_fetching_more_bytes_than_one_batch_holds() -> None:
+    from cpmsync.imap import FetchData
+
+    async with running_server() as srv, srv.client() as c:
+        await c.login()
+        big = message(1, body="z" * (3 * 1024 * 1024))
+        for _ in range(4):  # 12 MiB: more than one 8 MiB store read
+            srv.store.append("alice", "INBOX", big)
+        await c.cmd("SELECT INBOX")
+        got = (await c.cmd("FETCH 1:* (RFC822.SIZE BODY.PEEK[])")).of(FetchData)
+        assert [f.seq for f in got] == [1, 2, 3, 4]
+        assert all(f.body() == big for f in got)
