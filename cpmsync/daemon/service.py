@@ -14,6 +14,7 @@ import contextlib
 import logging
 import random
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from cpmsync.daemon import sdnotify
@@ -164,11 +165,29 @@ class ImapSession:
             await imap.logout()
 
 
-async def run_daemon(settings: DaemonSettings, *, install_signals: bool = True) -> None:
-    """The whole service; returns after SIGTERM/SIGINT (or when cancelled)."""
+async def _when_ready(session: ImapSession, on_ready: Callable[[], None] | None) -> None:
+    await session.ready.wait()
+    if on_ready is not None:
+        on_ready()
+
+
+async def run_daemon(
+    settings: DaemonSettings,
+    *,
+    install_signals: bool = True,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """The whole service; returns after SIGTERM/SIGINT or once `stop` is set.
+
+    `on_ready` is called after the first sync (when READY=1 goes to systemd): for an embedding
+    program (the demo) that owns the signals itself (install_signals=False).
+    """
     cache = open_cache(settings)
     publisher = Publisher(settings.mqtt, settings.account.id, cache)
     session = ImapSession(settings, cache, publisher)
+    if stop is not None:
+        session.stop = stop
     loop = asyncio.get_running_loop()
     if install_signals:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -183,7 +202,9 @@ async def run_daemon(settings: DaemonSettings, *, install_signals: bool = True) 
             sess = tg.create_task(session.run(), name="imap-session")
             wd = tg.create_task(sdnotify.watchdog_loop(), name="sd-watchdog")
             stopper = tg.create_task(session.stop.wait())
+            ready = tg.create_task(_when_ready(session, on_ready))
             await asyncio.wait({sess, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
             session.stop.set()
             sdnotify.notify("STOPPING=1")
             log.info("stopping")

@@ -138,3 +138,21 @@ async def test_expunging_the_newest_message_does_not_start_a_sync_storm(
             await asyncio.sleep(1)  # a storm, if any, would add runs here
             c.logout()
             assert len(cache.runs(limit=10_000)) - runs_after_expunge <= 6
+
+
+async def test_run_daemon_embedded_ready_and_stop(broker: Broker, tmp_path: Path) -> None:
+    """run_daemon for an embedding program: on_ready after the first sync, stop without a signal."""
+    from cpmsync.daemon.service import run_daemon
+
+    with ThreadServer() as srv:
+        settings = daemon_settings("127.0.0.1", srv.port, USER, PW, broker.port, tmp_path)
+        stop = asyncio.Event()
+        ready: list[bool] = []
+
+        def on_ready() -> None:
+            ready.append(True)
+            stop.set()
+
+        async with asyncio.timeout(60):
+            await run_daemon(settings, install_signals=False, stop=stop, on_ready=on_ready)
+        assert ready == [True]
