@@ -13,6 +13,7 @@ and close, then returns. `serve_forever(settings)` is what `cpmsync msgstore ser
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import ssl
@@ -141,6 +142,7 @@ class ImapServer:
                     " ".join(urls),
                     extra=kv(listen=urls, db=self.store.url, capabilities=len(self._caps())),
                 )
+                self._warn_unusable_listeners()
                 self.ready.set()
                 await self._stop.wait()
             finally:
@@ -164,6 +166,21 @@ class ImapServer:
         for s in list(self._sessions):
             log.warning("aborting a session that did not finish in time", extra=kv(session=s.id))
             s.abort()
+
+    def _warn_unusable_listeners(self) -> None:
+        """LOGINDISABLED on plaintext non-loopback links: say so once if nothing lets clients log in."""
+        srv = self.settings.server
+        if srv.allow_plaintext_login_non_loopback or (srv.starttls and self.ctx.ssl_context is not None):
+            return
+        for host, port in self.addresses:
+            if not ipaddress.ip_address(host).is_loopback:
+                log.warning(
+                    "clients on %s:%d cannot log in: plaintext login is disabled off loopback and no "
+                    "STARTTLS certificate is configured (set [server] tls_cert_file/tls_key_file, "
+                    "or allow_plaintext_login_non_loopback = true)",
+                    host,
+                    port,
+                )
 
     def _caps(self) -> list[str]:
         return self.settings.extensions.capabilities()
