@@ -362,6 +362,9 @@ class ImapClient:
         except asyncio.CancelledError:
             self._abort(ImapConnectionLost("client closed"))
             raise
+        except Exception as e:  # a bug in routing must not leave commands waiting for ever
+            log.exception("IMAP reader failed", extra=kv(conn=self.conn_id))
+            self._abort(ImapConnectionLost(f"reader failed: {type(e).__name__}: {e}"))
 
     def _dispatch_available(self) -> None:
         while True:
