@@ -6,7 +6,6 @@ that is not there is a failure, not a skip. Runs in its own schema so it cannot 
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import uuid
 from collections.abc import Iterator
@@ -14,10 +13,6 @@ from collections.abc import Iterator
 import pytest
 
 from cpmsync.msgstore import FlagMode, MessageStore, SearchFilter, UidSet
-
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("psycopg") is None, reason="no PostgreSQL driver: pip install 'psycopg[binary]'"
-)
 
 BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 SCHEMA = "cpmsync_msgstore_test"
