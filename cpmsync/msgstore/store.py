@@ -280,6 +280,37 @@ def _record(row: Any, data: bytes | None = None) -> MessageRecord:
     )
 
 
+# ---------------------------------------------------------------- pre-built statements
+
+# Built once with bindparam(): building a Core statement per call (coercions, cache-key generation)
+# cost more than executing it; a module-level statement memoizes its cache key, so each execute is a
+# compiled-cache hit. Bind names carry a "p_" prefix because INSERT/UPDATE reserve column names.
+_LOCK_USER = (
+    select(t.user.c.id, t.user.c.modseq, t.user.c.uidvalidity_next)
+    .where(t.user.c.name == bindparam("p_user"))
+    .with_for_update()
+)
+_SAVE_USER_COUNTERS = (
+    update(t.user)
+    .where(t.user.c.id == bindparam("p_id"))
+    .values(modseq=bindparam("p_modseq"), uidvalidity_next=bindparam("p_uvn"))
+)
+_USER_ID = select(t.user.c.id).where(t.user.c.name == bindparam("p_user"))
+_MAILBOX_BY_ID = select(t.mailbox).where(
+    t.mailbox.c.user_id == bindparam("p_uid"), t.mailbox.c.id == bindparam("p_mb")
+)
+_MAILBOX_BY_NAME = select(t.mailbox).where(
+    t.mailbox.c.user_id == bindparam("p_uid"), t.mailbox.c.name == bindparam("p_name")
+)
+_INSERT_BLOB = insert(t.blob).returning(t.blob.c.id)
+_INSERT_MESSAGE = insert(t.message)
+_MAILBOX_APPENDED = (
+    update(t.mailbox)
+    .where(t.mailbox.c.id == bindparam("p_mb"))
+    .values(uidnext=bindparam("p_uidnext"), highestmodseq=bindparam("p_modseq"))
+)
+
+
 # ---------------------------------------------------------------- the store
 
 
@@ -413,11 +444,7 @@ class MessageStore:
             with self._user_lock(user), self._engine.connect() as conn:
                 conn.execution_options(cpm_write=True)
                 with conn.begin():
-                    row = conn.execute(
-                        select(t.user.c.id, t.user.c.modseq, t.user.c.uidvalidity_next)
-                        .where(t.user.c.name == user)
-                        .with_for_update()
-                    ).first()
+                    row = conn.execute(_LOCK_USER, {"p_user": user}).first()
                     if row is None:
                         raise NoSuchUser(f"no such user {user!r}")
                     txn = _Txn(
@@ -433,9 +460,8 @@ class MessageStore:
                     yield txn
                     if txn.modseq != txn.start_modseq or txn.uidvalidity_next != txn.start_uidvalidity:
                         conn.execute(
-                            update(t.user)
-                            .where(t.user.c.id == txn.user_id)
-                            .values(modseq=txn.modseq, uidvalidity_next=txn.uidvalidity_next)
+                            _SAVE_USER_COUNTERS,
+                            {"p_id": txn.user_id, "p_modseq": txn.modseq, "p_uvn": txn.uidvalidity_next},
                         )
                 # Committed: now, and only now, other sessions may hear about it. Still under the
                 # user's lock, so events reach subscribers in commit (MODSEQ) order.
@@ -450,20 +476,19 @@ class MessageStore:
 
     @staticmethod
     def _user_id(conn: Connection, user: str) -> int:
-        uid = conn.execute(select(t.user.c.id).where(t.user.c.name == user)).scalar()
+        uid = conn.execute(_USER_ID, {"p_user": user}).scalar()
         if uid is None:
             raise NoSuchUser(f"no such user {user!r}")
         return int(uid)
 
     @staticmethod
     def _mailbox(conn: Connection, user_id: int, mailbox: str | int) -> Any:
-        q = select(t.mailbox).where(t.mailbox.c.user_id == user_id)
         if isinstance(mailbox, int):
-            row = conn.execute(q.where(t.mailbox.c.id == mailbox)).first()
+            row = conn.execute(_MAILBOX_BY_ID, {"p_uid": user_id, "p_mb": mailbox}).first()
             what = f"#{mailbox}"
         else:
             name = canonical_name(mailbox.rstrip(DELIMITER) or mailbox, DELIMITER)
-            row = conn.execute(q.where(t.mailbox.c.name == name)).first()
+            row = conn.execute(_MAILBOX_BY_NAME, {"p_uid": user_id, "p_name": name}).first()
             what = repr(mailbox)
         if row is None:
             raise NoSuchMailbox(f"no such mailbox {what}")
@@ -1136,27 +1161,26 @@ class MessageStore:
             mb = self._mailbox(conn, txn.user_id, mailbox)
             modseq = txn.next_modseq()
             uid = mb.uidnext
-            blob_id = conn.execute(insert(t.blob).values(data=data).returning(t.blob.c.id)).scalar_one()
+            blob_id = conn.execute(_INSERT_BLOB, {"data": data}).scalar_one()
             conn.execute(
-                insert(t.message).values(
-                    mailbox_id=mb.id,
-                    uid=uid,
-                    modseq=modseq,
-                    sysflags=bits,
-                    keywords=_kw_text(keywords),
-                    internaldate=epoch,
-                    tz_min=tz_min,
-                    internal_day=day,
-                    sent_day=meta.sent_day,
-                    size=len(data),
-                    blob_id=blob_id,
-                    emailid=_new_objectid("M"),
-                    threadid=meta.threadid,
-                )
+                _INSERT_MESSAGE,
+                {
+                    "mailbox_id": mb.id,
+                    "uid": uid,
+                    "modseq": modseq,
+                    "sysflags": bits,
+                    "keywords": _kw_text(keywords),
+                    "internaldate": epoch,
+                    "tz_min": tz_min,
+                    "internal_day": day,
+                    "sent_day": meta.sent_day,
+                    "size": len(data),
+                    "blob_id": blob_id,
+                    "emailid": _new_objectid("M"),
+                    "threadid": meta.threadid,
+                },
             )
-            conn.execute(
-                update(t.mailbox).where(t.mailbox.c.id == mb.id).values(uidnext=uid + 1, highestmodseq=modseq)
-            )
+            conn.execute(_MAILBOX_APPENDED, {"p_mb": mb.id, "p_uidnext": uid + 1, "p_modseq": modseq})
             txn.emit(mb.name, mb.id, EventKind.APPEND, (uid,), modseq)
             return AppendResult(mailbox_id=mb.id, uidvalidity=mb.uidvalidity, uid=uid, modseq=modseq)
 
