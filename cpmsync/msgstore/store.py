@@ -304,10 +304,30 @@ _MAILBOX_BY_NAME = select(t.mailbox).where(
 )
 _INSERT_BLOB = insert(t.blob).returning(t.blob.c.id)
 _INSERT_MESSAGE = insert(t.message)
-_MAILBOX_APPENDED = (
+# APPEND in four statements: each UPDATE ... RETURNING both changes a counter and reads it, and the
+# user row UPDATE takes the same row lock as the generic path's SELECT ... FOR UPDATE (PostgreSQL).
+_TAKE_USER_MODSEQ = (
+    update(t.user)
+    .where(t.user.c.name == bindparam("p_user"))
+    .values(modseq=t.user.c.modseq + 1)
+    .returning(t.user.c.id, t.user.c.modseq)
+)
+_TAKE_UID_SET = {
+    "uidnext": t.mailbox.c.uidnext + 1,
+    "highestmodseq": bindparam("p_modseq"),
+}
+_TAKE_UID_RETURNING = (t.mailbox.c.id, t.mailbox.c.name, t.mailbox.c.uidnext, t.mailbox.c.uidvalidity)
+_TAKE_UID_BY_ID = (
     update(t.mailbox)
-    .where(t.mailbox.c.id == bindparam("p_mb"))
-    .values(uidnext=bindparam("p_uidnext"), highestmodseq=bindparam("p_modseq"))
+    .where(t.mailbox.c.user_id == bindparam("p_uid"), t.mailbox.c.id == bindparam("p_mb"))
+    .values(_TAKE_UID_SET)
+    .returning(*_TAKE_UID_RETURNING)
+)
+_TAKE_UID_BY_NAME = (
+    update(t.mailbox)
+    .where(t.mailbox.c.user_id == bindparam("p_uid"), t.mailbox.c.name == bindparam("p_name"))
+    .values(_TAKE_UID_SET)
+    .returning(*_TAKE_UID_RETURNING)
 )
 
 
@@ -438,39 +458,46 @@ class MessageStore:
             raise
 
     @contextlib.contextmanager
-    def _write(self, user: str, origin: object | None = None) -> Iterator[_Txn]:
-        txn: _Txn | None = None
+    def _writer(self, user: str) -> Iterator[tuple[Connection, list[StoreEvent]]]:
+        """The user's lock and one write transaction; the events put in the list are published
+        after the commit, still under the lock, so subscribers get them in commit (MODSEQ) order."""
+        events: list[StoreEvent] = []
         try:
             with self._user_lock(user), self._engine.connect() as conn:
                 conn.execution_options(cpm_write=True)
                 with conn.begin():
-                    row = conn.execute(_LOCK_USER, {"p_user": user}).first()
-                    if row is None:
-                        raise NoSuchUser(f"no such user {user!r}")
-                    txn = _Txn(
-                        conn,
-                        row.id,
-                        user,
-                        row.modseq,
-                        row.uidvalidity_next,
-                        origin,
-                        start_modseq=row.modseq,
-                        start_uidvalidity=row.uidvalidity_next,
-                    )
-                    yield txn
-                    if txn.modseq != txn.start_modseq or txn.uidvalidity_next != txn.start_uidvalidity:
-                        conn.execute(
-                            _SAVE_USER_COUNTERS,
-                            {"p_id": txn.user_id, "p_modseq": txn.modseq, "p_uvn": txn.uidvalidity_next},
-                        )
-                # Committed: now, and only now, other sessions may hear about it. Still under the
-                # user's lock, so events reach subscribers in commit (MODSEQ) order.
-                if txn is not None and txn.events:
-                    self.hub.publish(txn.events)
+                    yield conn, events
+                # Committed: now, and only now, other sessions may hear about it.
+                if events:
+                    self.hub.publish(events)
         except OperationalError as e:
             if _is_busy(e):
                 raise StoreBusy("the database is busy, try again") from None
             raise
+
+    @contextlib.contextmanager
+    def _write(self, user: str, origin: object | None = None) -> Iterator[_Txn]:
+        with self._writer(user) as (conn, events):
+            row = conn.execute(_LOCK_USER, {"p_user": user}).first()
+            if row is None:
+                raise NoSuchUser(f"no such user {user!r}")
+            txn = _Txn(
+                conn,
+                row.id,
+                user,
+                row.modseq,
+                row.uidvalidity_next,
+                origin,
+                start_modseq=row.modseq,
+                start_uidvalidity=row.uidvalidity_next,
+                events=events,
+            )
+            yield txn
+            if txn.modseq != txn.start_modseq or txn.uidvalidity_next != txn.start_uidvalidity:
+                conn.execute(
+                    _SAVE_USER_COUNTERS,
+                    {"p_id": txn.user_id, "p_modseq": txn.modseq, "p_uvn": txn.uidvalidity_next},
+                )
 
     # -- lookups inside a transaction
 
@@ -1156,16 +1183,30 @@ class MessageStore:
         bits, keywords = _split_flags(flags)
         epoch, tz_min, day = _to_epoch(internaldate)
         meta = parse_meta(data)
-        with self._write(user, origin) as txn:
-            conn = txn.conn
-            mb = self._mailbox(conn, txn.user_id, mailbox)
-            modseq = txn.next_modseq()
-            uid = mb.uidnext
+        where: dict[str, Any]
+        if isinstance(mailbox, int):
+            take_uid, where = _TAKE_UID_BY_ID, {"p_mb": mailbox}
+            what = f"#{mailbox}"
+        else:
+            name = canonical_name(mailbox.rstrip(DELIMITER) or mailbox, DELIMITER)
+            take_uid, where = _TAKE_UID_BY_NAME, {"p_name": name}
+            what = repr(mailbox)
+        with self._writer(user) as (conn, events):
+            urow = conn.execute(_TAKE_USER_MODSEQ, {"p_user": user}).first()
+            if urow is None:
+                raise NoSuchUser(f"no such user {user!r}")
+            user_id, modseq = urow
+            # Raising rolls the whole transaction back, the user's counter bump included.
+            mrow = conn.execute(take_uid, {"p_uid": user_id, "p_modseq": modseq, **where}).first()
+            if mrow is None:
+                raise NoSuchMailbox(f"no such mailbox {what}")
+            mb_id, mb_name, uidnext, uidvalidity = mrow
+            uid = uidnext - 1
             blob_id = conn.execute(_INSERT_BLOB, {"data": data}).scalar_one()
             conn.execute(
                 _INSERT_MESSAGE,
                 {
-                    "mailbox_id": mb.id,
+                    "mailbox_id": mb_id,
                     "uid": uid,
                     "modseq": modseq,
                     "sysflags": bits,
@@ -1180,9 +1221,8 @@ class MessageStore:
                     "threadid": meta.threadid,
                 },
             )
-            conn.execute(_MAILBOX_APPENDED, {"p_mb": mb.id, "p_uidnext": uid + 1, "p_modseq": modseq})
-            txn.emit(mb.name, mb.id, EventKind.APPEND, (uid,), modseq)
-            return AppendResult(mailbox_id=mb.id, uidvalidity=mb.uidvalidity, uid=uid, modseq=modseq)
+            events.append(StoreEvent(user, mb_name, mb_id, EventKind.APPEND, (uid,), modseq, None, origin))
+        return AppendResult(mailbox_id=mb_id, uidvalidity=uidvalidity, uid=uid, modseq=modseq)
 
     def uids(self, user: str, mailbox: str | int) -> list[int]:
         with self._read() as conn:
