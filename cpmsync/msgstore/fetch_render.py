@@ -133,12 +133,33 @@ def _nstr(s: str | None) -> bytes | None:
     return None if s is None else s.encode("utf-8", "surrogateescape")
 
 
+# An angle-addr holding a URI (CPM's `<tel:+15143457900>`, `<sip:bob@example.com>`): the
+# scheme's ":" would make getaddresses read a group ("tel:") and split the address in two.
+_URI_ANGLE_RE = re.compile(r"<\s*([A-Za-z][A-Za-z0-9+.-]*:[^<>\s\"]+)\s*>")
+_URI_TOKEN = "cpmsync-uri-{}@uri.invalid"
+
+
 def _addresses(value: str | None) -> tuple[Address, ...] | None:
     if not value:
         return None
+    uris: dict[str, str] = {}
+
+    def hide(m: re.Match[str]) -> str:
+        token = _URI_TOKEN.format(len(uris))
+        uris[token] = m.group(1)
+        return f"<{token}>"
+
     out: list[Address] = []
-    for name, addr in getaddresses([value]):
+    for name, addr in getaddresses([_URI_ANGLE_RE.sub(hide, value)]):
         if not addr and not name:
+            continue
+        for token, uri in uris.items():
+            name = name.replace(token, uri)
+        if addr in uris:
+            # One address. Without "@" the whole URI is the mailbox and the host is "", not NIL:
+            # a NIL host with a mailbox is an RFC 3501 group-start marker.
+            mailbox, _, host = uris[addr].rpartition("@") if "@" in uris[addr] else (uris[addr], "", "")
+            out.append(Address(name or None, None, mailbox, host))
             continue
         mailbox, _, host = addr.rpartition("@") if "@" in addr else (addr, "", "")
         out.append(Address(name or None, None, mailbox or None, host or None))

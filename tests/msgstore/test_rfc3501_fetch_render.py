@@ -62,6 +62,20 @@ def test_envelope_addresses() -> None:
     assert env.sender == env.from_ == env.reply_to
 
 
+def test_envelope_tel_uri_is_one_address() -> None:
+    """CPM's `From: <tel:...>` is one address, not a group "tel" plus a second mailbox."""
+    raw = b"From: <tel:+15143457900>\r\nTo: Bob <tel:+15143450000>, <sip:al@example.com>\r\n\r\nhi"
+    env = envelope(raw)
+    assert [(a.name, a.mailbox, a.host) for a in env.from_ or ()] == [(None, "tel:+15143457900", "")]
+    assert [(a.name, a.mailbox, a.host) for a in env.to or ()] == [
+        ("Bob", "tel:+15143450000", ""),
+        (None, "sip:al", "example.com"),
+    ]
+    wire = serialize_response(FetchData(1, {"ENVELOPE": env}))
+    # host "" and not NIL: (mailbox, NIL host) would be an RFC 3501 7.4.2 start-of-group marker
+    assert b'((NIL NIL "tel:+15143457900" ""))' in wire
+
+
 def test_message_without_header_or_body() -> None:
     assert _sec(b"just text, no header", (), "TEXT") == b""
     assert _sec(b"\r\nbody only", (), "TEXT") == b"body only"
