@@ -68,13 +68,25 @@ def _flags(flags: tuple[str, ...] | None) -> tuple[str, ...]:
 
 
 def _addr(a: tuple[Address, ...] | None) -> str | None:
+    """ENVELOPE addresses as one header-like string; RFC 3501 7.4.2 group markers become "g: ...;"."""
     if not a:
         return None
-    out = []
-    for x in a:
-        mail = f"{x.mailbox or ''}@{x.host or ''}" if x.host else (x.mailbox or "")
-        out.append(f"{x.name} <{mail}>" if x.name else mail)
-    return ", ".join(out)
+    out: list[str] = []
+    group: str | None = None
+    members: list[str] = []
+    for i, x in enumerate(a):
+        if x.host is None and x.mailbox is None:  # end of group
+            if group is not None:
+                out.append(f"{group}: {', '.join(members)};")
+                group, members = None, []
+            continue
+        ends = any(y.host is None and y.mailbox is None for y in a[i + 1 :])
+        if x.host is None and group is None and ends:  # start of group: mailbox is its name
+            group = x.mailbox
+            continue
+        mail = f"{x.mailbox or ''}@{x.host}" if x.host else (x.mailbox or "")
+        (members if group is not None else out).append(f"{x.name} <{mail}>" if x.name else mail)
+    return ", ".join(out) or None
 
 
 def _date(text: str | None) -> datetime | None:
