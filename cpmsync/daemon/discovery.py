@@ -30,6 +30,7 @@ LIST_CHANGEDSINCE = "list-changedsince"
 LIST_STATUS = "list-status"
 LIST_STATUS_PER_FOLDER = "list-status-per-folder"
 STRATEGIES = (LIST_CHANGEDSINCE, LIST_STATUS, LIST_STATUS_PER_FOLDER)
+STATUS_WINDOW = 128  # default of [imap] status_window: STATUS commands in flight at once
 
 _NOT_SELECTABLE = {"\\NOSELECT", "\\NONEXISTENT"}
 
@@ -107,8 +108,13 @@ async def list_names(imap: ImapClient) -> list[FolderListing]:
     return _listings(lists, {})
 
 
-async def discover(imap: ImapClient, cache: Cache, strategy: str) -> Discovery:
-    """Run one discovery with `strategy` and compare it with the cache."""
+async def discover(
+    imap: ImapClient, cache: Cache, strategy: str, *, status_window: int = STATUS_WINDOW
+) -> Discovery:
+    """Run one discovery with `strategy` and compare it with the cache.
+
+    `status_window`: how many STATUS commands list-status-per-folder keeps unanswered at once.
+    """
     condstore = imap.has("CONDSTORE") or "QRESYNC" in imap.enabled
     cached = cache.folders()
     if strategy == LIST_CHANGEDSINCE:
@@ -134,10 +140,15 @@ async def discover(imap: ImapClient, cache: Cache, strategy: str) -> Discovery:
         listings = _listings(lists, statuses)
     else:
         lists, _ = await imap.list_folders("*")
-        listings = []
-        for x in _listings(lists, {}):
-            st = await imap.status(x.name, _status_items(imap, uidvalidity=True)) if x.selectable else None
-            listings.append(FolderListing(x.name, x.delimiter, x.attributes, st))
+        names = [x.name for x in _listings(lists, {}) if x.selectable]
+        # Pipelined: one round trip per window, not per folder. A folder deleted between LIST
+        # and STATUS answers NO: its status is None, so it is synced and found gone.
+        items = _status_items(imap, uidvalidity=True)
+        per_folder = await imap.status_many(names, items, window=status_window)
+        listings = [
+            FolderListing(x.name, x.delimiter, x.attributes, per_folder.get(x.name))
+            for x in _listings(lists, {})
+        ]
     d = Discovery(strategy, complete=True, listed=len(listings))
     present = set()
     for x in listings:

@@ -18,7 +18,7 @@ import logging
 import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -459,6 +459,67 @@ class ImapClient:
             raise ImapCommandError(result)
         return result
 
+    async def execute_pipelined(
+        self, cmds: Sequence[Command], *, window: int, check: bool = True
+    ) -> list[CommandResult]:
+        """Send `cmds` with up to `window` unanswered at once; results in the order of `cmds`.
+
+        One round trip per window instead of one per command (10,000 STATUS: 12.8 s of waiting
+        otherwise). The reader routes each answer by its tag, and each untagged STATUS to the
+        command naming that mailbox. The window is refilled in one write (one deflate flush) once
+        half of it is answered. A command that needs a synchronizing literal is sent alone. Each
+        result's `bytes` is what crossed between the previous answer and its own, so the results
+        add up exactly to the pipeline's bytes. A timeout (no answer to the oldest command within
+        command_timeout_s) or a cut fails every command of the pipeline, as in `execute`.
+        """
+        window = max(1, window)
+        results: list[CommandResult] = []
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            inflight: collections.deque[_Pending] = collections.deque()
+            sent = 0
+            mark = self.counters.snapshot()
+            try:
+                while len(results) < len(cmds):
+                    if sent < len(cmds) and len(inflight) <= window // 2:
+                        batch: list[bytes] = []
+                        while sent < len(cmds) and len(inflight) < window:
+                            cmd = dataclasses.replace(cmds[sent], tag=self._next_tag())
+                            chunks = command_chunks(cmd, literal_plus=self.literal_plus)
+                            if len(chunks) > 1 and (inflight or batch):
+                                break  # a synchronizing literal: after the window is answered
+                            p = _Pending(cmd, loop.create_future())
+                            self._pending[cmd.tag] = p
+                            inflight.append(p)
+                            sent += 1
+                            if len(chunks) > 1:
+                                async with asyncio.timeout(self.command_timeout_s):
+                                    self._send_raw(chunks[0])
+                                    for chunk in chunks[1:]:
+                                        await self._wait_continuation(p)
+                                        self._send_raw(chunk)
+                                break
+                            batch.append(chunks[0])
+                        if batch:
+                            self._send_raw(b"".join(batch))
+                    async with asyncio.timeout(self.command_timeout_s):
+                        result = await inflight[0].future
+                    inflight.popleft()
+                    now = self.counters.snapshot()
+                    result.bytes, mark = now.since(mark), now
+                    results.append(result)
+            except TimeoutError:
+                self._abort(ImapTimeout("pipelined command timed out"))
+                raise ImapTimeout("a pipelined command got no answer in time") from None
+            finally:
+                for left in inflight:
+                    self._pending.pop(left.cmd.tag, None)
+        if check:
+            for r in results:
+                if r.status.status != "OK":
+                    raise ImapCommandError(r)
+        return results
+
     async def _wait_continuation(self, pending: _Pending) -> None:
         cont_task = asyncio.ensure_future(pending.continuation.get())
         try:
@@ -581,6 +642,20 @@ class ImapClient:
         res = await self.execute(StatusCommand("", mailbox, tuple(items)))
         found = [r for r in res.responses if isinstance(r, StatusData)]
         return found[-1] if found else None
+
+    async def status_many(
+        self, mailboxes: Sequence[str], items: Iterable[str], *, window: int
+    ) -> dict[str, StatusData | None]:
+        """STATUS of many mailboxes, pipelined `window` deep; None for a mailbox answered NO."""
+        its = tuple(items)
+        results = await self.execute_pipelined(
+            [StatusCommand("", m, its) for m in mailboxes], window=window, check=False
+        )
+        out: dict[str, StatusData | None] = {}
+        for name, res in zip(mailboxes, results, strict=True):
+            found = [r for r in res.responses if isinstance(r, StatusData)]
+            out[name] = found[-1] if found and res.status.status == "OK" else None
+        return out
 
     async def select(self, cmd: SelectCommand) -> CommandResult:
         self.selected = None

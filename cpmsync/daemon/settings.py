@@ -68,6 +68,7 @@ class ImapSettings(_Section):
     reconnect_min_s: float = Field(1.0, gt=0)
     reconnect_max_s: float = Field(300.0, gt=0)
     names_list_interval_s: float = Field(3600.0, gt=0)
+    status_window: int = Field(128, ge=1, le=10_000)
     preview_bytes: int = Field(256, ge=0)
     fetch_bodies: bool = False
     max_body_bytes: int = Field(1_000_000, ge=0)

@@ -89,7 +89,9 @@ class SyncEngine:
             if only is not None:
                 todo: dict[str, FolderListing | None] = dict.fromkeys(only)
             else:
-                d = await discover(self.imap, self.cache, strategy)
+                d = await discover(
+                    self.imap, self.cache, strategy, status_window=self.settings.imap.status_window
+                )
                 for old, new in d.renamed:
                     self.cache.rename_folder(old, new)
                 for name in d.deleted:

@@ -148,3 +148,49 @@ async def test_malformed_line_one_error_and_typed_close(
         with pytest.raises(ImapConnectionLost, match="malformed"):
             await imap.noop()
     assert len([r for r in caplog.records if "malformed" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize("window", [1, 3, 64])
+async def test_pipelined_status_matches_one_at_a_time_and_counts_every_byte(
+    dovecot_account: Any, window: int
+) -> None:
+    """STATUS sent ahead of their answers: same values, a folder deleted meanwhile gives None."""
+    acct = dovecot_account
+    c = _other(acct)
+    names = [f"tel:+1514555{i:04d}" for i in range(10)]
+    for i, n in enumerate(names):
+        c.create_folder(n)
+        for _ in range(i % 3):
+            c.append(n, b"Subject: x\r\n\r\nhi\r\n")
+    c.logout()
+    items = ("MESSAGES", "UIDNEXT", "UNSEEN", "HIGHESTMODSEQ", "UIDVALIDITY")
+    async with ImapClient(acct.host, acct.port, tls="none") as imap:
+        await imap.login(acct.user, acct.password)
+        one = {n: await imap.status(n, items) for n in names}
+        before = imap.counters.snapshot()
+        many = await imap.status_many([*names, "gone"], items, window=window)
+        used = imap.counters.since(before)
+        assert many == {**one, "gone": None}
+        mark = imap.counters.snapshot()
+        res = await imap.execute_pipelined([NoopCommand(""), NoopCommand(""), NoopCommand("")], window=window)
+        assert [r.status.status for r in res] == ["OK"] * 3
+        # each result's bytes add up exactly to what the pipeline moved
+        assert sum(r.bytes.imap_out for r in res) == imap.counters.since(mark).imap_out
+        assert sum(r.bytes.imap_in for r in res) == imap.counters.since(mark).imap_in
+        # the commands and answers are all counted: 11 STATUS commands went out
+        assert used.imap_out > 11 * len(b"C1 STATUS x (MESSAGES)\r\n")
+        await imap.noop()  # the connection is in step after the pipeline
+
+
+async def test_cut_fails_a_pipeline_at_once(dovecot_account: Any, fault_proxy_factory: Any) -> None:
+    acct = dovecot_account
+    px = await fault_proxy_factory(acct.host, acct.port)
+    async with ImapClient(px.host, px.port, tls="none") as imap:
+        await imap.login(acct.user, acct.password)
+        px.pause()
+        task = asyncio.create_task(imap.status_many(["INBOX", "a", "b"], ("MESSAGES",), window=2))
+        await asyncio.sleep(0.1)
+        await px.cut()
+        with pytest.raises(ImapConnectionLost):
+            await task
+        assert imap.closed

@@ -17,7 +17,8 @@ byte, and discovery is the step the strategies differ in. Plain TCP, no TLS (`Wi
 without COMPRESS the socket bytes are the IMAP bytes (`imap_*`); with it, the deflated stream
 (`stream_*`). The prediction is built from the folder names and STATUS values read from the
 store, and models the daemon's requests: its STATUS items (no UIDVALIDITY under CHANGEDSINCE),
-one STATUS at a time (no pipelining), msgstore's completion wording, and, with COMPRESS, the
+its STATUS commands pipelined (the model's one flight; the daemon refills a
+window of status_window, one deflate flush per refill), msgstore's completion wording, and, with COMPRESS, the
 deflate history (the ENABLE exchange) the discovery is compressed after.
 """
 
@@ -174,7 +175,7 @@ def _predict(acct: Account, strategy: str, compress: bool, items: tuple[str, ...
             wire=wire,
             connect=False,
             status_items=items,
-            pipelined=False,  # the daemon awaits each STATUS before sending the next
+            pipelined=True,  # the daemon pipelines its STATUS commands (status_window in flight)
             server_style="msgstore",
         )
     folders = {n: Folder(n, **{k.lower(): v for k, v in acct.statuses[n].items()}) for n in acct.names}
@@ -187,7 +188,7 @@ def _predict(acct: Account, strategy: str, compress: bool, items: tuple[str, ...
         sess.ok(t, "Enabled."),
     )
     before = dataclasses.replace(sess.counter.count, flights=[])
-    sess.discover(sim, folders, changed, acct.watermark, status_items=items, pipelined=False)  # type: ignore[arg-type]
+    sess.discover(sim, folders, changed, acct.watermark, status_items=items, pipelined=True)  # type: ignore[arg-type]
     after = sess.finish()
     return WireCount(**{k: v - getattr(before, k) for k, v in after.as_dict().items()})
 
