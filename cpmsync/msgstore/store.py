@@ -331,6 +331,52 @@ _TAKE_UID_BY_NAME = (
 )
 
 
+_MESSAGE_KEYS = (
+    "mailbox_id",
+    "uid",
+    "modseq",
+    "sysflags",
+    "keywords",
+    "internaldate",
+    "tz_min",
+    "internal_day",
+    "sent_day",
+    "size",
+    "blob_id",
+    "emailid",
+    "threadid",
+)
+
+
+class _RawStatement:
+    """A Core statement compiled once for the store's dialect and run on the DBAPI cursor.
+
+    On APPEND, SQLAlchemy's per-execute work (context, result setup, events) cost three times
+    SQLite's own work for the four statements; the SQL text still comes from the Core statement,
+    so it stays portable (qmark for SQLite, pyformat for psycopg)."""
+
+    __slots__ = ("_defaults", "_positions", "sql")
+
+    def __init__(self, stmt: Any, dialect: Any, column_keys: Sequence[str] | None = None) -> None:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
+        self.sql: str = compiled.string
+        # Literals inside the statement (the 1 of "modseq + 1") are bind parameters with values;
+        # `type(...) is int` skips the REQUIRED marker, an int subclass.
+        self._defaults = {k: v for k, v in compiled.params.items() if type(v) is int}
+        self._positions = tuple(compiled.positiontup) if compiled.positional else None
+
+    def params(self, values: dict[str, Any]) -> Any:
+        merged = {**self._defaults, **values} if self._defaults else values
+        if self._positions is None:
+            return merged
+        return tuple([merged[k] for k in self._positions])
+
+    def run(self, cur: Any, values: dict[str, Any]) -> Any:
+        """Execute; the first row of a RETURNING statement (None when no row matched)."""
+        cur.execute(self.sql, self.params(values))
+        return cur.fetchone() if cur.description is not None else None
+
+
 # ---------------------------------------------------------------- the store
 
 
@@ -378,6 +424,13 @@ class MessageStore:
         if self._sqlite:
             self._install_sqlite_hooks(sqlite_synchronous.upper(), sqlite_busy_timeout_ms)
         t.metadata.create_all(self._engine)
+        dialect = self._engine.dialect
+        self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
+        self._raw_take_modseq = _RawStatement(_TAKE_USER_MODSEQ, dialect)
+        self._raw_take_uid_by_id = _RawStatement(_TAKE_UID_BY_ID, dialect)
+        self._raw_take_uid_by_name = _RawStatement(_TAKE_UID_BY_NAME, dialect)
+        self._raw_insert_blob = _RawStatement(_INSERT_BLOB, dialect, ("data",))
+        self._raw_insert_message = _RawStatement(_INSERT_MESSAGE, dialect, _MESSAGE_KEYS)
 
     @classmethod
     def from_settings(cls, settings: Any, *, hub: ChangeHub | None = None) -> MessageStore:
@@ -472,6 +525,35 @@ class MessageStore:
                     self.hub.publish(events)
         except OperationalError as e:
             if _is_busy(e):
+                raise StoreBusy("the database is busy, try again") from None
+            raise
+
+    @contextlib.contextmanager
+    def _raw_writer(self, user: str) -> Iterator[tuple[Any, list[StoreEvent]]]:
+        """`_writer` on a bare DBAPI cursor (for `_RawStatement`s): same lock, same BEGIN IMMEDIATE
+        on SQLite, commit before the events are published under the lock."""
+        events: list[StoreEvent] = []
+        try:
+            with self._user_lock(user):
+                raw = self._engine.raw_connection()
+                try:
+                    cur = raw.cursor()
+                    if self._sqlite:
+                        cur.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield cur, events
+                    except BaseException:
+                        raw.rollback()
+                        raise
+                    raw.commit()
+                finally:
+                    raw.close()  # back to the pool (which rolls back anything left open)
+                # Committed: now, and only now, other sessions may hear about it.
+                if events:
+                    self.hub.publish(events)
+        except self._dbapi_error as e:
+            text = str(e).lower()
+            if "locked" in text or "busy" in text:
                 raise StoreBusy("the database is busy, try again") from None
             raise
 
@@ -1185,26 +1267,26 @@ class MessageStore:
         meta = parse_meta(data)
         where: dict[str, Any]
         if isinstance(mailbox, int):
-            take_uid, where = _TAKE_UID_BY_ID, {"p_mb": mailbox}
+            take_uid, where = self._raw_take_uid_by_id, {"p_mb": mailbox}
             what = f"#{mailbox}"
         else:
             name = canonical_name(mailbox.rstrip(DELIMITER) or mailbox, DELIMITER)
-            take_uid, where = _TAKE_UID_BY_NAME, {"p_name": name}
+            take_uid, where = self._raw_take_uid_by_name, {"p_name": name}
             what = repr(mailbox)
-        with self._writer(user) as (conn, events):
-            urow = conn.execute(_TAKE_USER_MODSEQ, {"p_user": user}).first()
+        with self._raw_writer(user) as (cur, events):
+            urow = self._raw_take_modseq.run(cur, {"p_user": user})
             if urow is None:
                 raise NoSuchUser(f"no such user {user!r}")
             user_id, modseq = urow
             # Raising rolls the whole transaction back, the user's counter bump included.
-            mrow = conn.execute(take_uid, {"p_uid": user_id, "p_modseq": modseq, **where}).first()
+            mrow = take_uid.run(cur, {"p_uid": user_id, "p_modseq": modseq, **where})
             if mrow is None:
                 raise NoSuchMailbox(f"no such mailbox {what}")
             mb_id, mb_name, uidnext, uidvalidity = mrow
             uid = uidnext - 1
-            blob_id = conn.execute(_INSERT_BLOB, {"data": data}).scalar_one()
-            conn.execute(
-                _INSERT_MESSAGE,
+            blob_id = self._raw_insert_blob.run(cur, {"data": data})[0]
+            self._raw_insert_message.run(
+                cur,
                 {
                     "mailbox_id": mb_id,
                     "uid": uid,
