@@ -48,6 +48,7 @@ class ChangeCounts:
     appended: int = 0
     marked_read: int = 0
     expunged: int = 0
+    expunged_newest: int = 0  # of `expunged`: the folder's highest UID (the daemon once looped on it)
     folders: set[str] = field(default_factory=set)
 
     @property
@@ -127,14 +128,12 @@ class ChangeGenerator:
         uids = sorted(await self._uids(imap, folder, "ALL"))
         if len(uids) < 2:  # keep every conversation alive
             return False
-        # Never the newest message: expunging the highest UID sends the daemon into a sync storm
-        # (its "n:*" tail FETCH returns the last message, which it requeues as news; see
-        # /work/notes/demo-needs.md). Deleting an older message is the common case anyway.
-        uid = self.rng.choice(uids[:-1])
+        uid = self.rng.choice(uids)
         one = SequenceSet.single(uid)
         await imap.execute(StoreCommand("", one, "+", ("\\Deleted",), silent=True, uid=True))
         await imap.execute(ExpungeCommand("", uids=one))
         self.counts.expunged += 1
+        self.counts.expunged_newest += int(uid == uids[-1])
         self._done("expunge", folder)
         return True
 

@@ -21,7 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -415,9 +415,6 @@ async def _services(
     report: DemoReport,
     prefix: str,
 ) -> None:
-    from cpmsync.daemon.cache import open_cache
-    from cpmsync.daemon.publisher import Publisher
-    from cpmsync.daemon.service import ImapSession
     from cpmsync.daemon.settings import (
         AccountSettings,
         CacheSettings,
@@ -462,8 +459,9 @@ async def _services(
             try:
                 await _until(stop, asyncio.wait_for(viewer.subscribed.wait(), SUBSCRIBE_TIMEOUT_S))
                 console.print(f"app: subscribed to {prefix}/{account}/status and …/folders/+/events")
-                await _daemon_phases(opts, console, stop, tg, dsettings, open_cache, Publisher, ImapSession,
-                                     viewer, names, report, workdir, store)  # fmt: skip
+                await _daemon_phases(
+                    opts, console, stop, tg, dsettings, viewer, names, report, workdir, store
+                )
             finally:
                 viewer_task.cancel()
         except _Stopped:
@@ -482,30 +480,26 @@ async def _daemon_phases(
     stop: asyncio.Event,
     tg: asyncio.TaskGroup,
     dsettings: Any,
-    open_cache: Callable[[Any], Any],
-    publisher_cls: Any,
-    session_cls: Any,
     viewer: EventViewer,
     names: list[str],
     report: DemoReport,
     workdir: Path,
     store: Any,
 ) -> None:
+    from cpmsync.daemon.cache import open_cache
+    from cpmsync.daemon.service import run_daemon
+
+    # The demo's own reader of the daemon's cache (sync runs, progress, outbox). Opened first so
+    # the schema exists before the daemon opens the same file.
     cache = open_cache(dsettings)
-    publisher = publisher_cls(dsettings.mqtt, dsettings.account.id, cache)
-    session = session_cls(dsettings, cache, publisher)
-    pub_task = tg.create_task(publisher.run(), name="demo-daemon-mqtt")
+    daemon_stop = asyncio.Event()  # the demo owns SIGINT/SIGTERM; this stops the daemon
+    daemon_ready = asyncio.Event()
+    daemon_task = tg.create_task(
+        run_daemon(dsettings, install_signals=False, stop=daemon_stop, on_ready=daemon_ready.set),
+        name="demo-daemon",
+    )
     printer = _SyncPrinter(cache, console)
     printer_task = tg.create_task(printer.run(), name="demo-sync-printer")
-    first_done = asyncio.Event()
-    first_stats: dict[str, Any] = {}
-
-    async def first_then_session() -> None:
-        first_stats.update(await _first_sync(dsettings, cache))
-        first_done.set()
-        await session.run()
-
-    sess_task = tg.create_task(first_then_session(), name="demo-daemon-imap")
     try:
         # 1. The daemon's first sync: every folder, every message -> thousands of events.
         t0 = time.monotonic()
@@ -520,21 +514,24 @@ async def _daemon_phases(
             tid = progress.add_task("sync", total=len(names) + 1, events=0)  # + INBOX
 
             async def first_sync() -> None:
-                while not session.ready.is_set():
+                while not daemon_ready.is_set():
+                    if daemon_task.done():
+                        raise RuntimeError("the daemon stopped before its first sync finished")
                     progress.update(tid, completed=len(cache.folders()), events=viewer.events)
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(PROGRESS_POLL_S * 2):
-                            await session.ready.wait()
+                            await daemon_ready.wait()
                 progress.update(tid, completed=len(cache.folders()), events=viewer.events)
 
             await _until(stop, asyncio.wait_for(first_sync(), FIRST_SYNC_TIMEOUT_S))
+        seconds = round(time.monotonic() - t0, 2)
         printer.poll()
-        first = {**first_stats, "seconds": round(time.monotonic() - t0, 2)}
+        first = _first_sync_stats(printer.rows, cache.watermark, seconds)
         report.first_sync = first
         console.print(
             f"daemon: first sync with [bold]{first.get('strategy')}[/] in {first['seconds']:.1f} s, "
             f"{first.get('folders', 0):,} folders, {first.get('wire_bytes_in', 0):,} B received on the "
-            "socket; then a LIST-CHANGEDSINCE catch-up on its own connection, now waiting for NOTIFY news"
+            "socket; now waiting for NOTIFY news"
         )
         # The watermark from before the run: every catch-up below starts from this copy.
         snapshot = workdir / "cache-before-changes.sqlite"
@@ -550,6 +547,7 @@ async def _daemon_phases(
             "appended": gen.counts.appended,
             "marked_read": gen.counts.marked_read,
             "expunged": gen.counts.expunged,
+            "expunged_newest": gen.counts.expunged_newest,
             "folders": len(gen.counts.folders),
         }
         await _quiet_settle(viewer, stop, quiet_s=SETTLE_QUIET_S, max_s=SETTLE_MAX_S, outbox=cache)
@@ -566,7 +564,7 @@ async def _daemon_phases(
         report.catchup = [{**m.as_dict(), **asdict(e)} for m, e in results]
         for row in report.catchup:
             row["predicted_discovery_imap_bytes"] = predict_discovery_bytes(
-                store, DEMO_USER, int(first_stats["watermark"]), str(row["strategy"])
+                store, DEMO_USER, int(first["watermark"]), str(row["strategy"])
             )
         report.events_received = viewer.events
         report.events_after_first_sync = viewer.events_live
@@ -574,45 +572,22 @@ async def _daemon_phases(
         report.syncs = printer.rows
     finally:
         printer_task.cancel()
-        session.stop.set()
+        daemon_stop.set()  # run_daemon finishes the current folder, publishes offline, LOGOUT
         with contextlib.suppress(Exception):
             async with asyncio.timeout(STOP_DAEMON_TIMEOUT_S):
-                await asyncio.shield(sess_task)
-        await publisher.close()
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(STOP_DAEMON_TIMEOUT_S):
-                await asyncio.shield(pub_task)
-        sess_task.cancel()
-        pub_task.cancel()
+                await asyncio.shield(daemon_task)
+        daemon_task.cancel()
         cache.close()
 
 
-async def _first_sync(dsettings: Any, cache: Any) -> dict[str, Any]:
-    """The daemon's first sync (LIST-STATUS, then every folder), done with its public pieces.
-
-    Workaround, see /work/notes/demo-needs.md: `Cache._advance` is O(pending folders) per folder
-    commit, so the daemon's own first catch-up (every folder pending) is O(N^2) and takes minutes
-    at 2,000 folders. `SyncEngine.sync_folders` does not mark folders pending; the watermark is
-    then set from the discovery's target, exactly as a complete catch-up would leave it.
-    """
-    from cpmsync.daemon.discovery import LIST_STATUS, discover
-    from cpmsync.daemon.service import connect, setup
-    from cpmsync.daemon.sync_engine import SyncEngine
-
-    async with connect(dsettings, conn_id="demo-first-sync") as imap:
-        await setup(imap, dsettings)
-        before = imap.counters.snapshot()
-        engine = SyncEngine(imap, cache, dsettings)
-        d = await discover(imap, cache, LIST_STATUS)
-        await engine.sync_folders(list(d.changed), strategy=LIST_STATUS)
-        cache.begin_discovery(d.target_modseq, [], complete=True)
-        cache.advance_watermark()
-        used = imap.counters.since(before)
-        await imap.logout()
+def _first_sync_stats(rows: list[dict[str, Any]], watermark: int, seconds: float) -> dict[str, Any]:
+    """The daemon's first catch-up as its cache recorded it (the first finished sync run)."""
+    first = rows[0] if rows else {}
     return {
-        "strategy": LIST_STATUS, "folders": len(d.changed), "watermark": cache.watermark,
-        "imap_bytes_in": used.imap_in, "imap_bytes_out": used.imap_out,
-        "wire_bytes_in": used.wire_in, "wire_bytes_out": used.wire_out,
+        "strategy": first.get("strategy"), "folders": first.get("folders", 0), "watermark": watermark,
+        "imap_bytes_in": first.get("imap_bytes_in", 0), "imap_bytes_out": first.get("imap_bytes_out", 0),
+        "wire_bytes_in": first.get("wire_bytes_in", 0), "wire_bytes_out": first.get("wire_bytes_out", 0),
+        "seconds": seconds,
     }  # fmt: skip
 
 
