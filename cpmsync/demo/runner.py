@@ -1,7 +1,7 @@
 """`cpmsync demo`: msgstore, MQTT broker, daemon, an app and another device, in one asyncio process.
 
-Everything runs as tasks of one TaskGroup in this process (the msgstore server, the daemon's
-IMAP session and MQTT publisher, the app's subscriber, the change generator), except a private
+Everything runs as tasks of one TaskGroup in this process (the msgstore server, the daemon as
+`run_daemon` runs it as a service, the app's subscriber, the change generator), except a private
 Mosquitto when no broker answers at the configured address (its own process group, stopped on
 every exit path). SIGINT/SIGTERM set one stop event: each phase is waited on together with it, so
 a signal ends the current phase and the `finally` blocks stop the parts in reverse order of start.
