@@ -659,6 +659,12 @@ class MessageStore:
         """Unknown users cost one hash too, so timing does not reveal which names exist."""
         with self._read() as conn:
             stored = conn.execute(select(t.user.c.password_hash).where(t.user.c.name == name)).scalar()
+        try:
+            password.encode("utf-8")
+        except UnicodeEncodeError:
+            # Undecodable bytes from the wire (surrogate escapes) match no stored password; the
+            # dummy hash still takes the same time. argon2 would raise on them instead.
+            return verify_password(None, "")
         return verify_password(stored, password)
 
     def user_highest_modseq(self, user: str) -> int:
