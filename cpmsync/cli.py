@@ -7,6 +7,7 @@ them together and owns the options every subcommand shares (logging).
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 
 import typer
 from rich.console import Console
@@ -19,6 +20,16 @@ from cpmsync.demo.cli import demo
 from cpmsync.logs import LogFormat, setup_logging
 from cpmsync.msgstore.cli import app as msgstore_app
 from cpmsync.simulator.cli import app as simulator_app
+
+
+class LogLevel(StrEnum):
+    """The levels a user may ask for; an unknown one is a usage error, not a traceback."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
 
 app = typer.Typer(
     name="cpmsync",
@@ -42,10 +53,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     log_format: LogFormat = typer.Option("text", "--log-format", help="text (key=value) or json."),
-    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING, ERROR."),
+    log_level: LogLevel = typer.Option(LogLevel.INFO, "--log-level", case_sensitive=False),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True),
 ) -> None:
-    setup_logging(log_format, log_level)
+    setup_logging(log_format, log_level.value)
 
 
 def main() -> None:

@@ -54,3 +54,13 @@ def test_environment_overrides_file(tmp_path: Path, monkeypatch) -> None:  # typ
     monkeypatch.setenv("CPMSYNC_IMAP__PORT", "2")
     s = load_config(_Settings, f)
     assert s.imap.port == 2
+
+
+def test_unknown_log_level_is_a_usage_error_not_a_traceback() -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "cpmsync.cli", "--log-level", "BOGUS", "simulate", "profiles"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "--log-level" in r.stderr
