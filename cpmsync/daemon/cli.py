@@ -32,6 +32,9 @@ def run(config: Path = CONFIG_OPTION) -> None:
         asyncio.run(run_daemon(settings))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+    except ConfigError as e:  # found at start, e.g. cache.path is not a cpmsync cache
+        typer.echo(f"cpmsync daemon: {e}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -43,6 +46,7 @@ def stats(
     from rich.console import Console
     from rich.table import Table
 
+    from cpmsync.config import ConfigError
     from cpmsync.daemon.cache import Cache
     from cpmsync.daemon.settings import load_daemon_settings
     from cpmsync.daemon.stats import totals_by_strategy
@@ -59,6 +63,9 @@ def stats(
     except CacheSchemaError as e:
         console.print(f"[red]{e}[/]")
         raise typer.Exit(1) from None
+    except ConfigError as e:
+        typer.echo(f"cpmsync daemon: {e}", err=True)
+        raise typer.Exit(2) from None
     try:
         runs = cache.runs(limit=1_000_000)
         acct = cache.account()

@@ -2,7 +2,9 @@
 
 A cache is only a copy of the server, so when no migration path exists (a version we do not
 know, a newer file, a damaged file) it is dropped and rebuilt by a full resync; either way one
-log line says what happened.
+log line says what happened. Only OUR files are ever dropped: a cache carries
+`PRAGMA application_id = APPLICATION_ID`, and anything else at `cache.path` (a typo pointing at
+a text file or a msgstore database) is refused with a ConfigError, byte for byte untouched.
 """
 
 from __future__ import annotations
@@ -19,15 +21,23 @@ from sqlalchemy.exc import DatabaseError
 from sqlalchemy.schema import CreateTable
 from sqlmodel import SQLModel, create_engine
 
+from cpmsync.config import ConfigError
 from cpmsync.logs import kv
 from cpmsync.models import tables
 from cpmsync.models.tables import SCHEMA_VERSION
 
-__all__ = ["MIGRATIONS", "CacheSchemaError", "OpenResult", "open_engine"]
+__all__ = ["APPLICATION_ID", "MIGRATIONS", "CacheSchemaError", "OpenResult", "open_engine"]
 
 log = logging.getLogger("cpmsync.daemon.cache")
 
 BUSY_TIMEOUT_MS = 5000
+
+APPLICATION_ID = int.from_bytes(b"CPMc", "big")
+"""`PRAGMA application_id` of every cpmsync cache: the file is ours to migrate or drop."""
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_APP_ID_OFFSET = 68  # in the 100-byte SQLite header, big-endian
+_OUR_TABLES = frozenset({"schema_version", "account", "folder", "message", "outbox"})
 
 
 def _migrate_1_to_2(conn: Any) -> None:
@@ -101,6 +111,47 @@ def _remove_files(path: Path) -> None:
         Path(str(path) + suffix).unlink(missing_ok=True)
 
 
+def _check_ours(path: Path) -> None:
+    """Raise ConfigError unless `path` is absent, empty, or a cpmsync cache (stamped or pre-stamp).
+
+    Runs before any connection with pragmas: even `PRAGMA journal_mode=WAL` would write to it.
+    A pre-stamp cache (schema v1-v3 before APPLICATION_ID) is recognised by its tables.
+    """
+    try:
+        with path.open("rb") as f:
+            head = f.read(100)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise ConfigError(f"cache.path {path} cannot be read: {e.strerror}") from None
+    if not head:
+        return
+    refuse = ConfigError(f"cache.path {path} is not a cpmsync cache; refusing to overwrite it")
+    if not head.startswith(_SQLITE_MAGIC):
+        raise refuse
+    if int.from_bytes(head[_APP_ID_OFFSET : _APP_ID_OFFSET + 4], "big") == APPLICATION_ID:
+        return  # ours, even if damaged further on
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            # Read through the WAL: a fresh cache's stamp may not be checkpointed into the header yet.
+            app_id = con.execute("PRAGMA application_id").fetchone()[0]
+            names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            con.close()
+    except sqlite3.Error:
+        raise refuse from None
+    if app_id == APPLICATION_ID or not names or (app_id == 0 and _OUR_TABLES <= names):
+        return
+    raise refuse
+
+
+def _stamp(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if conn.execute(text("PRAGMA application_id")).scalar() != APPLICATION_ID:
+            conn.execute(text(f"PRAGMA application_id = {APPLICATION_ID}"))
+
+
 def _create(engine: Engine) -> None:
     assert tables.SCHEMA_VERSION  # importing the tables module registers them in the metadata
     SQLModel.metadata.create_all(engine)
@@ -108,6 +159,7 @@ def _create(engine: Engine) -> None:
         conn.execute(
             text("INSERT OR REPLACE INTO schema_version (id, version) VALUES (1, :v)"), {"v": SCHEMA_VERSION}
         )
+    _stamp(engine)
 
 
 def open_engine(path: Path | str, *, upgrade: bool = True) -> OpenResult:
@@ -115,8 +167,10 @@ def open_engine(path: Path | str, *, upgrade: bool = True) -> OpenResult:
 
     With `upgrade=False` (readers such as `cpmsync daemon stats`) a file of another schema version
     raises CacheSchemaError instead: only the daemon may migrate or drop its cache.
+    A file that is not a cpmsync cache raises ConfigError and is left untouched.
     """
     path = Path(path).expanduser()
+    _check_ours(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = _make_engine(path)
     damaged: str | None = None
@@ -136,6 +190,8 @@ def open_engine(path: Path | str, *, upgrade: bool = True) -> OpenResult:
         return OpenResult(engine, rebuilt=False, migrated_from=None, reason=None)
     if version == SCHEMA_VERSION:
         SQLModel.metadata.create_all(engine)  # indexes added without a version bump
+        if upgrade:
+            _stamp(engine)  # a cache made before the stamp existed
         return OpenResult(engine, rebuilt=False, migrated_from=None, reason=None)
 
     if 0 < version < SCHEMA_VERSION and all(v in MIGRATIONS for v in range(version, SCHEMA_VERSION)):

@@ -120,8 +120,13 @@ def test_unknown_schema_is_dropped_and_rebuilt(
 
 
 def test_damaged_file_is_rebuilt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Our own (stamped) cache, damaged after its header. A file that is not ours is refused
+    # instead (tests/daemon/test_daemon_cache_ownership.py).
     path = tmp_path / "c.sqlite"
-    path.write_bytes(b"this is not a database" * 100)
+    make_cache(path)
+    data = bytearray(path.read_bytes())
+    data[100:] = b"this is not a database" * ((len(data) - 100) // 22) + b"x" * ((len(data) - 100) % 22)
+    path.write_bytes(bytes(data))
     caplog.set_level(logging.INFO, logger="cpmsync")
     c = Cache.open(path, "acct")
     assert c.rebuilt is True
