@@ -154,12 +154,12 @@ def _stamp(engine: Engine) -> None:
 
 def _create(engine: Engine) -> None:
     assert tables.SCHEMA_VERSION  # importing the tables module registers them in the metadata
+    _stamp(engine)  # first: a concurrent reader never sees our tables without the stamp
     SQLModel.metadata.create_all(engine)
     with engine.begin() as conn:
         conn.execute(
             text("INSERT OR REPLACE INTO schema_version (id, version) VALUES (1, :v)"), {"v": SCHEMA_VERSION}
         )
-    _stamp(engine)
 
 
 def open_engine(path: Path | str, *, upgrade: bool = True) -> OpenResult:
