@@ -657,14 +657,15 @@ class MessageStore:
 
     def verify_password(self, name: str, password: str) -> bool:
         """Unknown users cost one hash too, so timing does not reveal which names exist."""
-        with self._read() as conn:
-            stored = conn.execute(select(t.user.c.password_hash).where(t.user.c.name == name)).scalar()
         try:
+            name.encode("utf-8")
             password.encode("utf-8")
         except UnicodeEncodeError:
-            # Undecodable bytes from the wire (surrogate escapes) match no stored password; the
-            # dummy hash still takes the same time. argon2 would raise on them instead.
+            # Undecodable bytes from the wire (surrogate escapes) name no user and match no stored
+            # password; the dummy hash still takes the same time. SQL and argon2 would raise instead.
             return verify_password(None, "")
+        with self._read() as conn:
+            stored = conn.execute(select(t.user.c.password_hash).where(t.user.c.name == name)).scalar()
         return verify_password(stored, password)
 
     def user_highest_modseq(self, user: str) -> int:
