@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import and_, delete, func, insert, text
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from cpmsync.daemon.settings import DaemonSettings
@@ -191,7 +192,11 @@ class Cache:
         with Session(engine) as s:
             if s.get(Account, account_id) is None:
                 s.add(Account(id=account_id))
-                s.commit()
+                try:
+                    s.commit()
+                except IntegrityError:
+                    # Another process (the daemon, `daemon stats`) opened it at the same moment.
+                    s.rollback()
 
     @classmethod
     def open(

@@ -16,6 +16,7 @@ from cpmsync.daemon.cache import Cache, open_cache
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.daemon.service import ImapSession
 from cpmsync.daemon.settings import DaemonSettings
+from cpmsync.models.schema import CacheSchemaError
 
 State = dict[str, dict[int, frozenset[str]]]
 WAIT_S = 60.0
@@ -129,6 +130,21 @@ async def wait_equal(cache: Cache, server: Callable[[], State], timeout_s: float
         mine = cache_state(cache)
         diff = {k: (mine.get(k), last.get(k)) for k in set(mine) | set(last) if mine.get(k) != last.get(k)}
         raise AssertionError(f"cache != server: {diff}") from None
+
+
+async def open_cache_as_reader(path: Path, account: str, timeout_s: float = WAIT_S) -> Cache:
+    """Open the cache a daemon PROCESS is creating, as `cpmsync daemon stats` does: never create
+    or migrate it (upgrade=False), retry until the daemon has written its schema. (A second writer
+    creating the tables at the same moment failed with "table schema_version already exists"
+    when all earlier daemons had been killed before their cache existed.)"""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            if await asyncio.to_thread(path.exists):
+                try:
+                    return Cache.open(path, account, upgrade=False)
+                except CacheSchemaError:
+                    pass
+            await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
