@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import os
-import shutil
 import signal
-import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,95 +19,26 @@ from paho.mqtt.properties import Properties
 
 from cpmsync.daemon.cache import Cache, MessageData
 from cpmsync.daemon.settings import MqttSettings
+from cpmsync.testing import MosquittoBroker
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-STARTUP_TIMEOUT_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# As config/daemon.toml recommends for the device broker: small PUBLISH/PUBACK packets not held
+# back by Nagle. Every daemon test broker gets it (shared launcher: cpmsync.testing.MosquittoBroker).
+BROKER_CONF = "set_tcp_nodelay true"
+SAVE_TIMEOUT_S = 10.0
 
 
-class Broker:
-    """A real mosquitto on 127.0.0.1:port; restartable on the same port.
-
-    With `persistent=True` it keeps sessions on disk: written on a graceful stop, and by `save()`,
-    so a subscriber's session survives even a SIGKILL of the broker.
-    """
-
-    def __init__(
-        self,
-        workdir: Path,
-        *,
-        persistent: bool = False,
-        port: int | None = None,
-        listener_lines: list[str] | None = None,
-    ) -> None:
-        self.workdir = workdir
-        self.port = port or free_port()
-        self.persistent = persistent
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.conf = workdir / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            *(listener_lines or ["allow_anonymous true"]),
-            "set_tcp_nodelay true",  # as config/daemon.toml recommends for the device broker
-            f"persistence {'true' if persistent else 'false'}",
-            # Run as root, mosquitto drops to user "mosquitto", who cannot write the test's tmp dir;
-            # naming the current user keeps it as is (and is ignored when not root).
-            f"user {getpass.getuser()}",
-            "log_dest stderr",
-            "log_type error",
-            "log_type warning",
-        ]
-        if persistent:
-            lines.append(f"persistence_location {workdir}/")
-        self.conf.write_text("\n".join(lines) + "\n")
-
-    def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None
-        with open(self.workdir / "mosquitto.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=log
-            )
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited: {(self.workdir / 'mosquitto.log').read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("mosquitto did not start listening")
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-    def save(self) -> None:
-        """Make mosquitto write its persistence file now (SIGUSR1) and wait until it exists."""
-        assert self.proc is not None and self.persistent
-        db = self.workdir / "mosquitto.db"
-        db.unlink(missing_ok=True)
-        os.kill(self.proc.pid, signal.SIGUSR1)
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not db.exists():
-            if time.monotonic() > deadline:
-                raise RuntimeError("mosquitto did not save its database")
-            time.sleep(0.01)
-
-    def pause(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGSTOP)
-
-    def resume(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGCONT)
+def save_sessions(broker: MosquittoBroker) -> None:
+    """Make a persistent broker write its database now (SIGUSR1) and wait until it exists, so a
+    subscriber's session survives even a SIGKILL of the broker."""
+    assert broker.persistence and broker.pid is not None
+    db = broker.root / "mosquitto.db"
+    db.unlink(missing_ok=True)
+    os.kill(broker.pid, signal.SIGUSR1)
+    deadline = time.monotonic() + SAVE_TIMEOUT_S
+    while not db.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"mosquitto did not save its database to {db}")
+        time.sleep(0.01)
 
 
 WAIT_S = 30.0  # safety net so a broken test fails instead of hanging; never a performance bound
@@ -241,58 +168,3 @@ def first_seen_order(events: list[dict[str, Any]]) -> dict[str, list[int]]:
         if e["kind"] == "message_added":
             out.setdefault(e["folder"], []).extend(e["uids"])
     return out
-
-
-class CuttingProxy:
-    """A TCP relay in front of the real broker that can cut every connection abruptly (RST-like).
-
-    Used where a test needs a connection cut at an exact moment without the broker itself dying.
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.cuts = 0
-
-    async def __aenter__(self) -> CuttingProxy:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.cut()
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target_port)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers |= {writer, up_w}
-
-        async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            try:
-                while data := await r.read(65536):
-                    w.write(data)
-                    await w.drain()
-            except (OSError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                w.transport.abort()
-
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(pump(reader, up_w))
-            tg.create_task(pump(up_r, writer))
-        self._writers -= {writer, up_w}
-
-    def cut(self) -> None:
-        """Abort every relayed connection now (bytes in flight are lost, as on a radio drop)."""
-        self.cuts += 1
-        for w in list(self._writers):
-            w.transport.abort()
-        self._writers.clear()

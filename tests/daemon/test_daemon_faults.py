@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_mqtt_helpers import Broker, Collector
+from daemon_mqtt_helpers import BROKER_CONF, Collector
 from daemon_sync_helpers import (
     daemon_settings,
+    open_cache_as_reader,
     random_changes,
     running_daemon,
     seed_small,
@@ -29,7 +30,7 @@ from daemon_sync_helpers import (
 )
 from imapclient import IMAPClient
 
-from cpmsync.daemon.cache import Cache
+from cpmsync.testing import MosquittoBroker
 
 pytestmark = pytest.mark.dovecot
 
@@ -46,7 +47,7 @@ def _changes(acct: Any, seed: int, n: int) -> None:
 
 
 async def test_cut_at_random_points_of_syncs(
-    dovecot_account: Any, broker: Broker, tmp_path: Path, fault_proxy_factory: Any
+    dovecot_account: Any, broker: MosquittoBroker, tmp_path: Path, fault_proxy_factory: Any
 ) -> None:
     acct = dovecot_account
     await asyncio.to_thread(seed_small, acct.host, acct.port, acct.user, acct.password, 6, 8, 3)
@@ -75,7 +76,7 @@ async def test_cut_at_random_points_of_syncs(
 
 
 async def test_malformed_response_one_error_then_reconnect(
-    dovecot_account: Any, broker: Broker, tmp_path: Path, fault_proxy_factory: Any, caplog: Any
+    dovecot_account: Any, broker: MosquittoBroker, tmp_path: Path, fault_proxy_factory: Any, caplog: Any
 ) -> None:
     acct = dovecot_account
     await asyncio.to_thread(seed_small, acct.host, acct.port, acct.user, acct.password, 3, 2, 4)
@@ -102,10 +103,10 @@ async def test_malformed_response_one_error_then_reconnect(
 
 
 async def test_broker_down_delays_events_never_loses_them(
-    dovecot_account: Any, broker_factory: Any, tmp_path: Path
+    dovecot_account: Any, mqtt_broker_factory: Any, tmp_path: Path
 ) -> None:
     acct = dovecot_account
-    b: Broker = broker_factory()
+    b: MosquittoBroker = mqtt_broker_factory(extra_conf=BROKER_CONF)
     await asyncio.to_thread(seed_small, acct.host, acct.port, acct.user, acct.password, 3, 2, 6)
     settings = daemon_settings(
         acct.host, acct.port, acct.user, acct.password, b.port, tmp_path, poll_interval_s=2
@@ -165,7 +166,7 @@ def _daemon(config: Path, password: str) -> subprocess.Popen[bytes]:
 
 
 async def test_sigkill_mid_sync_then_restart_is_consistent(
-    dovecot_account: Any, broker: Broker, tmp_path: Path
+    dovecot_account: Any, broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     acct = dovecot_account
     await asyncio.to_thread(seed_small, acct.host, acct.port, acct.user, acct.password, 12, 15, 8)
@@ -188,8 +189,7 @@ async def test_sigkill_mid_sync_then_restart_is_consistent(
             proc.wait()
         proc = _daemon(config, acct.password)
         try:
-            await wait_until(lambda: cache_path.exists())
-            cache = Cache.open(cache_path, acct.user)
+            cache = await open_cache_as_reader(cache_path, acct.user)
             try:
                 runs_before = len(cache.runs(limit=10_000))
                 # This process's own catch-up is done (and so its signal handlers are in place).

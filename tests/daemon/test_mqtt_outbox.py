@@ -7,29 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from daemon_mqtt_helpers import (
-    Broker,
+    BROKER_CONF,
     Collector,
-    CuttingProxy,
     first_seen_order,
     mqtt_settings,
     open_cache,
     produce,
+    save_sessions,
     wait_for,
 )
 
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.models.events import FolderEvent
+from cpmsync.testing import FaultProxy, MosquittoBroker
 
 FOLDERS = ["INBOX", "Sent", "tel:+15143457900"]
 
 
 async def test_outbox_drains_in_order_and_rows_leave_only_after_the_ack(
-    broker: Broker, tmp_path: Path
+    broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     cache = open_cache(tmp_path / "c.sqlite", "drain")
     col = Collector(broker.port, ["cpm/drain/folders/+/events"], client_id="drain-sub")
@@ -65,9 +65,9 @@ async def test_outbox_drains_in_order_and_rows_leave_only_after_the_ack(
 
 
 async def test_broker_down_at_start_then_started_delivers_everything(
-    broker_factory: Callable[..., Broker], tmp_path: Path
+    mqtt_broker_factory: Callable[..., MosquittoBroker], tmp_path: Path
 ) -> None:
-    broker = broker_factory(persistent=True)
+    broker = mqtt_broker_factory(persistence=True, extra_conf=BROKER_CONF)
     col = Collector(broker.port, ["cpm/late/folders/+/events"], client_id="late-sub", persistent=True)
     await col.subscribe_once()  # the app's session exists; the broker keeps it across restarts
     broker.stop()
@@ -88,7 +88,7 @@ async def test_broker_down_at_start_then_started_delivers_everything(
 
 
 async def test_broker_killed_mid_drain_and_restarted_delivers_every_unacknowledged_event(
-    broker_factory: Callable[..., Broker], tmp_path: Path
+    mqtt_broker_factory: Callable[..., MosquittoBroker], tmp_path: Path
 ) -> None:
     """A real SIGKILL of the broker while the outbox drains.
 
@@ -98,7 +98,7 @@ async def test_broker_killed_mid_drain_and_restarted_delivers_every_unacknowledg
     memory; MQTT gives a publisher no way to prevent that), so they are not asserted here; the
     cut-connection test below covers a cut with no broker loss at all.
     """
-    broker = broker_factory(persistent=True)
+    broker = mqtt_broker_factory(persistence=True, extra_conf=BROKER_CONF)
     col = Collector(broker.port, ["cpm/kill/folders/+/events"], client_id="kill-sub", persistent=True)
     cache = open_cache(tmp_path / "c.sqlite", "kill")
     pub = Publisher(mqtt_settings(broker.port, max_inflight=5, ack_timeout_s=1), "kill", cache)
@@ -113,7 +113,7 @@ async def test_broker_killed_mid_drain_and_restarted_delivers_every_unacknowledg
     async with asyncio.TaskGroup() as tg:
         sub = tg.create_task(col.run())
         await col.subscribed.wait()
-        broker.save()  # the app's session is on disk, as on a device whose broker persists sessions
+        save_sessions(broker)  # the app's session is on disk, as on a device whose broker persists sessions
         tg.create_task(pub.run())
         prod = tg.create_task(producer())
         await col.wait_until(lambda m: len(col.events()) >= 60)
@@ -123,7 +123,7 @@ async def test_broker_killed_mid_drain_and_restarted_delivers_every_unacknowledg
         await wait_for(lambda: not pub.connected)
         unacked = {json.loads(i.payload)["id"] for i in cache.outbox_batch(100_000) if not i.retain}
         assert unacked, "the kill must happen mid-drain"
-        broker.stop(signal.SIGKILL)
+        broker.kill()
         broker.start()
         await prod
         await wait_for(lambda: cache.outbox_count() == 0)
@@ -146,14 +146,17 @@ async def test_broker_killed_mid_drain_and_restarted_delivers_every_unacknowledg
 
 
 async def test_connection_cut_mid_drain_loses_nothing_and_duplicates_share_ids(
-    broker: Broker, tmp_path: Path
+    broker: MosquittoBroker,
+    tmp_path: Path,
+    fault_proxy_factory: Callable[..., Awaitable[FaultProxy]],
 ) -> None:
     """Cut the publisher's connection (a relay in front of the real broker) again and again while
     the outbox drains: PUBACKs in flight are lost, rows are resent, nothing is missing."""
     col = Collector(broker.port, ["cpm/cut/folders/+/events"], client_id="cut-sub")
     cache = open_cache(tmp_path / "c.sqlite", "cut")
     expected: dict[str, list[int]] = {f: [] for f in FOLDERS}
-    async with CuttingProxy(broker.port) as proxy, asyncio.TaskGroup() as tg:
+    proxy = await fault_proxy_factory(broker.host, broker.port)
+    async with asyncio.TaskGroup() as tg:
         pub = Publisher(mqtt_settings(proxy.port, max_inflight=5), "cut", cache)
 
         async def producer() -> None:
@@ -168,7 +171,7 @@ async def test_connection_cut_mid_drain_loses_nothing_and_duplicates_share_ids(
         prod = tg.create_task(producer())
         for n in (30, 120, 250):
             await col.wait_until(lambda m, n=n: len(col.events()) >= n)
-            proxy.cut()
+            await proxy.cut(rst=True)
         await prod
         await wait_for(lambda: cache.outbox_count() == 0)
         total = sum(len(v) for v in expected.values())
@@ -183,7 +186,7 @@ async def test_connection_cut_mid_drain_loses_nothing_and_duplicates_share_ids(
 
 
 async def test_retained_summary_then_empty_payload_when_the_folder_is_deleted(
-    broker: Broker, tmp_path: Path
+    broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     cache = open_cache(tmp_path / "c.sqlite", "ret")
     pub = Publisher(mqtt_settings(broker.port), "ret", cache)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from daemon_mqtt_helpers import Broker, Collector, CuttingProxy, mqtt_settings, open_cache, wait_for
+from daemon_mqtt_helpers import BROKER_CONF, Collector, mqtt_settings, open_cache, wait_for
 
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.models.events import StatusPayload
+from cpmsync.testing import FaultProxy, MosquittoBroker, free_port
 
 HERE = Path(__file__).parent
 
@@ -25,7 +26,7 @@ def statuses(col: Collector, account: str) -> list[StatusPayload]:
     ]
 
 
-async def test_status_online_then_offline_on_clean_close(broker: Broker, tmp_path: Path) -> None:
+async def test_status_online_then_offline_on_clean_close(broker: MosquittoBroker, tmp_path: Path) -> None:
     cache = open_cache(tmp_path / "c.sqlite", "st")
     col = Collector(broker.port, ["cpm/st/status"], client_id="st-sub")
     pub = Publisher(mqtt_settings(broker.port), "st", cache)
@@ -45,7 +46,9 @@ async def test_status_online_then_offline_on_clean_close(broker: Broker, tmp_pat
         sub.cancel()
 
 
-async def test_last_will_sets_offline_when_the_daemon_is_killed(broker: Broker, tmp_path: Path) -> None:
+async def test_last_will_sets_offline_when_the_daemon_is_killed(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
     script = HERE / "daemon_publisher_proc.py"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -85,8 +88,6 @@ async def test_last_will_sets_offline_when_the_daemon_is_killed(broker: Broker, 
 
 async def test_close_without_broker_returns(tmp_path: Path) -> None:
     """Stopping while the broker is unreachable must not hang the daemon's shutdown."""
-    from daemon_mqtt_helpers import free_port
-
     cache = open_cache(tmp_path / "c.sqlite", "nob")
     pub = Publisher(mqtt_settings(free_port()), "nob", cache)
     async with asyncio.TaskGroup() as tg:
@@ -97,9 +98,9 @@ async def test_close_without_broker_returns(tmp_path: Path) -> None:
 
 
 async def test_close_racing_a_status_publish_still_ends_offline(
-    broker_factory: Callable[..., Broker], tmp_path: Path
+    mqtt_broker_factory: Callable[..., MosquittoBroker], tmp_path: Path
 ) -> None:
-    broker = broker_factory()
+    broker = mqtt_broker_factory(extra_conf=BROKER_CONF)
     cache = open_cache(tmp_path / "c.sqlite", "race")
     col = Collector(broker.port, ["cpm/race/status"], client_id="race-sub")
     pub = Publisher(mqtt_settings(broker.port), "race", cache)
@@ -121,17 +122,20 @@ async def test_close_racing_a_status_publish_still_ends_offline(
         sub.cancel()
 
 
-async def test_reconnect_republishes_status_after_the_last_will(broker: Broker, tmp_path: Path) -> None:
+async def test_reconnect_republishes_status_after_the_last_will(
+    broker: MosquittoBroker, tmp_path: Path, fault_proxy_factory: Callable[..., Awaitable[FaultProxy]]
+) -> None:
     cache = open_cache(tmp_path / "c.sqlite", "recon")
     col = Collector(broker.port, ["cpm/recon/status"], client_id="recon-sub")
-    async with CuttingProxy(broker.port) as proxy, asyncio.TaskGroup() as tg:
+    proxy = await fault_proxy_factory(broker.host, broker.port)
+    async with asyncio.TaskGroup() as tg:
         pub = Publisher(mqtt_settings(proxy.port), "recon", cache)
         sub = tg.create_task(col.run())
         await col.subscribed.wait()
         tg.create_task(pub.run())
         pub.set_status("online", strategy="list-status")
         await col.wait_until(lambda m: any(s.strategy == "list-status" for s in statuses(col, "recon")))
-        proxy.cut()  # abrupt: the broker publishes the Last Will (offline)
+        await proxy.cut(rst=True)  # abrupt: the broker publishes the Last Will (offline)
         await col.wait_until(lambda m: statuses(col, "recon")[-1].state == "offline")
         await col.wait_until(lambda m: statuses(col, "recon")[-1].state == "online")  # back after reconnect
         assert statuses(col, "recon")[-1].strategy == "list-status"

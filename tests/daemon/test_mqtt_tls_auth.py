@@ -10,42 +10,46 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from daemon_mqtt_helpers import Broker, Collector, mqtt_settings, open_cache, produce, wait_for
+from daemon_mqtt_helpers import BROKER_CONF, Collector, mqtt_settings, open_cache, produce, wait_for
 
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.msgstore.tls_cert import make_self_signed
+from cpmsync.testing import free_port
+from tests.support.fixtures import start_broker_or_fail
 
 
 @pytest.fixture
-def secure_broker(tmp_path: Path) -> Iterator[tuple[Broker, Path]]:
+def secure_broker(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """(port, CA cert) of a TLS listener that wants a password, on the shared launcher. Its own
+    plaintext listener only serves the launcher's readiness probe (it accepts no login either)."""
     cert, key = make_self_signed(tmp_path / "tls")
     passwd = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(passwd), "daemon", "s3cret pass"], check=True)
     subprocess.run(["mosquitto_passwd", "-b", str(passwd), "app", "app-pass"], check=True)
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    b = Broker(
-        workdir,
-        listener_lines=[
-            "allow_anonymous false",
-            f"password_file {passwd}",
-            f"certfile {cert}",
-            f"keyfile {key}",
-        ],
-    )
-    b.start()
-    yield b, cert
-    b.stop()
+    tls_port = free_port()
+    conf = [
+        BROKER_CONF,
+        "allow_anonymous false",  # global (per_listener_settings false): both listeners
+        f"password_file {passwd}",
+        f"listener {tls_port} 127.0.0.1",
+        f"certfile {cert}",
+        f"keyfile {key}",
+    ]
+    b = start_broker_or_fail(extra_conf="\n".join(conf))
+    try:
+        yield tls_port, cert
+    finally:
+        b.close()
 
 
-async def test_password_and_tls_from_settings(secure_broker: tuple[Broker, Path], tmp_path: Path) -> None:
-    broker, cert = secure_broker
+async def test_password_and_tls_from_settings(secure_broker: tuple[int, Path], tmp_path: Path) -> None:
+    port, cert = secure_broker
     pw_file = tmp_path / "mqtt.password"
     pw_file.write_text("s3cret pass\n")
-    settings = mqtt_settings(broker.port, tls=True, ca_file=cert, username="daemon", password_file=pw_file)
+    settings = mqtt_settings(port, tls=True, ca_file=cert, username="daemon", password_file=pw_file)
     ctx = ssl.create_default_context(cafile=str(cert))
     col = Collector(
-        broker.port,
+        port,
         ["cpm/sec/folders/+/events"],
         client_id="sec-sub",
         username="app",
@@ -66,10 +70,10 @@ async def test_password_and_tls_from_settings(secure_broker: tuple[Broker, Path]
 
 
 async def test_wrong_password_keeps_events_and_logs_once(
-    secure_broker: tuple[Broker, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    secure_broker: tuple[int, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    broker, cert = secure_broker
-    settings = mqtt_settings(broker.port, tls=True, ca_file=cert, username="daemon", password="wrong")
+    port, cert = secure_broker
+    settings = mqtt_settings(port, tls=True, ca_file=cert, username="daemon", password="wrong")
     cache = open_cache(tmp_path / "c.sqlite", "bad")
     pub = Publisher(settings, "bad", cache)
     produce(cache, "INBOX", 1, 2)
@@ -85,11 +89,11 @@ async def test_wrong_password_keeps_events_and_logs_once(
 
 
 async def test_untrusted_certificate_is_refused(
-    secure_broker: tuple[Broker, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+    secure_broker: tuple[int, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    broker, _cert = secure_broker
+    port, _cert = secure_broker
     other, _ = make_self_signed(tmp_path / "other")
-    settings = mqtt_settings(broker.port, tls=True, ca_file=other, username="daemon", password="s3cret pass")
+    settings = mqtt_settings(port, tls=True, ca_file=other, username="daemon", password="s3cret pass")
     cache = open_cache(tmp_path / "c.sqlite", "mitm")
     pub = Publisher(settings, "mitm", cache)
     produce(cache, "INBOX", 1, 1)

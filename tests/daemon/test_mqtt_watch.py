@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
-from daemon_mqtt_helpers import Broker, mqtt_settings, open_cache, produce, wait_for
+from daemon_mqtt_helpers import BROKER_CONF, mqtt_settings, open_cache, produce, wait_for
 
 from cpmsync.daemon.publisher import Publisher
+from cpmsync.testing import MosquittoBroker
 
 
 def write_config(path: Path, port: int, account: str) -> Path:
@@ -41,7 +42,9 @@ async def start_watch(config: Path, *args: str) -> asyncio.subprocess.Process:
     return proc
 
 
-async def test_watch_prints_events_as_json_and_drops_duplicates(broker: Broker, tmp_path: Path) -> None:
+async def test_watch_prints_events_as_json_and_drops_duplicates(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
     config = write_config(tmp_path / "daemon.toml", broker.port, "w1")
     proc = await start_watch(config, "--json", "--count", "4", "--folder", "Chats/Bob")
     try:
@@ -79,7 +82,7 @@ async def test_watch_prints_events_as_json_and_drops_duplicates(broker: Broker, 
             await proc.wait()
 
 
-async def test_watch_prints_a_readable_line(broker: Broker, tmp_path: Path) -> None:
+async def test_watch_prints_a_readable_line(broker: MosquittoBroker, tmp_path: Path) -> None:
     config = write_config(tmp_path / "daemon.toml", broker.port, "w2")
     proc = await start_watch(config, "--count", "2")
     try:
@@ -101,9 +104,10 @@ async def test_watch_prints_a_readable_line(broker: Broker, tmp_path: Path) -> N
 
 
 async def test_watch_waits_for_a_broker_that_is_down(
-    broker_factory: Callable[..., Broker], tmp_path: Path
+    mqtt_broker_factory: Callable[..., MosquittoBroker], tmp_path: Path
 ) -> None:
-    broker = broker_factory(start=False)
+    broker = mqtt_broker_factory(extra_conf=BROKER_CONF)
+    broker.stop()  # down when `watch` starts; start() brings it back on the same port
     config = write_config(tmp_path / "daemon.toml", broker.port, "w3")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_mqtt_helpers import Broker, Collector
+from daemon_mqtt_helpers import Collector
 from daemon_sync_helpers import (
     daemon_settings,
     random_changes,
@@ -23,6 +23,8 @@ from daemon_sync_helpers import (
 )
 from imapclient import IMAPClient
 
+from cpmsync.testing import MosquittoBroker
+
 pytestmark = pytest.mark.dovecot
 
 
@@ -33,7 +35,7 @@ def _other_client(acct: Any) -> IMAPClient:
 
 
 async def test_change_by_another_client_reaches_cache_and_mqtt(
-    dovecot_account: Any, broker: Broker, tmp_path: Path
+    dovecot_account: Any, broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     acct = dovecot_account
     seed_small(acct.host, acct.port, acct.user, acct.password, 4, 2, 0)
@@ -65,7 +67,7 @@ async def test_change_by_another_client_reaches_cache_and_mqtt(
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_random_changes_cache_equals_server(
-    dovecot_account: Any, broker: Broker, tmp_path: Path, seed: int
+    dovecot_account: Any, broker: MosquittoBroker, tmp_path: Path, seed: int
 ) -> None:
     acct = dovecot_account
     seed_small(acct.host, acct.port, acct.user, acct.password, 5, 3, seed)
@@ -101,7 +103,7 @@ async def test_random_changes_cache_equals_server(
 
 @pytest.mark.parametrize("strategy", ["list-status", "list-status-per-folder"])
 async def test_catch_up_after_offline_changes(
-    dovecot_account: Any, broker: Broker, tmp_path: Path, strategy: str
+    dovecot_account: Any, broker: MosquittoBroker, tmp_path: Path, strategy: str
 ) -> None:
     """Changes made while the daemon was stopped are found by the next catch-up discovery."""
     acct = dovecot_account

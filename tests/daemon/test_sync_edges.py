@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from daemon_mqtt_helpers import Broker
 from daemon_sync_helpers import daemon_settings, running_daemon, seed_small, server_state, wait_equal
 from imapclient import IMAPClient
 
-from cpmsync.testing import run_cli
+from cpmsync.testing import MosquittoBroker, run_cli
 from tests.msgstore.server_testlib import ThreadServer
 
 USER, PW = "alice", "alice-pw"
@@ -22,7 +21,9 @@ def _client(port: int) -> IMAPClient:
     return c
 
 
-async def test_recreated_folder_new_uidvalidity_drops_and_resyncs(broker: Broker, tmp_path: Path) -> None:
+async def test_recreated_folder_new_uidvalidity_drops_and_resyncs(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
     with ThreadServer() as srv:
         await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, USER, PW, 3, 4, 1)
         settings = daemon_settings("127.0.0.1", srv.port, USER, PW, broker.port, tmp_path)
@@ -46,7 +47,7 @@ async def test_recreated_folder_new_uidvalidity_drops_and_resyncs(broker: Broker
             assert [m.subject for m in cache.messages("Default")] == ["after"]
 
 
-async def test_trace_and_stats_are_recorded(broker: Broker, tmp_path: Path) -> None:
+async def test_trace_and_stats_are_recorded(broker: MosquittoBroker, tmp_path: Path) -> None:
     with ThreadServer() as srv:
         await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, USER, PW, 2, 2, 2)
         settings = daemon_settings("127.0.0.1", srv.port, USER, PW, broker.port, tmp_path)
@@ -64,7 +65,7 @@ async def test_trace_and_stats_are_recorded(broker: Broker, tmp_path: Path) -> N
     assert out.returncode == 0 and "list-status" in out.stdout
 
 
-async def test_burst_of_notifications_is_one_sync(broker: Broker, tmp_path: Path) -> None:
+async def test_burst_of_notifications_is_one_sync(broker: MosquittoBroker, tmp_path: Path) -> None:
     """Each radio wake costs energy: changes within debounce_ms are synced together."""
     with ThreadServer() as srv:
         await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, USER, PW, 2, 1, 3)
@@ -85,7 +86,7 @@ async def test_burst_of_notifications_is_one_sync(broker: Broker, tmp_path: Path
 
 
 async def test_changedsince_reports_deletions_and_renames_made_offline(
-    broker: Broker, tmp_path: Path
+    broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     """msgstore's CHANGEDSINCE extension: \\NonExistent and OLDNAME entries, no names-only LIST needed."""
     with ThreadServer() as srv:
@@ -111,7 +112,7 @@ async def test_changedsince_reports_deletions_and_renames_made_offline(
 
 
 async def test_expunging_the_newest_message_does_not_start_a_sync_storm(
-    broker: Broker, tmp_path: Path
+    broker: MosquittoBroker, tmp_path: Path
 ) -> None:
     """UIDNEXT stays above the newest known UID after that message is expunged: no endless refetch."""
     with ThreadServer() as srv:
@@ -140,7 +141,7 @@ async def test_expunging_the_newest_message_does_not_start_a_sync_storm(
             assert len(cache.runs(limit=10_000)) - runs_after_expunge <= 6
 
 
-async def test_run_daemon_embedded_ready_and_stop(broker: Broker, tmp_path: Path) -> None:
+async def test_run_daemon_embedded_ready_and_stop(broker: MosquittoBroker, tmp_path: Path) -> None:
     """run_daemon for an embedding program: on_ready after the first sync, stop without a signal."""
     from cpmsync.daemon.service import run_daemon
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_mqtt_helpers import Broker, Collector
+from daemon_mqtt_helpers import Collector
 from daemon_sync_helpers import (
     daemon_settings,
     random_changes,
@@ -25,6 +25,7 @@ from imapclient import IMAPClient
 
 from cpmsync.daemon.push import push_mode
 from cpmsync.msgstore import MsgstoreSettings
+from cpmsync.testing import MosquittoBroker
 from tests.msgstore.server_testlib import ThreadServer, make_settings
 
 _LEGACY = {"server": {"listen": ["127.0.0.1:0"]}, "limits": {"auth_failure_delay_ms": 0}}
@@ -49,7 +50,7 @@ MODES: dict[str, tuple[Any, str]] = {
 
 
 @pytest.mark.parametrize("mode", list(MODES))
-async def test_msgstore_random_changes_every_mode(broker: Broker, tmp_path: Path, mode: str) -> None:
+async def test_msgstore_random_changes_every_mode(broker: MosquittoBroker, tmp_path: Path, mode: str) -> None:
     make, expected = MODES[mode]
     with ThreadServer(make()) as srv:
         user, pw = "alice", "alice-pw"
