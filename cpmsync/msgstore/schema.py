@@ -7,6 +7,8 @@ indexed with the user so LIST (CHANGEDSINCE m) reads only the mailboxes that cha
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -20,7 +22,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    event,
 )
+from sqlalchemy.engine import Connection
 
 __all__ = [
     "FLAG_BITS",
@@ -39,6 +43,9 @@ metadata = MetaData()
 
 # SQLite only auto-assigns INTEGER PRIMARY KEY (the rowid alias), not BIGINT.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
+# Without AUTOINCREMENT SQLite hands the id of a deleted newest row out again; history keyed on
+# mailbox.id (renames, tombstones) would then attach to the new mailbox. PostgreSQL never reuses.
+_NO_REUSE = {"sqlite_autoincrement": True}
 
 # System flags are bits so SEARCH UNSEEN / EXPUNGE of \Deleted are plain SQL predicates.
 FLAG_BITS = {"\\seen": 1, "\\answered": 2, "\\flagged": 4, "\\deleted": 8, "\\draft": 16}
@@ -73,6 +80,7 @@ mailbox = Table(
     UniqueConstraint("user_id", "name", name="uq_mailbox_user_name"),
     Index("ix_mailbox_user_highestmodseq", "user_id", "highestmodseq"),
     Index("ix_mailbox_user_parent", "user_id", "parent"),
+    **_NO_REUSE,
 )
 
 subscription = Table(
@@ -90,6 +98,7 @@ blob = Table(
     metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("data", LargeBinary, nullable=False),
+    **_NO_REUSE,
 )
 
 message = Table(
@@ -113,6 +122,7 @@ message = Table(
     UniqueConstraint("mailbox_id", "uid", name="uq_message_mailbox_uid"),
     Index("ix_message_mailbox_modseq", "mailbox_id", "modseq"),
     Index("ix_message_blob", "blob_id"),
+    **_NO_REUSE,
 )
 
 # Expunge tombstones: VANISHED (EARLIER) and CHANGEDSINCE need (uid, modseq) of what left.
@@ -152,3 +162,49 @@ mailbox_rename = Table(
     Column("modseq", BigInteger, nullable=False),
     Index("ix_rename_user_modseq", "user_id", "modseq"),
 )
+
+
+# Tables whose ids must never be handed out twice, parents first, with the history tables whose
+# ids of already deleted rows the sequence must stay above. `message` references the other two,
+# so the three are rebuilt together.
+_NO_REUSE_TABLES = ((mailbox, (mailbox_tombstone, mailbox_rename, expunged)), (blob, ()), (message, ()))
+
+
+@event.listens_for(metadata, "after_create")
+def _upgrade_sqlite_autoincrement(_target: Any, connection: Connection, **_kw: Any) -> None:
+    """A SQLite file created before AUTOINCREMENT: rebuild those tables once, ids unchanged.
+
+    All three are renamed away first (SQLite then points `message`'s foreign keys at the old
+    tables), recreated, copied parents first, and the old ones dropped child first, so every
+    foreign key holds at every step. The sequence starts above every id the history tables still
+    hold, so no deleted mailbox's id comes back.
+    """
+    if connection.dialect.name != "sqlite":
+        return
+    sqls = [
+        connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table.name,)
+        ).scalar()
+        for table, _ in _NO_REUSE_TABLES
+    ]
+    if all(sql is None or "AUTOINCREMENT" in sql.upper() for sql in sqls):
+        return
+    for table, _ in _NO_REUSE_TABLES:
+        for index in table.indexes:
+            connection.exec_driver_sql(f'DROP INDEX IF EXISTS "{index.name}"')
+        connection.exec_driver_sql(f'ALTER TABLE "{table.name}" RENAME TO "{table.name}__old"')
+    for table, _ in _NO_REUSE_TABLES:
+        table.create(connection)
+    for table, history in _NO_REUSE_TABLES:
+        cols = ", ".join(f'"{c.name}"' for c in table.columns)
+        connection.exec_driver_sql(
+            f'INSERT INTO "{table.name}" ({cols}) SELECT {cols} FROM "{table.name}__old"'
+        )
+        top = max(
+            connection.exec_driver_sql(f'SELECT coalesce(max({col}), 0) FROM "{name}"').scalar_one()
+            for name, col in [(table.name, "id")] + [(h.name, "mailbox_id") for h in history]
+        )
+        connection.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = ?", (table.name,))
+        connection.exec_driver_sql("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table.name, top))
+    for table, _ in reversed(_NO_REUSE_TABLES):
+        connection.exec_driver_sql(f'DROP TABLE "{table.name}__old"')
