@@ -43,9 +43,6 @@ metadata = MetaData()
 
 # SQLite only auto-assigns INTEGER PRIMARY KEY (the rowid alias), not BIGINT.
 _Id = BigInteger().with_variant(Integer(), "sqlite")
-# Without AUTOINCREMENT SQLite hands the id of a deleted newest row out again; history keyed on
-# mailbox.id (renames, tombstones) would then attach to the new mailbox. PostgreSQL never reuses.
-_NO_REUSE = {"sqlite_autoincrement": True}
 
 # System flags are bits so SEARCH UNSEEN / EXPUNGE of \Deleted are plain SQL predicates.
 FLAG_BITS = {"\\seen": 1, "\\answered": 2, "\\flagged": 4, "\\deleted": 8, "\\draft": 16}
@@ -80,7 +77,7 @@ mailbox = Table(
     UniqueConstraint("user_id", "name", name="uq_mailbox_user_name"),
     Index("ix_mailbox_user_highestmodseq", "user_id", "highestmodseq"),
     Index("ix_mailbox_user_parent", "user_id", "parent"),
-    **_NO_REUSE,
+    sqlite_autoincrement=True,  # see _NO_REUSE_TABLES
 )
 
 subscription = Table(
@@ -98,7 +95,7 @@ blob = Table(
     metadata,
     Column("id", _Id, primary_key=True, autoincrement=True),
     Column("data", LargeBinary, nullable=False),
-    **_NO_REUSE,
+    sqlite_autoincrement=True,  # see _NO_REUSE_TABLES
 )
 
 message = Table(
@@ -122,7 +119,7 @@ message = Table(
     UniqueConstraint("mailbox_id", "uid", name="uq_message_mailbox_uid"),
     Index("ix_message_mailbox_modseq", "mailbox_id", "modseq"),
     Index("ix_message_blob", "blob_id"),
-    **_NO_REUSE,
+    sqlite_autoincrement=True,  # see _NO_REUSE_TABLES
 )
 
 # Expunge tombstones: VANISHED (EARLIER) and CHANGEDSINCE need (uid, modseq) of what left.
@@ -164,6 +161,8 @@ mailbox_rename = Table(
 )
 
 
+# Without AUTOINCREMENT SQLite hands the id of a deleted newest row out again; history keyed on
+# mailbox.id (renames, tombstones) would then attach to the new mailbox. PostgreSQL never reuses.
 # Tables whose ids must never be handed out twice, parents first, with the history tables whose
 # ids of already deleted rows the sequence must stay above. `message` references the other two,
 # so the three are rebuilt together.
