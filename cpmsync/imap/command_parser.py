@@ -486,6 +486,9 @@ def _p_list(tag: str, a: _Args, uid: bool) -> Command:
         while j < len(opts):
             name = _atom(opts[j], "selection option").upper()
             j += 1
+            # RFC 5258 names each option once; "last one wins" would hide a client bug.
+            if name in selection or (name == "CHANGEDSINCE" and changedsince is not None):
+                raise _Bad(f"selection option {name} given twice")
             if name == "CHANGEDSINCE":
                 arg = opts[j] if j < len(opts) else None
                 if not isinstance(arg, list) or len(arg) != 1:

@@ -314,6 +314,8 @@ def test_unknown_command_carries_the_tag() -> None:
         (b't LIST (CHANGEDSINCE ()) "" *\r\n', "LIST", "CHANGEDSINCE"),
         (b't LIST (CHANGEDSINCE (abc)) "" *\r\n', "LIST", "CHANGEDSINCE"),
         (b't LIST (CHANGEDSINCE (9223372036854775808)) "" *\r\n', "LIST", "range"),
+        (b't LIST (CHANGEDSINCE (20001) CHANGEDSINCE (1)) "" *\r\n', "LIST", "twice"),
+        (b't LIST (SUBSCRIBED subscribed) "" *\r\n', "LIST", "twice"),
         (b't LIST ""\r\n', "LIST", "pattern"),
         (b"t LOGIN onlyuser\r\n", "LOGIN", "password"),
         (b"t SELECT\r\n", "SELECT", "mailbox"),
