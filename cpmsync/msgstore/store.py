@@ -331,6 +331,54 @@ _TAKE_UID_BY_NAME = (
 )
 
 
+# STATUS: each mailbox row with its message aggregates, as plain tuples (see _status_tuple).
+# Filtered by primary key only (the user is checked in Python): with a (user_id, ...) index in
+# reach, SQLite may scan the whole account instead of looking the ids up.
+def _status_select(where: ColumnElement[bool]) -> Any:
+    mb, m = t.mailbox, t.message
+    return (
+        select(
+            mb.c.id,
+            mb.c.user_id,
+            mb.c.name,
+            mb.c.uidnext,
+            mb.c.uidvalidity,
+            mb.c.highestmodseq,
+            mb.c.nomodseq,
+            mb.c.mailboxid,
+            func.count(m.c.id),
+            func.sum(case((m.c.sysflags.op("&")(_SEEN) == 0, 1), else_=0)),
+            func.sum(m.c.size),
+            func.sum(case((m.c.uid >= mb.c.first_recent_uid, 1), else_=0)),
+        )
+        .select_from(mb.outerjoin(m, m.c.mailbox_id == mb.c.id))
+        .where(where)
+        .group_by(mb.c.id)
+    )
+
+
+_STATUS_OF_ONE = _status_select(t.mailbox.c.id == bindparam("p_mb"))
+_STATUS_OF_IDS = _status_select(t.mailbox.c.id.in_(bindparam("p_ids", expanding=True)))
+_STATUS_OF_USER = _status_select(t.mailbox.c.user_id == bindparam("p_uid"))
+
+
+def _status_tuple(r: Any) -> MailboxStatus:
+    mb_id, _user_id, name, uidnext, uidvalidity, hms, nomodseq, mailboxid, n, unseen, size, recent = r
+    return MailboxStatus(
+        mb_id,
+        name,
+        int(n or 0),
+        int(recent or 0),
+        uidnext,
+        uidvalidity,
+        int(unseen or 0),
+        0 if nomodseq else hms,
+        int(size or 0),
+        mailboxid,
+        bool(nomodseq),
+    )
+
+
 _MESSAGE_KEYS = (
     "mailbox_id",
     "uid",
@@ -1162,53 +1210,24 @@ class MessageStore:
     # -- status
 
     def _status_many(self, conn: Connection, user_id: int, ids: Sequence[int]) -> dict[int, MailboxStatus]:
-        """STATUS of many mailboxes: grouped aggregates, by id chunks for a few, one pass for many."""
-        m, mb = t.message, t.mailbox
-        agg_cols = (
-            m.c.mailbox_id,
-            func.count().label("n"),
-            func.sum(case((m.c.sysflags.op("&")(_SEEN) == 0, 1), else_=0)).label("unseen"),
-            func.sum(m.c.size).label("size"),
-            func.sum(case((m.c.uid >= mb.c.first_recent_uid, 1), else_=0)).label("recent"),
-        )
-        joined = m.join(mb, mb.c.id == m.c.mailbox_id)
+        """STATUS of many mailboxes: one grouped join per id chunk, or one pass over the account."""
         wanted = set(ids)
-        aggs: dict[int, Any] = {}
-        rows: list[Any] = []
+        out: dict[int, MailboxStatus] = {}
         if len(wanted) > _CHUNK * 4:
-            # LIST-STATUS of a whole account: two scans of this user's rows beat hundreds of IN lists.
-            q = select(*agg_cols).select_from(joined).where(mb.c.user_id == user_id).group_by(m.c.mailbox_id)
-            aggs = {a.mailbox_id: a for a in conn.execute(q) if a.mailbox_id in wanted}
-            rows = [r for r in conn.execute(select(mb).where(mb.c.user_id == user_id)) if r.id in wanted]
+            # LIST-STATUS of a whole account: one scan of this user's rows beats hundreds of IN lists.
+            for r in conn.execute(_STATUS_OF_USER, {"p_uid": user_id}):
+                if r[0] in wanted:
+                    out[r[0]] = _status_tuple(r)
+        elif len(wanted) == 1:
+            (mb_id,) = wanted
+            one = conn.execute(_STATUS_OF_ONE, {"p_mb": mb_id}).first()
+            if one is not None and one[1] == user_id:
+                out[mb_id] = _status_tuple(one)
         else:
             for chunk in _chunks(list(wanted)):
-                q = (
-                    select(*agg_cols)
-                    .select_from(joined)
-                    .where(m.c.mailbox_id.in_(chunk))
-                    .group_by(m.c.mailbox_id)
-                )
-                aggs.update({a.mailbox_id: a for a in conn.execute(q)})
-                # By primary key only: (user_id, ...) indexes would make SQLite scan the whole account.
-                rows.extend(
-                    r for r in conn.execute(select(mb).where(mb.c.id.in_(chunk))) if r.user_id == user_id
-                )
-        out: dict[int, MailboxStatus] = {}
-        for r in rows:
-            a = aggs.get(r.id)
-            out[r.id] = MailboxStatus(
-                id=r.id,
-                name=r.name,
-                messages=int(a.n) if a else 0,
-                recent=int(a.recent or 0) if a else 0,
-                uidnext=r.uidnext,
-                uidvalidity=r.uidvalidity,
-                unseen=int(a.unseen or 0) if a else 0,
-                highestmodseq=0 if r.nomodseq else r.highestmodseq,
-                size=int(a.size or 0) if a else 0,
-                mailboxid=r.mailboxid,
-                nomodseq=bool(r.nomodseq),
-            )
+                for r in conn.execute(_STATUS_OF_IDS, {"p_ids": list(chunk)}):
+                    if r[1] == user_id:
+                        out[r[0]] = _status_tuple(r)
         return out
 
     def _status(self, conn: Connection, user_id: int, mailbox_id: int) -> MailboxStatus:
