@@ -59,15 +59,16 @@ def _rows_table(rows: Sequence[Row], title: str) -> Table:
     t = Table(title=title, show_lines=False)
     for col, j in (
         ("strategy", "left"), ("radio", "left"), ("MB up/day", "right"), ("MB down/day", "right"),
-        ("wakes/day", "right"), ("radio-on s/day", "right"), ("J/day", "right"), ("% battery/day", "right"),
-        ("mean delay s", "right"),
+        ("wakes/day", "right"), ("radio-on s/day", "right"), ("J/day", "right"),
+        ("sync J/day above idle", "right"), ("% battery/day", "right"), ("mean delay s", "right"),
     ):  # fmt: skip
         t.add_column(col, justify=j)  # type: ignore[arg-type]
     for r in rows:
         t.add_row(
             r.strategy, r.radio, _mb(r.wire_bytes_up_per_day), _mb(r.wire_bytes_down_per_day),
             f"{r.radio_wakes_per_day:,.0f}", f"{r.radio_on_s_per_day:,.0f}", f"{r.energy_j_per_day:,.0f}",
-            f"{r.battery_pct_per_day:.2f}", f"{r.mean_change_delay_s:,.1f}",
+            f"{r.sync_energy_j_per_day:,.1f}", f"{r.battery_pct_per_day:.2f}",
+            f"{r.mean_change_delay_s:,.1f}",
         )  # fmt: skip
     return t
 

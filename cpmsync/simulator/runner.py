@@ -11,7 +11,7 @@ from cpmsync.simulator.scenario import Scenario, StrategySpec, all_strategy_spec
 from cpmsync.simulator.wire import WireConfig
 from cpmsync.simulator.workload import DayPlan, plan_day, plan_transfers
 
-__all__ = ["BATTERY_J", "RADIO_CHOICES", "Row", "resolve_radios", "run_scenario"]
+__all__ = ["BATTERY_J", "RADIO_CHOICES", "Row", "idle_floor_j", "resolve_radios", "run_scenario"]
 
 BATTERY_MAH = 4000.0
 BATTERY_V = 3.85
@@ -44,6 +44,7 @@ class Row:
     radio_wakes_per_day: float
     radio_on_s_per_day: float
     energy_j_per_day: float
+    sync_energy_j_per_day: float  # above the idle (paging) floor, which is the same for every strategy
     battery_pct_per_day: float
     mean_change_delay_s: float
 
@@ -57,6 +58,11 @@ def resolve_radios(choice: str) -> list[RadioProfile]:
     if names is None:
         names = tuple(x.strip() for x in choice.split(",") if x.strip())
     return [load_profile(n) for n in names]
+
+
+def idle_floor_j(profile: RadioProfile, duration_s: float) -> float:
+    """Energy of a radio that stays idle (paging only) for `duration_s`: every strategy pays it."""
+    return profile.idle.average_mw / 1000 * duration_s
 
 
 def row_for(scn: Scenario, plan: DayPlan, profile: RadioProfile) -> tuple[Row, RadioResult]:
@@ -79,6 +85,7 @@ def row_for(scn: Scenario, plan: DayPlan, profile: RadioProfile) -> tuple[Row, R
         radio_wakes_per_day=r.wakes / days,
         radio_on_s_per_day=r.radio_on_s / days,
         energy_j_per_day=r.energy_j / days,
+        sync_energy_j_per_day=(r.energy_j - idle_floor_j(profile, plan.duration_s)) / days,
         battery_pct_per_day=100 * r.energy_j / days / BATTERY_J,
         mean_change_delay_s=rp.mean_delay_s,
     )

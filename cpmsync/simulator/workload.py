@@ -91,6 +91,11 @@ def generate_changes(scn: Scenario, acct: Account) -> list[Change]:
     return sorted((c for c in out if c.t_s < scn.duration_s), key=lambda c: c.t_s)
 
 
+def _stream(seed: int, purpose: str) -> random.Random:
+    """An independent, reproducible random stream for one purpose (string seeds hash with SHA-512)."""
+    return random.Random(f"{seed}:{purpose}")
+
+
 def _poisson(rng: random.Random, lam: float) -> int:
     if lam <= 0:
         return 0
@@ -152,7 +157,10 @@ def plan_day(
     """Every action of one strategy over the scenario's duration, with exact wire bytes."""
     acct = make_account(scn.folders, seed=scn.seed)
     changes = generate_changes(scn, acct)
-    rng = random.Random(scn.seed + 7)
+    # Common random numbers: each source of randomness has its own stream, so every strategy of
+    # a scenario sees the same message bodies, poll phase and connection losses. (One shared
+    # stream let a strategy that draws once more shift every message body after it.)
+    bodies_rng = _stream(scn.seed, "bodies")
     dev = scn.device
     plan = DayPlan(scn.name, spec, scn.duration_s, changes=len(changes))
     end = scn.duration_s
@@ -174,15 +182,19 @@ def plan_day(
         if dev.nat_keepalive_s:
             push(dev.nat_keepalive_s, "reidle")
         t = 0.0
+        loss_rng = _stream(scn.seed, "losses")
         while dev.connection_losses_per_day > 0:
-            t += rng.expovariate(dev.connection_losses_per_day / 86400)
+            t += loss_rng.expovariate(dev.connection_losses_per_day / 86400)
             if t >= end:
                 break
             push(t, "loss")
     else:
-        push(rng.random() * dev.poll_interval_s, "poll")
-    if spec.discovery == "list-changedsince" and not spec.push:
-        push(dev.deletion_scan_interval_s * rng.random(), "deletion_scan")
+        push(_stream(scn.seed, "poll").random() * dev.poll_interval_s, "poll")
+    # LIST-CHANGEDSINCE cannot report deletions: a polling client adds a names-only LIST to the
+    # first poll after each scan falls due (the daemon's names_check rides on a sync run the same
+    # way), so the scan costs bytes and a round trip but never a wake of its own.
+    names_scan = spec.discovery == "list-changedsince" and not spec.push
+    scan_due = dev.deletion_scan_interval_s * _stream(scn.seed, "deletion-scan").random()
 
     pending: dict[str, _Pending] = {}
     deleted_pending: list[float] = []
@@ -242,7 +254,7 @@ def plan_day(
                     continue
                 uid = acct.new_message(name)
                 peer = name if name.startswith("tel:") else "tel:+15145550199"
-                raw = make_message(rng, peer, "tel:+15145550100", uid)
+                raw = make_message(bodies_rng, peer, "tel:+15145550100", uid)
                 p = pending.setdefault(name, _Pending())
                 p.news.append((uid, raw))
                 p.times.append(t)
@@ -320,32 +332,28 @@ def plan_day(
 
             act(t, "reconnect", rbody, session)
         elif kind == "poll":
+            scan = names_scan and t >= scan_due
+            if scan:
+                while scan_due <= t:
+                    scan_due += dev.deletion_scan_interval_s
 
-            def pbody(s: ImapSession) -> list[float]:
+            def pbody(s: ImapSession, scan: bool = scan) -> list[float]:
                 s.connect(compress=spec.compress)
                 s.discover(spec.discovery, acct.folders, list(pending), known_modseq)
                 got = sync_pending(s)
+                if scan:
+                    imap = _imap()
+                    tag = s.tag()
+                    s.up(imap.ListCommand(tag=tag, reference="", patterns=("*",)))
+                    s.down_raw(b"".join(_list_line(n) for n in acct.folders))
+                    s.down(s.ok(tag, "List completed."))
+                    got += deleted_pending
+                    deleted_pending.clear()
                 s.logout()
                 return got
 
-            act(t, "poll", pbody, ImapSession(wire))
+            act(t, "poll+deletion-scan" if scan else "poll", pbody, ImapSession(wire))
             push(t + dev.poll_interval_s, "poll")
-        elif kind == "deletion_scan":
-
-            def dbody(s: ImapSession) -> list[float]:
-                imap = _imap()
-                s.connect(compress=spec.compress)
-                tag = s.tag()
-                s.up(imap.ListCommand(tag=tag, reference="", patterns=("*",)))
-                s.down_raw(b"".join(_list_line(n) for n in acct.folders))
-                s.down(s.ok(tag, "List completed."))
-                s.logout()
-                got = list(deleted_pending)
-                deleted_pending.clear()
-                return got
-
-            act(t, "deletion-scan", dbody, ImapSession(wire))
-            push(t + dev.deletion_scan_interval_s, "deletion_scan")
     if progress is not None:
         progress(max(0.0, end - last_progress))
     return plan

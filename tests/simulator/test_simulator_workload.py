@@ -57,16 +57,16 @@ def test_every_change_is_delivered_and_push_is_faster_than_polling() -> None:
     assert poll.mean_change_delay_s == pytest.approx(scn.device.poll_interval_s / 2, rel=0.3)
 
 
-def test_changedsince_learns_of_deletions_only_at_the_daily_scan() -> None:
+def test_changedsince_learns_of_deletions_only_at_the_daily_scan_poll() -> None:
     scn = small()
     plan = plan_day(scn, StrategySpec("list-changedsince", False, False))
-    scans = [a for a in plan.actions if a.label == "deletion-scan"]
+    scans = [a for a in plan.actions if a.label == "poll+deletion-scan"]
     assert len(scans) == 1 and scans[0].delivers
     assert all(t <= scans[0].t_s for t in scans[0].delivers)
     # the plain LIST of every folder is what the scan costs
     assert sum(n for d, n in scans[0].flights if d == "down") > 300 * 30
     with_status = plan_day(scn, StrategySpec("list-status", False, False))
-    assert not [a for a in with_status.actions if a.label == "deletion-scan"]
+    assert not [a for a in with_status.actions if a.label == "poll+deletion-scan"]
 
 
 def test_a_nat_timeout_without_keepalives_costs_reconnects_and_delay() -> None:
