@@ -4,7 +4,9 @@ Public names load lazily so `cpmsync --help` does not import numpy or the codec:
 
 - `predict_catchup_bytes(folder_names, statuses, changed, strategy, compress, *, last_modseq=0,
   wire=None, connect=True, fetch_changed=False, logout=False, list_attributes=None,
-  server_style="cpmsync") -> WireCount`: bytes of one catch-up sync for an exact account shape.
+  server_style="cpmsync", status_items=..., pipelined=True, new_messages=None, flag_changes=None,
+  known_modseqs=None, preview_bytes=256, setup=None) -> WireCount`: bytes of one catch-up sync
+  for an exact account shape (with `fetch_changed`, the daemon's EXAMINE/FETCH/UNSELECT per folder).
 - `load_profile`, `simulate_radio`, `Transfer`: cost a transfer timeline on a radio profile.
 - `load_scenario`, `run_scenario`: scenario x strategy x radio tables.
 - `make_fleet`, `fleet_energy`: the closed-form, vectorised fleet model.

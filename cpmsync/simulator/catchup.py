@@ -13,9 +13,12 @@ Strategies (how a client finds the folders that changed):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Literal
 
 from cpmsync.simulator.account import Account, Folder, make_message
@@ -40,7 +43,12 @@ _MSGSTORE_TEXTS = {
     "List completed.": "LIST completed",
     "Status completed.": "STATUS completed",
     "Enabled.": "ENABLE completed",
+    "Examine completed.": "EXAMINE completed",
+    "Fetch completed.": "FETCH completed",
+    "Unselect completed.": "UNSELECT completed",
 }
+PREVIEW_BYTES = 256  # the daemon's [imap] preview_bytes default: the text preview it fetches
+_INTERNALDATE = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # fixed width on the wire anyway
 CAPABILITIES: tuple[str, ...] = (
     "IMAP4rev1", "SASL-IR", "LOGIN-REFERRALS", "ID", "ENABLE", "IDLE", "LITERAL+", "NOTIFY",
     "CONDSTORE", "QRESYNC", "LIST-STATUS", "LIST-CHANGEDSINCE", "COMPRESS=DEFLATE", "UIDPLUS",
@@ -86,6 +94,15 @@ def _ok_suffix(text: str) -> bytes:
     return bytes(imap.serialize_response(imap.StatusResponse(tag="T", status="OK", text=text)))[1:]
 
 
+def _text_of(raw: bytes) -> bytes:
+    """BODY[TEXT]: the message after its header's blank line."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        i = raw.find(sep)
+        if i >= 0:
+            return raw[i + len(sep) :]
+    return b""
+
+
 def _status_values(f: Folder, items: tuple[str, ...] = STATUS_ITEMS) -> tuple[int, ...]:
     if items is STATUS_ITEMS:
         return (f.messages, f.uidnext, f.uidvalidity, f.unseen, f.highestmodseq)
@@ -111,6 +128,7 @@ class ImapSession:
         # Dovecot adds \HasNoChildren / \HasChildren); absent names get "()"
         self.list_attributes = list_attributes or {}
         self.noselect: set[str] = set()  # listed but not selectable: no STATUS for them
+        self.selected: str | None = None  # the mailbox the session has EXAMINEd, if any
 
     def list_line(self, name: str) -> bytes:
         return _list_line(name, self.list_attributes.get(name, ()))
@@ -277,53 +295,103 @@ class ImapSession:
         known_modseq: int,
         new_messages: Sequence[tuple[int, bytes]] = (),
         flag_changes: Sequence[int] = (),
+        *,
+        preview_bytes: int = PREVIEW_BYTES,
     ) -> None:
-        """SELECT with QRESYNC, receive flag changes, fetch new messages' bodies (same for all strategies)."""
-        imap = _imap()
-        t = self.tag()
-        qr = imap.QresyncParams(uidvalidity=folder.uidvalidity, modseq=known_modseq)
-        self.up(imap.SelectCommand(tag=t, mailbox=folder.name, qresync=qr))
-        rc = imap.ResponseCode
+        """One changed folder as the daemon syncs it (cpmsync/daemon/sync.py, QRESYNC path).
 
-        def code(name: str, value: int, text: str) -> object:
+        EXAMINE with QRESYNC (UIDVALIDITY, the known MODSEQ and the UIDs the device holds); the
+        server answers with the mailbox's state (with QRESYNC enabled, `[CLOSED]` first when a
+        mailbox was selected before) and a FETCH (UID FLAGS MODSEQ) per known message whose
+        flags changed. When EXISTS shows more messages than the device knows, one UID FETCH of
+        `first_new:*` for the headers the UI shows: UID FLAGS MODSEQ INTERNALDATE RFC822.SIZE
+        ENVELOPE and a `preview_bytes` preview of the text (BODY.PEEK[TEXT]<0.n>), never the
+        whole message. The same for all strategies. `new_messages` are (uid, raw RFC 5322 bytes):
+        their ENVELOPE and preview come from those bytes.
+        """
+        imap = _imap()
+        rc = imap.ResponseCode
+        n_known = max(0, folder.messages - len(new_messages))
+        max_known = min((u for u, _ in new_messages), default=folder.uidnext) - 1
+        # the device's UIDs, taken as one range just below the new ones (no expunged gaps)
+        known = None
+        if n_known and max_known >= 1:
+            known = imap.SequenceSet(((max(1, max_known - n_known + 1), max_known),))
+        qr = imap.QresyncParams(uidvalidity=folder.uidvalidity, modseq=known_modseq, known_uids=known)
+        t = self.tag()
+        self.up(imap.SelectCommand(tag=t, mailbox=folder.name, readonly=True, qresync=qr))
+
+        def code(name: str, value: object, text: str) -> object:
             return imap.StatusResponse(tag=None, status="OK", code=rc(name=name, value=value), text=text)
 
-        resps: list[object] = [
+        msgstore = self.server_style == "msgstore"
+        resps: list[object] = []
+        if self.selected is not None:  # RFC 7162 3.2.11
+            resps.append(code("CLOSED", None, "Previous mailbox closed"))
+        resps += [
             imap.FlagsData(flags=("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")),
+            code(
+                "PERMANENTFLAGS", (), "Limited" if self.server_style == "msgstore" else "Read-only mailbox."
+            ),
             imap.ExistsData(count=folder.messages),
+            imap.RecentData(count=len(new_messages)),
+        ]
+        if folder.unseen:  # the unseen messages taken as the newest
+            resps.append(code("UNSEEN", folder.messages - folder.unseen + 1, "First unseen"))
+        resps += [
             code("UIDVALIDITY", folder.uidvalidity, "UIDs valid"),
             code("UIDNEXT", folder.uidnext, "Predicted next UID"),
             code("HIGHESTMODSEQ", folder.highestmodseq, "Highest"),
         ]
-        seq_base = max(1, folder.messages - len(flag_changes))
-        for i, uid in enumerate(flag_changes):
+        if msgstore:  # OBJECTID (RFC 8474): "F" + 24 hex digits
+            mailboxid = "F" + hashlib.sha256(folder.name.encode()).hexdigest()[:24]
+            resps.append(code("MAILBOXID", mailboxid, "Ok"))
+        for uid in flag_changes:
             resps.append(
                 imap.FetchData(
-                    seq=seq_base + i,
+                    seq=max(1, min(uid, folder.messages)),
                     items={"UID": uid, "FLAGS": ("\\Seen",), "MODSEQ": folder.highestmodseq},
                 )
             )
-        resps.append(self.ok(t, "Select completed.", rc(name="READ-WRITE")))
+        resps.append(self.ok(t, "Examine completed.", rc(name="READ-ONLY")))
         self.down(*resps)
-        if new_messages:
-            t = self.tag()
-            uids = imap.SequenceSet.from_ints(u for u, _ in new_messages)
-            self.up(
-                imap.FetchCommand(
-                    tag=t, seqset=uids, items=("UID", "FLAGS", "MODSEQ", imap.FetchBody(peek=True)), uid=True
-                )
-            )
-            resps = []
-            first_seq = max(1, folder.messages - len(new_messages) + 1)
-            for i, (uid, body) in enumerate(new_messages):
-                resps.append(
-                    imap.FetchData(
-                        seq=first_seq + i,
-                        items={"UID": uid, "FLAGS": (), "MODSEQ": folder.highestmodseq, "BODY[]": body},
-                    )
-                )
-            resps.append(self.ok(t, "Fetch completed."))
-            self.down(*resps)
+        self.selected = folder.name
+        if not new_messages:
+            return
+        from cpmsync.msgstore.fetch_render import envelope  # the ENVELOPE a server derives
+
+        t = self.tag()
+        preview = imap.FetchBody(peek=True, text="TEXT", partial=(0, max(preview_bytes, 1)))
+        items: list[object] = ["UID", "FLAGS", "MODSEQ", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"]
+        if preview_bytes > 0:
+            items.append(preview)
+        tail = imap.SequenceSet(((max_known + 1, imap.STAR),))
+        self.up(imap.FetchCommand(tag=t, seqset=tail, items=tuple(items), uid=True))
+        resps = []
+        for i, (uid, raw) in enumerate(new_messages):
+            data: dict[str, object] = {
+                "UID": uid,
+                "FLAGS": ("\\Recent",),
+                "MODSEQ": folder.highestmodseq,
+                "INTERNALDATE": _INTERNALDATE,
+                "RFC822.SIZE": len(raw),
+                "ENVELOPE": envelope(raw),
+            }
+            if preview_bytes > 0:
+                data[preview.response_key] = _text_of(raw)[:preview_bytes]
+            resps.append(imap.FetchData(seq=n_known + 1 + i, items=data))
+        resps.append(self.ok(t, "Fetch completed."))
+        self.down(*resps)
+
+    def unselect(self) -> None:
+        """UNSELECT after the last folder (the daemon EXAMINEs, so nothing to expunge)."""
+        imap = _imap()
+        if self.selected is None:
+            return
+        t = self.tag()
+        self.up(imap.UnselectCommand(tag=t))
+        self.down(self.ok(t, "Unselect completed."))
+        self.selected = None
 
     def push_status(self, folder: Folder) -> None:
         """A NOTIFY event for a non-selected mailbox: an untagged STATUS (RFC 5465 §5.2)."""
@@ -349,6 +417,11 @@ def predict_catchup_bytes(
     server_style: ServerStyle = "cpmsync",
     status_items: Sequence[str] = STATUS_ITEMS,
     pipelined: bool = True,
+    new_messages: Mapping[str, Sequence[bytes]] | None = None,
+    flag_changes: Mapping[str, Sequence[int]] | None = None,
+    known_modseqs: Mapping[str, int] | None = None,
+    preview_bytes: int = PREVIEW_BYTES,
+    setup: Callable[[ImapSession], None] | None = None,
 ) -> WireCount:
     """Bytes of one catch-up sync against an account of this exact shape.
 
@@ -356,13 +429,20 @@ def predict_catchup_bytes(
     UNSEEN, HIGHESTMODSEQ; missing items default to 0). `changed` names the folders whose
     HIGHESTMODSEQ is above `last_modseq` (LIST-CHANGEDSINCE returns exactly those). With
     `connect` the TCP, TLS, greeting, LOGIN, ENABLE and COMPRESS exchanges are included;
-    `fetch_changed` adds a QRESYNC SELECT of each changed folder. `list_attributes` gives the
+    `fetch_changed` adds what the daemon does per changed folder (`ImapSession.sync_folder`):
+    EXAMINE with QRESYNC (known MODSEQ from `known_modseqs`, else `last_modseq`), the flag
+    changes of `flag_changes[name]` (UIDs) in its answer, a UID FETCH of the headers and a
+    `preview_bytes` text preview of `new_messages[name]` (raw messages, the newest UIDs below
+    UIDNEXT), and one UNSELECT at the end. `list_attributes` gives the
     LIST attributes the server writes per folder (default none, as in the CR's examples);
     `server_style="dovecot"` words completion texts as Dovecot does (with its timing),
     `"msgstore"` as our msgstore server does.
     `status_items` / `pipelined`: what the client asks STATUS for and whether list-status-each
     pipelines its STATUS commands (see `ImapSession.discover`); the defaults are the cheapest
     client, the daemon's own choices can be passed to predict its bytes.
+    `setup` runs on the session first (after `connect`, if any) and its bytes are left out of the
+    result: it replays what a real connection sent before the metered catch-up, so a COMPRESS
+    stream carries that deflate history (e.g. ENABLE after COMPRESS, as the daemon does).
     Folders without STATUS (\\NoSelect parents) can be left out of `statuses`: they then get a
     LIST line but no STATUS line. Returns per-layer totals (`imap_up`/`imap_down`,
     `wire_up`/`wire_down`, ...).
@@ -384,17 +464,38 @@ def predict_catchup_bytes(
         sess.connect(compress=compress)
     elif compress:
         sess.counter.start_compression()
+    before = WireCount()
+    if setup is not None:
+        setup(sess)
+        before = dataclasses.replace(sess.counter.count, flights=list(sess.counter.count.flights))
     changed_list = list(changed)
     sess.discover(
         strategy, folders, changed_list, last_modseq, status_items=tuple(status_items), pipelined=pipelined
     )
     if fetch_changed:
         for n in changed_list:
-            if n in folders:
-                sess.sync_folder(folders[n], last_modseq)
+            if n not in folders:
+                continue
+            f = folders[n]
+            raws = list((new_messages or {}).get(n, ()))
+            first = f.uidnext - len(raws)
+            sess.sync_folder(
+                f,
+                (known_modseqs or {}).get(n, last_modseq),
+                [(first + i, raw) for i, raw in enumerate(raws)],
+                list((flag_changes or {}).get(n, ())),
+                preview_bytes=preview_bytes,
+            )
+        sess.unselect()
     if logout:
         sess.logout()
-    return sess.finish()
+    after = sess.finish()
+    if setup is None:
+        return after
+    return WireCount(
+        **{k: v - getattr(before, k) for k, v in after.as_dict().items()},
+        flights=after.flights[len(before.flights) :],
+    )
 
 
 def account_catchup_bytes(
@@ -407,7 +508,8 @@ def account_catchup_bytes(
     last_modseq: int | None = None,
     seed: int = 0,
 ) -> WireCount:
-    """`simulate bytes`: connect, discover, fetch one new message in each changed folder, log out."""
+    """`simulate bytes`: connect, discover, fetch one new message's headers and preview in each
+    changed folder (as the daemon does), unselect, log out."""
     rng = random.Random(seed)
     base = last_modseq if last_modseq is not None else acct.modseq
     news: dict[str, list[tuple[int, bytes]]] = {}
@@ -421,6 +523,7 @@ def account_catchup_bytes(
     sess.discover(strategy, acct.folders, changed, base)
     for n in changed:
         sess.sync_folder(acct.folders[n], base, news[n])
+    sess.unselect()
     sess.logout()
     return sess.finish()
 
