@@ -130,7 +130,8 @@ async def discover(
                     d.deleted.append(x.name)
                 continue
             old = next((ln.oldname for ln in lists if ln.name == x.name and ln.oldname), None)
-            if old is not None and old in cached and x.name not in cached:
+            if old is not None and old != x.name and old in cached:
+                # Even onto a cached name (a swap): the engine applies them as a permutation.
                 d.renamed.append((old, x.name))
             if x.selectable:
                 d.changed[x.name] = x

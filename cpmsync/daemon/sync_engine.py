@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from cpmsync.daemon.cache import Cache
 from cpmsync.daemon.discovery import LIST_CHANGEDSINCE, FolderListing, choose_strategy, discover, list_names
 from cpmsync.daemon.imap_client import ByteCounters, ImapClient
+from cpmsync.daemon.renames import apply_renames
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.sync import sync_folder
 from cpmsync.logs import kv
@@ -92,9 +93,12 @@ class SyncEngine:
                 d = await discover(
                     self.imap, self.cache, strategy, status_window=self.settings.imap.status_window
                 )
-                for old, new in d.renamed:
-                    self.cache.rename_folder(old, new)
+                # As a permutation: swaps and cycles in listing order left ghost folders.
+                touched += apply_renames(self.cache, d.renamed)
+                targets = {new for _old, new in d.renamed}
                 for name in d.deleted:
+                    if name in targets:
+                        continue
                     if self.cache.delete_folder(name):
                         log.info("folder deleted on the server", extra=kv(folder=name))
                         touched += 1
