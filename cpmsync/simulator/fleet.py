@@ -33,7 +33,15 @@ from cpmsync.simulator.radio import RadioProfile
 from cpmsync.simulator.scenario import DEFAULT_DIURNAL, StrategySpec, all_strategy_specs
 from cpmsync.simulator.wire import WireConfig, WireCount
 
-__all__ = ["EventCost", "Fleet", "FleetResult", "event_costs", "fleet_energy", "make_fleet"]
+__all__ = [
+    "EventCost",
+    "Fleet",
+    "FleetResult",
+    "event_costs",
+    "fleet_energy",
+    "fleet_energy_by_strategy",
+    "make_fleet",
+]
 
 F64 = NDArray[np.float64]
 
@@ -267,69 +275,105 @@ def _after_bursts(
 def fleet_energy(
     fleet: Fleet, profile: RadioProfile, *, wire: WireConfig | None = None, chunk: int = 200_000
 ) -> FleetResult:
-    """Expected energy, wakes, bytes and delay of every device-day on `profile`, vectorised."""
+    """Expected energy, wakes, bytes and delay of every device-day with its own `fleet.strategy`."""
     n = len(fleet)
     res = FleetResult(*(np.zeros(n) for _ in range(6)))
+    tab = _costs_table(fleet.specs, wire)
+    is_push = np.array([s.push for s in fleet.specs])
     for lo in range(0, n, chunk):
-        _fleet_chunk(fleet, profile, wire, slice(lo, min(n, lo + chunk)), res)
+        sl = slice(lo, min(n, lo + chunk))
+        shared = _shared_terms(fleet, profile, sl)
+        st = fleet.strategy[sl]
+        _apply(shared, profile, tab, st, is_push[st], res, sl)
     return res
 
 
+def fleet_energy_by_strategy(
+    fleet: Fleet, profile: RadioProfile, *, wire: WireConfig | None = None, chunk: int = 100_000
+) -> list[FleetResult]:
+    """Every strategy of `fleet.specs` on the same device-days (common random numbers).
+
+    Returns one result per spec, aligned with `fleet.specs`; `fleet.strategy` is ignored. The
+    radio terms that do not depend on the strategy are computed once per device-day and every
+    strategy's bytes enter linearly, so all strategies cost little more than one.
+    """
+    n = len(fleet)
+    out = [FleetResult(*(np.zeros(n) for _ in range(6))) for _ in fleet.specs]
+    tab = _costs_table(fleet.specs, wire)
+    for lo in range(0, n, chunk):
+        sl = slice(lo, min(n, lo + chunk))
+        shared = _shared_terms(fleet, profile, sl)
+        for i, spec in enumerate(fleet.specs):
+            _apply(shared, profile, tab, i, spec.push, out[i], sl)
+    return out
+
+
+_KEYS = (
+    "server_keepalive", "reidle", "push_new", "push_read", "connect", "notify", "logout",
+    "fetch_changed", "disc_fixed", "disc_per_folder", "disc_per_changed",
+)  # fmt: skip
+
+
 def _costs_table(specs: tuple[StrategySpec, ...], wire: WireConfig | None) -> dict[str, NDArray[np.float64]]:
-    keys = (
-        "server_keepalive", "reidle", "push_new", "push_read", "connect", "notify", "logout",
-        "fetch_changed", "disc_fixed", "disc_per_folder", "disc_per_changed",
-    )  # fmt: skip
+    """Per byte-model key, a (strategy, [up, down, round_trips]) array."""
     table: dict[str, NDArray[np.float64]] = {}
-    for key in keys:
+    for key in _KEYS:
         table[key] = np.array(
             [[getattr(event_costs(s, wire)[key], f) for f in ("up", "down", "round_trips")] for s in specs]
         )
     return table
 
 
-def _fleet_chunk(
-    fleet: Fleet, profile: RadioProfile, wire: WireConfig | None, sl: slice, res: FleetResult
-) -> None:
+@dataclass(slots=True)
+class _Mode:
+    """One sync mode (push or poll) of a chunk of device-days, split into what the strategy changes and not.
+
+    `energy`, `wakes`, `on_s`, `delay_num`: the strategy-independent part (tails, idle, promotions).
+    Per byte-model key: `ud` counts the bursts whose up/down bytes are paid, `rt` those whose round
+    trips are, and `delay_ud`/`delay_rt` weigh the burst durations into the change delay (polling).
+    """
+
+    energy: F64
+    wakes: F64
+    on_s: F64
+    delay_num: F64
+    ud: dict[str, F64]
+    rt: dict[str, F64]
+    delay_ud: dict[str, F64]
+    delay_rt: dict[str, F64]
+
+
+@dataclass(slots=True)
+class _Shared:
+    push: _Mode
+    poll: _Mode
+    delay_den: F64
+
+
+def _shared_terms(fleet: Fleet, profile: RadioProfile, sl: slice) -> _Shared:
+    """Everything of a chunk of device-days that does not depend on the strategy's bytes."""
     tm = profile.transfer
-    p_up_j_per_b = tm.power_mw("up") / 1000 * 8 / (tm.uplink_mbps * 1e6)
-    p_dn_j_per_b = tm.power_mw("down") / 1000 * 8 / (tm.downlink_mbps * 1e6)
-    s_up_per_b = 8 / (tm.uplink_mbps * 1e6)
-    s_dn_per_b = 8 / (tm.downlink_mbps * 1e6)
     rtt_s = tm.rtt_ms / 1000
     p_conn_w = profile.phases[0].average_mw / 1000
-    tab = _costs_table(fleet.specs, wire)
-    st = fleet.strategy[sl]
-    push = np.array([s.push for s in fleet.specs])[st]
     f = fleet.folders[sl]
     act = fleet.active_folders[sl]
     lam = fleet.messages_per_day[sl]
     rs = fleet.read_share[sl]
+    zero = np.zeros_like(f)
 
-    def cost(key: str) -> tuple[F64, F64, F64]:
-        t = tab[key][st]
-        return t[:, 0], t[:, 1], t[:, 2]
+    def mode() -> _Mode:
+        return _Mode(
+            zero.copy(), zero.copy(), zero.copy(), zero.copy(),
+            {k: zero.copy() for k in _KEYS}, {k: zero.copy() for k in _KEYS}, {}, {},
+        )  # fmt: skip
 
-    def burst(up: F64, down: F64, rts: F64) -> tuple[F64, F64]:
-        e = up * p_up_j_per_b + down * p_dn_j_per_b + rts * rtt_s * p_conn_w
-        d = up * s_up_per_b + down * s_dn_per_b + rts * rtt_s
-        return e, d
-
-    def discovery(k_changed: F64) -> tuple[F64, F64, F64]:
-        fu, fd, fr = cost("disc_fixed")
-        pu, pd, _ = cost("disc_per_folder")
-        cu, cd, _ = cost("disc_per_changed")
-        return fu + f * pu + k_changed * cu, fd + f * pd + k_changed * cd, fr
+    push, poll = mode(), mode()
+    poll.delay_ud = {k: zero.copy() for k in _KEYS}
+    poll.delay_rt = {k: zero.copy() for k in _KEYS}
+    delay_den = zero.copy()
 
     w = np.array(DEFAULT_DIURNAL) / sum(DEFAULT_DIURNAL)
     hour = 3600.0
-    energy = np.zeros_like(f)
-    wakes = np.zeros_like(f)
-    up_b = np.zeros_like(f)
-    dn_b = np.zeros_like(f)
-    on_s = np.zeros_like(f)
-    delay_num = np.zeros_like(f)
-    delay_den = np.zeros_like(f)
     idle = profile.idle
     tail_j = 0.0
     for ph in profile.phases:
@@ -342,91 +386,119 @@ def _fleet_chunk(
     wake_delay = (idle.promotion_ms or 0.0) / 1000
     paging = (idle.drx_cycle_ms or 0.0) / 2000
 
-    # --- push: periodic server keep-alives + Poisson pushes, re-IDLEs, reconnects --------------
     ka = fleet.server_keepalive_s[sl]
     nat = fleet.nat_keepalive_s[sl]
     rec = fleet.reconnects_per_day[sl]
-    ka_u, ka_d, ka_r = cost("server_keepalive")
-    ri_u, ri_d, ri_r = cost("reidle")
-    pn_u, pn_d, pn_r = cost("push_new")
-    pr_u, pr_d, _ = cost("push_read")
-    cn_u, cn_d, cn_r = cost("connect")
-    nt_u, nt_d, nt_r = cost("notify")
-    fc_u, fc_d, fc_r = cost("fetch_changed")
-    poll_after = _after_bursts(profile, np.zeros_like(f), fleet.poll_interval_s[sl])[0]
+    deb = fleet.debounce_s[sl]
+    split = deb > profile.tail_s
+    # the debounce window: spent connected when it is shorter than the tail; otherwise the radio
+    # tails off and idles, and the sync after it is a second wake
+    deb_e = np.where(split, tail_j + (deb - profile.tail_s) * idle_w + promo_j, deb * p_conn_w)
+    deb_on = np.where(split, profile.tail_s + promo_s, deb)
+    reidles = np.where(nat > 0, hour / np.where(nat > 0, nat, 1.0), 0.0)
+    n_ka = np.where(ka > 0, hour / np.where(ka > 0, ka, 1.0), 0.0)
+    recs = rec / 24
+    t_poll = fleet.poll_interval_s[sl]
+    polls = hour / t_poll
+    e_after, pj, wk, on_after = _after_bursts(profile, zero, t_poll)[0]
     for h in range(24):
-        pushes = lam * w[h] * (1 + rs)  # per hour
-        reidles = np.where(nat > 0, hour / np.where(nat > 0, nat, 1.0), 0.0)
-        recs = rec / 24
+        # --- push: periodic server keep-alives + Poisson pushes, re-IDLEs, reconnects ----------
+        changes = lam * w[h] * (1 + rs)
+        pushes = changes  # per hour
         mu = (pushes + reidles + recs) / hour
-        n_ka = np.where(ka > 0, hour / np.where(ka > 0, ka, 1.0), 0.0)
         (e_p, pj_p, wk_p, on_p), (e_q, pj_q, wk_q, on_q) = _after_bursts(profile, mu, ka)
         n_q = mu * hour
-        # bursts
-        per_push_u = (lam * w[h] * pn_u + lam * w[h] * rs * pr_u) / np.maximum(pushes, 1e-12)
-        per_push_d = (lam * w[h] * pn_d + lam * w[h] * rs * pr_d) / np.maximum(pushes, 1e-12)
-        k_rec = np.minimum(act, lam * w[h] * (1 + rs) * 5 / hour + 0)  # changes during a 5 s outage
-        du, dd, dr = discovery(k_rec)
-        rec_u = cn_u + du + nt_u + k_rec * fc_u
-        rec_d = cn_d + dd + nt_d + k_rec * fc_d
-        rec_r = cn_r + dr + nt_r + k_rec * fc_r
-        e_b = np.zeros_like(f)
-        d_b = np.zeros_like(f)
-        extra_wakes = np.zeros_like(f)
-        for count, u, d, r in (
-            (n_ka, ka_u, ka_d, ka_r),
-            (reidles, ri_u, ri_d, ri_r),
-            (pushes, per_push_u, per_push_d, pn_r),
-            (recs, rec_u, rec_d, rec_r),
-        ):
-            be, bd = burst(u, d, r)
-            if u is per_push_u:
-                # the debounce window: spent connected when it is shorter than the tail; otherwise
-                # the radio tails off and idles, and the sync after it is a second wake
-                deb = fleet.debounce_s[sl]
-                split = deb > profile.tail_s
-                be = be + np.where(split, tail_j + (deb - profile.tail_s) * idle_w + promo_j, deb * p_conn_w)
-                bd = bd + np.where(split, profile.tail_s + promo_s, deb)
-                extra_wakes += np.where(split, count, 0.0)
-            e_b += count * be
-            d_b += count * bd
-            up_b[:] += np.where(push, count * u, 0.0)
-            dn_b[:] += np.where(push, count * d, 0.0)
-        e_push = e_b + n_ka * (e_p + pj_p) + n_q * (e_q + pj_q)
-        wk_push = n_ka * wk_p + n_q * wk_q + extra_wakes
-        on_push = d_b + n_ka * on_p + n_q * on_q
+        k_rec = np.minimum(act, changes * 5 / hour)  # changes during a 5 s outage
+        u = push.ud
+        r = push.rt
+        for key, count in (("server_keepalive", n_ka), ("reidle", reidles)):
+            u[key] += count
+            r[key] += count
+        u["push_new"] += lam * w[h]
+        u["push_read"] += lam * w[h] * rs
+        r["push_new"] += pushes
+        for key in ("connect", "disc_fixed", "notify"):
+            u[key] += recs
+            r[key] += recs
+        u["disc_per_folder"] += recs * f
+        u["disc_per_changed"] += recs * k_rec
+        u["fetch_changed"] += recs * k_rec
+        r["fetch_changed"] += recs * k_rec
+        wk_push = n_ka * wk_p + n_q * wk_q + np.where(split, pushes, 0.0)
+        push.energy += pushes * deb_e + n_ka * (e_p + pj_p) + n_q * (e_q + pj_q)
+        push.wakes += wk_push
+        push.on_s += pushes * deb_on + n_ka * on_p + n_q * on_q
         # a push finds the radio idle with the chance a Poisson burst's predecessor gap exceeded the tail
         p_idle = np.where(n_ka + n_q > 0, wk_push / np.maximum(n_ka + n_q, 1e-12), 1.0)
-        push_delay = fleet.debounce_s[sl] + 4 * rtt_s + p_idle * (wake_delay + paging)
-        # --- poll: periodic polls, nothing else ------------------------------------------------
-        t_poll = fleet.poll_interval_s[sl]
-        polls = hour / t_poll
-        m = lam * w[h] * (1 + rs) * t_poll / hour  # changes per interval
+        push.delay_num += changes * (deb + 4 * rtt_s + p_idle * (wake_delay + paging))
+        # --- poll: periodic polls, nothing else --------------------------------------------------
+        m = changes * t_poll / hour  # changes per interval
         k_poll = np.minimum(act * (1 - np.exp(-m / np.maximum(act, 1.0))), f)
-        du, dd, dr = discovery(k_poll)
-        lo_u, lo_d, lo_r = cost("logout")
-        pu = cn_u + du + k_poll * fc_u + lo_u
-        pd = cn_d + dd + k_poll * fc_d + lo_d
-        prt = cn_r + dr + k_poll * fc_r + lo_r
-        be, bd = burst(pu, pd, prt)
-        e_after, pj, wk, on_after = poll_after
-        e_poll = polls * (be + e_after + pj)
-        wk_poll = polls * wk
-        on_poll = polls * (bd + on_after)
-        up_b[:] += np.where(push, 0.0, polls * pu)
-        dn_b[:] += np.where(push, 0.0, polls * pd)
-        energy += np.where(push, e_push, e_poll)
-        wakes += np.where(push, wk_push, wk_poll)
-        on_s += np.where(push, on_push, on_poll)
-        changes = lam * w[h] * (1 + rs)
-        delay_num += changes * np.where(push, push_delay, t_poll / 2 + bd + wk * wake_delay)
+        for weights, target_ud, target_rt in (
+            (polls, poll.ud, poll.rt),
+            (changes, poll.delay_ud, poll.delay_rt),
+        ):
+            for key in ("connect", "disc_fixed", "logout"):
+                target_ud[key] += weights
+                target_rt[key] += weights
+            target_ud["disc_per_folder"] += weights * f
+            target_ud["disc_per_changed"] += weights * k_poll
+            target_ud["fetch_changed"] += weights * k_poll
+            target_rt["fetch_changed"] += weights * k_poll
+        poll.energy += polls * (e_after + pj)
+        poll.wakes += polls * wk
+        poll.on_s += polls * on_after
+        poll.delay_num += changes * (t_poll / 2 + wk * wake_delay)
         delay_den += changes
+    return _Shared(push, poll, delay_den)
+
+
+def _apply(
+    shared: _Shared,
+    profile: RadioProfile,
+    tab: dict[str, NDArray[np.float64]],
+    st: NDArray[np.int64] | int,
+    push: NDArray[np.bool_] | bool,
+    res: FleetResult,
+    sl: slice,
+) -> None:
+    """Add one strategy's bytes (per device-day when `st` is an array) to the shared terms."""
+    tm = profile.transfer
+    j_up = tm.power_mw("up") / 1000 * 8 / (tm.uplink_mbps * 1e6)
+    j_dn = tm.power_mw("down") / 1000 * 8 / (tm.downlink_mbps * 1e6)
+    s_up = 8 / (tm.uplink_mbps * 1e6)
+    s_dn = 8 / (tm.downlink_mbps * 1e6)
+    rtt_s = tm.rtt_ms / 1000
+    j_rt = rtt_s * profile.phases[0].average_mw / 1000
+
+    def one(m: _Mode) -> tuple[F64, F64, F64, F64, F64, F64]:
+        energy, on_s, delay = m.energy.copy(), m.on_s.copy(), m.delay_num.copy()
+        up = np.zeros_like(energy)
+        dn = np.zeros_like(energy)
+        for key in _KEYS:
+            c = tab[key][st]
+            u, d, r = (c[..., 0], c[..., 1], c[..., 2])
+            mu, mr = m.ud[key], m.rt[key]
+            energy += mu * (u * j_up + d * j_dn) + mr * (r * j_rt)
+            on_s += mu * (u * s_up + d * s_dn) + mr * (r * rtt_s)
+            up += mu * u
+            dn += mu * d
+            if m.delay_ud:
+                delay += m.delay_ud[key] * (u * s_up + d * s_dn) + m.delay_rt[key] * (r * rtt_s)
+        return energy, m.wakes, up, dn, on_s, delay
+
+    if isinstance(push, bool):
+        parts = one(shared.push if push else shared.poll)
+    else:
+        a, b = one(shared.push), one(shared.poll)
+        parts = tuple(np.where(push, x, y) for x, y in zip(a, b, strict=True))  # type: ignore[assignment]
+    energy, wakes, up, dn, on_s, delay = parts
     res.energy_j[sl] = energy
     res.wakes[sl] = wakes
-    res.bytes_up[sl] = up_b
-    res.bytes_down[sl] = dn_b
+    res.bytes_up[sl] = up
+    res.bytes_down[sl] = dn
     res.radio_on_s[sl] = on_s
-    res.mean_delay_s[sl] = delay_num / np.maximum(delay_den, 1e-12)
+    res.mean_delay_s[sl] = delay / np.maximum(shared.delay_den, 1e-12)
 
 
 def strategy_names() -> tuple[str, ...]:

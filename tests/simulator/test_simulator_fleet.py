@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
-from cpmsync.simulator.fleet import Fleet, fleet_energy, make_fleet
+from cpmsync.simulator.fleet import Fleet, fleet_energy, fleet_energy_by_strategy, make_fleet
 from cpmsync.simulator.radio import load_profile
 from cpmsync.simulator.runner import run_scenario
 from cpmsync.simulator.scenario import Arrivals, Device, Scenario, StrategySpec
 
+ORDER = ("list-changedsince", "list-status", "list-status-each")  # fewest bytes first
 SPECS = (
     StrategySpec("list-status", False, False),
     StrategySpec("list-changedsince", True, False),
@@ -71,3 +75,36 @@ def test_fleet_results_are_finite_positive_and_changedsince_moves_fewer_bytes() 
     cs = fl.strategy == labels.index("list-changedsince+poll")
     ls = fl.strategy == labels.index("list-status+poll")
     assert res.bytes_down[cs].mean() < res.bytes_down[ls].mean() / 50
+
+
+def test_every_strategy_is_costed_on_the_same_device_days() -> None:
+    """Audit P2-9: strategy rows compare the same devices, so their differences carry no sampling noise."""
+    fl = make_fleet(5_000, seed=7)
+    lte = load_profile("lte")
+    by = fleet_energy_by_strategy(fl, lte)
+    assert len(by) == len(fl.specs) and all(len(r.energy_j) == len(fl) for r in by)
+    # the per-device-day evaluation agrees with the one that gives each device its own strategy
+    own = fleet_energy(fl, lte)
+    for i, r in enumerate(by):
+        m = fl.strategy == i
+        assert np.allclose(r.energy_j[m], own.energy_j[m]) and np.allclose(r.bytes_down[m], own.bytes_down[m])
+    # paired: on every single device-day, fewer discovery bytes never cost more energy or wakes
+    labels = [s.label for s in fl.specs]
+    for mode in ("poll", "push"):
+        cs, ls, each = (by[labels.index(f"{d}+{mode}")] for d in ORDER)
+        assert (cs.bytes_down <= ls.bytes_down).all() and (ls.bytes_down <= each.bytes_down).all()
+        assert (cs.energy_j <= ls.energy_j).all() and (ls.energy_j <= each.energy_j).all(), mode
+        assert np.array_equal(cs.wakes, ls.wakes) and np.array_equal(ls.wakes, each.wakes)
+
+
+def test_fleet_cli_shows_every_strategy_on_the_same_devices() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "cpmsync.cli", "simulate", "fleet", "--devices", "2000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "2,000 device-days x 12 strategies" in out.stdout and "same device-days" in out.stdout
+    assert "sync J/day above idle" in out.stdout
+    assert out.stdout.count("list-changedsince") == 4
