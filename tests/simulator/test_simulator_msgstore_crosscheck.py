@@ -32,6 +32,7 @@ and preview size (`[imap] preview_bytes`), and msgstore's completion wording and
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +54,8 @@ from cpmsync.daemon.sync_engine import SyncEngine
 from cpmsync.msgstore import MessageStore
 from cpmsync.msgstore.records import FlagMode, UidSet
 from cpmsync.msgstore.seed import seed_account
-from cpmsync.simulator.catchup import ImapSession, predict_catchup_bytes
+from cpmsync.simulator.account import make_message
+from cpmsync.simulator.catchup import PREVIEW_BYTES, ImapSession, predict_catchup_bytes
 from cpmsync.simulator.wire import WireConfig, WireCount
 from cpmsync.testing import FaultProxy
 from tests.msgstore.server_testlib import make_settings, make_store, message, running_server
@@ -119,11 +121,18 @@ def _change(store: MessageStore, names: list[str]) -> Account:
     _, before = _statuses(store)
     watermark = store.user_highest_modseq(USER)
     new: dict[str, list[bytes]] = {}
+    rng = random.Random(7)
     for i in range(CHANGED):
         name = names[7 + i * (FOLDERS - 10) // CHANGED]  # spread out
-        raw = message(i)
-        store.append(USER, name, raw)
-        new[name] = [raw]
+        # CPM pager messages (CPIM body longer than the preview), a plain one, two in one folder
+        raws = [make_message(rng, name, "tel:+15145550100", 100 + i)]
+        if i == 0:
+            raws.append(make_message(rng, name, "tel:+15145550100", 200))
+        if i == CHANGED - 1:
+            raws = [message(i)]
+        for raw in raws:
+            store.append(USER, name, raw)
+        new[name] = raws
     # another device reads an unread message: a flag change the EXAMINE answer carries
     read: dict[str, list[int]] = {}
     for name in names[FOLDERS // 2 :]:
@@ -292,6 +301,10 @@ async def test_predicted_catchup_bytes_match_daemon_on_msgstore_within_5_percent
         assert r.predicted.imap_up == pytest.approx(r.measured.daemon.imap_out, rel=TOLERANCE), what
         assert r.predicted.imap_down == pytest.approx(r.measured.daemon.imap_in, rel=TOLERANCE), what
     # the headline: on this account LIST-CHANGEDSINCE's whole catch-up is a small fraction of LIST-STATUS's
+    # the previews are cut: some new message's text is longer than what the daemon fetches
+    assert any(
+        len(raw.partition(b"\r\n\r\n")[2]) > PREVIEW_BYTES for raws in acct.new.values() for raw in raws
+    )
     by = {(r.strategy, r.compress): r for r in runs}
     for compress in (False, True):
         cs = sum(by[(LIST_CHANGEDSINCE, compress)].measured_socket)
