@@ -24,7 +24,7 @@ parser then continues with the next line. Limits are constructor keywords (max_l
 max_literal_bytes, max_message_bytes).
 """
 
-from ._lexer import RawValue
+from ._lexer import Adjacent, RawValue
 from .command_parser import CommandParser, parse_command
 from .command_writer import command_chunks, fetch_att_bytes, serialize_command
 from .commands import (
@@ -112,6 +112,7 @@ __all__ = [
     "SASL_CANCEL",
     "STAR",
     "Address",
+    "Adjacent",
     "AppendCommand",
     "AppendUid",
     "AuthenticateCommand",

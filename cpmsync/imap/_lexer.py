@@ -34,6 +34,15 @@ _LIST_ATOM_RE = re.compile(rb"[!#-'*-Z^-z|}~]+\Z")  # list-mailbox: ATOM-CHAR pl
 _QUOTABLE_RE = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]*\Z")
 _QUOTE_ESC = re.compile(rb'(["\\])')
 
+
+class Adjacent(list["RawValue"]):
+    """Items a writer puts back to back, with no SP and no parentheses of their own.
+
+    For grammar rules without SP between parenthesized items (RFC 3501 `body-type-mpart =
+    1*body SP media-subtype`, `env-from = "(" 1*address ")"`); a plain list always separates
+    its items with SP. Used inside a list: `[Adjacent([part1, part2]), "MIXED"]`."""
+
+
 MAX_QUOTED_BYTES = 1000
 """Longer strings are sent as literals (keeps lines short for peers with small line limits)."""
 
@@ -140,25 +149,30 @@ class Out:
 
     def raw_value(self, v: object) -> None:
         """Write a raw value back (explicit stack: no recursion on nesting depth). Besides
-        RawValue it takes tuples (as lists) and ints (as numbers), which server code builds."""
-        stack: list[tuple[list[object], int]] = []
+        RawValue it takes tuples (as lists) and ints (as numbers), which server code builds;
+        an `Adjacent` writes its items with no separator and no parentheses."""
+        stack: list[tuple[list[object], int, bytes, bytes]] = []
         items: list[object] = [v]
         i = 0
+        sep, close = b" ", b""
         while True:
             if i >= len(items):
                 if not stack:
                     return
-                self.parts.append(b")")
-                items, i = stack.pop()
+                self.parts.append(close)
+                items, i, sep, close = stack.pop()
                 continue
             x = items[i]
             i += 1
             if i > 1:
-                self.parts.append(b" ")
-            if isinstance(x, (list, tuple)):
+                self.parts.append(sep)
+            if isinstance(x, Adjacent):
+                stack.append((items, i, sep, close))
+                items, i, sep, close = list(x), 0, b"", b""
+            elif isinstance(x, (list, tuple)):
                 self.parts.append(b"(")
-                stack.append((items, i))
-                items, i = list(x), 0
+                stack.append((items, i, sep, close))
+                items, i, sep, close = list(x), 0, b" ", b")"
             elif isinstance(x, str):
                 self.parts.append(x.encode("ascii", "replace"))
             elif x is None:

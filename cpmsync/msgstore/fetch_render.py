@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
-from email.utils import getaddresses
 
-from cpmsync.imap import Address, Envelope, FetchBody, RawValue
+from cpmsync.imap import Address, Adjacent, Envelope, FetchBody, RawValue
 
 __all__ = ["MimePart", "body_section", "bodystructure", "envelope", "parse_mime"]
 
@@ -133,36 +132,109 @@ def _nstr(s: str | None) -> bytes | None:
     return None if s is None else s.encode("utf-8", "surrogateescape")
 
 
-# An angle-addr holding a URI (CPM's `<tel:+15143457900>`, `<sip:bob@example.com>`): the
-# scheme's ":" would make getaddresses read a group ("tel:") and split the address in two.
-_URI_ANGLE_RE = re.compile(r"<\s*([A-Za-z][A-Za-z0-9+.-]*:[^<>\s\"]+)\s*>")
-_URI_TOKEN = "cpmsync-uri-{}@uri.invalid"
+_ATOM_STOP = frozenset(' \t\r\n"(<>:;@,[')
+
+
+def _address_tokens(value: str) -> list[tuple[str, str]]:
+    """RFC 5322 lexical tokens: ("a", atom-or-dot-run), ("q", unquoted string), ("c", comment),
+    ("<", angle-addr content taken whole, so `<tel:+1…>` keeps its ":"), or a special itself."""
+    out: list[tuple[str, str]] = []
+    i, n = 0, len(value)
+    while i < n:
+        c = value[i]
+        if c in " \t\r\n":
+            i += 1
+        elif c == '"' or c == "(":
+            close, depth, buf = ('"', 0, []) if c == '"' else (")", 1, [])
+            i += 1
+            while i < n:
+                d = value[i]
+                if d == "\\" and i + 1 < n:
+                    buf.append(value[i + 1])
+                    i += 2
+                    continue
+                i += 1
+                if c == "(" and d == "(":
+                    depth += 1
+                elif d == close:
+                    depth -= 1
+                    if depth <= 0:
+                        break
+                buf.append(d)
+            out.append(("q" if c == '"' else "c", "".join(buf)))
+        elif c == "<":
+            j = value.find(">", i + 1)
+            j = n if j < 0 else j
+            out.append(("<", value[i + 1 : j].strip()))
+            i = j + 1
+        elif c in ">:;@,":
+            out.append((c, c))
+            i += 1
+        elif c == "[":
+            j = value.find("]", i + 1)
+            j = n - 1 if j < 0 else j
+            out.append(("a", value[i : j + 1]))
+            i = j + 1
+        else:
+            j = i
+            while j < n and value[j] not in _ATOM_STOP:
+                j += 1
+            out.append(("a", value[i:j]))
+            i = j
+    return out
+
+
+def _angle_address(name: str | None, spec: str) -> Address:
+    """An angle-addr: `[@route:]local@domain`, or a URI such as CPM's `tel:+15143457900`."""
+    adl: str | None = None
+    if spec.startswith("@") and ":" in spec:
+        adl, _, spec = spec.partition(":")
+    # Without "@" the whole URI is the mailbox and the host is "", not NIL: a NIL host with a
+    # mailbox is an RFC 3501 group-start marker.
+    mailbox, _, host = spec.rpartition("@") if "@" in spec else (spec, "", "")
+    return Address(name, adl, mailbox, host)
 
 
 def _addresses(value: str | None) -> tuple[Address, ...] | None:
+    """RFC 5322 address-list as RFC 3501 7.4.2 addresses, groups included: `Team: a@x, b@x;`
+    gives (NIL NIL "Team" NIL) … (NIL NIL NIL NIL). Lenient: never raises on bad input."""
     if not value:
         return None
-    uris: dict[str, str] = {}
-
-    def hide(m: re.Match[str]) -> str:
-        token = _URI_TOKEN.format(len(uris))
-        uris[token] = m.group(1)
-        return f"<{token}>"
-
+    toks = _address_tokens(value)
     out: list[Address] = []
-    for name, addr in getaddresses([_URI_ANGLE_RE.sub(hide, value)]):
-        if not addr and not name:
+    in_group = False
+    i = 0
+    while i < len(toks):
+        words: list[tuple[str, str]] = []
+        comments: list[str] = []
+        angle: str | None = None
+        while i < len(toks) and toks[i][0] not in (",", ";") and not (toks[i][0] == ":" and not in_group):
+            kind, text = toks[i]
+            i += 1
+            if kind == "<":
+                angle = text
+            elif kind == "c":
+                comments.append(text)
+            elif kind != ">" and angle is None:
+                words.append((kind, text))
+        delim = toks[i][0] if i < len(toks) else ""
+        i += 1
+        phrase = " ".join(t for k, t in words if k in ("a", "q")) or None
+        if delim == ":":
+            out.append(Address(None, None, phrase or "", None))
+            in_group = True
             continue
-        for token, uri in uris.items():
-            name = name.replace(token, uri)
-        if addr in uris:
-            # One address. Without "@" the whole URI is the mailbox and the host is "", not NIL:
-            # a NIL host with a mailbox is an RFC 3501 group-start marker.
-            mailbox, _, host = uris[addr].rpartition("@") if "@" in uris[addr] else (uris[addr], "", "")
-            out.append(Address(name or None, None, mailbox, host))
-            continue
-        mailbox, _, host = addr.rpartition("@") if "@" in addr else (addr, "", "")
-        out.append(Address(name or None, None, mailbox or None, host or None))
+        if angle is not None:
+            out.append(_angle_address(phrase, angle))
+        elif words:
+            spec = "".join(t for _, t in words)
+            mailbox, _, host = spec.rpartition("@") if "@" in spec else (spec, "", "")
+            out.append(Address(comments[-1] if comments else None, None, mailbox, host))
+        if delim == ";" and in_group:
+            out.append(Address(None, None, None, None))
+            in_group = False
+    if in_group:
+        out.append(Address(None, None, None, None))
     return tuple(out) or None
 
 
@@ -200,13 +272,16 @@ def decoded_subject(raw: bytes) -> str:
 
 
 def _lines(b: bytes) -> int:
-    return b.count(b"\n") + (1 if b and not b.endswith(b"\n") else 0)
+    """Text lines as Dovecot counts them: line ends. A part's last CRLF before the next boundary
+    belongs to the boundary (RFC 2046 5.1.1) and is not in `b`, so its last line does not count."""
+    return b.count(b"\n")
 
 
 def bodystructure(part: MimePart, extensible: bool = True) -> RawValue:
     """BODYSTRUCTURE (extensible=True) or BODY (False) as a raw value for FetchData."""
     if part.children:
-        inner: list[RawValue] = [bodystructure(c, extensible) for c in part.children]
+        # body-type-mpart = 1*body SP media-subtype: no SP between the parts (RFC 3501 9).
+        inner: list[RawValue] = [Adjacent([bodystructure(c, extensible) for c in part.children])]
         inner.append(_nstr(part.csubtype.upper()))
         if extensible:
             inner.append(_param_list(part.params))
@@ -258,7 +333,8 @@ def _envelope_raw(e: Envelope) -> RawValue:
     def addrs(a: tuple[Address, ...] | None) -> RawValue:
         if a is None:
             return None
-        return [[_nstr(x.name), _nstr(x.adl), _nstr(x.mailbox), _nstr(x.host)] for x in a]
+        # env-from = "(" 1*address ")": no SP between addresses (RFC 3501 9).
+        return [Adjacent([[_nstr(x.name), _nstr(x.adl), _nstr(x.mailbox), _nstr(x.host)] for x in a])]
 
     return [
         _nstr(e.date),

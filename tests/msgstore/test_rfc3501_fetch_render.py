@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cpmsync.imap import FetchBody, FetchData, serialize_response
+from cpmsync.imap import Address, FetchBody, FetchData, serialize_response
 from cpmsync.msgstore.fetch_render import body_section, bodystructure, envelope, parse_mime
 
 NESTED = (
@@ -42,14 +42,78 @@ def test_nested_parts_are_addressable() -> None:
 
 def test_bodystructure_shape() -> None:
     bs = bodystructure(parse_mime(NESTED))
-    assert isinstance(bs, list)
-    assert bs[0][:2] == [b"TEXT", b"PLAIN"]
-    msg = bs[1]
+    assert isinstance(bs, list) and isinstance(bs[0], list)
+    parts = bs[0]  # the parts, written back to back
+    assert parts[0][:2] == [b"TEXT", b"PLAIN"]
+    msg = parts[1]
     assert msg[:2] == [b"MESSAGE", b"RFC822"]
-    assert msg[8][-1] == b"ALTERNATIVE" or b"ALTERNATIVE" in msg[8]
-    assert b"MIXED" in bs
+    assert b"ALTERNATIVE" in msg[8]
+    assert bs[1] == b"MIXED"
     wire = serialize_response(FetchData(1, {"BODYSTRUCTURE": bs}))
     assert wire.startswith(b'* 1 FETCH (BODYSTRUCTURE (("TEXT" "PLAIN" ("CHARSET" "utf-8")')
+
+
+def test_multipart_parts_have_no_space_between_them() -> None:
+    """RFC 3501 9: body-type-mpart = 1*body SP media-subtype; env-from = "(" 1*address ")"."""
+    for item in ("BODYSTRUCTURE", "BODY"):
+        bs = bodystructure(parse_mime(NESTED), extensible=item == "BODYSTRUCTURE")
+        wire = serialize_response(FetchData(1, {item: bs}))
+        assert b'NIL)("MESSAGE" "RFC822"' in wire or b' 0)("MESSAGE" "RFC822"' in wire, wire
+        assert b') ("' not in wire, wire
+        assert b'NIL)("TEXT" "HTML"' in wire or b' 0)("TEXT" "HTML"' in wire, wire
+    # the envelope of the enclosed message/rfc822 is written by the same raw writer
+    two = NESTED.replace(b"From: dave@example.net", b"From: dave@example.net, eve@example.net")
+    wire = serialize_response(FetchData(1, {"BODYSTRUCTURE": bodystructure(parse_mime(two))}))
+    assert b'((NIL NIL "dave" "example.net")(NIL NIL "eve" "example.net"))' in wire
+
+
+def test_text_part_lines_exclude_the_boundary_crlf() -> None:
+    """RFC 2046 5.1.1: the CRLF before a boundary belongs to it, so "see attached" is 0 lines."""
+    bs = bodystructure(parse_mime(NESTED))
+    assert isinstance(bs, list) and isinstance(bs[0], list)
+    first = bs[0][0]
+    assert first[6:8] == ["12", "0"]
+    qp = (
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+        b"Hall=C3=B6 Welt\r\n--b\r\nContent-Type: text/plain\r\n\r\ntwo\r\nlines\r\n\r\n--b--\r\n"
+    )
+    parts = bodystructure(parse_mime(qp))[0]
+    assert isinstance(parts, list)
+    assert [p[6:8] for p in parts] == [["15", "0"], ["12", "2"]]
+
+
+def test_envelope_keeps_groups() -> None:
+    """RFC 3501 7.4.2: group start (NIL NIL "Team" NIL) ... group end (NIL NIL NIL NIL)."""
+    raw = (
+        b"From: <tel:+15143457900>\r\nTo: undisclosed-recipients:;\r\n"
+        b'Cc: Team: a@x.y, "B. One" <b@x.y>;, carol@z.org (Carol)\r\n\r\nhi'
+    )
+    env = envelope(raw)
+    assert env.to == (Address(None, None, "undisclosed-recipients", None), Address(None, None, None, None))
+    assert env.cc == (
+        Address(None, None, "Team", None),
+        Address(None, None, "a", "x.y"),
+        Address("B. One", None, "b", "x.y"),
+        Address(None, None, None, None),
+        Address("Carol", None, "carol", "z.org"),
+    )
+    wire = serialize_response(FetchData(1, {"ENVELOPE": env}))
+    assert (
+        b'((NIL NIL "Team" NIL)(NIL NIL "a" "x.y")("B. One" NIL "b" "x.y")(NIL NIL NIL NIL)'
+        b'(NIL NIL "carol" "z.org"))'
+    ).replace(b'(NIL NIL "carol"', b'("Carol" NIL "carol"') in wire
+    assert env.from_ == (Address(None, None, "tel:+15143457900", ""),)
+
+
+def test_envelope_route_and_unterminated_group() -> None:
+    env = envelope(b"To: <@relay.example:joe@x.y>, Friends: ann@x.y\r\n\r\n")
+    assert env.to == (
+        Address(None, "@relay.example", "joe", "x.y"),
+        Address(None, None, "Friends", None),
+        Address(None, None, "ann", "x.y"),
+        Address(None, None, None, None),
+    )
 
 
 def test_envelope_addresses() -> None:
