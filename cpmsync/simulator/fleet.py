@@ -104,12 +104,14 @@ def event_costs(spec: StrategySpec, wire: WireConfig | None = None) -> dict[str,
         x.counter.send("up", b"DONE\r\n")
         x.down(x.ok(x._idle_tag, "Idle completed."))
         x.sync_folder(acct.folders[name], acct.modseq - 1, [(uid, msg)])
+        x.unselect()
         x.idle()
 
     def sync_read(x: ImapSession) -> None:
         x.counter.send("up", b"DONE\r\n")
         x.down(x.ok(x._idle_tag, "Idle completed."))
         x.sync_folder(acct.folders[name], acct.modseq - 1, (), [uid])
+        x.unselect()
         x.idle()
 
     out["push_new"] = _measure(s, push_new) + _measure(s, sync_new)

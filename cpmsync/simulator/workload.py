@@ -233,6 +233,7 @@ def plan_day(
             if f is not None:
                 s.sync_folder(f, known_modseq, p.news, p.reads)
             delivered += p.times
+        s.unselect()  # as the daemon does after its folders (catch-up, and NOTIFY-driven syncs)
         pending.clear()
         known_modseq = acct.modseq
         return delivered
