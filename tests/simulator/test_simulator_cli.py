@@ -64,6 +64,15 @@ def test_run_writes_csv_json_and_a_timeline(tmp_path: Path) -> None:
         "list-changedsince+push", "list-changedsince+deflate+push",
     }  # fmt: skip
     assert (tmp_path / "o" / "tiny.csv").read_text().startswith("scenario,folders,strategy")
+    assert "sync_energy_j_per_day" in (tmp_path / "o" / "tiny.csv").read_text().splitlines()[0]
+    # energy above the idle floor: below the total, and the floor is the same for every strategy
+    for radio in ("lte", "wifi"):
+        floors = {
+            round(r["energy_j_per_day"] - r["sync_energy_j_per_day"], 6) for r in rows if r["radio"] == radio
+        }
+        assert len(floors) == 1 and floors.pop() > 0
+    assert all(0 < r["sync_energy_j_per_day"] < r["energy_j_per_day"] for r in rows)
+    assert "sync J/day above idle" in out.stdout
     png = tmp_path / "o" / "tiny-timeline-lte.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "J/day" in out.stdout

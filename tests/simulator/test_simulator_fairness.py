@@ -88,3 +88,21 @@ def test_fewer_bytes_in_every_flight_never_cost_more_energy_or_wakes(
     rb = simulate_radio(profile, plan_transfers(b, profile).transfers, end_s=end)
     assert ra.wakes <= rb.wakes
     assert ra.energy_j <= rb.energy_j + 1e-9
+
+
+def test_the_report_shows_sync_energy_above_idle_next_to_the_total() -> None:
+    """The report's tables carry the undiluted column (without running the 15-minute report)."""
+    from cpmsync.simulator.report import ORDER as REPORT_ORDER
+    from cpmsync.simulator.report import _markdown
+
+    light = load_scenario("light")
+    specs = [
+        StrategySpec(d, c, p) for d in REPORT_ORDER for c, p in ((False, False), (True, False), (False, True))
+    ]
+    rows = run_scenario(
+        light.model_copy(update={"folders": 100, "name": "light-100"}), [PROFILES["lte"]], specs
+    )
+    md = _markdown(rows, [], light, 1.0)
+    assert "LTE poll sync J/day" in md and "LTE push sync J/day" in md and "idle floor" in md
+    cs = next(r for r in rows if r.discovery == "list-changedsince" and not r.push and not r.compress)
+    assert f"{cs.sync_energy_j_per_day:,.1f}" in md
