@@ -99,6 +99,8 @@ def parse_mime(raw: bytes, default_type: str = "text/plain", depth: int = 0) -> 
     typ, _, sub = main.partition("/")
     if not sub:
         typ, sub, params = "text", "plain", [("CHARSET", "us-ascii")]
+    elif typ == "text" and not params:
+        params = [("CHARSET", "us-ascii")]  # RFC 2045 5.2 default, written out as Dovecot does
     part = MimePart(raw=raw, header=header, body=body, ctype=typ, csubtype=sub, params=params)
     if depth > 20:
         return part
@@ -326,7 +328,11 @@ def _disposition(part: MimePart) -> RawValue:
 
 def _language(part: MimePart) -> RawValue:
     value = _field_value(part.header, "content-language")
-    return _nstr(value) if value else None
+    if not value:
+        return None
+    # RFC 3066 tags, comma separated; a list like Dovecot's (RFC 3501 allows nstring or list).
+    tags: list[RawValue] = [_nstr(t.strip()) for t in value.split(",") if t.strip()]
+    return tags or None
 
 
 def _envelope_raw(e: Envelope) -> RawValue:
