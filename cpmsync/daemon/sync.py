@@ -181,6 +181,9 @@ async def fetch_folder_changes(
             qfetch[r.uid] = r
     if nomodseq:
         condstore = False
+        # Recorded as HIGHESTMODSEQ 0: LIST-CHANGEDSINCE never lists this folder (CR I.5), so
+        # the catch-up STATUSes the folders the cache knows as NOMODSEQ (SyncEngine).
+        ch.highestmodseq = 0
     reset = bool(cached and cached.uidvalidity and ch.uidvalidity and cached.uidvalidity != ch.uidvalidity)
     if reset:
         log.info("uidvalidity changed: resyncing folder", extra=kv(folder=name))

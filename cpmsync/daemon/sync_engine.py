@@ -12,12 +12,20 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cpmsync.daemon.cache import Cache
-from cpmsync.daemon.discovery import LIST_CHANGEDSINCE, FolderListing, choose_strategy, discover, list_names
+from cpmsync.daemon.cache import Cache, FolderState
+from cpmsync.daemon.discovery import (
+    LIST_CHANGEDSINCE,
+    Discovery,
+    FolderListing,
+    choose_strategy,
+    discover,
+    list_names,
+)
 from cpmsync.daemon.imap_client import ByteCounters, ImapClient
 from cpmsync.daemon.renames import apply_renames
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.sync import sync_folder
+from cpmsync.imap import StatusData
 from cpmsync.logs import kv
 
 __all__ = ["RunResult", "SyncEngine"]
@@ -31,6 +39,16 @@ class RunResult:
     folders: int
     bytes: ByteCounters
     seconds: float
+
+
+def _moved(st: StatusData, f: FolderState) -> bool:
+    pairs: tuple[tuple[int | None, int | None], ...] = (
+        (st.messages, f.messages),
+        (st.uidnext, f.uidnext),
+        (st.unseen, f.unseen),
+        (st.uidvalidity, f.uidvalidity),
+    )
+    return any(new is not None and new != old for new, old in pairs)
 
 
 class SyncEngine:
@@ -73,6 +91,29 @@ class SyncEngine:
                 log.info("folder deleted on the server", extra=kv(folder=gone))
         return sorted(present - cached)
 
+    async def _add_nomodseq(self, d: Discovery, *, full: bool) -> None:
+        """CR I.5: LIST-CHANGEDSINCE never lists a NOMODSEQ folder, so its changes are found here.
+
+        The folders the cache knows as NOMODSEQ (HIGHESTMODSEQ 0 or none) get one pipelined
+        STATUS; those whose counters moved are synced (a full UID/FLAGS compare). A flag change
+        other than \\Seen moves no counter: on a names-check run (`full`) all of them are synced.
+        """
+        cached = self.cache.folders()
+        names = [n for n, f in cached.items() if not f.highestmodseq and n not in d.changed]
+        if not names:
+            return
+        status: dict[str, StatusData | None] = {}
+        if not full:
+            items = ("MESSAGES", "UIDNEXT", "UNSEEN", "UIDVALIDITY")
+            status = await self.imap.status_many(names, items, window=self.settings.imap.status_window)
+        for name in names:
+            f = cached[name]
+            st = None if full else status.get(name)
+            if st is not None and not _moved(st, f):
+                continue
+            d.changed[name] = FolderListing(name, f.delimiter, f.attributes)
+        log.debug("nomodseq folders checked", extra=kv(folders=len(names), full=full))
+
     async def _run(
         self,
         strategy: str,
@@ -106,6 +147,8 @@ class SyncEngine:
                     extra = await self.apply_names(await list_names(self.imap))
                     for name in extra:
                         d.changed.setdefault(name, FolderListing(name, None, ()))
+                if strategy == LIST_CHANGEDSINCE:
+                    await self._add_nomodseq(d, full=names_check)
                 if strategy == LIST_CHANGEDSINCE:
                     # The watermark may pass a folder only once it is committed: pend them.
                     self.cache.begin_discovery(d.target_modseq, d.changed, complete=d.complete)
