@@ -4,7 +4,7 @@ Both servers get the same CPM-like account (folder names from `cpm_folder_names`
 message per folder) and are driven by the same minimal blocking client (it only frames lines and
 waits for the tagged reply, so client cost is equal and small). Prints:
   - LIST "" * RETURN (STATUS (MESSAGES UIDNEXT UNSEEN HIGHESTMODSEQ)) over N folders (median ms, ratio)
-  - APPEND throughput (messages/s, ratio)
+  - APPEND throughput (messages/s, ratio) and server CPU per APPEND (ms, ratio: steadier on a busy host)
   - LIST (CHANGEDSINCE (m)) with 3 changed folders among 1,000 / 10,000 / ... (msgstore only: no other
     server implements it), next to the full LIST-STATUS it replaces.
 Run from the repo root: python bench/bench_msgstore_server.py [--folders 10000] [--sizes 1000,10000,100000]
@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing as mp
 import socket
 import statistics
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import psutil  # type: ignore[import-untyped]
 from _dovecot import cpm_folder_names, seeded_dovecot
 
 from cpmsync.msgstore import BulkMailbox, BulkMessage, MessageStore, MsgstoreSettings
@@ -113,6 +114,8 @@ class ThreadedMsgstore:
         assert self.server is not None
         return self.server.port
 
+    pid = None  # shares this process with the client: no separate server CPU figure
+
     def _run(self) -> None:
         async def main() -> None:
             self.loop = asyncio.get_running_loop()
@@ -160,10 +163,12 @@ class ProcessMsgstore:
         self._stop = ctx.Event()
         self._proc = ctx.Process(target=_serve_in_child, args=(db_url, self._ports, self._stop), daemon=True)
         self.port = 0
+        self.pid: int | None = None
 
     def __enter__(self) -> ProcessMsgstore:
         self._proc.start()
         self.port = int(self._ports.get(timeout=120))
+        self.pid = self._proc.pid
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -196,11 +201,28 @@ def _median_ms(w: Wire, text: bytes, repeats: int) -> tuple[float, int]:
     return statistics.median(samples), size
 
 
-def _appends_per_s(w: Wire, n: int) -> float:
+def _cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) of a server process and all its children (Dovecot's imap
+    processes are children of its master); less sensitive than wall time to a busy machine."""
+    if pid is None:
+        return float("nan")
+    root = psutil.Process(pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            c = p.cpu_times()
+            total += c.user + c.system
+    return total
+
+
+def _appends(w: Wire, n: int, server_pid: int | None) -> tuple[float, float]:
+    """(APPENDs per second of wall time, server CPU ms per APPEND)."""
+    cpu0 = _cpu_s(server_pid)
     t0 = time.perf_counter()
     for _ in range(n):
         w.cmd(b"APPEND INBOX", MSG)
-    return n / (time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    return n / wall, (_cpu_s(server_pid) - cpu0) * 1000 / n
 
 
 LIST_STATUS = b'LIST "" * RETURN (STATUS (MESSAGES UIDNEXT UNSEEN HIGHESTMODSEQ))'
@@ -218,18 +240,19 @@ def run(folders: int, sizes: list[int], repeats: int, appends: int, in_process: 
             w.cmd(f'LOGIN {USER} "{PASSWORD}"'.encode())
             w.cmd(LIST_STATUS)  # warm
             ours_ms, ours_bytes = _median_ms(w, LIST_STATUS, repeats)
-            ours_app = _appends_per_s(w, appends)
+            ours_app, ours_cpu = _appends(w, appends, ms.pid)
         store.close()
     with seeded_dovecot(folders, 1, user=USER) as (dv, _seeded):
         w = Wire(dv.host, dv.port)
         w.cmd(f'LOGIN {USER} "{dv.password(USER)}"'.encode())
         w.cmd(LIST_STATUS)
         dv_ms, dv_bytes = _median_ms(w, LIST_STATUS, repeats)
-        dv_app = _appends_per_s(w, appends)
+        dv_app, dv_cpu = _appends(w, appends, dv.pid)
     print(f"{'':28}{'msgstore':>12}{'dovecot':>12}{'ratio':>8}")
     print(f"{'LIST-STATUS ms':28}{ours_ms:12.1f}{dv_ms:12.1f}{ours_ms / dv_ms:8.2f}")
     print(f"{'LIST-STATUS bytes':28}{ours_bytes:12d}{dv_bytes:12d}{ours_bytes / max(1, dv_bytes):8.2f}")
     print(f"{'APPEND messages/s':28}{ours_app:12.0f}{dv_app:12.0f}{ours_app / dv_app:8.2f}")
+    print(f"{'APPEND server CPU ms/msg':28}{ours_cpu:12.3f}{dv_cpu:12.3f}{ours_cpu / dv_cpu:8.2f}")
     if not sizes:
         return
 
@@ -266,4 +289,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
