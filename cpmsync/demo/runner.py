@@ -151,10 +151,6 @@ def _quiet_logs(level: int) -> Any:
             logging.getLogger(n).setLevel(lv)
 
 
-def _fmt_b(n: int) -> str:
-    return f"{n:,} B"
-
-
 class _SyncPrinter:
     """Prints each finished sync run of the daemon (strategy, folders, bytes) from its cache."""
 
@@ -277,49 +273,39 @@ def kept_hints(workdir: Path, account: str) -> list[str]:
 
 
 async def _seed(opts: DemoOptions, store: Any, console: Console, stop: asyncio.Event) -> list[str]:
-    from cpmsync.msgstore.seed import seed_account
+    from cpmsync.msgstore.seed import seed_with_progress
 
     abort = threading.Event()
-    with Progress(
-        TextColumn("[bold]seeding[/] conversation folders"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[messages]:,} messages"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as progress:
-        task_id = progress.add_task("seed", total=opts.folders, messages=0)
 
-        def tick(done_folders: int, done_messages: int) -> None:
-            progress.update(task_id, completed=done_folders, messages=done_messages)
-            if abort.is_set():
-                raise _SeedAborted
+    def check_abort() -> None:
+        if abort.is_set():
+            raise _SeedAborted
 
-        work = asyncio.ensure_future(
-            asyncio.to_thread(
-                seed_account,
-                store,
-                DEMO_USER,
-                opts.folders,
-                opts.messages_per_folder,
-                seed=opts.seed,
-                batch_folders=SEED_BATCH_FOLDERS,
-                progress=tick,
-            )
+    work = asyncio.ensure_future(
+        asyncio.to_thread(
+            seed_with_progress,
+            console,
+            store,
+            DEMO_USER,
+            opts.folders,
+            opts.messages_per_folder,
+            seed=opts.seed,
+            batch_folders=SEED_BATCH_FOLDERS,
+            after_batch=check_abort,
         )
-        waiter = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            if not work.done():
-                abort.set()  # the thread stops at the next batch; wait so the store is not closed under it
-                with contextlib.suppress(_SeedAborted):
-                    await asyncio.shield(work)
-        if stop.is_set():
-            raise _Stopped
-        return work.result().folders
+    )
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+        if not work.done():
+            abort.set()  # the thread stops at the next batch; wait so the store is not closed under it
+            with contextlib.suppress(_SeedAborted):
+                await asyncio.shield(work)
+    if stop.is_set():
+        raise _Stopped
+    return work.result().folders
 
 
 async def _run(

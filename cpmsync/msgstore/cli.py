@@ -207,30 +207,14 @@ def seed(
     config: Path | None = ConfigOpt,
 ) -> None:
     """Fill an account with CPM-like conversations (Default, tel:..., UUID group chats, nested)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from cpmsync.msgstore.errors import StoreError
-    from cpmsync.msgstore.seed import seed_account
+    from cpmsync.msgstore.seed import seed_with_progress
 
     store = _open_store(_settings(config, db))
     started = time.perf_counter()
     try:
         store.user_highest_modseq(user)  # fail before drawing a progress bar
-        with Progress(
-            TextColumn("[bold]seeding[/] folders"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[messages]} messages"),
-            TimeElapsedColumn(),
-            console=_err,
-            transient=False,
-        ) as progress:
-            task = progress.add_task("seed", total=folders, messages=0)
-
-            def _tick(done_folders: int, done_messages: int) -> None:
-                progress.update(task, completed=done_folders, messages=done_messages)
-
-            result = seed_account(store, user, folders, messages, seed=random_seed, progress=_tick)
+        result = seed_with_progress(_err, store, user, folders, messages, seed=random_seed)
     except StoreError as e:
         _fail(str(e))
     finally:

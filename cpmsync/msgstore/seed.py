@@ -1,28 +1,25 @@
-"""CPM-like test data: conversation folders and small chat messages, bulk-loaded in batches.
+"""Seed a msgstore account with CPM-like data, bulk-loaded in batches.
 
-Folder names follow the CR's examples (`Default`, `tel:+1514...`, UUID group chats, some nested
-as `<uuid>/<uuid>`); messages are a few hundred bytes to a few KB with the headers a CPM store
-keeps (Conversation-ID, Contribution-ID). Deterministic for a given seed, so runs compare.
+The names and messages come from `cpmsync.cpmdata` (the one generator the simulator and the
+test-server seeding use too). Deterministic for a given seed, apart from the dates, which are
+relative to now.
 """
 
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from cpmsync.cpmdata import OWNER, folder_message, folder_names, message_flags, message_time
 from cpmsync.msgstore.store import BulkMailbox, BulkMessage, MessageStore
 
-__all__ = ["SeedResult", "folder_names", "make_message", "seed_account"]
+if TYPE_CHECKING:
+    from rich.console import Console
 
-_WORDS = (
-    "ok see you later on my way running late call me when you can sounds good lunch tomorrow "
-    "meeting moved to three did you get the photo thanks happy birthday where are you now "
-    "the train is delayed again I will bring the documents let me check and come back to you"
-).split()
+__all__ = ["SeedResult", "folder_names", "make_message", "seed_account", "seed_with_progress"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,58 +28,9 @@ class SeedResult:
     messages: int
 
 
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-
-def _tel(rng: random.Random) -> str:
-    return f"tel:+1514345{rng.randrange(10_000):04d}"
-
-
-def folder_names(count: int, rng: random.Random) -> list[str]:
-    """`count` distinct folder names, parents always before their children."""
-    names: list[str] = ["Default"][:count]
-    seen = set(names)
-    groups: list[str] = []
-    while len(names) < count:
-        roll = rng.random()
-        if roll < 0.15 and groups:
-            name = f"{rng.choice(groups)}/{_uuid(rng)}"  # sub-conversation of a group chat
-        elif roll < 0.55:
-            name = _tel(rng)
-        else:
-            name = _uuid(rng)
-            groups.append(name)
-        if name in seen:
-            continue
-        seen.add(name)
-        names.append(name)
-    return names
-
-
 def make_message(rng: random.Random, folder: str, when: datetime, me: str) -> bytes:
-    """One chat message as a CPM store keeps it (RFC 5322 + CPM conversation headers)."""
-    peer = folder.split("/")[-1] if folder.startswith("tel:") else _tel(rng)
-    incoming = rng.random() < 0.6
-    sender, recipient = (peer, me) if incoming else (me, peer)
-    words = rng.randint(8, 600 if rng.random() < 0.1 else 80)
-    text = " ".join(rng.choice(_WORDS) for _ in range(words))
-    conv = str(uuid.uuid5(uuid.NAMESPACE_URL, folder))
-    body = text.encode() + b"\r\n"
-    headers = [
-        f"From: <{sender}>",
-        f"To: <{recipient}>",
-        f"Date: {format_datetime(when)}",
-        f"Subject: {' '.join(text.split()[:4])}",
-        f"Message-ID: <{_uuid(rng)}@cpm.example>",
-        f"Conversation-ID: {conv}",
-        f"Contribution-ID: {_uuid(rng)}",
-        "MIME-Version: 1.0",
-        "Content-Type: text/plain; charset=utf-8",
-        "Content-Transfer-Encoding: 8bit",
-        f"Content-Length: {len(body)}",
-    ]
-    return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
+    """One chat message in `folder` (see `cpmsync.cpmdata.folder_message`)."""
+    return folder_message(rng, folder, when, me)
 
 
 def _batches(
@@ -93,12 +41,9 @@ def _batches(
     for name in names:
         msgs = []
         for _ in range(per_folder):
-            when = now - timedelta(seconds=rng.randrange(90 * 86400))
-            r = rng.random()
-            flags: tuple[str, ...] = ("\\Seen",) if r < 0.6 else ()
-            if rng.random() < 0.1:
-                flags += ("\\Flagged",)
-            msgs.append(BulkMessage(make_message(rng, name, when, me), flags, when))
+            when = message_time(rng, now)
+            flags = message_flags(rng)
+            msgs.append(BulkMessage(folder_message(rng, name, when, me), flags, when))
         batch.append(BulkMailbox(name, msgs))
         if len(batch) >= batch_folders:
             yield batch
@@ -123,7 +68,7 @@ def seed_account(
     """
     rng = random.Random(seed)
     names = folder_names(folders, rng)
-    me = "tel:+15143450000"
+    me = OWNER
     done_f = done_m = 0
     for batch in _batches(names, messages_per_folder, rng, batch_folders, me):
         done_m += store.bulk_load(user, batch)
@@ -134,3 +79,49 @@ def seed_account(
             progress(done_f, done_m)
     store.analyze()
     return SeedResult(folders=names, messages=done_m)
+
+
+def seed_with_progress(
+    console: Console,
+    store: MessageStore,
+    user: str,
+    folders: int,
+    messages_per_folder: int,
+    *,
+    seed: int = 0,
+    batch_folders: int = 1000,
+    label: str = "conversation folders",
+    after_batch: Callable[[], None] | None = None,
+) -> SeedResult:
+    """`seed_account` under a progress bar on `console` (folders done, messages, time).
+
+    `after_batch` runs after each batch (in the seeding thread); raising there stops the seeding
+    between two committed batches, which is how the demo aborts on Ctrl-C.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn(f"[bold]seeding[/] {label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[messages]:,} messages"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("seed", total=folders, messages=0)
+
+        def tick(done_folders: int, done_messages: int) -> None:
+            progress.update(task, completed=done_folders, messages=done_messages)
+            if after_batch is not None:
+                after_batch()
+
+        return seed_account(
+            store,
+            user,
+            folders,
+            messages_per_folder,
+            seed=seed,
+            batch_folders=batch_folders,
+            progress=tick,
+        )

@@ -1,15 +1,18 @@
 """A simulated CPM Message Store account: folder names, STATUS values, global MODSEQs, messages.
 
-Names look like the CR's examples (Default, tel: URIs, conversation UUIDs, nested UUIDs) so
-the byte counts of LIST and STATUS lines come from realistic lengths, not a per-line constant.
+Names and messages come from `cpmsync.cpmdata`, the generator behind `msgstore seed`, the demo
+and the test-server seeding, so the byte counts of LIST and STATUS lines and of FETCHed messages
+come from the same account shape the real client and server are measured on.
 MODSEQs are unique across the account, as LIST-CHANGEDSINCE requires (CR Appendix I.3).
 """
 
 from __future__ import annotations
 
 import random
-import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from cpmsync.cpmdata import chat_message, conversation_name, folder_names, is_group
 
 __all__ = ["Account", "Folder", "make_account", "make_message"]
 
@@ -65,28 +68,16 @@ class Account:
         f.highestmodseq = self.next_modseq()
 
     def create(self) -> str:
-        name = _conversation_name(self.rng)
+        groups = [n for n in self.folders if is_group(n)]
+        name = conversation_name(self.rng, groups)
         while name in self.folders:
-            name = _conversation_name(self.rng)
+            name = conversation_name(self.rng, groups)
         self.folders[name] = Folder(name, self.rng.randrange(1, 2**31), 1, 0, 0, self.next_modseq())
         return name
 
     def delete(self, name: str) -> None:
         self.folders.pop(name, None)
         self.next_modseq()
-
-
-def _uuid(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=1))
-
-
-def _conversation_name(rng: random.Random) -> str:
-    r = rng.random()
-    if r < 0.45:  # one-to-one chats are named by the peer's tel URI
-        return f"tel:+1{rng.randrange(200, 999)}{rng.randrange(10**6, 10**7)}"
-    if r < 0.85:  # group chats by conversation id
-        return _uuid(rng)
-    return f"{_uuid(rng)}/{_uuid(rng)}"  # nested, as in CR Appendix I example 1
 
 
 def make_account(n_folders: int, *, seed: int = 0, messages_mean: int = 40) -> Account:
@@ -96,14 +87,7 @@ def make_account(n_folders: int, *, seed: int = 0, messages_mean: int = 40) -> A
     rng = random.Random(seed)
     acct = Account(rng=rng)
     acct.modseq = 821_100_000  # same magnitude as the CR's examples
-    names = ["Default"]
-    seen = set(names)
-    while len(names) < n_folders:
-        n = _conversation_name(rng)
-        if n not in seen:
-            seen.add(n)
-            names.append(n)
-    for name in names:
+    for name in folder_names(n_folders, rng):
         msgs = int(rng.expovariate(1 / messages_mean)) if messages_mean else 0
         acct.modseq += rng.randrange(1, 50)
         acct.folders[name] = Folder(
@@ -117,36 +101,10 @@ def make_account(n_folders: int, *, seed: int = 0, messages_mean: int = 40) -> A
     return acct
 
 
-_WORDS = (
-    "ok see you soon running late dinner tonight where are you call me back sounds good "
-    "thanks on my way meeting moved to tomorrow photo attached love it haha great idea"
-).split()
+_DAY = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 
 def make_message(rng: random.Random, sender: str, recipient: str, msg_uid: int) -> bytes:
-    """A CPM pager-mode message as the Message Store keeps it (RFC 5322 + CPM headers)."""
-    words = " ".join(rng.choice(_WORDS) for _ in range(max(1, int(rng.expovariate(1 / 12)))))
-    conv = _uuid(rng)
-    contrib = _uuid(rng)
-    lines = [
-        f"From: <{sender}>",
-        f"To: <{recipient}>",
-        f"Date: Fri, 27 Nov 2026 12:{msg_uid % 60:02d}:00 +0000",
-        f"Message-ID: <{_uuid(rng)}@msgstore.example.net>",
-        f"Conversation-ID: {conv}",
-        f"Contribution-ID: {contrib}",
-        "Message-Context: pager-message",
-        "Content-Type: Message/CPIM",
-        "",
-        f"From: <{sender}>",
-        f"To: <{recipient}>",
-        "DateTime: 2026-11-27T12:00:00Z",
-        "NS: imdn <urn:ietf:params:imdn>",
-        f"imdn.Message-ID: {_uuid(rng)}",
-        "imdn.Disposition-Notification: positive-delivery, display",
-        "",
-        "Content-Type: text/plain; charset=utf-8",
-        "",
-        words,
-    ]
-    return ("\r\n".join(lines) + "\r\n").encode()
+    """A CPM chat message from `sender` (`cpmsync.cpmdata.chat_message`), dated by its UID."""
+    when = _DAY.replace(minute=msg_uid % 60)
+    return chat_message(rng, sender, recipient, when, sender)

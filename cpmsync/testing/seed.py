@@ -1,9 +1,9 @@
 """Fill an IMAP account with CPM-like data, fast, for tests and benchmarks.
 
-Folder names follow the CR's examples (`Default`, `tel:+15143457900`, UUID group chats, some nested
-under `/`); messages are small chat messages with realistic headers, some seen, some flagged.
-The data is a pure function of `seed`, so a bench can seed Dovecot and the msgstore identically and
-compare them on the same content.
+Names, messages and flags come from `cpmsync.cpmdata`, the generator `msgstore seed`, the demo and
+the simulator use too, so every server and model sees the same account shape. The data is a pure
+function of `seed` (dates count from a fixed epoch), so a bench can seed Dovecot and the msgstore
+identically and compare them on the same content.
 
 Speed comes from pipelining over raw sockets: every CREATE/APPEND is sent without waiting
 (APPEND uses LITERAL+ non-synchronising literals), the tagged replies are counted afterwards.
@@ -16,12 +16,12 @@ import random
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+from cpmsync.cpmdata import OWNER, folder_message, folder_names, message_flags, message_time
 from cpmsync.testing.dovecot import DovecotServer
 
 __all__ = [
@@ -34,12 +34,8 @@ __all__ = [
     "seed_imap",
 ]
 
-_SEED_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
-_WORDS = (
-    "ok see you at the station tonight running late sorry call me when you land did you get the photos "
-    "lunch tomorrow sounds good happy birthday thanks a lot meeting moved to three the train is delayed "
-    "bring the charger please love it haha what time works for you"
-).split()
+_SEED_EPOCH = datetime(2026, 4, 1, tzinfo=UTC)
+"""Seeded dates count back from here (not from now), so two seedings are byte-identical."""
 
 
 class SeedError(RuntimeError):
@@ -63,62 +59,17 @@ class SeedResult:
         return self.create_s + self.append_s + self.warm_s
 
 
-def _tel(rng: random.Random) -> str:
-    return f"tel:+1{rng.randint(200, 999)}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
-
-
 def cpm_folder_names(n: int, seed: int = 0) -> list[str]:
-    """`n` distinct CPM conversation folder names, parents before children, `Default` first.
+    """`n` distinct CPM conversation folder names, `Default` first, parents before children."""
+    return folder_names(max(0, n), random.Random(seed))
 
-    About 60 % one-to-one chats (`tel:+1…`), 30 % group chats (UUIDs), 10 % nested under
-    `Archive/` (the parent `Archive` is one of the n names).
+
+def cpm_message(rng: random.Random, folder: str, index: int = 0, owner: str = OWNER) -> bytes:
+    """One incoming CPM chat message in `folder` (RFC 5322, CRLF), a few hundred bytes to a few KB.
+
+    `index` is kept for callers that number their messages; the content depends on `rng` only.
     """
-    if n <= 0:
-        return []
-    rng = random.Random(seed)
-    names = ["Default"]
-    seen = set(names)
-    if n >= 10:
-        names.append("Archive")
-        seen.add("Archive")
-    while len(names) < n:
-        r = rng.random()
-        if r < 0.6:
-            name = _tel(rng)
-        elif r < 0.9 or n < 10:
-            name = str(uuid.UUID(int=rng.getrandbits(128), version=4))
-        else:
-            name = f"Archive/{_tel(rng)}"
-        if name not in seen:
-            seen.add(name)
-            names.append(name)
-    return names
-
-
-def cpm_message(rng: random.Random, folder: str, index: int, owner: str = "tel:+15145550000") -> bytes:
-    """One CPM-like chat message (RFC 5322, CRLF), a few hundred bytes to a few KB."""
-    peer = folder.rsplit("/", 1)[-1]
-    sender = peer if peer.startswith("tel:") else _tel(rng)
-    sent = _SEED_EPOCH + timedelta(seconds=rng.randint(0, 300 * 86400))
-    n_words = rng.choice((8, 20, 40, 120, 400))
-    text = " ".join(rng.choice(_WORDS) for _ in range(n_words))
-    body = "\r\n".join(text[i : i + 76] for i in range(0, len(text), 76))
-    conv = uuid.UUID(int=rng.getrandbits(128), version=4)
-    contrib = uuid.UUID(int=rng.getrandbits(128), version=4)
-    headers = [
-        f"From: <{sender}>",
-        f"To: <{owner}>",
-        f"Date: {sent.strftime('%a, %d %b %Y %H:%M:%S +0000')}",
-        f"Subject: {text[:40]}",
-        f"Message-ID: <{contrib}.{index}@cpm.example.net>",
-        f"Conversation-ID: {conv}",
-        f"Contribution-ID: {contrib}",
-        "Message-Context: pager-message",
-        "MIME-Version: 1.0",
-        "Content-Type: text/plain; charset=utf-8",
-        "Content-Transfer-Encoding: 8bit",
-    ]
-    return ("\r\n".join(headers) + "\r\n\r\n" + body + "\r\n").encode("utf-8")
+    return folder_message(rng, folder, message_time(rng, _SEED_EPOCH), owner, incoming=True)
 
 
 def imap_quote(s: str) -> str:
@@ -126,8 +77,7 @@ def imap_quote(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _internal_date(rng: random.Random) -> str:
-    when = _SEED_EPOCH + timedelta(seconds=rng.randint(0, 300 * 86400))
+def _internal_date(when: datetime) -> str:
     return when.strftime("%d-%b-%Y %H:%M:%S +0000")
 
 
@@ -225,17 +175,14 @@ def _append_parts(
 ) -> list[tuple[str, list[tuple[bytes, bytes]]]]:
     """Per folder: (folder, [(APPEND head without literal, message)]) — deterministic in `seed`."""
     out = []
-    for f_index, folder in enumerate(folders):
+    for folder in folders:
         rng = random.Random(f"{seed}:{folder}")
         items = []
-        for m in range(messages_per_folder):
-            flags = []
-            if rng.random() < 0.7:
-                flags.append("\\Seen")
-            if rng.random() < 0.1:
-                flags.append("\\Flagged")
-            head = f"APPEND {imap_quote(folder)} ({' '.join(flags)}) {imap_quote(_internal_date(rng))}"
-            items.append((head.encode(), cpm_message(rng, folder, f_index * 1000 + m)))
+        for _ in range(messages_per_folder):
+            when = message_time(rng, _SEED_EPOCH)
+            flags = message_flags(rng)
+            head = f"APPEND {imap_quote(folder)} ({' '.join(flags)}) {imap_quote(_internal_date(when))}"
+            items.append((head.encode(), folder_message(rng, folder, when)))
         out.append((folder, items))
     return out
 
