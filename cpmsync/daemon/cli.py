@@ -21,10 +21,7 @@ def run(config: Path = CONFIG_OPTION) -> None:
     from cpmsync.daemon.settings import load_daemon_settings
 
     try:
-        settings = load_daemon_settings(config)
-        if not settings.imap.username:
-            raise ConfigError(f"{config}: imap.username is not set")
-        settings.imap.secret()
+        settings = load_daemon_settings(config, imap_login=True)
     except ConfigError as e:
         typer.echo(f"cpmsync daemon: {e}", err=True)
         raise typer.Exit(2) from None

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from cpmsync.daemon import sdnotify
 from cpmsync.daemon.cache import Cache, open_cache
-from cpmsync.daemon.imap_client import ImapClient, ImapError
+from cpmsync.daemon.imap_client import ImapClient, ImapCommandError, ImapError
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.daemon.push import NOTIFY_SET, PushLoop, push_mode
 from cpmsync.daemon.settings import DaemonSettings
@@ -97,6 +97,7 @@ class ImapSession:
         self.synced = asyncio.Event()  # set after every successful catch-up (tests, benches)
         self.connections = 0
         self.errors = 0
+        self._auth_reported = False
         self.engine: SyncEngine | None = None
 
     def _status(self, state: str | None = None, **kw: object) -> None:
@@ -110,14 +111,31 @@ class ImapSession:
             try:
                 await self._session()
                 return
-            except (ImapError, OSError) as e:
+            except ImapCommandError as e:
                 err = f"{type(e).__name__}: {e}"
+                auth_failed = e.code == "AUTHENTICATIONFAILED"
+            except (ImapError, OSError) as e:
+                err, auth_failed = f"{type(e).__name__}: {e}", False
             except Exception as e:
                 log.exception("unexpected error in the IMAP session")
-                err = f"{type(e).__name__}: {e}"
+                err, auth_failed = f"{type(e).__name__}: {e}", False
             self.errors += 1
-            delay = backoff.next_s()
-            log.warning("IMAP session ended, reconnecting", extra=kv(error=err, retry_s=round(delay, 2)))
+            if auth_failed:
+                # Not transient: retrying in 1-4 s only hammers the server (and may lock the
+                # account). Say what to fix once, then retry at the slowest rate.
+                delay = cfg.reconnect_max_s
+                if not self._auth_reported:
+                    self._auth_reported = True
+                    log.error(
+                        "IMAP login refused: check the password (imap.password_file or "
+                        "CPMSYNC_IMAP__PASSWORD) and imap.username",
+                        extra=kv(username=cfg.username, server=cfg.host, retry_s=delay),
+                    )
+                else:
+                    log.info("IMAP login refused again", extra=kv(retry_s=delay))
+            else:
+                delay = backoff.next_s()
+                log.warning("IMAP session ended, reconnecting", extra=kv(error=err, retry_s=round(delay, 2)))
             self._status("online" if self.ready.is_set() else None, last_error=err)
             try:
                 async with asyncio.timeout(delay):
@@ -130,6 +148,7 @@ class ImapSession:
         conn_id = f"{self.settings.account.id}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{self.connections}"
         async with connect(self.settings, conn_id=conn_id) as imap:
             await setup(imap, self.settings)
+            self._auth_reported = False  # logged in: a later refusal is news again
             caps = list(imap.capabilities)
             engine = SyncEngine(
                 imap, self.cache, self.settings, stop=self.stop, forced_strategy=self.forced_strategy

@@ -155,12 +155,20 @@ class DaemonSettings(CpmSettings):
     trace: TraceSettings = Field(default_factory=TraceSettings)
 
 
-def load_daemon_settings(path: Path | str | None) -> DaemonSettings:
-    """Load and validate; any problem becomes one ConfigError naming the file and key."""
+def load_daemon_settings(path: Path | str | None, *, imap_login: bool = False) -> DaemonSettings:
+    """Load and validate; any problem becomes one ConfigError naming the file and key.
+
+    `imap_login=True` (the daemon itself, not `watch`/`stats`): the IMAP username and password
+    must be set; without a password every login fails and the daemon would retry forever.
+    """
     settings = load_config(DaemonSettings, path)
+    if imap_login and not settings.imap.username:
+        raise ConfigError(f"{path}: imap.username is not set")
     if (
         settings.imap.password_file is not None
         and not Path(settings.imap.password_file).expanduser().exists()
     ):
         raise ConfigError(f"imap.password_file: {settings.imap.password_file} does not exist")
+    if imap_login and not settings.imap.secret():
+        raise ConfigError("imap: no password: set imap.password_file or CPMSYNC_IMAP__PASSWORD")
     return settings
