@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
 
 from cpmsync.imap import Address, Adjacent, Envelope, FetchBody, RawValue
 
@@ -259,18 +258,6 @@ def envelope(raw: bytes) -> Envelope:
         in_reply_to=get("in-reply-to"),
         message_id=get("message-id"),
     )
-
-
-def decoded_subject(raw: bytes) -> str:
-    """Subject decoded from RFC 2047 (for search); "" when absent or undecodable."""
-    header, _ = _split_header(raw)
-    value = _field_value(header, "subject")
-    if value is None:
-        return ""
-    try:
-        return str(make_header(decode_header(value)))
-    except Exception:
-        return value
 
 
 def _lines(b: bytes) -> int:
