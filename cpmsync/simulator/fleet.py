@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cpmsync.simulator.account import make_account, make_message
-from cpmsync.simulator.catchup import STRATEGIES, ImapSession
+from cpmsync.simulator.catchup import ImapSession
 from cpmsync.simulator.radio import RadioProfile
 from cpmsync.simulator.scenario import DEFAULT_DIURNAL, StrategySpec, all_strategy_specs
 from cpmsync.simulator.wire import WireConfig, WireCount
@@ -501,7 +501,3 @@ def _apply(
     res.bytes_down[sl] = dn
     res.radio_on_s[sl] = on_s
     res.mean_delay_s[sl] = delay / np.maximum(shared.delay_den, 1e-12)
-
-
-def strategy_names() -> tuple[str, ...]:
-    return STRATEGIES
