@@ -110,10 +110,6 @@ class ServerSection(_Section):
             raise ValueError("tls_listen needs tls_cert_file and tls_key_file")
         return self
 
-    def tls_configured(self) -> bool:
-        """STARTTLS is only offered when a certificate is there to back it."""
-        return self.tls_cert_file is not None and self.tls_key_file is not None
-
 
 class LimitsSection(_Section):
     """Bounds on what one client can make the server hold or do."""

@@ -86,11 +86,6 @@ class Phase(_Model):
     def needs_promotion(self) -> bool:
         return self.promotion_ms is not None
 
-    @property
-    def carries_small_transfers(self) -> bool:
-        """3G CELL_FACH: transfers below the RLC buffer threshold go out without DCH."""
-        return self.fach_threshold_up_bytes is not None or self.fach_threshold_down_bytes is not None
-
 
 class RadioProfile(_Model):
     """A radio technology's timers and powers, every number cited in its TOML file."""
