@@ -157,6 +157,14 @@ def produce(cache: Cache, folder: str, first_uid: int, n: int, uidvalidity: int 
     return uids
 
 
+def assert_duplicates_identical(events: list[dict[str, Any]]) -> None:
+    """Every copy of an event (a resend after a cut) says the same thing as the first one."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for e in events:
+        prev = by_id.setdefault(e["id"], e)
+        assert (prev["kind"], prev["folder"], prev["uids"]) == (e["kind"], e["folder"], e["uids"])
+
+
 def first_seen_order(events: list[dict[str, Any]]) -> dict[str, list[int]]:
     """Per folder, the uids of message_added events in the order first seen (duplicates dropped)."""
     seen: set[str] = set()

@@ -47,6 +47,13 @@ def daemon_settings(
     )
 
 
+def other_client(host: str, port: int, user: str, password: str) -> IMAPClient:
+    """A second, independent IMAP client (imapclient, not ours), logged in: "another device"."""
+    c = IMAPClient(host, port, ssl=False, use_uid=True)
+    c.login(user, password)
+    return c
+
+
 def _clean(flags: Any) -> frozenset[str]:
     out = set()
     for f in flags:
@@ -58,9 +65,8 @@ def _clean(flags: Any) -> frozenset[str]:
 
 def server_state(host: str, port: int, user: str, password: str) -> State:
     """Every selectable folder, its UIDs and flags, as another client sees them."""
-    c = IMAPClient(host, port, ssl=False, use_uid=True)
+    c = other_client(host, port, user, password)
     try:
-        c.login(user, password)
         state: State = {}
         for flags, _delim, name in c.list_folders():
             if any(f.upper() in (b"\\NOSELECT", b"\\NONEXISTENT") for f in flags):
@@ -174,8 +180,7 @@ def seed_small(
 ) -> None:
     """A few CPM-like folders with messages, by plain IMAP (small accounts; benches use seed_dovecot)."""
     rng = random.Random(seed)
-    c = IMAPClient(host, port, ssl=False, use_uid=True)
-    c.login(user, password)
+    c = other_client(host, port, user, password)
     try:
         names = ["Default"] + [f"tel:+1514{rng.randint(1000000, 9999999)}" for _ in range(folders - 1)]
         for name in names:

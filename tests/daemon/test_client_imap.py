@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import pytest
+from daemon_sync_helpers import other_client
 from imapclient import IMAPClient
 
 from cpmsync.daemon.imap_client import (
@@ -23,9 +24,7 @@ pytestmark = pytest.mark.dovecot
 
 
 def _other(acct: Any) -> IMAPClient:
-    c = IMAPClient(acct.host, acct.port, ssl=False, use_uid=True)
-    c.login(acct.user, acct.password)
-    return c
+    return other_client(acct.host, acct.port, acct.user, acct.password)
 
 
 async def test_login_capabilities_enable_compress(dovecot_account: Any) -> None:

@@ -20,6 +20,7 @@ from daemon_mqtt_helpers import BROKER_CONF, Collector
 from daemon_sync_helpers import (
     daemon_settings,
     open_cache_as_reader,
+    other_client,
     random_changes,
     running_daemon,
     seed_small,
@@ -28,7 +29,6 @@ from daemon_sync_helpers import (
     wait_replay,
     wait_until,
 )
-from imapclient import IMAPClient
 
 from cpmsync.testing import MosquittoBroker
 
@@ -38,8 +38,7 @@ State = dict[str, dict[int, frozenset[str]]]
 
 
 def _changes(acct: Any, seed: int, n: int) -> None:
-    c = IMAPClient(acct.host, acct.port, ssl=False, use_uid=True)
-    c.login(acct.user, acct.password)
+    c = other_client(acct.host, acct.port, acct.user, acct.password)
     try:
         random_changes(c, random.Random(seed), n)
     finally:

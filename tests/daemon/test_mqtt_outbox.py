@@ -13,6 +13,7 @@ from pathlib import Path
 from daemon_mqtt_helpers import (
     BROKER_CONF,
     Collector,
+    assert_duplicates_identical,
     first_seen_order,
     mqtt_settings,
     open_cache,
@@ -137,10 +138,7 @@ async def test_broker_killed_mid_drain_and_restarted_delivers_every_unacknowledg
         for f in FOLDERS:
             # per-folder order holds for what arrived: first sightings are increasing
             assert got[f] == sorted(got[f])
-        by_id: dict[str, dict[str, object]] = {}
-        for e in col.events():
-            prev = by_id.setdefault(e["id"], e)
-            assert (prev["kind"], prev["folder"], prev["uids"]) == (e["kind"], e["folder"], e["uids"])
+        assert_duplicates_identical(col.events())
         await pub.close()
         sub.cancel()
 
@@ -177,10 +175,7 @@ async def test_connection_cut_mid_drain_loses_nothing_and_duplicates_share_ids(
         total = sum(len(v) for v in expected.values())
         await col.wait_until(lambda m: sum(len(v) for v in first_seen_order(col.events()).values()) >= total)
         assert first_seen_order(col.events()) == expected
-        by_id: dict[str, dict[str, object]] = {}
-        for e in col.events():
-            prev = by_id.setdefault(e["id"], e)
-            assert (prev["kind"], prev["folder"], prev["uids"]) == (e["kind"], e["folder"], e["uids"])
+        assert_duplicates_identical(col.events())
         await pub.close()
         sub.cancel()
 

@@ -13,6 +13,7 @@ import pytest
 from daemon_mqtt_helpers import Collector
 from daemon_sync_helpers import (
     daemon_settings,
+    other_client,
     random_changes,
     running_daemon,
     seed_small,
@@ -29,9 +30,7 @@ pytestmark = pytest.mark.dovecot
 
 
 def _other_client(acct: Any) -> IMAPClient:
-    c = IMAPClient(acct.host, acct.port, ssl=False, use_uid=True)
-    c.login(acct.user, acct.password)
-    return c
+    return other_client(acct.host, acct.port, acct.user, acct.password)
 
 
 async def test_change_by_another_client_reaches_cache_and_mqtt(

@@ -6,7 +6,14 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from daemon_sync_helpers import daemon_settings, running_daemon, seed_small, server_state, wait_equal
+from daemon_sync_helpers import (
+    daemon_settings,
+    other_client,
+    running_daemon,
+    seed_small,
+    server_state,
+    wait_equal,
+)
 from imapclient import IMAPClient
 
 from cpmsync.testing import MosquittoBroker, run_cli
@@ -16,9 +23,7 @@ USER, PW = "alice", "alice-pw"
 
 
 def _client(port: int) -> IMAPClient:
-    c = IMAPClient("127.0.0.1", port, ssl=False, use_uid=True)
-    c.login(USER, PW)
-    return c
+    return other_client("127.0.0.1", port, USER, PW)
 
 
 async def test_recreated_folder_new_uidvalidity_drops_and_resyncs(
