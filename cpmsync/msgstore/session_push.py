@@ -172,6 +172,8 @@ class PushMixin(SessionBase):
             sel.pending_new.clear()
             if new:
                 sel.uids.extend(new)
+                if not sel.readonly:  # new arrivals are \Recent for the first session told
+                    sel.recent.update(await self._db(self.store.claim_recent, self.user, sel.id, new))
                 self._emit(ExistsData(len(sel.uids)))
                 self._emit(RecentData(len(sel.recent)))
                 atts = self.notify.selected_fetch_atts() if self.notify else None

@@ -1252,6 +1252,20 @@ class MessageStore:
         with self._write(user) as txn:
             return self._select(txn.conn, txn.user_id, mailbox, claim_recent=True)
 
+    def claim_recent(self, user: str, mailbox: str | int, uids: Sequence[int]) -> list[int]:
+        """Messages that arrived while a read-write session had the mailbox selected are \\Recent
+        for that session (RFC 3501 2.3.2); the first session to claim a UID gets it, no other."""
+        if not uids:
+            return []
+        with self._write(user) as txn:
+            mb = self._mailbox(txn.conn, txn.user_id, mailbox)
+            claimed = [u for u in uids if u >= mb.first_recent_uid]
+            if claimed:
+                txn.conn.execute(
+                    update(t.mailbox).where(t.mailbox.c.id == mb.id).values(first_recent_uid=max(claimed) + 1)
+                )
+            return claimed
+
     def _select(
         self, conn: Connection, user_id: int, mailbox: str | int, *, claim_recent: bool
     ) -> SelectInfo:
