@@ -91,6 +91,26 @@ CORPUS: dict[str, bytes] = {
         b"--r r\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
         b"AAEC\r\n--r r--\r\n"
     ),
+    "route-and-no-domain": (
+        b"From: <@relay.example:joe@x.y>\r\nTo: alice\r\nCc: Empty:;, Other: o@x.y;\r\n"
+        b"Subject: odd addresses\r\n\r\nhi\r\n"
+    ),
+    "digest": (
+        b"From: list@x.y\r\nSubject: digest\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\n"
+        b"From: one@x.y\r\nSubject: one\r\n\r\nfirst\r\n--d\r\n\r\n"
+        b"From: two@x.y\r\nSubject: two\r\n\r\nsecond\r\nmore\r\n--d--\r\n"
+    ),
+    "inline-disposition": (
+        b"From: a@x.y\r\nSubject: inline\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\n"
+        b"Content-Type: text/plain; charset=us-ascii; format=flowed\r\n"
+        b"Content-Disposition: inline; filename=note.txt\r\n\r\nnote\r\n--i--\r\n"
+    ),
+    "folded-encoded-name": (
+        b"From: =?utf-8?q?J=C3=B6rg?=\r\n =?utf-8?q?_M=C3=BCller?= <jm@x.y>\r\n"
+        b"Subject: =?utf-8?b?8J+Ymg==?=\r\nDate: Tue, 1 Jan 2030 00:00:00 +0000\r\n\r\nhi\r\n"
+    ),
 }
 
 MAILBOX = "Diff"
