@@ -40,7 +40,7 @@ class Adjacent(list["RawValue"]):
 
     For grammar rules without SP between parenthesized items (RFC 3501 `body-type-mpart =
     1*body SP media-subtype`, `env-from = "(" 1*address ")"`); a plain list always separates
-    its items with SP. Used inside a list: `[Adjacent([part1, part2]), "MIXED"]`."""
+    its items with SP. Used inside a list, never empty: `[Adjacent([part1, part2]), "MIXED"]`."""
 
 
 MAX_QUOTED_BYTES = 1000
