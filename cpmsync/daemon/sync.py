@@ -15,6 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from cpmsync.daemon.cache import Cache, MessageData
+from cpmsync.daemon.headers import (
+    HEADER_FIELDS,
+    decode_words,
+    envelope_addresses,
+    garbled_envelope,
+    header_addresses,
+    usable,
+)
 from cpmsync.daemon.imap_client import ImapClient, ImapCommandError
 from cpmsync.daemon.settings import ImapSettings
 from cpmsync.imap import (
@@ -67,28 +75,6 @@ def _flags(flags: tuple[str, ...] | None) -> tuple[str, ...]:
     return tuple(f for f in flags or () if f.upper() != "\\RECENT")
 
 
-def _addr(a: tuple[Address, ...] | None) -> str | None:
-    """ENVELOPE addresses as one header-like string; RFC 3501 7.4.2 group markers become "g: ...;"."""
-    if not a:
-        return None
-    out: list[str] = []
-    group: str | None = None
-    members: list[str] = []
-    for i, x in enumerate(a):
-        if x.host is None and x.mailbox is None:  # end of group
-            if group is not None:
-                out.append(f"{group}: {', '.join(members)};")
-                group, members = None, []
-            continue
-        ends = any(y.host is None and y.mailbox is None for y in a[i + 1 :])
-        if x.host is None and group is None and ends:  # start of group: mailbox is its name
-            group = x.mailbox
-            continue
-        mail = f"{x.mailbox or ''}@{x.host}" if x.host else (x.mailbox or "")
-        (members if group is not None else out).append(f"{x.name} <{mail}>" if x.name else mail)
-    return ", ".join(out) or None
-
-
 def _date(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -105,21 +91,36 @@ def _preview(raw: bytes | None, limit: int) -> str | None:
     return " ".join(text.split())[:limit] or None
 
 
+def _addresses(addrs: tuple[Address, ...] | None, raw: bytes | None, field: str) -> str | None:
+    """ENVELOPE's addresses, or the raw header field's when ENVELOPE has no usable one."""
+    if raw is None or usable(addrs):
+        return envelope_addresses(addrs)
+    return header_addresses(raw, field) or envelope_addresses(addrs)
+
+
 def message_from_fetch(fd: FetchData, preview_key: str, preview_bytes: int) -> MessageData | None:
     uid = fd.uid
     if uid is None:
         return None
     env: Envelope | None = fd.envelope
     body = fd.items.get(preview_key)
+    raw = next(
+        (
+            v
+            for k, v in fd.items.items()
+            if k.upper().startswith("BODY[HEADER.FIELDS") and isinstance(v, bytes)
+        ),
+        None,
+    )
     return MessageData(
         uid=uid,
         modseq=fd.modseq,
         flags=frozenset(_flags(fd.flags)),
         internaldate=fd.internaldate,
         size=fd.size,
-        from_=_addr(env.from_) if env else None,
-        to=_addr(env.to) if env else None,
-        subject=env.subject if env else None,
+        from_=_addresses(env.from_ if env else None, raw, "From"),
+        to=_addresses(env.to if env else None, raw, "To"),
+        subject=decode_words(env.subject) if env else None,
         date=_date(env.date) if env else None,
         message_id=env.message_id if env else None,
         preview=_preview(body if isinstance(body, bytes) else None, preview_bytes),
@@ -272,6 +273,7 @@ async def _fetch_new(
         items.append(preview)
     res = await imap.execute(FetchCommand("", uids, tuple(items), uid=True))
     out: dict[int, MessageData] = {}
+    envs: dict[int, Envelope] = {}
     explicit = _no_star(uids)
     for fd in res.responses:
         if not isinstance(fd, FetchData):
@@ -282,13 +284,47 @@ async def _fetch_new(
             # 6.4.8): a known one, dropped here, never news (requeueing it looped, demo-needs #4).
             if m.uid in explicit or (uids.has_star and m.uid > above):
                 out[m.uid] = m
+                envs[m.uid] = fd.envelope
             continue
         # No ENVELOPE: not an answer to this FETCH but news (a flag change by another client).
         imap.requeue(fd, imap.selected)
+    garbled = [u for u, fd in envs.items() if garbled_envelope(fd)]
+    if garbled:
+        out.update(await _fetch_raw_addresses(imap, {u: out[u] for u in garbled}))
     msgs = [out[u] for u in sorted(out)]
     if settings.fetch_bodies and msgs:
         msgs = await _fetch_bodies(imap, settings, msgs)
     return msgs
+
+
+async def _fetch_raw_addresses(imap: ImapClient, msgs: dict[int, MessageData]) -> dict[int, MessageData]:
+    """From/To from the raw header fields, for messages whose ENVELOPE garbled them.
+
+    CPM `<tel:+1...>` senders come back as `(NIL NIL "tel" "SYNTAX_ERROR")` from Dovecot. A
+    second FETCH only for those messages: servers that parse them (msgstore) cost no byte more.
+    """
+    import dataclasses
+
+    raw_item = FetchBody(peek=True, text="HEADER.FIELDS", fields=HEADER_FIELDS)
+    res = await imap.execute(
+        FetchCommand("", SequenceSet.from_ints(sorted(msgs)), ("UID", raw_item), uid=True)
+    )
+    out: dict[int, MessageData] = {}
+    for fd in res.responses:
+        if not isinstance(fd, FetchData):
+            continue
+        raws = [v for k, v in fd.items.items() if k.upper().startswith("BODY[HEADER.FIELDS")]
+        if fd.uid not in msgs or not raws:
+            imap.requeue(fd, imap.selected)  # news, not our answer
+            continue
+        raw = raws[0] if isinstance(raws[0], bytes) else None
+        m = msgs[fd.uid]
+        out[fd.uid] = dataclasses.replace(
+            m,
+            from_=header_addresses(raw, "From") or m.from_,
+            to=header_addresses(raw, "To") or m.to,
+        )
+    return out
 
 
 def _no_star(s: SequenceSet) -> SequenceSet:
