@@ -2,9 +2,11 @@
 
 Synchronous and thread-safe; the asyncio server calls it through `asyncio.to_thread`. Every
 mutating call runs in one transaction that first takes the user's lock (SQLite: in-process lock +
-BEGIN IMMEDIATE; PostgreSQL: SELECT ... FOR UPDATE on the user row), so the per-user MODSEQ
-counter is strictly increasing in commit order even with many concurrent sessions. The call
-commits before it returns and only then publishes its events to the `ChangeHub`.
+BEGIN IMMEDIATE; PostgreSQL: SELECT ... FOR UPDATE on the user row, or for APPEND the same row
+lock taken by UPDATE cpm_user ... RETURNING), so the per-user MODSEQ counter is strictly
+increasing in commit order even with many concurrent sessions. The call commits before it
+returns and only then publishes its events to the `ChangeHub`. The hot statements are built once
+at import; APPEND runs them on the DBAPI cursor (`_RawStatement`), the rest through Core.
 """
 
 from __future__ import annotations
