@@ -22,7 +22,7 @@ def _wait_ready(proc: subprocess.Popen[str], timeout_s: float = 20) -> str:
         if not line:
             break
         lines.append(line)
-        if "ready" in line:
+        if "msgstore ready on" in line:
             return line
     raise AssertionError(f"server not ready: {''.join(lines)}")
 
