@@ -197,6 +197,13 @@ class Cache:
                 except IntegrityError:
                     # Another process (the daemon, `daemon stats`) opened it at the same moment.
                     s.rollback()
+        self._id_key = self._event_id_key(self.account().server)
+
+    def _event_id_key(self, server: str | None) -> str:
+        # Event ids include the server account (an "imap://user@host:port" identity) so the
+        # events of another IMAP account behind the same account id never reuse an old id
+        # (apps drop a repeated id as a duplicate). Old "host:port" rows keep the plain id.
+        return f"{self.account_id}\0{server}" if server and "://" in server else self.account_id
 
     @classmethod
     def open(
@@ -266,12 +273,41 @@ class Cache:
             assert a is not None
             if server is not None:
                 a.server = server
+                self._id_key = self._event_id_key(server)
             if capabilities is not None:
                 a.capabilities = " ".join(capabilities)
             if strategy is not None:
                 a.strategy = strategy
             s.add(a)
             s.commit()
+
+    def forget_account(self, server: str | None = None) -> int:
+        """The cache holds ANOTHER account's mailboxes (imap host/username changed): drop them all.
+
+        One transaction: every folder goes with a folder_removed event and an empty retained
+        summary (apps must not keep showing the old account), the watermark returns to 0 and the
+        account row forgets capabilities/strategy and records `server`, so a full first sync
+        follows. Returns how many folders were dropped.
+        """
+        with self._lock, Session(self._engine) as s:
+            rows = list(s.exec(select(Folder).where(Folder.account_id == self.account_id)))
+            for f in rows:
+                ev = _PendingEvent("folder_removed", f.name, f.uidvalidity, [], f.highestmodseq)
+                s.exec(delete(Message).where(col(Message.folder_id) == f.id))
+                s.delete(f)
+                self._write_event(s, ev, self.topics.events(f.name))
+                self._write_summary(s, f.name, None)
+            s.exec(delete(PendingFolder).where(col(PendingFolder.account_id) == self.account_id))
+            a = s.get(Account, self.account_id)
+            assert a is not None
+            a.server, a.capabilities, a.strategy = server, "", None
+            a.watermark = a.sync_target = 0
+            s.add(a)
+            self._commit(s)
+        self._id_key = self._event_id_key(server)
+        self.rebuilt = True
+        self._notify()
+        return len(rows)
 
     def begin_discovery(self, target_modseq: int, changed: Iterable[str], *, complete: bool = True) -> None:
         """Record what a discovery found: the folders to sync and the modseq it saw up to.
@@ -532,7 +568,7 @@ class Cache:
         key = ev.folder if ev.old_folder is None else f"{ev.old_folder}\0{ev.folder}"
         return FolderEvent(
             id=event_id(
-                self.account_id,
+                self._id_key,
                 key,
                 ev.uidvalidity,
                 ev.uids,

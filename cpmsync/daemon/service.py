@@ -16,6 +16,7 @@ import random
 import signal
 from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from cpmsync.daemon import sdnotify
 from cpmsync.daemon.cache import Cache, open_cache
@@ -26,7 +27,7 @@ from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.sync_engine import SyncEngine
 from cpmsync.logs import kv
 
-__all__ = ["Backoff", "ImapSession", "connect", "run_daemon"]
+__all__ = ["Backoff", "ImapSession", "account_server", "connect", "ensure_same_account", "run_daemon"]
 
 log = logging.getLogger("cpmsync.daemon")
 
@@ -77,6 +78,31 @@ async def setup(imap: ImapClient, settings: DaemonSettings) -> None:
         await imap.enable("CONDSTORE")
 
 
+def account_server(settings: DaemonSettings) -> str:
+    """Which server account the cache mirrors, as recorded in its account row."""
+    cfg = settings.imap
+    return f"imap://{quote(cfg.username, safe='')}@{cfg.host}:{cfg.effective_port}"
+
+
+def ensure_same_account(cache: Cache, settings: DaemonSettings) -> None:
+    """A cache made for another imap host/username is emptied (one log line): its folders and
+    watermark belong to that account, and LIST-CHANGEDSINCE on the new one would never replace them.
+    """
+    want = account_server(settings)
+    have = cache.account().server
+    if have == want:
+        return
+    legacy = f"{settings.imap.host}:{settings.imap.effective_port}"  # recorded before usernames were
+    if have is None or have == legacy:
+        cache.update_account(server=want)  # before any event: event ids include it
+        return
+    dropped = cache.forget_account(server=want)
+    log.warning(
+        "cache rebuilt: it mirrored another IMAP account, a full resync from the server follows",
+        extra=kv(cached=have, configured=want, folders_removed=dropped),
+    )
+
+
 class ImapSession:
     """Keeps one IMAP session alive (reconnecting) and the cache in sync over it."""
 
@@ -106,6 +132,7 @@ class ImapSession:
 
     async def run(self) -> None:
         cfg = self.settings.imap
+        ensure_same_account(self.cache, self.settings)
         backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
         while not self.stop.is_set():
             try:
@@ -160,7 +187,7 @@ class ImapSession:
                 await imap.notify_set(NOTIFY_SET)
             result = await engine.catch_up(names_check=self.connections > 1)
             self.cache.update_account(
-                server=f"{self.settings.imap.host}:{self.settings.imap.effective_port}",
+                server=account_server(self.settings),
                 capabilities=caps,
                 strategy=result.strategy,
             )
