@@ -124,6 +124,7 @@ class ImapSession:
         self.connections = 0
         self.errors = 0
         self._auth_reported = False
+        self._cache_was_synced = False
         self.engine: SyncEngine | None = None
 
     def _status(self, state: str | None = None, **kw: object) -> None:
@@ -133,6 +134,7 @@ class ImapSession:
     async def run(self) -> None:
         cfg = self.settings.imap
         ensure_same_account(self.cache, self.settings)
+        self._cache_was_synced = self.cache.watermark > 0
         backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
         while not self.stop.is_set():
             try:
@@ -185,7 +187,11 @@ class ImapSession:
             if push_mode(imap) == "notify":
                 # Before the catch-up: a change made during or right after it is then notified.
                 await imap.notify_set(NOTIFY_SET)
-            result = await engine.catch_up(names_check=self.connections > 1)
+            # Names-only LIST after each reconnect, and after a restart on an existing cache unless
+            # the server announces gone folders itself: else folders deleted or renamed while the
+            # daemon was down stay in the cache until names_list_interval_s (or forever).
+            restart = self._cache_was_synced and not self.settings.imap.changedsince_reports_gone
+            result = await engine.catch_up(names_check=self.connections > 1 or restart)
             self.cache.update_account(
                 server=account_server(self.settings),
                 capabilities=caps,

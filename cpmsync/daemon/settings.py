@@ -68,6 +68,9 @@ class ImapSettings(_Section):
     reconnect_min_s: float = Field(1.0, gt=0)
     reconnect_max_s: float = Field(300.0, gt=0)
     names_list_interval_s: float = Field(3600.0, gt=0)
+    # The server lists deleted (\NonExistent) and renamed (OLDNAME) folders under LIST-CHANGEDSINCE
+    # (cpmsync msgstore's extension; the CR itself does not): no names-only LIST after a restart.
+    changedsince_reports_gone: bool = False
     status_window: int = Field(128, ge=1, le=10_000)
     preview_bytes: int = Field(256, ge=0)
     fetch_bodies: bool = False

@@ -59,7 +59,9 @@ async def test_nomodseq_folder_changed_while_daemon_down_is_synced_on_restart(tm
     with ThreadServer(make_settings()) as srv:
         await asyncio.to_thread(_seed, srv.port)
         srv.store.set_nomodseq(USER, "Default")
-        settings = offline_settings(srv.port, USER, PW, tmp_path)
+        # msgstore reports gone folders itself: no names-only LIST at restart, so the STATUS of
+        # the NOMODSEQ folders is what finds the change.
+        settings = offline_settings(srv.port, USER, PW, tmp_path, changedsince_reports_gone=True)
         first = await sync_once(settings)
         assert len(first["Default"]) == 3
         # Another client changes the NOMODSEQ folder while the daemon is stopped.
