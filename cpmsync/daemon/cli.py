@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from cpmsync.daemon.cache import Cache
 
 app = typer.Typer(help="The device-side sync daemon.", no_args_is_help=True)
 
@@ -38,6 +42,12 @@ def run(config: Path = CONFIG_OPTION) -> None:
 def stats(
     config: Path = CONFIG_OPTION,
     limit: int = typer.Option(20, "--limit", help="How many recent runs to list."),
+    trace_csv: Path | None = typer.Option(
+        None,
+        "--trace-csv",
+        help="Write the byte trace as CSV (t_s,direction,bytes) for `cpmsync simulate trace`; - = stdout.",
+    ),
+    conn: str | None = typer.Option(None, "--conn", help="With --trace-csv: only this connection id."),
 ) -> None:
     """Show recent sync runs and bytes per discovery strategy, from the cache."""
     from rich.console import Console
@@ -63,6 +73,12 @@ def stats(
     except ConfigError as e:
         typer.echo(f"cpmsync daemon: {e}", err=True)
         raise typer.Exit(2) from None
+    if trace_csv is not None:
+        try:
+            _export_trace(cache, trace_csv, conn)
+        finally:
+            cache.close()
+        return
     try:
         runs = cache.runs(limit=1_000_000)
         acct = cache.account()
@@ -106,6 +122,28 @@ def stats(
             r.error or "",
         )
     console.print(recent)
+
+
+def _export_trace(cache: Cache, path: Path, conn: str | None) -> None:
+    import sys
+
+    from cpmsync.daemon.stats import write_trace_csv
+
+    rows = cache.trace(conn)
+    if not rows:
+        which = f"for connection {conn} " if conn else ""
+        typer.echo(f"cpmsync daemon: no trace {which}in the cache (is [trace] enabled?)", err=True)
+        raise typer.Exit(1)
+    if str(path) == "-":
+        n = write_trace_csv(rows, sys.stdout)
+    else:
+        try:
+            with path.open("w", newline="") as f:
+                n = write_trace_csv(rows, f)
+        except OSError as e:
+            typer.echo(f"cpmsync daemon: cannot write {path}: {e.strerror}", err=True)
+            raise typer.Exit(2) from None
+        typer.echo(f"wrote {n} trace rows to {path}", err=True)
 
 
 def watch(

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import csv
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TextIO
 
 from cpmsync.daemon.cache import SyncRunState
 
-__all__ = ["StrategyTotals", "totals_by_strategy"]
+__all__ = ["TRACE_CSV_HEADER", "StrategyTotals", "totals_by_strategy", "write_trace_csv"]
+
+TRACE_CSV_HEADER = ("t_s", "direction", "bytes")
+"""The simulator's trace format (`cpmsync simulate trace FILE`, docs/energy.md)."""
+
+_DIRECTION = {"out": "up", "in": "down"}  # daemon -> server is the uplink
 
 
 @dataclass(frozen=True)
@@ -44,3 +51,18 @@ def totals_by_strategy(runs: Sequence[SyncRunState]) -> list[StrategyTotals]:
         ):
             t[i] += v
     return [StrategyTotals(name, *vals) for name, vals in sorted(acc.items())]
+
+
+def write_trace_csv(rows: Iterable[tuple[str, float, str, int]], out: TextIO) -> int:
+    """Write `Cache.trace()` rows as the simulator's CSV (seconds from the first row); returns rows.
+
+    The daemon records unix times per connection; the simulator wants one timeline of
+    (t_s, up|down, bytes), so rows are sorted by time and made relative to the first.
+    """
+    ordered = sorted(rows, key=lambda r: r[1])
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(TRACE_CSV_HEADER)
+    t0 = ordered[0][1] if ordered else 0.0
+    for _conn, t, direction, nbytes in ordered:
+        w.writerow((f"{t - t0:.6f}", _DIRECTION.get(direction, direction), nbytes))
+    return len(ordered)
