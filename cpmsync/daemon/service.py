@@ -174,7 +174,7 @@ class ImapSession:
 
     async def _session(self) -> None:
         self.connections += 1
-        conn_id = f"{self.settings.account.id}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{self.connections}"
+        conn_id = f"{self.settings.account.id}-{datetime.now(UTC):%Y%m%dT%H%M%S.%f}-{self.connections}"
         async with connect(self.settings, conn_id=conn_id) as imap:
             await setup(imap, self.settings)
             self._auth_reported = False  # logged in: a later refusal is news again
