@@ -639,9 +639,15 @@ class ImapClient:
         return await self.list_folders("*", changedsince=modseq, return_status=status_items)
 
     async def status(self, mailbox: str, items: Iterable[str]) -> StatusData | None:
-        res = await self.execute(StatusCommand("", mailbox, tuple(items)))
+        return self._status_answer(await self.execute(StatusCommand("", mailbox, tuple(items))))
+
+    def _status_answer(self, res: CommandResult) -> StatusData | None:
+        """The answer is the last STATUS before the tagged OK; an earlier one for the same mailbox
+        was NOTIFY news that arrived while the command was pending: back to the push queue."""
         found = [r for r in res.responses if isinstance(r, StatusData)]
-        return found[-1] if found else None
+        for news in found[:-1]:
+            self.requeue(news, self.selected)
+        return found[-1] if found and res.status.status == "OK" else None
 
     async def status_many(
         self, mailboxes: Sequence[str], items: Iterable[str], *, window: int
@@ -651,11 +657,7 @@ class ImapClient:
         results = await self.execute_pipelined(
             [StatusCommand("", m, its) for m in mailboxes], window=window, check=False
         )
-        out: dict[str, StatusData | None] = {}
-        for name, res in zip(mailboxes, results, strict=True):
-            found = [r for r in res.responses if isinstance(r, StatusData)]
-            out[name] = found[-1] if found and res.status.status == "OK" else None
-        return out
+        return {name: self._status_answer(res) for name, res in zip(mailboxes, results, strict=True)}
 
     async def select(self, cmd: SelectCommand) -> CommandResult:
         self.selected = None

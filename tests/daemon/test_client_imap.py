@@ -193,3 +193,28 @@ async def test_cut_fails_a_pipeline_at_once(dovecot_account: Any, fault_proxy_fa
         with pytest.raises(ImapConnectionLost):
             await task
         assert imap.closed
+
+
+async def test_news_absorbed_by_a_pending_status_goes_back_to_the_push_queue(
+    dovecot_account: Any, fault_proxy_factory: Any
+) -> None:
+    """A NOTIFY STATUS for a mailbox whose STATUS is in flight is news, not the answer (the proxy
+    injects it: Dovecot cannot be made to send one at that exact moment)."""
+    acct = dovecot_account
+    c = _other(acct)
+    c.create_folder("A")
+    c.logout()
+    px = await fault_proxy_factory(acct.host, acct.port)
+    async with ImapClient(px.host, px.port, tls="none") as imap:
+        await imap.login(acct.user, acct.password)
+        imap.drain_push()
+        px.pause()  # the STATUS commands wait in the proxy, unanswered
+        task = asyncio.create_task(imap.status_many(["A", "INBOX"], ("MESSAGES",), window=8))
+        await asyncio.sleep(0.1)
+        px.inject_down(b"* STATUS A (MESSAGES 99)\r\n")
+        await asyncio.sleep(0.1)
+        px.resume()
+        got = await task
+        assert got["A"] is not None and got["A"].messages == 0  # the server's answer
+        news = [e.response for e in imap.drain_push()]
+        assert [(r.mailbox, r.messages) for r in news if isinstance(r, StatusData)] == [("A", 99)]
