@@ -70,9 +70,13 @@ async def test_renames_while_daemon_down_leave_cache_equal_to_server(tmp_path: P
         settings = offline_settings(srv.port, USER, PW, tmp_path)
         first = await sync_once(settings)
         assert {"swapA", "swapB", "swapC"} <= set(first)
+        before = len(outbox_events(settings))
         await asyncio.to_thread(_change, srv.port, SCENARIOS[scenario])
         final = await sync_until_equal(settings, srv.port, USER, PW)
-        assert replay_events(outbox_events(settings)) == final
+        events = outbox_events(settings)
+        assert replay_events(events) == final
+        # The folders were moved with their messages, not dropped and fetched again.
+        assert {e["kind"] for e in events[before:]} <= {"folder_renamed", "folder_removed", "folder_added"}
 
 
 # The planner on its own: any set of renames that is a valid permutation of cached names (plus
