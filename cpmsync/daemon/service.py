@@ -57,6 +57,7 @@ def connect(settings: DaemonSettings, *, conn_id: str | None = None) -> ImapClie
         cfg.host,
         cfg.effective_port,
         tls=cfg.tls,
+        ca_file=cfg.ca_file,
         allow_plaintext=cfg.allow_plaintext,
         command_timeout_s=cfg.command_timeout_s,
         connect_timeout_s=cfg.connect_timeout_s,

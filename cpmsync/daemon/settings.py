@@ -53,6 +53,8 @@ class ImapSettings(_Section):
     host: str = "localhost"
     port: int | None = Field(None, ge=1, le=65535)
     tls: Literal["none", "starttls", "implicit"] = "implicit"
+    # Extra CA bundle to trust (e.g. a test server's self-signed certificate); None = system store.
+    ca_file: Path | None = None
     username: str = ""
     password: SecretStr | None = None
     password_file: Path | None = None

@@ -45,3 +45,21 @@ async def test_unknown_issuer_is_refused(tls_server) -> None:  # type: ignore[no
     with pytest.raises(ImapConnectionLost, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
         async with ImapClient("localhost", srv.server.tls_port, tls="implicit"):
             pass  # system trust store: a self-signed certificate is not trusted
+
+
+async def test_daemon_settings_ca_file_reaches_the_client(tls_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`[imap] ca_file` in daemon.toml is what lets the daemon trust `msgstore tls make-cert`'s pair."""
+    from cpmsync.daemon.service import connect
+    from cpmsync.daemon.settings import load_daemon_settings
+
+    srv, cert = tls_server
+    assert srv.server is not None
+    cfg = tmp_path / "daemon.toml"
+    cfg.write_text(
+        f'[imap]\nhost = "localhost"\nport = {srv.server.tls_port}\ntls = "implicit"\n'
+        f'ca_file = "{cert}"\nusername = "alice"\n'
+    )
+    settings = load_daemon_settings(cfg)
+    async with connect(settings) as imap:
+        await imap.login("alice", "alice-pw")
+        await imap.noop()
