@@ -24,6 +24,7 @@ from cpmsync.daemon.headers import (
     usable,
 )
 from cpmsync.daemon.imap_client import ImapClient, ImapCommandError
+from cpmsync.daemon.preview import MIME_FIELDS, text_preview
 from cpmsync.daemon.settings import ImapSettings
 from cpmsync.imap import (
     Address,
@@ -84,11 +85,12 @@ def _date(text: str | None) -> datetime | None:
         return None
 
 
-def _preview(raw: bytes | None, limit: int) -> str | None:
-    if raw is None:
-        return None
-    text = raw[:limit].decode("utf-8", errors="replace")
-    return " ".join(text.split())[:limit] or None
+MIME_ITEM = FetchBody(peek=True, text="HEADER.FIELDS", fields=MIME_FIELDS)
+"""Fetched with the TEXT prefix: how to decode it (transfer encoding, charset, MIME parts)."""
+
+
+def _is_mime_key(key: str) -> bool:
+    return key.upper().startswith("BODY[HEADER.FIELDS (CONTENT-TYPE")
 
 
 def _addresses(addrs: tuple[Address, ...] | None, raw: bytes | None, field: str) -> str | None:
@@ -108,10 +110,11 @@ def message_from_fetch(fd: FetchData, preview_key: str, preview_bytes: int) -> M
         (
             v
             for k, v in fd.items.items()
-            if k.upper().startswith("BODY[HEADER.FIELDS") and isinstance(v, bytes)
+            if k.upper().startswith("BODY[HEADER.FIELDS") and not _is_mime_key(k) and isinstance(v, bytes)
         ),
         None,
     )
+    mime = next((v for k, v in fd.items.items() if _is_mime_key(k) and isinstance(v, bytes)), None)
     return MessageData(
         uid=uid,
         modseq=fd.modseq,
@@ -123,7 +126,7 @@ def message_from_fetch(fd: FetchData, preview_key: str, preview_bytes: int) -> M
         subject=decode_words(env.subject) if env else None,
         date=_date(env.date) if env else None,
         message_id=env.message_id if env else None,
-        preview=_preview(body if isinstance(body, bytes) else None, preview_bytes),
+        preview=text_preview(mime, body if isinstance(body, bytes) else None, preview_bytes),
     )
 
 
@@ -270,7 +273,7 @@ async def _fetch_new(
     if condstore:
         items.insert(2, "MODSEQ")
     if settings.preview_bytes > 0:
-        items.append(preview)
+        items += [MIME_ITEM, preview]
     res = await imap.execute(FetchCommand("", uids, tuple(items), uid=True))
     out: dict[int, MessageData] = {}
     envs: dict[int, Envelope] = {}

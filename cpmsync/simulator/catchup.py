@@ -305,7 +305,8 @@ class ImapSession:
         mailbox was selected before) and a FETCH (UID FLAGS MODSEQ) per known message whose
         flags changed. When EXISTS shows more messages than the device knows, one UID FETCH of
         `first_new:*` for the headers the UI shows: UID FLAGS MODSEQ INTERNALDATE RFC822.SIZE
-        ENVELOPE and a `preview_bytes` preview of the text (BODY.PEEK[TEXT]<0.n>), never the
+        ENVELOPE and a `preview_bytes` preview of the text (BODY.PEEK[TEXT]<0.n>, with the
+        HEADER.FIELDS (CONTENT-TYPE CONTENT-TRANSFER-ENCODING) that say how to decode it), never the
         whole message. The same for all strategies. `new_messages` are (uid, raw RFC 5322 bytes):
         their ENVELOPE and preview come from those bytes.
         """
@@ -358,13 +359,16 @@ class ImapSession:
         self.selected = folder.name
         if not new_messages:
             return
-        from cpmsync.msgstore.fetch_render import envelope  # the ENVELOPE a server derives
+        from cpmsync.daemon.preview import MIME_FIELDS
+        from cpmsync.msgstore.fetch_render import body_section, envelope  # what a server derives
 
         t = self.tag()
         preview = imap.FetchBody(peek=True, text="TEXT", partial=(0, max(preview_bytes, 1)))
         items: list[object] = ["UID", "FLAGS", "MODSEQ", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"]
+        # with the preview, the Content-Type / Content-Transfer-Encoding fields to decode it
+        mime = imap.FetchBody(peek=True, text="HEADER.FIELDS", fields=MIME_FIELDS)
         if preview_bytes > 0:
-            items.append(preview)
+            items += [mime, preview]
         tail = imap.SequenceSet(((max_known + 1, imap.STAR),))
         self.up(imap.FetchCommand(tag=t, seqset=tail, items=tuple(items), uid=True))
         resps = []
@@ -378,6 +382,7 @@ class ImapSession:
                 "ENVELOPE": envelope(raw),
             }
             if preview_bytes > 0:
+                data[mime.response_key] = body_section(raw, mime) or b""
                 data[preview.response_key] = _text_of(raw)[:preview_bytes]
             resps.append(imap.FetchData(seq=n_known + 1 + i, items=data))
         resps.append(self.ok(t, "Fetch completed."))
