@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
-__all__ = ["MIME_FIELDS", "MimeInfo", "text_preview"]
+__all__ = ["MIME_FIELDS", "MimeInfo", "needs_more", "text_preview"]
 
 MIME_FIELDS = ("CONTENT-TYPE", "CONTENT-TRANSFER-ENCODING")
 """The header fields the daemon fetches with the TEXT prefix to know how to decode it."""
@@ -176,5 +176,17 @@ def text_preview(mime_header: bytes | None, text_prefix: bytes | None, limit: in
     if not text:
         return None
     text = " ".join(text.split())
-    cut = text.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
+    cut = text.encode("utf-8")[:limit].decode("utf-8", errors="ignore").rstrip()
     return cut or None
+
+
+def needs_more(mime_header: bytes | None, text_prefix: bytes | None, limit: int, preview: str | None) -> bool:
+    """True when a longer prefix could give a preview: a multipart/CPIM body cut before its text.
+
+    Single-part bodies never need more (their prefix IS the text), nor bodies shorter than
+    `limit` (they arrived whole).
+    """
+    if preview is not None or text_prefix is None or limit <= 0 or len(text_prefix) < limit:
+        return False
+    ctype = (_parse_headers(mime_header) if mime_header else MimeInfo()).content_type
+    return ctype.startswith("multipart/") or ctype == "message/cpim"

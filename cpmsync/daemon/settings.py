@@ -75,6 +75,9 @@ class ImapSettings(_Section):
     changedsince_reports_gone: bool = False
     status_window: int = Field(128, ge=1, le=10_000)
     preview_bytes: int = Field(256, ge=0)
+    # A multipart/CPIM body whose preview_bytes prefix ends before its text part: one more FETCH
+    # of this many bytes for those messages only (0: no retry, no preview for them).
+    preview_retry_bytes: int = Field(1024, ge=0)
     fetch_bodies: bool = False
     max_body_bytes: int = Field(1_000_000, ge=0)
 

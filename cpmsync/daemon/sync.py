@@ -24,7 +24,7 @@ from cpmsync.daemon.headers import (
     usable,
 )
 from cpmsync.daemon.imap_client import ImapClient, ImapCommandError
-from cpmsync.daemon.preview import MIME_FIELDS, text_preview
+from cpmsync.daemon.preview import MIME_FIELDS, needs_more, text_preview
 from cpmsync.daemon.settings import ImapSettings
 from cpmsync.imap import (
     Address,
@@ -277,6 +277,7 @@ async def _fetch_new(
     res = await imap.execute(FetchCommand("", uids, tuple(items), uid=True))
     out: dict[int, MessageData] = {}
     envs: dict[int, Envelope] = {}
+    short: dict[int, bytes | None] = {}  # uid -> MIME fields, for previews the prefix missed
     explicit = _no_star(uids)
     for fd in res.responses:
         if not isinstance(fd, FetchData):
@@ -288,9 +289,17 @@ async def _fetch_new(
             if m.uid in explicit or (uids.has_star and m.uid > above):
                 out[m.uid] = m
                 envs[m.uid] = fd.envelope
+                mime = next(
+                    (v for k, v in fd.items.items() if _is_mime_key(k) and isinstance(v, bytes)), None
+                )
+                body = fd.items.get(preview.response_key)
+                if isinstance(body, bytes) and needs_more(mime, body, settings.preview_bytes, m.preview):
+                    short[m.uid] = mime
             continue
         # No ENVELOPE: not an answer to this FETCH but news (a flag change by another client).
         imap.requeue(fd, imap.selected)
+    if short and settings.preview_retry_bytes > settings.preview_bytes:
+        out.update(await _fetch_longer_previews(imap, settings, {u: out[u] for u in short}, short))
     garbled = [u for u, fd in envs.items() if garbled_envelope(fd)]
     if garbled:
         out.update(await _fetch_raw_addresses(imap, {u: out[u] for u in garbled}))
@@ -298,6 +307,30 @@ async def _fetch_new(
     if settings.fetch_bodies and msgs:
         msgs = await _fetch_bodies(imap, settings, msgs)
     return msgs
+
+
+async def _fetch_longer_previews(
+    imap: ImapClient, settings: ImapSettings, msgs: dict[int, MessageData], mime: dict[int, bytes | None]
+) -> dict[int, MessageData]:
+    """A second, longer TEXT prefix for the few multipart/CPIM messages whose first one ended
+    before their text part; only those messages, so the common case costs nothing more."""
+    import dataclasses
+
+    item = FetchBody(peek=True, text="TEXT", partial=(0, settings.preview_retry_bytes))
+    res = await imap.execute(FetchCommand("", SequenceSet.from_ints(sorted(msgs)), ("UID", item), uid=True))
+    out: dict[int, MessageData] = {}
+    for fd in res.responses:
+        if not isinstance(fd, FetchData):
+            continue
+        body = fd.items.get(item.response_key)
+        if fd.uid not in msgs or not isinstance(body, bytes):
+            imap.requeue(fd, imap.selected)  # news, not our answer
+            continue
+        m = msgs[fd.uid]
+        out[fd.uid] = dataclasses.replace(
+            m, preview=text_preview(mime.get(fd.uid), body, settings.preview_bytes)
+        )
+    return out
 
 
 async def _fetch_raw_addresses(imap: ImapClient, msgs: dict[int, MessageData]) -> dict[int, MessageData]:

@@ -48,6 +48,7 @@ _MSGSTORE_TEXTS = {
     "Unselect completed.": "UNSELECT completed",
 }
 PREVIEW_BYTES = 256  # the daemon's [imap] preview_bytes default: the text preview it fetches
+PREVIEW_RETRY_BYTES = 1024  # [imap] preview_retry_bytes: the longer prefix for multipart/CPIM misses
 _INTERNALDATE = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)  # fixed width on the wire anyway
 CAPABILITIES: tuple[str, ...] = (
     "IMAP4rev1", "SASL-IR", "LOGIN-REFERRALS", "ID", "ENABLE", "IDLE", "LITERAL+", "NOTIFY",
@@ -297,6 +298,7 @@ class ImapSession:
         flag_changes: Sequence[int] = (),
         *,
         preview_bytes: int = PREVIEW_BYTES,
+        preview_retry_bytes: int = PREVIEW_RETRY_BYTES,
     ) -> None:
         """One changed folder as the daemon syncs it (cpmsync/daemon/sync.py, QRESYNC path).
 
@@ -307,8 +309,9 @@ class ImapSession:
         `first_new:*` for the headers the UI shows: UID FLAGS MODSEQ INTERNALDATE RFC822.SIZE
         ENVELOPE and a `preview_bytes` preview of the text (BODY.PEEK[TEXT]<0.n>, with the
         HEADER.FIELDS (CONTENT-TYPE CONTENT-TRANSFER-ENCODING) that say how to decode it), never the
-        whole message. The same for all strategies. `new_messages` are (uid, raw RFC 5322 bytes):
-        their ENVELOPE and preview come from those bytes.
+        whole message; a second UID FETCH of `preview_retry_bytes` of TEXT for the multipart/CPIM
+        messages whose prefix ended before their text part. The same for all strategies.
+        `new_messages` are (uid, raw RFC 5322 bytes): their ENVELOPE and preview come from those bytes.
         """
         imap = _imap()
         rc = imap.ResponseCode
@@ -359,7 +362,7 @@ class ImapSession:
         self.selected = folder.name
         if not new_messages:
             return
-        from cpmsync.daemon.preview import MIME_FIELDS
+        from cpmsync.daemon.preview import MIME_FIELDS, needs_more, text_preview
         from cpmsync.msgstore.fetch_render import body_section, envelope  # what a server derives
 
         t = self.tag()
@@ -387,6 +390,25 @@ class ImapSession:
             resps.append(imap.FetchData(seq=n_known + 1 + i, items=data))
         resps.append(self.ok(t, "Fetch completed."))
         self.down(*resps)
+        retry: list[tuple[int, int, bytes]] = []  # (seq, uid, text) the daemon fetches again
+        for i, (uid, raw) in enumerate(new_messages):
+            mime_raw, text = body_section(raw, mime), _text_of(raw)
+            cut = text[:preview_bytes]
+            if needs_more(mime_raw, cut, preview_bytes, text_preview(mime_raw, cut, preview_bytes)):
+                retry.append((n_known + 1 + i, uid, text))
+        if not retry or preview_retry_bytes <= preview_bytes:
+            return
+        t = self.tag()
+        longer = imap.FetchBody(peek=True, text="TEXT", partial=(0, preview_retry_bytes))
+        uids = imap.SequenceSet.from_ints(sorted(u for _, u, _ in retry))
+        self.up(imap.FetchCommand(tag=t, seqset=uids, items=("UID", longer), uid=True))
+        self.down(
+            *[
+                imap.FetchData(seq=seq, items={"UID": uid, longer.response_key: text[:preview_retry_bytes]})
+                for seq, uid, text in retry
+            ],
+            self.ok(t, "Fetch completed."),
+        )
 
     def unselect(self) -> None:
         """UNSELECT after the last folder (the daemon EXAMINEs, so nothing to expunge)."""

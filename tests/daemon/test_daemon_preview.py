@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from imapclient import IMAPClient
 
 from cpmsync.daemon.cache import Cache
-from cpmsync.daemon.preview import text_preview
+from cpmsync.daemon.preview import needs_more, text_preview
 from tests.msgstore.server_testlib import ThreadServer, make_settings
 
 GREETING = "Grüße aus Montréal — see you"
@@ -60,6 +60,12 @@ CPIM_BODY = (
     b"From: <tel:+15145550100>\r\nTo: <tel:+15145550199>\r\nDateTime: 2026-11-27T10:00:00Z\r\n"
     b"NS: imdn <urn:ietf:params:imdn>\r\nimdn.Message-ID: 34jk324j\r\n\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: 12\r\n\r\nBonjour \xc3\xa0 tous\r\n"
+)
+# an image part first: the text starts ~600 bytes in, past the 256-byte prefix
+LATE_BODY = (
+    b"--BB\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    + b"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kg==\r\n" * 7
+    + b"--BB\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nlook at this \xe2\x98\x85\r\n--BB--\r\n"
 )
 LATIN1_HEAD = _ct("text/plain; charset=iso-8859-1", "8bit")
 LATIN1_BODY = "Ça coûte 5 £, très cher.".encode("latin-1")
@@ -109,6 +115,17 @@ def test_prefix_that_misses_the_text_part_gives_no_preview() -> None:
     # a multipart whose part headers are cut
     assert text_preview(MIXED_HEAD, MIXED_BODY[:30], 256) is None
     assert text_preview(_ct("image/png", "base64"), b"iVBORw0KGgo=", 256) is None
+
+
+def test_needs_more_only_for_cut_multipart_or_cpim() -> None:
+    cut = LATE_BODY[:256]
+    assert text_preview(MIXED_HEAD, cut, 256) is None
+    assert needs_more(MIXED_HEAD, cut, 256, None)
+    assert text_preview(MIXED_HEAD, LATE_BODY, 256) == "look at this ★"
+    assert not needs_more(MIXED_HEAD, LATE_BODY[:100], 256, None)  # shorter than asked: it is all there
+    assert not needs_more(_ct("image/png", "base64"), b"x" * 256, 256, None)  # no text part to reach
+    assert not needs_more(QP_HEAD, QP_BODY, 10, "Hallö")
+    assert needs_more(CPIM_HEAD, CPIM_BODY[:60], 60, None)
 
 
 def test_truncated_escapes_are_left_out() -> None:
@@ -179,6 +196,7 @@ E2E = {
     "mixed": (MIXED_HEAD, MIXED_BODY, "Hallö Welt"),
     "cpim": (CPIM_HEAD, CPIM_BODY, "Bonjour à tous"),
     "latin1": (LATIN1_HEAD, LATIN1_BODY, "Ça coûte 5 £, très cher."),
+    "late": (MIXED_HEAD, LATE_BODY, "look at this ★"),  # needs the second, longer FETCH
 }
 
 
@@ -193,12 +211,16 @@ def _append(port: int, user: str, password: str) -> None:
         c.logout()
 
 
-async def _check(tmp_path: Path, host: str, port: int, user: str, password: str) -> None:
+async def _check(
+    tmp_path: Path, host: str, port: int, user: str, password: str, **imap: Any
+) -> dict[str, str | None]:
     assert host == "127.0.0.1"
     await asyncio.to_thread(_append, port, user, password)
-    settings = offline_settings(port, user, password, tmp_path)
+    settings = offline_settings(port, user, password, tmp_path, **imap)
     await sync_once(settings)
-    expected = {s: want for s, (_, _, want) in E2E.items()}
+    expected: dict[str, str | None] = {s: want for s, (_, _, want) in E2E.items()}
+    if imap.get("preview_retry_bytes") == 0:
+        expected["late"] = None  # no second FETCH: no preview rather than a guess
     cache = Cache.open(settings.cache.path, user, upgrade=False)
     try:
         got = {m.subject: m.preview for m in cache.messages("Previews")}
@@ -207,6 +229,7 @@ async def _check(tmp_path: Path, host: str, port: int, user: str, password: str)
     assert got == expected
     events = {e["subject"]: e["preview"] for e in outbox_events(settings) if e["kind"] == "message_added"}
     assert events == expected
+    return got
 
 
 async def test_msgstore_previews_are_decoded_text(tmp_path: Path) -> None:
@@ -217,3 +240,9 @@ async def test_msgstore_previews_are_decoded_text(tmp_path: Path) -> None:
 async def test_dovecot_previews_are_decoded_text(tmp_path: Path, dovecot_account: Any) -> None:
     a = dovecot_account
     await _check(tmp_path, a.host, a.port, a.user, a.password)
+
+
+async def test_msgstore_no_retry_leaves_late_text_without_preview(tmp_path: Path) -> None:
+    with ThreadServer(make_settings()) as srv:
+        got = await _check(tmp_path, "127.0.0.1", srv.port, "alice", "alice-pw", preview_retry_bytes=0)
+    assert got["late"] is None and got["mixed"] == "Hallö Welt"
