@@ -246,3 +246,23 @@ async def test_msgstore_no_retry_leaves_late_text_without_preview(tmp_path: Path
     with ThreadServer(make_settings()) as srv:
         got = await _check(tmp_path, "127.0.0.1", srv.port, "alice", "alice-pw", preview_retry_bytes=0)
     assert got["late"] is None and got["mixed"] == "Hallö Welt"
+
+
+def _model_bytes(body: bytes, retry_bytes: int) -> tuple[int, int]:
+    from cpmsync.simulator.account import Folder
+    from cpmsync.simulator.catchup import ImapSession
+    from cpmsync.simulator.wire import WireConfig
+
+    s = ImapSession(WireConfig(tls="none"), server_style="msgstore")
+    folder = Folder("Previews", uidvalidity=1, uidnext=3, messages=2, unseen=1, highestmodseq=9)
+    s.sync_folder(folder, 5, [(2, _message("m", MIXED_HEAD, body))], preview_retry_bytes=retry_bytes)
+    w = s.finish()
+    return w.imap_up, w.imap_down
+
+
+def test_simulator_model_counts_the_second_preview_fetch() -> None:
+    # the byte model (issue 5 cross-check) sends the daemon's second FETCH only when it would
+    up, down = _model_bytes(LATE_BODY, 1024)
+    up0, down0 = _model_bytes(LATE_BODY, 0)
+    assert up > up0 and down - down0 > len(LATE_BODY)
+    assert _model_bytes(MIXED_BODY, 1024) == _model_bytes(MIXED_BODY, 0)
