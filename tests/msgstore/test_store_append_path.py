@@ -25,7 +25,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Mess
     if request.param == "sqlite":
         s = MessageStore(f"sqlite:///{tmp_path / 'a.sqlite'}")
     else:
-        pytest.importorskip("psycopg")
         from sqlalchemy import create_engine, text
 
         admin = create_engine(PG)
