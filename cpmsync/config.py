@@ -7,6 +7,7 @@ Each component declares a pydantic-settings model; `load_config` reads a TOML fi
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,7 +76,10 @@ def load_config(cls: type[S], path: Path | str | None) -> S:
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
                 msg = "unknown key"
-            problems.append(f"key {key!r}: {msg}")
+            # Name the environment variable when the bad value came from there, not the file.
+            env = "CPMSYNC_" + "__".join(str(p) for p in err["loc"]).upper()
+            source = f" (from environment {env})" if env in os.environ else ""
+            problems.append(f"key {key!r}{source}: {msg}")
         raise ConfigError(f"{where}: " + "; ".join(problems)) from None
 
 

@@ -64,3 +64,15 @@ def test_unknown_log_level_is_a_usage_error_not_a_traceback() -> None:
     )
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "--log-level" in r.stderr
+
+
+def test_bad_environment_value_names_the_variable(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    f = tmp_path / "d.toml"
+    f.write_text("[imap]\nport = 1\n")
+    monkeypatch.setenv("CPMSYNC_IMAP__PORT", "nine")
+    try:
+        load_config(_Settings, f)
+    except ConfigError as e:
+        assert "environment CPMSYNC_IMAP__PORT" in str(e)
+    else:
+        raise AssertionError("invalid port accepted")
