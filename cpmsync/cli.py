@@ -11,9 +11,10 @@ from enum import StrEnum
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cpmsync import __version__
-from cpmsync.config import ConfigError
+from cpmsync.config import UserInputError
 from cpmsync.daemon.cli import app as daemon_app
 from cpmsync.daemon.cli import watch
 from cpmsync.demo.cli import demo
@@ -63,8 +64,8 @@ def main() -> None:
     """Console-script entry: configuration errors print one line, never a traceback."""
     try:
         app()
-    except ConfigError as e:
-        Console(stderr=True).print(f"[bold red]configuration error:[/] {e}", highlight=False)
+    except UserInputError as e:
+        Console(stderr=True).print(f"[bold red]{e.label}:[/] {escape(str(e))}", highlight=False)
         sys.exit(2)
 
 

@@ -20,14 +20,20 @@ import io
 import json
 from pathlib import Path
 
-from cpmsync.config import ConfigError
+from cpmsync.config import UserInputError
 from cpmsync.simulator.radio import Transfer
 from cpmsync.simulator.wire import WireConfig, WireCounter
 
-__all__ = ["load_trace", "to_wire_transfers"]
+__all__ = ["TraceError", "load_trace", "to_wire_transfers"]
 
 _DIRECTIONS = {"up": "up", "out": "up", "down": "down", "in": "down"}  # in/out as the daemon's cache says
 DELAYED_ACK_S = 0.2  # RFC 1122 §4.2.3.2: at most 0.5 s; Linux uses 40-200 ms
+
+
+class TraceError(UserInputError):
+    """A trace file the user asked us to price is unreadable or malformed."""
+
+    label = "trace error"
 
 
 def _row(where: str, t: object, d: object, n: object) -> Transfer:
@@ -35,12 +41,12 @@ def _row(where: str, t: object, d: object, n: object) -> Transfer:
         ts = float(t)  # type: ignore[arg-type]
         nb = int(n)  # type: ignore[call-overload]
     except (TypeError, ValueError):
-        raise ConfigError(f"{where}: t_s must be a number and bytes an integer") from None
+        raise TraceError(f"{where}: t_s must be a number and bytes an integer") from None
     direction = _DIRECTIONS.get(str(d).strip().lower(), "")
     if not direction:
-        raise ConfigError(f"{where}: direction must be 'up' or 'down' (or 'out'/'in'), not {d!r}")
+        raise TraceError(f"{where}: direction must be 'up' or 'down' (or 'out'/'in'), not {d!r}")
     if nb < 0:
-        raise ConfigError(f"{where}: bytes must not be negative")
+        raise TraceError(f"{where}: bytes must not be negative")
     return Transfer(ts, direction, nb)
 
 
@@ -49,7 +55,7 @@ def load_trace(path: Path) -> list[Transfer]:
     try:
         text = path.read_text()
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read trace: {e.strerror}") from None
+        raise TraceError(f"{path}: cannot read trace: {e.strerror}") from None
     lines = [
         (i, ln) for i, ln in enumerate(text.splitlines(), 1) if ln.strip() and not ln.lstrip().startswith("#")
     ]
@@ -59,9 +65,9 @@ def load_trace(path: Path) -> list[Transfer]:
             try:
                 obj = json.loads(ln)
             except json.JSONDecodeError as e:
-                raise ConfigError(f"{path}:{i}: not JSON: {e.msg}") from None
+                raise TraceError(f"{path}:{i}: not JSON: {e.msg}") from None
             if not isinstance(obj, dict) or not {"t_s", "direction", "bytes"} <= obj.keys():
-                raise ConfigError(f"{path}:{i}: needs keys t_s, direction, bytes")
+                raise TraceError(f"{path}:{i}: needs keys t_s, direction, bytes")
             out.append(_row(f"{path}:{i}", obj["t_s"], obj["direction"], obj["bytes"]))
     else:
         reader = csv.reader(io.StringIO("\n".join(ln for _, ln in lines)))
@@ -73,10 +79,10 @@ def load_trace(path: Path) -> list[Transfer]:
             numbers = [i for i, _ in lines]
         for i, r in zip(numbers, rows, strict=True):
             if len(r) != 3:
-                raise ConfigError(f"{path}:{i}: expected 3 columns t_s,direction,bytes")
+                raise TraceError(f"{path}:{i}: expected 3 columns t_s,direction,bytes")
             out.append(_row(f"{path}:{i}", *r))
     if not out:
-        raise ConfigError(f"{path}: the trace has no rows")
+        raise TraceError(f"{path}: the trace has no rows")
     t0 = min(x.t_s for x in out)
     return sorted((Transfer(x.t_s - t0, x.direction, x.nbytes) for x in out), key=lambda x: x.t_s)
 

@@ -106,3 +106,19 @@ def test_trace_errors_name_the_line(tmp_path: Path) -> None:
     f.write_text("t_s,direction,bytes\n1.0,sideways,10\n")
     out = cli("trace", str(f))
     assert out.returncode == 2 and "bad.csv:2" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_malformed_trace_is_a_trace_error_not_a_configuration_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("t_s,direction,bytes\nx,up,3\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "cpmsync.cli", "simulate", "trace", str(bad), "--radio", "lte"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2
+    assert r.stderr.startswith("trace error:") and "bad.csv:2" in r.stderr
+    assert "Traceback" not in r.stderr
