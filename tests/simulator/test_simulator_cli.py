@@ -109,9 +109,6 @@ def test_trace_errors_name_the_line(tmp_path: Path) -> None:
 
 
 def test_malformed_trace_is_a_trace_error_not_a_configuration_error(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     bad = tmp_path / "bad.csv"
     bad.write_text("t_s,direction,bytes\nx,up,3\n")
     r = subprocess.run(
