@@ -59,6 +59,7 @@ from cpmsync.imap import (
 )
 from cpmsync.imap.responses import ESearchData, Response
 from cpmsync.logs import kv
+from cpmsync.msgstore.compress import DeflateCodec, IdentityCodec, StreamCodec
 
 __all__ = [
     "ByteCounters",
@@ -220,8 +221,10 @@ class ImapClient:
         self._parser = ResponseParser()
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        self._inflate: zlib._Decompress | None = None
-        self._deflate: zlib._Compress | None = None
+        # Bounded-step inflate shared with the server side: a deflate bomb meets the parser's
+        # line/literal limits one MAX_INFLATE_STEP_BYTES step at a time, never whole.
+        self._codec: StreamCodec = IdentityCodec()
+        self._carry = b""  # bytes read before COMPRESS took effect, still to inflate
         self._pending: dict[str, _Pending] = {}
         self._push: collections.deque[PushEvent] = collections.deque()
         self._push_ready = asyncio.Event()
@@ -317,9 +320,7 @@ class ImapClient:
         if self._closed is not None:
             raise ImapConnectionLost(str(self._closed))
         assert self._writer is not None
-        wire = data
-        if self._deflate is not None:
-            wire = self._deflate.compress(data) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+        wire = self._codec.encode(data)
         self._count("out", len(data), len(wire))
         self._writer.write(wire)
 
@@ -346,11 +347,17 @@ class ImapClient:
         try:
             while True:
                 self._dispatch_available()
-                data = await self._reader.read(65536)
-                if not data:
-                    raise ImapConnectionLost("server closed the connection")
-                plain = data if self._inflate is None else self._inflate.decompress(data)
-                self._count("in", len(plain), len(data))
+                if self._codec.pending:  # the rest of an inflate step: parse before inflating more
+                    plain = self._codec.decode_more()
+                    self._count("in", len(plain), 0)
+                elif self._carry:  # already counted when read (as plaintext)
+                    plain, self._carry = self._codec.decode(self._carry), b""
+                else:
+                    data = await self._reader.read(65536)
+                    if not data:
+                        raise ImapConnectionLost("server closed the connection")
+                    plain = self._codec.decode(data)
+                    self._count("in", len(plain), len(data))
                 self._parser.feed(plain)
         except ImapProtocolError as e:
             log.error(
@@ -588,11 +595,9 @@ class ImapClient:
 
         def switch() -> None:
             # Runs in the reader task right after the OK line: later bytes are compressed.
-            self._inflate = zlib.decompressobj(-15)
-            self._deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
-            rest = self._parser.take_buffered()
-            if rest:
-                self._parser.feed(self._inflate.decompress(rest))
+            # The read loop inflates what was already read, step by step, like any later read.
+            self._codec = DeflateCodec(zlib.Z_DEFAULT_COMPRESSION)
+            self._carry = self._parser.take_buffered()
             self.compressed = True
 
         await self.execute(CompressCommand(""), on_ok=switch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from cpmsync.daemon.imap_client import (
 )
 from cpmsync.daemon.push import NOTIFY_SET
 from cpmsync.imap import AppendCommand, ListData, NoopCommand, SelectCommand, StatusData
+from cpmsync.msgstore.compress import MAX_INFLATE_STEP_BYTES
 
 pytestmark = pytest.mark.dovecot
 
@@ -218,3 +220,34 @@ async def test_news_absorbed_by_a_pending_status_goes_back_to_the_push_queue(
         assert got["A"] is not None and got["A"].messages == 0  # the server's answer
         news = [e.response for e in imap.drain_push()]
         assert [(r.mailbox, r.messages) for r in news if isinstance(r, StatusData)] == [("A", 99)]
+
+
+async def test_deflate_bomb_meets_the_line_limit_one_bounded_step_at_a_time(
+    dovecot_account: Any, fault_proxy_factory: Any
+) -> None:
+    """After COMPRESS the proxy injects ~1 KiB of deflate that expands to 64 MiB with no line end:
+    the client must inflate it in MAX_INFLATE_STEP_BYTES steps and drop the connection at the
+    parser's line limit, not allocate the whole expansion first."""
+    acct = dovecot_account
+    px = await fault_proxy_factory(acct.host, acct.port)
+    expansion = 64 * 2**20
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = packer.compress(b"A" * expansion) + packer.flush(zlib.Z_SYNC_FLUSH)
+    assert len(bomb) * 500 < expansion
+    async with ImapClient(px.host, px.port, tls="none") as imap:
+        await imap.login(acct.user, acct.password)
+        assert await imap.compress()
+        fed: list[int] = []
+        real_feed = imap._parser.feed
+
+        def feed(data: bytes) -> None:
+            fed.append(len(data))
+            real_feed(data)
+
+        imap._parser.feed = feed  # type: ignore[method-assign]
+        px.inject_down(bomb)
+        await px.wait_for(lambda: imap.closed)
+        with pytest.raises(ImapConnectionLost, match="max_line_bytes"):
+            await imap.noop()
+    assert fed and max(fed) <= MAX_INFLATE_STEP_BYTES
+    assert sum(fed) <= 2 * MAX_INFLATE_STEP_BYTES < expansion // 16
