@@ -247,6 +247,7 @@ async def run_demo(opts: DemoOptions, console: Console, *, log_level: int = logg
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         if opts.keep:
+            workdir = _persist(workdir)
             hints = kept_hints(workdir, f"demo-{run_id}")
             if report is not None:
                 report.kept_hints = hints  # printed after the results
@@ -255,6 +256,21 @@ async def run_demo(opts: DemoOptions, console: Console, *, log_level: int = logg
                     console.print(line)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _persist(workdir: Path) -> Path:
+    """--keep must survive a reboot: move a RAM (/dev/shm) work dir to TMPDIR once everything stopped."""
+    if not workdir.is_relative_to("/dev/shm"):
+        return workdir
+    target = Path(tempfile.mkdtemp(prefix="cpmsync-demo-"))
+    try:
+        for item in workdir.iterdir():
+            shutil.move(str(item), target / item.name)
+    except OSError:
+        shutil.rmtree(target, ignore_errors=True)
+        return workdir  # kept where it is; the hint still says where
+    shutil.rmtree(workdir, ignore_errors=True)
+    return target
 
 
 def kept_hints(workdir: Path, account: str) -> list[str]:

@@ -133,3 +133,21 @@ def test_demo_bad_options_fail_in_one_line_before_starting_anything() -> None:
         assert needle in r.stderr
         assert "Traceback" not in r.stderr
         assert "data dir" not in r.stdout  # nothing was started
+
+
+def test_keep_moves_a_ram_work_dir_to_disk() -> None:
+    """--keep promises data that survives a reboot: a /dev/shm work dir is moved out of RAM."""
+    import shutil
+    import tempfile
+
+    from cpmsync.demo.runner import _persist
+
+    ram = Path(tempfile.mkdtemp(prefix="cpmsync-demo-test-", dir="/dev/shm"))
+    (ram / "cache.sqlite").write_bytes(b"x")
+    kept = _persist(ram)
+    try:
+        assert not kept.is_relative_to("/dev/shm") and (kept / "cache.sqlite").read_bytes() == b"x"
+        assert not ram.exists()
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.rmtree(ram, ignore_errors=True)
