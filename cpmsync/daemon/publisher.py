@@ -98,7 +98,7 @@ class Publisher:
         self._closing = False
         self._running = False
         now = datetime.now(UTC)
-        self._status = StatusPayload(account=account_id, state="online", since=now)
+        self._status = StatusPayload(account=account_id, state="connecting", since=now)
         self._status_dirty = True
         cache.set_commit_listener(self.notify)
 

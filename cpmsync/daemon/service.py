@@ -27,7 +27,16 @@ from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.sync_engine import SyncEngine
 from cpmsync.logs import kv
 
-__all__ = ["Backoff", "ImapSession", "account_server", "connect", "ensure_same_account", "run_daemon"]
+__all__ = [
+    "USED_CAPABILITIES",
+    "Backoff",
+    "ImapSession",
+    "account_server",
+    "capabilities_in_use",
+    "connect",
+    "ensure_same_account",
+    "run_daemon",
+]
 
 log = logging.getLogger("cpmsync.daemon")
 
@@ -77,6 +86,34 @@ async def setup(imap: ImapClient, settings: DaemonSettings) -> None:
         await imap.enable("QRESYNC")
     elif imap.has("CONDSTORE"):
         await imap.enable("CONDSTORE")
+
+
+# The extensions the daemon can make use of, in the order the status lists them.
+USED_CAPABILITIES = (
+    "LIST-CHANGEDSINCE",
+    "LIST-STATUS",
+    "CONDSTORE",
+    "QRESYNC",
+    "NOTIFY",
+    "IDLE",
+    "COMPRESS=DEFLATE",
+)
+
+
+def capabilities_in_use(imap: ImapClient) -> list[str]:
+    """What the status publishes: the extensions this session uses, not the server's whole list."""
+    condstore = "CONDSTORE" in imap.enabled or "QRESYNC" in imap.enabled or imap.has("CONDSTORE")
+    mode = push_mode(imap)
+    used = {
+        "LIST-CHANGEDSINCE": condstore and imap.has("LIST-CHANGEDSINCE"),
+        "LIST-STATUS": imap.has("LIST-STATUS"),
+        "CONDSTORE": condstore,
+        "QRESYNC": "QRESYNC" in imap.enabled,
+        "NOTIFY": mode == "notify",
+        "IDLE": mode in ("notify", "idle"),
+        "COMPRESS=DEFLATE": imap.compressed,
+    }
+    return [c for c in USED_CAPABILITIES if used[c]]
 
 
 def account_server(settings: DaemonSettings) -> str:
@@ -166,7 +203,8 @@ class ImapSession:
             else:
                 delay = backoff.next_s()
                 log.warning("IMAP session ended, reconnecting", extra=kv(error=err, retry_s=round(delay, 2)))
-            self._status("online" if self.ready.is_set() else None, last_error=err)
+            # Not "online": an app must not show a live link while the message store is unreachable.
+            self._status("disconnected", capabilities=[], last_error=err)
             try:
                 async with asyncio.timeout(delay):
                     await self.stop.wait()
@@ -179,7 +217,7 @@ class ImapSession:
         async with connect(self.settings, conn_id=conn_id) as imap:
             await setup(imap, self.settings)
             self._auth_reported = False  # logged in: a later refusal is news again
-            caps = list(imap.capabilities)
+            caps = capabilities_in_use(imap)
             engine = SyncEngine(
                 imap, self.cache, self.settings, stop=self.stop, forced_strategy=self.forced_strategy
             )

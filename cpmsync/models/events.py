@@ -36,7 +36,9 @@ EventKind = Literal[
     "folder_removed",
     "folder_renamed",
 ]
-StatusState = Literal["online", "syncing", "offline"]
+# connecting: the daemon runs (broker link up) but has not reached the message store yet;
+# disconnected: it lost the message store (or cannot reach it) and retries; last_error says why.
+StatusState = Literal["connecting", "syncing", "online", "disconnected", "offline"]
 
 
 def event_id(
