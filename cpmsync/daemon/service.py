@@ -236,6 +236,16 @@ class ImapSession:
                 capabilities=caps,
                 strategy=result.strategy,
             )
+            if result.interrupted:
+                # Stopping: no "done", no push loop; the next start resumes the pending folders.
+                log.info(
+                    "catch-up sync interrupted",
+                    extra=kv(
+                        strategy=result.strategy, folders_done=result.folders, folders_pending=result.pending
+                    ),
+                )
+                await imap.logout()
+                return
             log.info(
                 "catch-up sync done",
                 extra=kv(

@@ -39,6 +39,8 @@ class RunResult:
     folders: int
     bytes: ByteCounters
     seconds: float
+    pending: int = 0  # folders left unsynced because the daemon was stopping
+    interrupted: bool = False  # stopped before the run finished (the watermark did not move)
 
 
 def _moved(st: StatusData, f: FolderState) -> bool:
@@ -126,6 +128,8 @@ class SyncEngine:
         t0 = time.monotonic()
         run_id = self.cache.start_run(strategy)
         touched = 0
+        pending = 0
+        interrupted = False
         error: str | None = None
         try:
             if only is not None:
@@ -165,8 +169,9 @@ class SyncEngine:
                         strategy=strategy, listed=d.listed, changed=len(d.changed), deleted=len(d.deleted)
                     ),
                 )
-            for name, listing in todo.items():
+            for done, (name, listing) in enumerate(todo.items()):
                 if self.stop.is_set():
+                    pending = len(todo) - done
                     break
                 await sync_folder(
                     self.imap,
@@ -177,6 +182,10 @@ class SyncEngine:
                     attributes=listing.attributes if listing else None,
                 )
                 touched += 1
+            # Stopping: a catch-up that did not reach its watermark, or folders left, is unfinished.
+            interrupted = pending > 0 or (only is None and self.stop.is_set())
+            if interrupted:
+                error = "interrupted"
             if only is None and not self.stop.is_set():
                 if d.strategy == LIST_CHANGEDSINCE:
                     self.cache.advance_watermark()
@@ -184,6 +193,9 @@ class SyncEngine:
                     self.cache.begin_discovery(d.target_modseq, (), complete=True)
             if self.imap.selected is not None and not keep_selected:
                 await self.imap.unselect()
+        except asyncio.CancelledError:
+            error = "interrupted"
+            raise
         except BaseException as e:
             error = f"{type(e).__name__}: {e}"
             raise
@@ -200,4 +212,4 @@ class SyncEngine:
             )
             if self.settings.trace.enabled:
                 self.cache.add_trace(self.imap.conn_id, self.imap.take_trace())
-        return RunResult(strategy, touched, used, time.monotonic() - t0)
+        return RunResult(strategy, touched, used, time.monotonic() - t0, pending, interrupted)
