@@ -50,6 +50,7 @@ def stats(
     conn: str | None = typer.Option(None, "--conn", help="With --trace-csv: only this connection id."),
 ) -> None:
     """Show recent sync runs and bytes per discovery strategy, from the cache."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
@@ -85,13 +86,21 @@ def stats(
         pending = cache.outbox_count()
     finally:
         cache.close()
+    # The account row gets its strategy only after a complete catch-up: until then (first sync
+    # still running or interrupted) the latest run says which strategy is in use.
+    strategy = acct.strategy or (runs[0].strategy if runs else None)
     console.print(
-        f"account [bold]{acct.id}[/] server={acct.server} strategy={acct.strategy} "
+        f"account [bold]{acct.id}[/] server={acct.server or '-'} strategy={strategy or '-'} "
         f"watermark={acct.watermark} outbox={pending}"
     )
-    per = Table(title="bytes per strategy (IMAP layer / on the wire)")
-    for col in ("strategy", "runs", "errors", "folders", "in", "out", "wire in", "wire out", "wire/run"):
-        per.add_column(col, justify="left" if col == "strategy" else "right")
+
+    def table(title: str) -> Table:
+        # Fits 80 columns: short headers, no vertical rules, no outer padding.
+        return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+
+    per = table("bytes per strategy (IMAP layer / wire)")
+    for col in ("strategy", "runs", "err", "fold", "in", "out", "w.in", "w.out", "w/run"):
+        per.add_column(col, justify="left" if col == "strategy" else "right", no_wrap=True)
     for t in totals_by_strategy(runs):
         per.add_row(
             t.strategy,
@@ -105,18 +114,18 @@ def stats(
             f"{t.mean_wire_bytes:.0f}",
         )
     console.print(per)
-    recent = Table(title=f"last {min(limit, len(runs))} sync runs")
-    for col in ("started", "s", "strategy", "folders", "in", "out", "wire in", "wire out", "error"):
-        recent.add_column(col)
+    recent = table(f"last {min(limit, len(runs))} sync runs (UTC)")
+    # Wire bytes only here (the IMAP-layer figures are in the table above); the error wraps.
+    for col in ("started", "s", "strategy", "fold", "w.in", "w.out", "error"):
+        left = col in ("started", "strategy", "error")
+        recent.add_column(col, justify="left" if left else "right", no_wrap=col != "error")
     for r in runs[:limit]:
-        secs = f"{(r.ended - r.started).total_seconds():.2f}" if r.ended else "…"
+        secs = f"{(r.ended - r.started).total_seconds():.1f}" if r.ended else "…"
         recent.add_row(
-            r.started.strftime("%Y-%m-%d %H:%M:%S"),
+            r.started.strftime("%m-%d %H:%M:%S"),
             secs,
             r.strategy,
             str(r.folders_touched),
-            str(r.bytes_in),
-            str(r.bytes_out),
             str(r.wire_bytes_in),
             str(r.wire_bytes_out),
             r.error or "",
