@@ -106,6 +106,7 @@ class PushLoop:
         self.next_poll = now + self.cfg.poll_interval_s
         self.next_names = now + self.cfg.names_list_interval_s
         self.syncs = 0
+        self.idle_folder_missing = False  # idle mode fell back to polls until the folder appears
 
     async def run(self) -> None:
         stop = self.engine.stop
@@ -138,6 +139,16 @@ class PushLoop:
         if self.mode == "idle" and self.imap.selected != self.cfg.idle_folder:
             # A sync (not a bare EXAMINE): a change since the last look is not lost.
             await self.engine.sync_folders([self.cfg.idle_folder], strategy="idle", keep_selected=True)
+            if self.imap.selected != self.cfg.idle_folder:
+                # IDLE with nothing selected hears nothing: say so once and poll instead.
+                self.mode, self.idle_folder_missing = "poll", True
+                log.warning(
+                    "idle_folder %r does not exist; polling every %s s",
+                    self.cfg.idle_folder,
+                    f"{self.cfg.poll_interval_s:g}",
+                    extra=kv(idle_folder=self.cfg.idle_folder, poll_interval_s=self.cfg.poll_interval_s),
+                )
+                return
             if self.imap.has_push:
                 return
         async with self.imap.idle():
@@ -175,7 +186,11 @@ class PushLoop:
     async def _names(self) -> None:
         from cpmsync.daemon.discovery import list_names
 
-        new = await self.engine.apply_names(await list_names(self.imap))
+        listings = await list_names(self.imap)
+        new = await self.engine.apply_names(listings)
+        if self.idle_folder_missing and any(x.name == self.cfg.idle_folder for x in listings):
+            self.mode, self.idle_folder_missing = "idle", False
+            log.info("idle_folder %r exists now; idling on it", self.cfg.idle_folder)
         if new:
             await self.engine.sync_folders(new, strategy="names")
 
