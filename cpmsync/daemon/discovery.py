@@ -85,8 +85,10 @@ def _status_items(imap: ImapClient, *, uidvalidity: bool) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _differs(st: StatusData | None, f: FolderState | None, condstore: bool) -> bool:
-    if f is None or st is None or not condstore:
+def _differs(st: StatusData | None, f: FolderState | None, condstore: bool, full: bool) -> bool:
+    """Whether the folder needs a sync. Without CONDSTORE a flag change other than \\Seen moves no
+    STATUS value: only a `full` pass (every folder's UIDs/FLAGS compared) finds it."""
+    if f is None or st is None or (full and not condstore):
         return True
     pairs = (
         (st.uidvalidity, f.uidvalidity),
@@ -109,11 +111,18 @@ async def list_names(imap: ImapClient) -> list[FolderListing]:
 
 
 async def discover(
-    imap: ImapClient, cache: Cache, strategy: str, *, status_window: int = STATUS_WINDOW
+    imap: ImapClient,
+    cache: Cache,
+    strategy: str,
+    *,
+    status_window: int = STATUS_WINDOW,
+    full: bool = True,
 ) -> Discovery:
     """Run one discovery with `strategy` and compare it with the cache.
 
     `status_window`: how many STATUS commands list-status-per-folder keeps unanswered at once.
+    `full`: without CONDSTORE, mark every folder changed (a full UID/FLAGS compare); else only
+    those whose STATUS (MESSAGES UIDNEXT UNSEEN UIDVALIDITY) moved since the cache saw them.
     """
     condstore = imap.has("CONDSTORE") or "QRESYNC" in imap.enabled
     cached = cache.folders()
@@ -158,7 +167,7 @@ async def discover(
         present.add(x.name)
         if x.status is not None and x.status.highestmodseq is not None:
             d.target_modseq = max(d.target_modseq, x.status.highestmodseq)
-        if _differs(x.status, cached.get(x.name), condstore):
+        if _differs(x.status, cached.get(x.name), condstore, full):
             d.changed[x.name] = x
     d.deleted = sorted(set(cached) - present)
     return d

@@ -120,7 +120,7 @@ class PushLoop:
             # Also with NOTIFY: a safety net for news the server never sent (Dovecot 2.3.19 goes
             # quiet after some mailbox operations, seen in tests). Cheap with LIST-CHANGEDSINCE.
             if now >= self.next_poll:
-                await self.engine.catch_up()
+                await self.engine.catch_up(full=False)
                 self.next_poll = time.monotonic() + self.cfg.poll_interval_s
                 continue
             if now >= self.next_names:
@@ -186,13 +186,19 @@ class PushLoop:
     async def _names(self) -> None:
         from cpmsync.daemon.discovery import list_names
 
-        listings = await list_names(self.imap)
-        new = await self.engine.apply_names(listings)
-        if self.idle_folder_missing and any(x.name == self.cfg.idle_folder for x in listings):
+        if self.engine.condstore:
+            listings = await list_names(self.imap)
+            new = await self.engine.apply_names(listings)
+            names = {x.name for x in listings}
+            if new:
+                await self.engine.sync_folders(new, strategy="names")
+        else:
+            # Polls compare STATUS only: this pass also finds flag changes that moved no count.
+            await self.engine.catch_up(full=True)
+            names = set(self.engine.cache.folders())
+        if self.idle_folder_missing and self.cfg.idle_folder in names:
             self.mode, self.idle_folder_missing = "idle", False
             log.info("idle_folder %r exists now; idling on it", self.cfg.idle_folder)
-        if new:
-            await self.engine.sync_folders(new, strategy="names")
 
 
 async def _wait_event(ev: asyncio.Event, timeout_s: float) -> None:

@@ -72,11 +72,20 @@ class SyncEngine:
         self.forced_strategy = forced_strategy
         self.last_strategy: str | None = None
 
-    async def catch_up(self, *, names_check: bool = False) -> RunResult:
-        """Full discovery with the cheapest strategy, then sync every changed folder."""
+    async def catch_up(self, *, names_check: bool = False, full: bool = True) -> RunResult:
+        """Full discovery with the cheapest strategy, then sync every changed folder.
+
+        `full=False` (the periodic polls): without CONDSTORE only folders whose STATUS moved are
+        compared; the full UID/FLAGS pass runs at start and every names_list_interval_s.
+        """
         strategy = choose_strategy(self.imap, self.cache, self.forced_strategy)
         self.last_strategy = strategy
-        return await self._run(strategy, names_check=names_check)
+        return await self._run(strategy, names_check=names_check, full=full)
+
+    @property
+    def condstore(self) -> bool:
+        """MODSEQs available: every flag change is seen without a full compare."""
+        return self.imap.has("CONDSTORE") or "QRESYNC" in self.imap.enabled
 
     async def sync_folders(
         self, names: Iterable[str], *, strategy: str = "notify", keep_selected: bool = False
@@ -123,6 +132,7 @@ class SyncEngine:
         only: list[str] | None = None,
         names_check: bool = False,
         keep_selected: bool = False,
+        full: bool = True,
     ) -> RunResult:
         before = self.imap.counters.snapshot()
         t0 = time.monotonic()
@@ -136,7 +146,11 @@ class SyncEngine:
                 todo: dict[str, FolderListing | None] = dict.fromkeys(only)
             else:
                 d = await discover(
-                    self.imap, self.cache, strategy, status_window=self.settings.imap.status_window
+                    self.imap,
+                    self.cache,
+                    strategy,
+                    status_window=self.settings.imap.status_window,
+                    full=full,
                 )
                 # As a permutation: swaps and cycles in listing order left ghost folders.
                 touched += apply_renames(self.cache, d.renamed)
@@ -166,7 +180,11 @@ class SyncEngine:
                 log.info(
                     "discovery",
                     extra=kv(
-                        strategy=strategy, listed=d.listed, changed=len(d.changed), deleted=len(d.deleted)
+                        strategy=strategy,
+                        listed=d.listed,
+                        changed=len(d.changed),
+                        deleted=len(d.deleted),
+                        full=full,
                     ),
                 )
             for done, (name, listing) in enumerate(todo.items()):

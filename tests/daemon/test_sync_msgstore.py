@@ -55,7 +55,10 @@ async def test_msgstore_random_changes_every_mode(broker: MosquittoBroker, tmp_p
     with ThreadServer(make()) as srv:
         user, pw = "alice", "alice-pw"
         await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, user, pw, 4, 3, 5)
-        settings = daemon_settings("127.0.0.1", srv.port, user, pw, broker.port, tmp_path, poll_interval_s=1)
+        # Without CONDSTORE polls compare STATUS only; a flag change that moves no count is found
+        # by the full pass every names_list_interval_s.
+        intervals = {"poll_interval_s": 1, "names_list_interval_s": 2}
+        settings = daemon_settings("127.0.0.1", srv.port, user, pw, broker.port, tmp_path, **intervals)
 
         def server() -> dict[str, dict[int, frozenset[str]]]:
             return server_state("127.0.0.1", srv.port, user, pw)
