@@ -57,9 +57,9 @@ from cpmsync.imap import (
     VanishedData,
     command_chunks,
 )
+from cpmsync.imap.compress import DeflateCodec, IdentityCodec, StreamCodec
 from cpmsync.imap.responses import ESearchData, Response
 from cpmsync.logs import kv
-from cpmsync.msgstore.compress import DeflateCodec, IdentityCodec, StreamCodec
 
 __all__ = [
     "ByteCounters",

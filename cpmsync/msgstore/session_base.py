@@ -38,8 +38,8 @@ from cpmsync.imap import (
     UnknownCommandError,
     serialize_response,
 )
+from cpmsync.imap.compress import IdentityCodec, StreamCodec
 from cpmsync.logs import kv
-from cpmsync.msgstore.compress import IdentityCodec, StreamCodec
 from cpmsync.msgstore.errors import NoSuchMailbox, StoreError
 from cpmsync.msgstore.hub import EventKind, StoreEvent, Subscription
 from cpmsync.msgstore.notify import NotifySpec

@@ -40,7 +40,7 @@ from cpmsync.imap import (
     UnsubscribeCommand,
     VanishedData,
 )
-from cpmsync.msgstore.compress import DeflateCodec
+from cpmsync.imap.compress import DeflateCodec
 from cpmsync.msgstore.listing import STATUS_ITEMS, list_responses, status_items
 from cpmsync.msgstore.mailbox_pattern import PatternSet
 from cpmsync.msgstore.notify import NotifyError, NotifySpec

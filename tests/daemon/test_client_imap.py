@@ -20,7 +20,7 @@ from cpmsync.daemon.imap_client import (
 )
 from cpmsync.daemon.push import NOTIFY_SET
 from cpmsync.imap import AppendCommand, ListData, NoopCommand, SelectCommand, StatusData
-from cpmsync.msgstore.compress import MAX_INFLATE_STEP_BYTES
+from cpmsync.imap.compress import MAX_INFLATE_STEP_BYTES
 
 pytestmark = pytest.mark.dovecot
 
