@@ -26,6 +26,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Table,
     and_,
     bindparam,
     case,
@@ -96,6 +97,15 @@ _FLAG_NAMES = {
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _names_in(conn: Connection, table: Table, user_id: int, names: Sequence[str]) -> set[str]:
+    """Which of `names` the user has in `table` (mailbox or subscription), in IN-list chunks."""
+    found: set[str] = set()
+    for chunk in _chunks(names):
+        rows = conn.execute(select(table.c.name).where(table.c.user_id == user_id, table.c.name.in_(chunk)))
+        found.update(r[0] for r in rows)
+    return found
 
 
 def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -749,18 +759,7 @@ class MessageStore:
         return int(mb_id), modseq
 
     def _existing_names(self, conn: Connection, user_id: int, names: Iterable[str]) -> set[str]:
-        names = list(names)
-        found: set[str] = set()
-        for chunk in _chunks(names):
-            found.update(
-                r[0]
-                for r in conn.execute(
-                    select(t.mailbox.c.name).where(
-                        t.mailbox.c.user_id == user_id, t.mailbox.c.name.in_(chunk)
-                    )
-                )
-            )
-        return found
+        return _names_in(conn, t.mailbox, user_id, list(names))
 
     def _create_parents(self, txn: _Txn, name: str) -> None:
         ancestors = _ancestors(name)
@@ -1160,17 +1159,7 @@ class MessageStore:
         return out
 
     def _subscribed_among(self, conn: Connection, user_id: int, names: Sequence[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in _chunks(names):
-            found.update(
-                r[0]
-                for r in conn.execute(
-                    select(t.subscription.c.name).where(
-                        t.subscription.c.user_id == user_id, t.subscription.c.name.in_(chunk)
-                    )
-                )
-            )
-        return found
+        return _names_in(conn, t.subscription, user_id, names)
 
     def _names_with_children(self, conn: Connection, user_id: int, names: Sequence[str]) -> set[str]:
         found: set[str] = set()
