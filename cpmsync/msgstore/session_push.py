@@ -103,9 +103,12 @@ class PushMixin(SessionBase):
     def _push_now(self) -> tuple[bool, bool, bool]:
         """Which selected-mailbox updates may go out while no command runs: (new, expunges, flags).
 
-        IDLE: everything (RFC 2177). NOTIFY: what its "selected" filter names; selected-delayed
-        holds expunges until a command allows them (RFC 5465 5.2). Otherwise nothing (RFC 3501 7).
+        NOTIFY without "selected": nothing (see `_selected_muted`). IDLE: everything (RFC 2177).
+        NOTIFY: what its "selected" filter names; selected-delayed holds expunges until a command
+        allows them (RFC 5465 5.2). Otherwise nothing (RFC 3501 7).
         """
+        if self._selected_muted():
+            return False, False, False
         if self.state.sub is SubState.IDLE:
             return True, True, True
         spec = self.notify
@@ -213,15 +216,24 @@ class PushMixin(SessionBase):
             await self._send(ExpungeData(s))
         sel.recent.intersection_update(sel.uids)
 
+    def _selected_muted(self) -> bool:
+        """NOTIFY without a `selected` filter: other sessions' changes to the selected mailbox
+        are not reported at all, neither now nor after it is closed (RFC 5465 5.1; Dovecot 2.3
+        does the same at every command boundary). The session's view stays as it was told, so
+        sequence numbers stay consistent; a client that wants that news asks for `selected`.
+        """
+        return self.notify is not None and not self.notify.has_selected
+
     async def _after_command(self, *, allow_expunge: bool) -> None:
         """Before a tagged reply: untagged updates the client must learn about (RFC 3501 7)."""
         if self._sub is None:
             return
         self._drain_events()
-        try:
-            await self._flush_selected(allow_expunge=allow_expunge)
-        except StoreError:  # e.g. the selected mailbox was deleted meanwhile: the command still succeeded
-            pass
+        if not self._selected_muted():
+            try:
+                await self._flush_selected(allow_expunge=allow_expunge)
+            except StoreError:  # e.g. the selected mailbox was deleted meanwhile: the command still succeeded
+                pass
         if self.notify is not None:
             await self._flush_other()
 

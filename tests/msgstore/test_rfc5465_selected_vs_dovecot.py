@@ -1,0 +1,129 @@
+"""RFC 5465 5.1 and the selected mailbox: msgstore behaves as Dovecot 2.3 does, run against both.
+
+Where the RFC leaves room, our server must not be kinder than Dovecot, or a client bug that loses
+changes on Dovecot stays hidden in tests that use msgstore. Each test runs the same raw exchange
+against both peers and asserts what a client sees on the wire.
+
+Dovecot 2.3.19, seen on the wire (one session with NOTIFY and the mailbox EXAMINEd, another one
+APPENDs to it):
+- without a `selected` filter: nothing for that mailbox, not even at NOOP; and once a command
+  has synced the mailbox (NOOP), nothing after UNSELECT either: the change is never reported;
+- with `(selected (MessageNew MessageExpunge FlagChange))`: `* n EXISTS` at the next command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.msgstore.server_testlib import USERS, running_server
+from tests.support.fixtures import DovecotAccount
+from tests.support.raw_imap import RawImap
+
+MESSAGE = "From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
+PERSONAL = "(personal (MessageNew MessageExpunge FlagChange MailboxName))"
+SELECTED = "(selected (MessageNew MessageExpunge FlagChange))"
+
+
+@dataclass
+class Peer:
+    name: str
+    host: str
+    port: int
+    user: str
+    password: str
+
+
+@pytest.fixture(params=["msgstore", "dovecot"])
+async def peer(request: pytest.FixtureRequest) -> AsyncIterator[Peer]:
+    if request.param == "dovecot":
+        acct: DovecotAccount = request.getfixturevalue("dovecot_account")
+        yield Peer("dovecot", acct.host, acct.port, acct.user, acct.password)
+        return
+    async with running_server() as srv:
+        yield Peer("msgstore", srv.host, srv.port, "alice", USERS["alice"])
+
+
+async def _append(c: RawImap, box: str) -> None:
+    await c.send(f"a1 APPEND {box} {{{len(MESSAGE)}+}}\r\n{MESSAGE}\r\n".encode())
+    while not (line := await c.readline()).startswith(b"a1 "):
+        assert line, "closed during APPEND"
+    assert b" OK " in line, line
+
+
+async def _quiet(c: RawImap, seconds: float) -> list[bytes]:
+    """Untagged lines the server sends on its own within `seconds` (no command running)."""
+    lines: list[bytes] = []
+    assert c._reader is not None
+    try:
+        async with asyncio.timeout(seconds):
+            while line := await c._reader.readline():
+                lines.append(line)
+    except TimeoutError:
+        pass
+    return lines
+
+
+def _untagged(lines: list[bytes]) -> list[bytes]:
+    return [x for x in lines if x.startswith(b"* ")]
+
+
+async def _watcher_and_writer(peer: Peer, notify: str, box: str) -> tuple[RawImap, RawImap]:
+    a, w = RawImap(peer.host, peer.port), RawImap(peer.host, peer.port)
+    await a.__aenter__()
+    await w.__aenter__()
+    await a.login(peer.user, peer.password)
+    await w.login(peer.user, peer.password)
+    await w.command(f"CREATE {box}")
+    await a.command("ENABLE QRESYNC")
+    await a.command(f"NOTIFY SET {notify}")
+    await _quiet(a, 0.2)
+    await a.command(f"EXAMINE {box}")
+    return a, w
+
+
+async def test_no_selected_filter_means_no_news_of_the_open_mailbox(peer: Peer) -> None:
+    a, w = await _watcher_and_writer(peer, PERSONAL, "open1")
+    try:
+        await _append(w, "open1")
+        await asyncio.sleep(0.3)
+        noop = _untagged(await a.command("NOOP"))
+        assert not any(b"EXISTS" in x for x in noop), (peer.name, noop)
+        await a.command("UNSELECT")
+        after = _untagged(await _quiet(a, 0.8))
+        assert not any(b"open1" in x for x in after), (peer.name, after)
+    finally:
+        await a.__aexit__(None, None, None)
+        await w.__aexit__(None, None, None)
+
+
+async def test_selected_filter_reports_new_message_at_next_command(peer: Peer) -> None:
+    a, w = await _watcher_and_writer(peer, f"{SELECTED} {PERSONAL}", "open2")
+    try:
+        await _append(w, "open2")
+        await asyncio.sleep(0.3)
+        lines = _untagged(await _quiet(a, 0.3)) + _untagged(await a.command("NOOP"))
+        assert b"* 1 EXISTS\r\n" in lines, (peer.name, lines)
+        # Not also as STATUS: the selected mailbox is reported as such (RFC 5465 5.1).
+        assert not any(x.startswith(b"* STATUS open2") for x in lines), (peer.name, lines)
+    finally:
+        await a.__aexit__(None, None, None)
+        await w.__aexit__(None, None, None)
+
+
+async def test_other_mailboxes_still_come_as_status_while_one_is_open(peer: Peer) -> None:
+    a, w = await _watcher_and_writer(peer, f"{SELECTED} {PERSONAL}", "open3")
+    try:
+        await w.command("CREATE other3")
+        await _quiet(a, 0.3)
+        await _append(w, "other3")
+        lines = _untagged(await _quiet(a, 1.0)) + _untagged(await a.command("NOOP"))
+        assert any(
+            x.replace(b'"', b"").startswith(b"* STATUS other3 (") and b"MESSAGES 1" in x for x in lines
+        ), (peer.name, lines)
+    finally:
+        await a.__aexit__(None, None, None)
+        await w.__aexit__(None, None, None)
