@@ -29,6 +29,7 @@ from cpmsync.imap import (
     AuthenticateCommand,
     CapabilityCommand,
     CapabilityData,
+    CloseCommand,
     Command,
     CompressCommand,
     ContinuationRequest,
@@ -54,6 +55,7 @@ from cpmsync.imap import (
     StatusCommand,
     StatusData,
     StatusResponse,
+    UnselectCommand,
     VanishedData,
     command_chunks,
 )
@@ -215,6 +217,10 @@ class ImapClient:
         self.capabilities: tuple[str, ...] = ()
         self.enabled: set[str] = set()
         self.selected: str | None = None
+        # The mailbox selected at the point of the response stream the reader has reached: an
+        # EXISTS that arrives just before a SELECT of another folder is answered belongs to the
+        # old one, and a push hint must name that one (attributing it to None lost it).
+        self._stream_selected: str | None = None
         self.compressed = False
         self._ssl_context = ssl_context
         self._ca_file = ca_file
@@ -386,6 +392,7 @@ class ImapClient:
             if p is None:
                 log.warning("tagged response for unknown tag %s", resp.tag, extra=kv(conn=self.conn_id))
                 return
+            self._track_selection(p.cmd, ok=resp.status == "OK")
             if resp.status == "OK" and p.on_ok is not None:
                 p.on_ok()
             if resp.code and resp.code.name == "CAPABILITY":
@@ -402,19 +409,35 @@ class ImapClient:
         if isinstance(resp, StatusResponse) and resp.status == "BYE":
             log.info("server says BYE: %s", resp.text, extra=kv(conn=self.conn_id))
             return  # the close follows; pending commands fail then
+        if isinstance(resp, StatusResponse) and resp.code is not None and resp.code.name == "CLOSED":
+            self._stream_selected = None  # RFC 7162 3.2.11: what follows is the new mailbox's
         if isinstance(resp, CapabilityData):
             self.capabilities = resp.capabilities
         if isinstance(resp, StatusResponse) and resp.code and resp.code.name == "CAPABILITY":
             self.capabilities = tuple(resp.code.value)  # type: ignore[arg-type]
         if self._idle_tag is None:
-            for p in self._pending.values():
+            for i, p in enumerate(self._pending.values()):
+                # A SELECT's data comes after every command sent before it is answered: until
+                # then an EXISTS or FETCH is about the mailbox still selected, not the new one.
+                if isinstance(p.cmd, SelectCommand) and i > 0:
+                    continue
                 if p.wants(resp):
                     p.responses.append(resp)
                     return
         if isinstance(resp, StatusResponse) and resp.status in ("NO", "BAD"):
             log.warning("untagged %s: %s", resp.status, resp.text, extra=kv(conn=self.conn_id))
-        self._push.append(PushEvent(resp, self.selected))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("push %s", type(resp).__name__, extra=kv(conn=self.conn_id, selected=self._stream_selected))
+        self._push.append(PushEvent(resp, self._stream_selected))
         self._push_ready.set()
+
+    def _track_selection(self, cmd: Command, *, ok: bool) -> None:
+        """Follow the selected mailbox along the response stream (see `_stream_selected`)."""
+        if isinstance(cmd, SelectCommand):
+            # A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
+            self._stream_selected = cmd.mailbox if ok else None
+        elif isinstance(cmd, UnselectCommand | CloseCommand) and ok:
+            self._stream_selected = None
 
     # ---- commands -------------------------------------------------------------------------
 
@@ -664,19 +687,33 @@ class ImapClient:
         )
         return {name: self._status_answer(res) for name, res in zip(mailboxes, results, strict=True)}
 
+    def _unselect_command(self) -> Command:
+        # Mailboxes are EXAMINEd (read-only), so CLOSE never expunges; UNSELECT when offered.
+        return UnselectCommand("") if self.has("UNSELECT") else CloseCommand("")
+
     async def select(self, cmd: SelectCommand) -> CommandResult:
-        self.selected = None
-        res = await self.execute(cmd)
+        """SELECT/EXAMINE; an open mailbox is first closed in the same write (no extra round trip).
+
+        Without the explicit close, news about the old mailbox that the server sends just before
+        it switches cannot be told from the new mailbox's SELECT data (and servers without
+        QRESYNC send no [CLOSED] to mark the switch).
+        """
+        if self.selected is None:
+            res = await self.execute(cmd)
+        else:
+            self.selected = None
+            close, res = await self.execute_pipelined([self._unselect_command(), cmd], window=2, check=False)
+            if close.status.status != "OK":
+                raise ImapCommandError(close)
+            if res.status.status != "OK":
+                raise ImapCommandError(res)
         self.selected = cmd.mailbox
         return res
 
     async def unselect(self) -> None:
-        from cpmsync.imap import CloseCommand, UnselectCommand
-
         if self.selected is None:
             return
-        # Mailboxes are EXAMINEd (read-only), so CLOSE never expunges; UNSELECT when offered.
-        await self.execute(UnselectCommand("") if self.has("UNSELECT") else CloseCommand(""))
+        await self.execute(self._unselect_command())
         self.selected = None
 
     async def notify_set(self, cmd: NotifyCommand) -> None:

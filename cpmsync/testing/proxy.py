@@ -118,6 +118,11 @@ class FaultProxy:
         self._links: dict[int, _Link] = {}
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self._down_flowing = asyncio.Event()
+        self._down_flowing.set()
+        self._hold_marker: bytes | None = None
+        self.held = asyncio.Event()
+        """Set when `hold_down_after` saw its marker go up and began holding the server's bytes."""
         self._refusing = False
         self._cut_budget: dict[Direction, int | None] = {"up": None, "down": None}
         self._cut_rst = False
@@ -199,6 +204,17 @@ class FaultProxy:
 
     def resume(self) -> None:
         self._flowing.set()
+
+    def hold_down_after(self, marker: bytes) -> None:
+        """Arm a one-shot hold: once a client chunk containing `marker` has gone up, the server's
+        bytes are held (not lost) until `release_down()`. A test can so change a mailbox on the
+        server while the client waits for the answer to its SELECT of it."""
+        self._hold_marker = marker
+        self.held.clear()
+
+    def release_down(self) -> None:
+        self._hold_marker = None
+        self._down_flowing.set()
 
     def cut_after(self, *, up: int | None = None, down: int | None = None, rst: bool = False) -> None:
         """Arm a one-shot cut: once `up`/`down` more bytes went through that way, cut that connection.
@@ -288,6 +304,8 @@ class FaultProxy:
                         writer.write_eof()
                     return
                 await self._flowing.wait()
+                if direction == "down":
+                    await self._down_flowing.wait()
                 if self.delay_ms > 0:
                     await asyncio.sleep(self.delay_ms / 1000)
                 if link.aborted:
@@ -340,6 +358,10 @@ class FaultProxy:
             if chunk:
                 link.server_writer.write(chunk)
                 self._record(link.conn, "up", len(chunk), injected=False)
+                if self._hold_marker is not None and self._hold_marker in chunk:
+                    self._hold_marker = None
+                    self._down_flowing.clear()
+                    self.held.set()
         elif chunk:
             self._write_down(link, chunk, injected=False)
         if cut_now:
