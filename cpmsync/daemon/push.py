@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,18 +36,19 @@ log = logging.getLogger("cpmsync.daemon.push")
 
 _IDLE_MAX_S = 29 * 60
 
+_MESSAGE_EVENTS = (NotifyEvent("MessageNew"), NotifyEvent("MessageExpunge"), NotifyEvent("FlagChange"))
+
+# `selected` first: without it RFC 5465 servers say nothing about the mailbox the daemon has open
+# while it syncs it, and Dovecot 2.3 never reports those changes later either (no EXISTS, no
+# STATUS after UNSELECT once any command has synced the mailbox): such a change was lost.
 NOTIFY_SET = NotifyCommand(
     "",
     (
+        NotifyGroup("selected", (), _MESSAGE_EVENTS),
         NotifyGroup(
             "personal",
             (),
-            (
-                NotifyEvent("MessageNew"),
-                NotifyEvent("MessageExpunge"),
-                NotifyEvent("FlagChange"),
-                NotifyEvent("MailboxName"),
-            ),
+            (*_MESSAGE_EVENTS, NotifyEvent("MailboxName")),
         ),
     ),
 )
@@ -103,7 +105,8 @@ class PushLoop:
         self.cfg = engine.settings.imap
         self.mode = push_mode(self.imap)
         now = time.monotonic()
-        self.next_poll = now + self.cfg.poll_interval_s
+        self.poll_s = self._poll_interval()
+        self.next_poll = now + self.poll_s
         self.next_names = now + self.cfg.names_list_interval_s
         self.syncs = 0
         self.idle_folder_missing = False  # idle mode fell back to polls until the folder appears
@@ -117,11 +120,9 @@ class PushLoop:
                 await self._sync(hints)
                 continue
             now = time.monotonic()
-            # Also with NOTIFY: a safety net for news the server never sent (Dovecot 2.3.19 goes
-            # quiet after some mailbox operations, seen in tests). Cheap with LIST-CHANGEDSINCE.
             if now >= self.next_poll:
                 await self.engine.catch_up(full=False)
-                self.next_poll = time.monotonic() + self.cfg.poll_interval_s
+                self.next_poll = time.monotonic() + self.poll_s
                 continue
             if now >= self.next_names:
                 await self._names()
@@ -129,6 +130,12 @@ class PushLoop:
                 continue
             deadline = min(self.next_names, self.next_poll, now + min(self.cfg.keepalive_s, _IDLE_MAX_S))
             await self._wait(deadline)
+
+    def _poll_interval(self) -> float:
+        """Seconds between discovery polls; infinite under NOTIFY unless configured."""
+        if self.mode == "notify":
+            return self.cfg.notify_poll_interval_s or math.inf
+        return self.cfg.poll_interval_s
 
     async def _wait(self, deadline: float) -> None:
         if self.mode == "poll":

@@ -64,6 +64,10 @@ class ImapSettings(_Section):
     idle_folder: str = "INBOX"
     keepalive_s: float = Field(25 * 60, gt=0, le=29 * 60)
     poll_interval_s: float = Field(300.0, gt=0)
+    # With NOTIFY the server names every change, so no blind discovery poll runs (each one is a
+    # radio wake). A positive value re-enables it as a safety net for a server whose NOTIFY
+    # is known to miss changes; 0 = off.
+    notify_poll_interval_s: float = Field(0.0, ge=0)
     debounce_ms: int = Field(250, ge=0)
     command_timeout_s: float = Field(60.0, gt=0)
     connect_timeout_s: float = Field(20.0, gt=0)

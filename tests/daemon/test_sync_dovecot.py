@@ -71,15 +71,15 @@ async def test_random_changes_cache_equals_server(
     acct = dovecot_account
     seed_small(acct.host, acct.port, acct.user, acct.password, 5, 3, seed)
     settings = daemon_settings(
-        # Dovecot 2.3.19's NOTIFY sometimes stays silent after mailbox deletes/renames by another
-        # client; the daemon's discovery poll is the safety net, shortened here.
+        # Dovecot 2.3.19's NOTIFY drops every event around a CREATE followed by a RENAME by another
+        # client (docs/peers.md); the daemon's optional NOTIFY safety poll, shortened here.
         acct.host,
         acct.port,
         acct.user,
         acct.password,
         broker.port,
         tmp_path,
-        poll_interval_s=2,
+        notify_poll_interval_s=2,
     )
     col = Collector(broker.port, [f"cpm/{acct.user}/#"], client_id=f"col-{acct.user}")
     rng = random.Random(seed)
