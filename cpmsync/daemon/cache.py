@@ -20,6 +20,7 @@ from sqlalchemy import and_, delete, func, insert, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from cpmsync.daemon.schedule import HeartbeatState
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.topics import Topics
 from cpmsync.logs import kv
@@ -29,6 +30,7 @@ from cpmsync.models.tables import (
     Account,
     Folder,
     Message,
+    NetworkHeartbeat,
     OutboxRow,
     OutboxSeq,
     PendingFolder,
@@ -686,6 +688,29 @@ class Cache:
             s.commit()
             assert run.id is not None
             return run.id
+
+    def heartbeat_state(self, network_id: str) -> HeartbeatState | None:
+        """What the heartbeat ladder learned on this network, if it has been here before."""
+        with Session(self._engine) as s:
+            row = s.get(NetworkHeartbeat, (self.account_id, network_id))
+            if row is None:
+                return None
+            return HeartbeatState(row.good_s, row.bad_s, row.probe_s, row.since_s)
+
+    def save_heartbeat(self, network_id: str, state: HeartbeatState) -> None:
+        with self._lock, Session(self._engine) as s:
+            row = s.get(NetworkHeartbeat, (self.account_id, network_id))
+            if row is None:
+                row = NetworkHeartbeat(account_id=self.account_id, network_id=network_id, updated=_now())
+            row.good_s, row.bad_s, row.probe_s, row.since_s = (
+                state.good_s,
+                state.bad_s,
+                state.probe_s,
+                state.since_s,
+            )
+            row.updated = _now()
+            s.add(row)
+            s.commit()
 
     def finish_run(
         self,

@@ -427,7 +427,8 @@ class ImapClient:
         if isinstance(resp, StatusResponse) and resp.status in ("NO", "BAD"):
             log.warning("untagged %s: %s", resp.status, resp.text, extra=kv(conn=self.conn_id))
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("push %s", type(resp).__name__, extra=kv(conn=self.conn_id, selected=self._stream_selected))
+            where = kv(conn=self.conn_id, selected=self._stream_selected)
+            log.debug("push %s", type(resp).__name__, extra=where)
         self._push.append(PushEvent(resp, self._stream_selected))
         self._push_ready.set()
 
@@ -626,8 +627,8 @@ class ImapClient:
         await self.execute(CompressCommand(""), on_ok=switch)
         return True
 
-    async def noop(self) -> None:
-        await self.execute(NoopCommand(""))
+    async def noop(self, *, timeout_s: float | None = None) -> None:
+        await self.execute(NoopCommand(""), timeout_s=timeout_s)
 
     async def logout(self) -> None:
         with contextlib.suppress(ImapError):
@@ -757,8 +758,10 @@ class ImapClient:
             yield await self.next_push()
 
     @contextlib.asynccontextmanager
-    async def idle(self) -> AsyncIterator[None]:
-        """IDLE for the body of the `async with`; unsolicited responses arrive on the push queue."""
+    async def idle(self, *, done_timeout_s: float | None = None) -> AsyncIterator[None]:
+        """IDLE for the body of the `async with`; unsolicited responses arrive on the push queue.
+
+        `done_timeout_s`: how long DONE may wait for its answer (a heartbeat's dead-link test)."""
         async with self._lock:
             if self._closed is not None:
                 raise ImapConnectionLost(str(self._closed))
@@ -776,16 +779,22 @@ class ImapClient:
                 self._pending.pop(tag, None)
                 raise
             self._idle_tag = tag
+            body_ok = False
             try:
                 yield
+                body_ok = True
             finally:
                 self._idle_tag = None
                 try:
                     if self._closed is None:
                         self._send_raw(b"DONE\r\n")
-                        async with asyncio.timeout(self.command_timeout_s):
+                        async with asyncio.timeout(done_timeout_s or self.command_timeout_s):
                             await pending.future
                 except TimeoutError:
                     self._abort(ImapTimeout("IDLE DONE not answered in time"))
+                    if body_ok:  # else the body's own exception goes on
+                        raise ImapTimeout("IDLE DONE not answered in time") from None
                 finally:
                     self._pending.pop(tag, None)
+                if body_ok and self._closed is not None:
+                    raise ImapConnectionLost(str(self._closed))  # never a silent "DONE answered"

@@ -15,7 +15,8 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from cpmsync.daemon.imap_client import ImapClient, PushEvent
+from cpmsync.daemon.imap_client import ImapClient, ImapError, PushEvent
+from cpmsync.daemon.schedule import IDLE_MAX_S, HeartbeatLadder, Task, WakeSchedule
 from cpmsync.daemon.sync_engine import SyncEngine
 from cpmsync.imap import (
     ExistsData,
@@ -33,8 +34,6 @@ from cpmsync.logs import kv
 __all__ = ["Hints", "PushLoop", "hints_from", "push_mode"]
 
 log = logging.getLogger("cpmsync.daemon.push")
-
-_IDLE_MAX_S = 29 * 60
 
 _MESSAGE_EVENTS = (NotifyEvent("MessageNew"), NotifyEvent("MessageExpunge"), NotifyEvent("FlagChange"))
 
@@ -104,32 +103,44 @@ class PushLoop:
         self.imap = engine.imap
         self.cfg = engine.settings.imap
         self.mode = push_mode(self.imap)
-        now = time.monotonic()
-        self.poll_s = self._poll_interval()
-        self.next_poll = now + self.poll_s
-        self.next_names = now + self.cfg.names_list_interval_s
+        hb = engine.settings.heartbeat
+        self.reply_timeout_s = hb.reply_timeout_s
+        self.network = hb.current_network()
+        learned = engine.cache.heartbeat_state(self.network)
+        self.ladder = HeartbeatLadder.restore(hb.ladder_settings(), learned)
+        self.schedule = WakeSchedule.start(
+            time.monotonic(),
+            heartbeat_s=self._heartbeat_s(),
+            names_s=self.cfg.names_list_interval_s,
+            poll_s=self._poll_interval(),
+        )
         self.syncs = 0
+        self.heartbeats = 0
         self.idle_folder_missing = False  # idle mode fell back to polls until the folder appears
 
     async def run(self) -> None:
         stop = self.engine.stop
-        log.info("waiting for changes", extra=kv(mode=self.mode))
+        log.info(
+            "waiting for changes",
+            extra=kv(mode=self.mode, network=self.network, heartbeat_s=round(self.schedule.heartbeat_s)),
+        )
         while not stop.is_set():
-            hints = hints_from(self.imap.drain_push())
+            events = self.imap.drain_push()
+            if events:
+                self.schedule.traffic(time.monotonic())
+            hints = hints_from(events)
             if hints:
                 await self._sync(hints)
+                self.schedule.traffic(time.monotonic())
+            # Own-clock work that fell due rides on this wake, whatever caused it (schedule.py).
+            for task in self.schedule.due(time.monotonic(), woke_anyway=True):
+                if stop.is_set():
+                    break
+                await self._run_task(task)
+                self.schedule.done(task, time.monotonic())
+            if stop.is_set() or self.imap.has_push:
                 continue
-            now = time.monotonic()
-            if now >= self.next_poll:
-                await self.engine.catch_up(full=False)
-                self.next_poll = time.monotonic() + self.poll_s
-                continue
-            if now >= self.next_names:
-                await self._names()
-                self.next_names = time.monotonic() + self.cfg.names_list_interval_s
-                continue
-            deadline = min(self.next_names, self.next_poll, now + min(self.cfg.keepalive_s, _IDLE_MAX_S))
-            await self._wait(deadline)
+            await self._wait(self.schedule.next_wake())
 
     def _poll_interval(self) -> float:
         """Seconds between discovery polls; infinite under NOTIFY unless configured."""
@@ -137,15 +148,51 @@ class PushLoop:
             return self.cfg.notify_poll_interval_s or math.inf
         return self.cfg.poll_interval_s
 
+    def _heartbeat_s(self) -> float:
+        """The ladder's interval, capped by [imap] keepalive_s (the longest a user allows)."""
+        return min(self.ladder.interval(time.time()), self.cfg.keepalive_s, IDLE_MAX_S)
+
+    async def _run_task(self, task: Task) -> None:
+        if task is Task.POLL:
+            await self.engine.catch_up(full=False)
+        elif task is Task.NAMES:
+            await self._names()
+
+    def _heartbeat_result(self, idle_s: float, *, alive: bool) -> None:
+        """Teach the ladder what this heartbeat showed; keep it per network (the cache)."""
+        self.heartbeats += 1
+        if alive:
+            self.ladder.survived(idle_s, time.time())
+        else:
+            self.ladder.lost(idle_s, time.time())
+            log.info(
+                "connection found dead at a heartbeat",
+                extra=kv(idle_s=round(idle_s, 1), network=self.network, next_s=round(self._heartbeat_s())),
+            )
+        self.engine.cache.save_heartbeat(self.network, self.ladder.state)
+        self.schedule.set_heartbeat(self._heartbeat_s())
+
+    async def _noop_heartbeat(self) -> None:
+        """NOOP keeps the NAT mapping (and may carry untagged news); a late answer means a dead link."""
+        idle_s = time.monotonic() - self.schedule.last_traffic
+        try:
+            await self.imap.noop(timeout_s=self.reply_timeout_s)
+        except ImapError:
+            self._heartbeat_result(idle_s, alive=False)
+            raise
+        self._heartbeat_result(idle_s, alive=True)
+        self.schedule.traffic(time.monotonic())
+
     async def _wait(self, deadline: float) -> None:
         if self.mode == "poll":
             await _wait_event(self.engine.stop, deadline - time.monotonic())
-            if not self.engine.stop.is_set():
-                await self.imap.noop()  # keeps NAT state; may carry untagged news
+            if not self.engine.stop.is_set() and Task.HEARTBEAT in self.schedule.due(time.monotonic()):
+                await self._noop_heartbeat()
             return
         if self.mode == "idle" and self.imap.selected != self.cfg.idle_folder:
             # A sync (not a bare EXAMINE): a change since the last look is not lost.
             await self.engine.sync_folders([self.cfg.idle_folder], strategy="idle", keep_selected=True)
+            self.schedule.traffic(time.monotonic())
             if self.imap.selected != self.cfg.idle_folder:
                 # IDLE with nothing selected hears nothing: say so once and poll instead.
                 self.mode, self.idle_folder_missing = "poll", True
@@ -158,23 +205,36 @@ class PushLoop:
                 return
             if self.imap.has_push:
                 return
-        async with self.imap.idle():
-            first = asyncio.ensure_future(self.imap.wait_push())
-            stopper = asyncio.ensure_future(self.engine.stop.wait())
-            try:
-                await asyncio.wait(
-                    {first, stopper},
-                    timeout=max(0.0, deadline - time.monotonic()),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-            finally:
-                first.cancel()
-                stopper.cancel()
-            if first.done() and not first.cancelled() and first.exception() is None:
-                # Coalesce the burst: one sync for everything that arrives within debounce_ms.
-                await _wait_event(self.engine.stop, self.cfg.debounce_ms / 1000)
-            elif first.done() and not first.cancelled() and first.exception() is not None:
-                raise first.exception()  # type: ignore[misc]
+        heartbeat = False  # the deadline passed in silence: DONE and its answer are the heartbeat
+        idle_s = 0.0
+        try:
+            async with self.imap.idle(done_timeout_s=self.reply_timeout_s):
+                first = asyncio.ensure_future(self.imap.wait_push())
+                stopper = asyncio.ensure_future(self.engine.stop.wait())
+                try:
+                    await asyncio.wait(
+                        {first, stopper},
+                        timeout=max(0.0, deadline - time.monotonic()),
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    first.cancel()
+                    stopper.cancel()
+                if first.done() and not first.cancelled() and first.exception() is None:
+                    # Coalesce the burst: one sync for everything that arrives within debounce_ms.
+                    await _wait_event(self.engine.stop, self.cfg.debounce_ms / 1000)
+                elif first.done() and not first.cancelled() and first.exception() is not None:
+                    raise first.exception()  # type: ignore[misc]
+                elif not self.engine.stop.is_set():
+                    heartbeat = True
+                    idle_s = time.monotonic() - self.schedule.last_traffic
+        except ImapError:
+            if heartbeat:
+                self._heartbeat_result(idle_s, alive=False)
+            raise
+        if heartbeat:
+            self._heartbeat_result(idle_s, alive=True)
+            self.schedule.traffic(time.monotonic())
 
     async def _sync(self, hints: Hints) -> None:
         eng = self.engine

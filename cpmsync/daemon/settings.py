@@ -14,6 +14,7 @@ import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from cpmsync.config import ConfigError, CpmSettings, load_config, read_secret
+from cpmsync.daemon.schedule import HeartbeatSettings
 
 __all__ = [
     "AccountSettings",
@@ -157,6 +158,51 @@ class TraceSettings(_Section):
     max_entries: int = Field(100_000, ge=0)
 
 
+class HeartbeatSection(_Section):
+    """How the daemon keeps its held connection alive with the fewest radio wakes (schedule.py)."""
+
+    adaptive: bool = True
+    initial_s: float = Field(240.0, gt=0)
+    min_s: float = Field(60.0, gt=0)
+    max_s: float = Field(28 * 60.0, gt=0, le=29 * 60)
+    step_s: float = Field(180.0, gt=0)
+    reprobe_after_s: float = Field(6 * 3600.0, gt=0)
+    reply_timeout_s: float = Field(10.0, gt=0)
+    # Which network the device is on, so what was learned is kept per network: set it here, or
+    # let the platform write the current id (e.g. a hash of the Wi-Fi SSID, or the cell's MCC-MNC)
+    # into network_id_file, read at every connect. Neither: one default network.
+    network_id: str = ""
+    network_id_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> HeartbeatSection:
+        if not self.min_s <= self.initial_s <= self.max_s:
+            raise ValueError("need min_s <= initial_s <= max_s")
+        return self
+
+    def ladder_settings(self) -> HeartbeatSettings:
+        return HeartbeatSettings(
+            adaptive=self.adaptive,
+            initial_s=self.initial_s,
+            min_s=self.min_s,
+            max_s=self.max_s,
+            step_s=self.step_s,
+            reprobe_after_s=self.reprobe_after_s,
+            reply_timeout_s=self.reply_timeout_s,
+        )
+
+    def current_network(self) -> str:
+        """The network id now: the platform's file, else the configured id, else "default"."""
+        if self.network_id_file is not None:
+            try:
+                text = Path(self.network_id_file).expanduser().read_text().strip()
+            except OSError:
+                text = ""
+            if text:
+                return text[:200]
+        return self.network_id or "default"
+
+
 class DaemonSettings(CpmSettings):
     """The whole daemon configuration (config/daemon.toml, CPMSYNC_SECTION__KEY overrides)."""
 
@@ -165,6 +211,7 @@ class DaemonSettings(CpmSettings):
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     trace: TraceSettings = Field(default_factory=TraceSettings)
+    heartbeat: HeartbeatSection = Field(default_factory=HeartbeatSection)
 
 
 def load_daemon_settings(path: Path | str | None, *, imap_login: bool = False) -> DaemonSettings:

@@ -17,6 +17,7 @@ __all__ = [
     "Account",
     "Folder",
     "Message",
+    "NetworkHeartbeat",
     "OutboxRow",
     "OutboxSeq",
     "PendingFolder",
@@ -156,3 +157,18 @@ class OutboxSeq(SQLModel, table=True):
     __tablename__ = "outbox_seq"
     folder: str = Field(primary_key=True)
     last_seq: int = 0
+
+
+class NetworkHeartbeat(SQLModel, table=True):
+    """What the heartbeat ladder learned on one network (daemon/schedule.py): the longest idle
+    interval that survived, the shortest that did not. Kept so a restart or a return to a known
+    network does not probe again from the start. A new table: create_all adds it to older files."""
+
+    __tablename__ = "network_heartbeat"
+    account_id: str = Field(primary_key=True)
+    network_id: str = Field(primary_key=True)
+    good_s: float = 0.0
+    bad_s: float | None = None
+    probe_s: float = 0.0
+    since_s: float = 0.0  # unix seconds of the last loss or re-probe
+    updated: datetime

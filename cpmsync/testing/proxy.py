@@ -62,6 +62,8 @@ class _Link:
     line_buffer: bytes = b""
     done: asyncio.Event = field(default_factory=asyncio.Event)
     aborted: bool = False
+    last_activity: float = field(default_factory=time.monotonic)
+    blackholed: bool = False  # its NAT mapping expired: bytes either way vanish, nothing is closed
 
     def abort(self, rst: bool = False) -> None:
         """Close both sides now, without flushing; with `rst` the peers see a TCP reset."""
@@ -108,6 +110,11 @@ class FaultProxy:
         self.bytes_down = 0
         self.trace: list[TraceEntry] = []
         self.connections_total = 0
+        self.nat_idle_timeout_s: float | None = None
+        """Emulate a carrier NAT: a connection idle this long loses its mapping silently, and every
+        later byte either way is dropped without a close or a reset (as a real one does)."""
+        self.nat_drops = 0
+        """Connections whose mapping expired."""
         self.delay_ms = 0.0
         """Added to every chunk in both directions (one-way latency; also caps throughput per chunk)."""
         self.cut_done = asyncio.Event()
@@ -345,6 +352,17 @@ class FaultProxy:
 
     async def _forward(self, link: _Link, direction: Direction, chunk: bytes) -> bool:
         """Deliver `chunk`, honouring an armed cut; False once the link is cut."""
+        now = time.monotonic()
+        if (
+            not link.blackholed
+            and self.nat_idle_timeout_s is not None
+            and now - link.last_activity >= self.nat_idle_timeout_s
+        ):
+            link.blackholed = True
+            self.nat_drops += 1
+        if link.blackholed:
+            return True  # dropped on the floor; the sockets stay open
+        link.last_activity = now
         budget = self._cut_budget[direction]
         cut_now = False
         if budget is not None:
