@@ -43,7 +43,7 @@ class HeartbeatSettings:
     min_s: float = 60.0
     max_s: float = 28 * 60.0  # under RFC 2177's 29-minute IDLE limit
     step_s: float = 180.0
-    reprobe_after_s: float = 6 * 3600.0  # after this long on a learned rung, try a longer one again
+    reprobe_after_s: float = 86400.0  # after a loss, try one step above again this much later
     reply_timeout_s: float = 10.0  # a heartbeat not answered this fast means a dead connection
 
     def __post_init__(self) -> None:

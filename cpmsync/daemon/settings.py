@@ -166,7 +166,7 @@ class HeartbeatSection(_Section):
     min_s: float = Field(60.0, gt=0)
     max_s: float = Field(28 * 60.0, gt=0, le=29 * 60)
     step_s: float = Field(180.0, gt=0)
-    reprobe_after_s: float = Field(6 * 3600.0, gt=0)
+    reprobe_after_s: float = Field(86400.0, gt=0)
     reply_timeout_s: float = Field(10.0, gt=0)
     # Which network the device is on, so what was learned is kept per network: set it here, or
     # let the platform write the current id (e.g. a hash of the Wi-Fi SSID, or the cell's MCC-MNC)

@@ -303,8 +303,8 @@ class ImapSession:
         """One changed folder as the daemon syncs it (cpmsync/daemon/sync.py, QRESYNC path).
 
         EXAMINE with QRESYNC (UIDVALIDITY, the known MODSEQ and the UIDs the device holds); the
-        server answers with the mailbox's state (with QRESYNC enabled, `[CLOSED]` first when a
-        mailbox was selected before) and a FETCH (UID FLAGS MODSEQ) per known message whose
+        server answers with the mailbox's state (an UNSELECT of the previous folder goes first, in
+        the same write) and a FETCH (UID FLAGS MODSEQ) per known message whose
         flags changed. When EXISTS shows more messages than the device knows, one UID FETCH of
         `first_new:*` for the headers the UI shows: UID FLAGS MODSEQ INTERNALDATE RFC822.SIZE
         ENVELOPE and a `preview_bytes` preview of the text (BODY.PEEK[TEXT]<0.n>, with the
@@ -322,16 +322,20 @@ class ImapSession:
         if n_known and max_known >= 1:
             known = imap.SequenceSet(((max(1, max_known - n_known + 1), max_known),))
         qr = imap.QresyncParams(uidvalidity=folder.uidvalidity, modseq=known_modseq, known_uids=known)
+        # The daemon closes the previous folder in the same write (imap_client.select): news the
+        # server sends just before the switch then still names the old folder.
+        closing = self.tag() if self.selected is not None else None
         t = self.tag()
-        self.up(imap.SelectCommand(tag=t, mailbox=folder.name, readonly=True, qresync=qr))
+        select = imap.SelectCommand(tag=t, mailbox=folder.name, readonly=True, qresync=qr)
+        self.up(*([imap.UnselectCommand(tag=closing)] if closing else []), select)
 
         def code(name: str, value: object, text: str) -> object:
             return imap.StatusResponse(tag=None, status="OK", code=rc(name=name, value=value), text=text)
 
         msgstore = self.server_style == "msgstore"
         resps: list[object] = []
-        if self.selected is not None:  # RFC 7162 3.2.11
-            resps.append(code("CLOSED", None, "Previous mailbox closed"))
+        if closing is not None:
+            resps.append(self.ok(closing, "Unselect completed."))
         resps += [
             imap.FlagsData(flags=("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")),
             code(

@@ -200,6 +200,86 @@ def _timeline(scn: Any, profile: Any, path: Path, hour: int = 18) -> Path:
 
 
 @app.command()
+def schedule(
+    config: Path | None = typer.Option(
+        None, "--config", help="A daemon.toml; default: the daemon's defaults."
+    ),
+    radio: str = typer.Option("lte", "--radio", help="lte, 3g, nr, wifi, all, a profile name, or a path."),
+    nat_timeout_s: float = typer.Option(600.0, "--nat-timeout", min=0, help="Carrier NAT idle timeout, s."),
+    changes_per_day: float = typer.Option(40.0, "--changes-per-day", min=0, help="Server changes per day."),
+    poll_s: float | None = typer.Option(
+        None, "--poll", min=1, help="Price a client polling every S s instead."
+    ),
+    folders: int = typer.Option(1000, "--folders", min=1, help="Folders in the account."),
+    discovery: str = typer.Option("list-changedsince", "--discovery", help=STRATEGY_HELP),
+    server_keepalive_s: float = typer.Option(
+        0.0, "--server-keepalive", min=0, help="The server's IDLE keep-alive, s (Dovecot 120; msgstore 0)."
+    ),
+    battery_wh: float | None = typer.Option(
+        None, "--battery-wh", min=0.1, help="Battery capacity (default 15.4 Wh)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Price one day of the daemon's wake schedule as configured (or of a polling client)."""
+    from cpmsync.config import ConfigError
+    from cpmsync.daemon.settings import DaemonSettings, load_daemon_settings
+    from cpmsync.simulator.catchup import STRATEGIES
+    from cpmsync.simulator.runner import BATTERY_J, resolve_radios
+    from cpmsync.simulator.schedule_price import ScheduleSpec, price_schedule
+
+    if discovery not in STRATEGIES:
+        raise _fail(f"--discovery must be one of {', '.join(STRATEGIES)}")
+    try:
+        settings = load_daemon_settings(config) if config is not None else DaemonSettings()
+    except ConfigError as e:
+        raise _fail(str(e)) from None
+    if poll_s is not None:
+        spec = ScheduleSpec(f"poll every {poll_s:g} s", poll_s=poll_s)
+    else:
+        spec = ScheduleSpec("daemon", settings=settings, server_keepalive_s=server_keepalive_s)
+    battery_j = battery_wh * 3600 if battery_wh is not None else BATTERY_J
+    out = []
+    for profile in resolve_radios(radio):
+        p = price_schedule(
+            spec,
+            profile,
+            nat_timeout_s=nat_timeout_s,
+            changes_per_day=changes_per_day,
+            folders=folders,
+            discovery=discovery,
+        )
+        d = p.as_dict()
+        d["battery_pct_per_day"] = 100 * p.joules_per_day / battery_j
+        out.append(d)
+    if as_json:
+        typer.echo(json.dumps(out if len(out) > 1 else out[0]))
+        return
+    t = Table(
+        title=f"{spec.label}: {changes_per_day:g} changes/day, NAT {nat_timeout_s:g} s, {folders:,} folders"
+    )
+    cols = (
+        "radio",
+        "wakes/day",
+        "J/day",
+        "sync J/day",
+        "% battery",
+        "median delay s",
+        "p95 delay s",
+        "heartbeat s",
+    )
+    for c in cols:
+        t.add_column(c, justify="left" if c == "radio" else "right")
+    for d in out:
+        hb = d["heartbeat_s"]
+        t.add_row(
+            str(d["radio"]), f"{d['wakes_per_day']:,.0f}", f"{d['joules_per_day']:,.0f}",
+            f"{d['sync_joules_per_day']:,.0f}", f"{d['battery_pct_per_day']:.2f}",
+            f"{d['median_delay_s']:,.1f}", f"{d['p95_delay_s']:,.1f}", "-" if hb is None else f"{hb:,.0f}",
+        )  # fmt: skip
+    console.print(t)
+
+
+@app.command()
 def trace(
     file: Path = typer.Argument(..., help="CSV (t_s,direction,bytes) or JSON lines; see docs/energy.md."),
     radio: str = typer.Option("lte", "--radio", help="lte, 3g, nr, wifi, all, a profile name, or a path."),

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cpmsync.config import ConfigError
+from cpmsync.daemon.settings import HeartbeatSection
 from cpmsync.simulator.catchup import STRATEGIES, Strategy
 
 __all__ = [
@@ -72,6 +73,14 @@ class Device(_Model):
     deletion_scan_interval_s: float = Field(
         default=86400.0, gt=0
     )  # LIST-CHANGEDSINCE cannot report deletions
+    # The daemon's own heartbeat (daemon/schedule.py, [heartbeat] in daemon.toml): with it, push
+    # re-IDLEs as the daemon does (counted from the last traffic, learned per network); without it,
+    # a fixed re-IDLE every nat_keepalive_s, as most clients do.
+    heartbeat: HeartbeatSection | None = None
+    # Start with what the daemon learned on this network already (its steady state), not from scratch.
+    heartbeat_learned: bool = True
+    # Discovery poll over the held connection while pushing (the daemon's notify_poll_interval_s); 0 = none.
+    push_poll_interval_s: float = Field(default=0.0, ge=0)
 
 
 class Scenario(_Model):

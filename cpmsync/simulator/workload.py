@@ -14,10 +14,12 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cpmsync.daemon.schedule import IDLE_MAX_S, HeartbeatLadder, WakeSchedule
+from cpmsync.daemon.settings import HeartbeatSection
 from cpmsync.simulator.account import Account, make_account, make_message
 from cpmsync.simulator.catchup import ImapSession, _imap, _list_line
 from cpmsync.simulator.radio import RadioProfile, Transfer
-from cpmsync.simulator.scenario import Scenario, StrategySpec
+from cpmsync.simulator.scenario import Device, Scenario, StrategySpec
 from cpmsync.simulator.wire import WireConfig
 
 __all__ = ["Action", "Change", "DayPlan", "generate_changes", "plan_day", "plan_transfers"]
@@ -140,6 +142,38 @@ def _dead_send(s: ImapSession) -> None:
         s.counter._packet("up", s.counter.count.flights[-1][1])
 
 
+def _ladder(dev: Device) -> HeartbeatLadder:
+    """The daemon's ladder for this device; learned on the scenario's NAT first if asked."""
+    hb = dev.heartbeat or HeartbeatSection(adaptive=False)
+    ladder = HeartbeatLadder(hb.ladder_settings())
+    if dev.heartbeat is not None and dev.heartbeat_learned:
+        learn_ladder(ladder, dev.nat_timeout_s)
+    return ladder
+
+
+def learn_ladder(ladder: HeartbeatLadder, nat_timeout_s: float, heartbeats: int = 60) -> int:
+    """Run the ladder against a NAT until it settles (what a device does once per network);
+    returns the connections lost while learning."""
+    lost = 0
+    t = 0.0
+    for _ in range(heartbeats):
+        iv = ladder.interval(t)
+        t += iv
+        if nat_timeout_s and iv >= nat_timeout_s:
+            ladder.lost(iv, t)
+            lost += 1
+        else:
+            ladder.survived(iv, t)
+    ladder.state.since_s -= t  # learning ended at time 0: the priced day starts right after it
+    return lost
+
+
+def _heartbeat_s(dev: Device, ladder: HeartbeatLadder, now: float) -> float:
+    if dev.heartbeat is None:
+        return dev.nat_keepalive_s or math.inf
+    return min(ladder.interval(now), IDLE_MAX_S)
+
+
 @dataclass(slots=True)
 class _Pending:
     news: list[tuple[int, bytes]] = field(default_factory=list)
@@ -176,11 +210,24 @@ def plan_day(
 
     for c in changes:
         push(c.t_s, "change", c)
+    # Push re-IDLEs on the daemon's own schedule (daemon/schedule.py): the same code decides here
+    # and on the device, so the price and the behaviour cannot drift apart.
+    ladder = _ladder(dev)
+    sched = WakeSchedule.start(0.0, heartbeat_s=_heartbeat_s(dev, ladder, 0.0), names_s=math.inf)
+    reidle_seq = -1
+
+    def plan_reidle() -> None:
+        nonlocal reidle_seq
+        if spec.push and (dev.heartbeat is not None or dev.nat_keepalive_s):
+            reidle_seq = seq
+            push(sched.next_wake(), "reidle")
+
     if spec.push:
         if dev.server_keepalive_s:
             push(dev.server_keepalive_s, "server_keepalive")
-        if dev.nat_keepalive_s:
-            push(dev.nat_keepalive_s, "reidle")
+        plan_reidle()
+        if dev.push_poll_interval_s:
+            push(dev.push_poll_interval_s, "push_poll")
         t = 0.0
         loss_rng = _stream(scn.seed, "losses")
         while dev.connection_losses_per_day > 0:
@@ -221,6 +268,9 @@ def plan_day(
         if s is session:
             nonlocal last_traffic
             last_traffic = t
+            if dev.heartbeat is not None:
+                sched.traffic(t)  # any traffic refreshes the mapping: the heartbeat moves back
+                plan_reidle()
         plan.add_totals(before, s.counter.count.as_dict())
         plan.actions.append(a)
         return a
@@ -240,7 +290,7 @@ def plan_day(
 
     last_progress = 0.0
     while q:
-        t, _, kind, ch = heapq.heappop(q)
+        t, seq_of_event, kind, ch = heapq.heappop(q)
         if progress is not None and t - last_progress > 3600:
             progress(t - last_progress)
             last_progress = t
@@ -306,15 +356,41 @@ def plan_day(
                 act(t, "server-keepalive", _call(ImapSession.server_keepalive), session)
             push(t + dev.server_keepalive_s, "server_keepalive")
         elif kind == "reidle":
+            if dev.heartbeat is None:
+                if alive and session is not None:
+                    act(t, "reidle", _call(ImapSession.reidle), session)
+                elif connected and session is not None:
+                    # the NAT mapping is gone: DONE and its retransmissions go unanswered until the
+                    # client gives up on the peer and reconnects
+                    act(t, "reidle-dead", _dead_send, session)
+                    connected, nat_dead, session = False, False, None
+                    push(t + dev.dead_peer_timeout_s, "reconnect")
+                push(t + dev.nat_keepalive_s, "reidle")
+            elif seq_of_event == reidle_seq and connected and session is not None:
+                idle_s = t - sched.last_traffic
+                if alive:
+                    ladder.survived(idle_s, t)
+                    sched.set_heartbeat(_heartbeat_s(dev, ladder, t))
+                    act(t, "reidle", _call(ImapSession.reidle), session)
+                else:
+                    ladder.lost(idle_s, t)
+                    sched.set_heartbeat(_heartbeat_s(dev, ladder, t))
+                    act(t, "reidle-dead", _dead_send, session)
+                    connected, nat_dead, session = False, False, None
+                    push(t + dev.heartbeat.reply_timeout_s, "reconnect")
+        elif kind == "push_poll":
             if alive and session is not None:
-                act(t, "reidle", _call(ImapSession.reidle), session)
-            elif connected and session is not None:
-                # the NAT mapping is gone: DONE and its retransmissions go unanswered until the
-                # client gives up on the peer and reconnects
-                act(t, "reidle-dead", _dead_send, session)
-                connected, nat_dead, session = False, False, None
-                push(t + dev.dead_peer_timeout_s, "reconnect")
-            push(t + dev.nat_keepalive_s, "reidle")
+
+                def ppbody(s: ImapSession) -> list[float]:
+                    s.counter.send("up", b"DONE\r\n")
+                    s.down(s.ok(s._idle_tag, "Idle completed."))
+                    s.discover(spec.discovery, acct.folders, list(pending), known_modseq)
+                    got = sync_pending(s)
+                    s.idle()
+                    return got
+
+                act(t, "push-poll", ppbody, session)
+            push(t + dev.push_poll_interval_s, "push_poll")
         elif kind == "loss":
             if connected:
                 connected, nat_dead = False, False
@@ -332,6 +408,9 @@ def plan_day(
                 return got
 
             act(t, "reconnect", rbody, session)
+            if dev.heartbeat is not None:
+                sched.traffic(t)
+                plan_reidle()
         elif kind == "poll":
             scan = names_scan and t >= scan_due
             if scan:
@@ -365,6 +444,14 @@ class RadioPlan:
     transfers: list[Transfer]
     mean_delay_s: float
     delivered: int
+    delays_s: list[float] = field(default_factory=list)
+
+    def delay_quantile(self, q: float) -> float:
+        """The q-quantile of change -> delivery delays (nearest rank); 0 when nothing was delivered."""
+        if not self.delays_s:
+            return 0.0
+        ordered = sorted(self.delays_s)
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def plan_transfers(plan: DayPlan, profile: RadioProfile) -> RadioPlan:
@@ -396,4 +483,4 @@ def plan_transfers(plan: DayPlan, profile: RadioProfile) -> RadioPlan:
         last_end = cur
         delays += [cur - t for t in a.delivers]
     mean = sum(delays) / len(delays) if delays else 0.0
-    return RadioPlan(out, mean, len(delays))
+    return RadioPlan(out, mean, len(delays), delays)
