@@ -179,6 +179,7 @@ class PushLoop:
             )
         self.engine.cache.save_heartbeat(self.network, self.ladder.state)
         self.schedule.set_heartbeat(self._heartbeat_s())
+        self.engine.flush_trace()  # a day of heartbeats only must still leave its trace
 
     async def _noop_heartbeat(self) -> None:
         """NOOP keeps the NAT mapping (and may carry untagged news); a late answer means a dead link."""

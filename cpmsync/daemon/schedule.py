@@ -31,7 +31,7 @@ __all__ = [
 
 IDLE_MAX_S = 29 * 60  # RFC 2177 3: re-issue IDLE at least every 29 minutes
 _EPS_S = 1e-3  # timers fire this close to their deadline
-RESOLUTION_S = 30.0  # probing stops once a survived and a lost interval are this close
+RESOLUTION_STEPS = 6  # probing stops once a survived and a lost interval are step_s / 6 close
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,9 +110,8 @@ class HeartbeatLadder:
             return
         if now - st.since_s >= s.reprobe_after_s:
             st.since_s = now  # a re-probe just survived; the next one in reprobe_after_s
-        # Between a survived and a lost interval: halve the gap until it is within RESOLUTION_S.
-        gap = st.bad_s - st.good_s
-        st.probe_s = self._clamp(st.good_s + gap / 2 if gap > 2 * RESOLUTION_S else st.good_s)
+        # Between a survived and a lost interval: halve the gap until it is within the resolution.
+        st.probe_s = self._between()
 
     def lost(self, idle_s: float, now: float = 0.0) -> None:
         """The connection was found dead at a heartbeat after `idle_s` of silence: step back."""
@@ -124,10 +123,20 @@ class HeartbeatLadder:
             st.good_s = 0.0  # what seemed to survive does not: relearn below the loss
         st.since_s = now
         if st.good_s > 0:
-            gap = st.bad_s - st.good_s
-            st.probe_s = self._clamp(st.good_s + gap / 2 if gap > 2 * RESOLUTION_S else st.good_s)
+            st.probe_s = self._between()
         else:
             st.probe_s = self._clamp(st.bad_s / 2)
+
+    @property
+    def resolution_s(self) -> float:
+        """How close to a loss probing goes (relative to the step, so time-scaled settings behave alike)."""
+        return self.settings.step_s / RESOLUTION_STEPS
+
+    def _between(self) -> float:
+        st = self.state
+        assert st.bad_s is not None
+        gap = st.bad_s - st.good_s
+        return self._clamp(st.good_s + gap / 2 if gap > 2 * self.resolution_s else st.good_s)
 
     @property
     def learned_s(self) -> float:

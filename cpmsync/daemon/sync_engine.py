@@ -72,6 +72,11 @@ class SyncEngine:
         self.forced_strategy = forced_strategy
         self.last_strategy: str | None = None
 
+    def flush_trace(self) -> None:
+        """Keep the connection's (time, direction, bytes) rows so far, when tracing is on."""
+        if self.settings.trace.enabled:
+            self.cache.add_trace(self.imap.conn_id, self.imap.take_trace())
+
     async def catch_up(self, *, names_check: bool = False, full: bool = True) -> RunResult:
         """Full discovery with the cheapest strategy, then sync every changed folder.
 
@@ -228,6 +233,5 @@ class SyncEngine:
                 folders_touched=touched,
                 error=error,
             )
-            if self.settings.trace.enabled:
-                self.cache.add_trace(self.imap.conn_id, self.imap.take_trace())
+            self.flush_trace()
         return RunResult(strategy, touched, used, time.monotonic() - t0, pending, interrupted)

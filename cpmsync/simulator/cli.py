@@ -398,11 +398,22 @@ def fleet(
 
 @app.command()
 def report(
-    out: Path = typer.Option(Path("docs"), "--out", help="Directory for energy.md and img/*.png."),
+    out: Path = typer.Option(Path("docs"), "--out", help="Directory for the .md files and img/*.png."),
+    only: str = typer.Option(
+        "all", "--only", help="all, energy (docs/energy.md) or frontier (docs/push-energy.md)."
+    ),
 ) -> None:
-    """Regenerate docs/energy.md, its table and its plots (the one documented command)."""
+    """Regenerate docs/energy.md and docs/push-energy.md, their tables and plots."""
+    from cpmsync.simulator.frontier import build_frontier
     from cpmsync.simulator.report import build_report
 
-    with _progress(1.0, "report") as tick:
-        path = build_report(out, progress=tick)
-    console.print(f"wrote {path}")
+    if only not in ("all", "energy", "frontier"):
+        raise _fail("--only must be all, energy or frontier")
+    if only in ("all", "energy"):
+        with _progress(1.0, "energy report") as tick:
+            path = build_report(out, progress=tick)
+        console.print(f"wrote {path}")
+    if only in ("all", "frontier"):
+        with _progress(1.0, "push energy frontier") as tick:
+            path = build_frontier(out, progress=tick)
+        console.print(f"wrote {path}")

@@ -8,8 +8,10 @@ prices is what the daemon would do on that network, not a separate model of it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from cpmsync.daemon.schedule import HeartbeatLadder
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.simulator.catchup import Strategy
 from cpmsync.simulator.radio import RadioProfile
@@ -18,7 +20,7 @@ from cpmsync.simulator.runner import BATTERY_J, idle_floor_j
 from cpmsync.simulator.scenario import Arrivals, Device, Scenario, StrategySpec
 from cpmsync.simulator.workload import learn_ladder, plan_day, plan_transfers
 
-__all__ = ["SchedulePrice", "ScheduleSpec", "daemon_device", "price_schedule"]
+__all__ = ["SchedulePrice", "ScheduleSpec", "daemon_device", "price_schedule", "price_schedule_on"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +82,42 @@ def price_schedule(
     discovery: Strategy = "list-changedsince",
     connection_losses_per_day: float = 6.0,
     seed: int = 1,
+    duration_s: float = 86400.0,
+    learned: bool = True,
 ) -> SchedulePrice:
     """One day: changes arrive (Poisson, diurnal), the device is told and syncs; priced on `profile`."""
+    return price_schedule_on(
+        spec,
+        [profile],
+        nat_timeout_s=nat_timeout_s,
+        changes_per_day=changes_per_day,
+        folders=folders,
+        discovery=discovery,
+        connection_losses_per_day=connection_losses_per_day,
+        seed=seed,
+        duration_s=duration_s,
+        learned=learned,
+    )[0]
+
+
+def price_schedule_on(
+    spec: ScheduleSpec,
+    profiles: Sequence[RadioProfile],
+    *,
+    nat_timeout_s: float,
+    changes_per_day: float,
+    folders: int = 1000,
+    discovery: Strategy = "list-changedsince",
+    connection_losses_per_day: float = 6.0,
+    seed: int = 1,
+    duration_s: float = 86400.0,
+    learned: bool = True,
+) -> list[SchedulePrice]:
+    """The same day on several radios: the bytes and their timing do not depend on the radio.
+
+    `learned=False` starts the daemon's ladder from scratch (a network never seen), so the
+    losses of learning are inside the priced time; `duration_s` prices less or more than a day
+    (per-day figures are scaled to a day either way)."""
     learning = 0
     heartbeat_s: float | None = None
     if spec.poll_s is not None:
@@ -99,42 +135,47 @@ def price_schedule(
             spec.settings, nat_timeout_s=nat_timeout_s, server_keepalive_s=spec.server_keepalive_s
         )
         push = True
-        if device.heartbeat is not None and device.heartbeat.adaptive:
-            from cpmsync.daemon.schedule import HeartbeatLadder
-
+        device = device.model_copy(update={"heartbeat_learned": learned})
+        if device.heartbeat is not None and device.heartbeat.adaptive and learned:
             ladder = HeartbeatLadder(device.heartbeat.ladder_settings())
             learning = learn_ladder(ladder, nat_timeout_s)
             heartbeat_s = ladder.interval(0.0)
-        elif device.heartbeat is not None:
+        elif device.heartbeat is not None and not device.heartbeat.adaptive:
             heartbeat_s = device.heartbeat.initial_s
     device = device.model_copy(update={"connection_losses_per_day": connection_losses_per_day})
     scn = Scenario(
         name=spec.label,
         folders=folders,
         seed=seed,
+        days=duration_s / 86400.0,
         arrivals=Arrivals(
             messages_per_day=changes_per_day, read_elsewhere_share=0.0, folders_created_per_day=0.0
         ),
         device=device,
     )
     plan = plan_day(scn, StrategySpec(discovery, True, push))
-    rp = plan_transfers(plan, profile)
-    r = simulate_radio(profile, rp.transfers, end_s=plan.duration_s)
     t = plan.totals
-    return SchedulePrice(
-        label=spec.label,
-        radio=profile.name,
-        nat_timeout_s=nat_timeout_s,
-        changes_per_day=changes_per_day,
-        folders=folders,
-        discovery=discovery,
-        wakes_per_day=r.wakes / scn.days,
-        joules_per_day=r.energy_j / scn.days,
-        sync_joules_per_day=(r.energy_j - idle_floor_j(profile, plan.duration_s)) / scn.days,
-        battery_pct_per_day=100 * r.energy_j / scn.days / BATTERY_J,
-        median_delay_s=rp.delay_quantile(0.5),
-        p95_delay_s=rp.delay_quantile(0.95),
-        wire_bytes_per_day=(t.get("wire_up", 0) + t.get("wire_down", 0)) / scn.days,
-        heartbeat_s=heartbeat_s,
-        learning_losses=learning,
-    )
+    out = []
+    for profile in profiles:
+        rp = plan_transfers(plan, profile)
+        r = simulate_radio(profile, rp.transfers, end_s=plan.duration_s)
+        out.append(
+            SchedulePrice(
+                label=spec.label,
+                radio=profile.name,
+                nat_timeout_s=nat_timeout_s,
+                changes_per_day=changes_per_day,
+                folders=folders,
+                discovery=discovery,
+                wakes_per_day=r.wakes / scn.days,
+                joules_per_day=r.energy_j / scn.days,
+                sync_joules_per_day=(r.energy_j - idle_floor_j(profile, plan.duration_s)) / scn.days,
+                battery_pct_per_day=100 * r.energy_j / scn.days / BATTERY_J,
+                median_delay_s=rp.delay_quantile(0.5),
+                p95_delay_s=rp.delay_quantile(0.95),
+                wire_bytes_per_day=(t.get("wire_up", 0) + t.get("wire_down", 0)) / scn.days,
+                heartbeat_s=heartbeat_s,
+                learning_losses=learning,
+            )
+        )
+    return out

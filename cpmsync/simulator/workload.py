@@ -253,9 +253,6 @@ def plan_day(
     sync_at: float | None = None
     if spec.push:
         session = ImapSession(wire)
-        session.connect(compress=spec.compress)
-        session.notify()
-        session.counter.finish()
 
     def act(
         t: float, label: str, body: Callable[[ImapSession], list[float] | None], s: ImapSession
@@ -288,13 +285,21 @@ def plan_day(
         known_modseq = acct.modseq
         return delivered
 
+    if spec.push and session is not None:
+
+        def cbody(s: ImapSession) -> list[float]:
+            s.connect(compress=spec.compress)
+            s.notify()
+            return []
+
+        act(0.0, "connect", cbody, session)  # the day starts with the connection the device holds
     last_progress = 0.0
     while q:
         t, seq_of_event, kind, ch = heapq.heappop(q)
         if progress is not None and t - last_progress > 3600:
             progress(t - last_progress)
             last_progress = t
-        if connected and not nat_dead and dev.nat_timeout_s and t - last_traffic > dev.nat_timeout_s:
+        if connected and not nat_dead and dev.nat_timeout_s and t - last_traffic >= dev.nat_timeout_s:
             nat_dead = True  # the carrier NAT dropped the idle mapping; nothing reaches the device now
         alive = connected and not nat_dead
         if kind == "change":

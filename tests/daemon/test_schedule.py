@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cpmsync.daemon.schedule import (
-    RESOLUTION_S,
     HeartbeatLadder,
     HeartbeatSettings,
     HeartbeatState,
@@ -19,6 +18,7 @@ from cpmsync.daemon.schedule import (
 )
 
 SETTINGS = HeartbeatSettings()
+RESOLUTION_S = HeartbeatLadder(SETTINGS).resolution_s
 
 
 def run_ladder(
