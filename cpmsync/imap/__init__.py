@@ -69,7 +69,13 @@ from .commands import (
     UnsubscribeCommand,
 )
 from .datetimes import format_date, format_datetime, parse_date, parse_datetime
-from .errors import BadCommandError, ImapLimitError, ImapProtocolError, UnknownCommandError
+from .errors import (
+    BadCommandError,
+    ImapLimitError,
+    ImapProtocolError,
+    InvalidMailboxNameError,
+    UnknownCommandError,
+)
 from .events import NEED_DATA, ContinuationNeeded, NeedData, RawLine
 from .mutf7 import decode_mailbox, encode_mailbox
 from .response_parser import ResponseParser, parse_response
@@ -149,6 +155,7 @@ __all__ = [
     "IdleCommand",
     "ImapLimitError",
     "ImapProtocolError",
+    "InvalidMailboxNameError",
     "ListCommand",
     "ListData",
     "LoginCommand",

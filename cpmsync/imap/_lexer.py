@@ -16,7 +16,7 @@ RawValue: TypeAlias = str | bytes | list["RawValue"] | None
 
 # Atoms are lenient: IMAP flags (\Seen), list wildcards (* %), "]" (ASTRING-CHAR allows it) and
 # sections (BODY[...]<0.10>) tokenize as one atom; a section may hold spaces and parentheses up
-# to its "]".
+# to its "]". A "[" with no "]" after it is a plain ATOM-CHAR (a mailbox may be named "a[}").
 _TOKEN = re.compile(
     rb"""
      (?P<sp>\ +)
@@ -24,7 +24,7 @@ _TOKEN = re.compile(
     |(?P<close>\))
     |(?P<quoted>"(?P<q>[^"\\\r\n]*(?:\\["\\][^"\\\r\n]*)*)")
     |(?P<literal>\{(?P<n>[0-9]{1,20})\+?\}\r?\n)
-    |(?P<atom>(?:[!#-'*-Z\\\]^-z|}~]|\[[^\]\r\n]*\])+)
+    |(?P<atom>(?:[!#-'*-Z\\\]^-z|}~]|\[[^\]\r\n]*\]|\[)+)
     """,
     re.X,
 )

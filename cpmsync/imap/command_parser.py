@@ -60,7 +60,13 @@ from .commands import (
     UnsubscribeCommand,
 )
 from .datetimes import parse_date, parse_datetime
-from .errors import BadCommandError, ImapLimitError, ImapProtocolError, UnknownCommandError
+from .errors import (
+    BadCommandError,
+    ImapLimitError,
+    ImapProtocolError,
+    InvalidMailboxNameError,
+    UnknownCommandError,
+)
 from .events import NEED_DATA, ContinuationNeeded, NeedData, RawLine
 from .mutf7 import decode_mailbox
 from .seqset import SequenceSet
@@ -106,6 +112,10 @@ _MAX_UID = 2**32 - 1
 
 class _Bad(Exception):
     """Internal: bad arguments; turned into BadCommandError with the tag and command name."""
+
+
+class _BadName(_Bad):
+    """Internal: a mailbox name that is not modified UTF-7; becomes InvalidMailboxNameError."""
 
 
 @dataclass(slots=True)
@@ -160,7 +170,7 @@ def _mailbox(v: RawValue, what: str = "mailbox name") -> str:
     try:
         name = decode_mailbox(b)
     except ImapProtocolError as e:
-        raise _Bad(f"{what}: {e.message}") from None
+        raise _BadName(f"{what} is not valid modified UTF-7: {e.message}") from None
     return "INBOX" if name.upper() == "INBOX" else name
 
 
@@ -170,8 +180,10 @@ def _pattern(v: RawValue) -> str:
     b = v if isinstance(v, bytes) else ("NIL" if v is None else v).encode("ascii")
     try:
         return decode_mailbox(b)
-    except ImapProtocolError as e:
-        raise _Bad(f"mailbox pattern: {e.message}") from None
+    except ImapProtocolError:
+        # As Dovecot: LIST with a pattern that is not modified UTF-7 is OK; taken as it is, it
+        # matches no mailbox (every stored name round-trips through modified UTF-7).
+        return b.decode("ascii", "replace")
 
 
 def _number(v: RawValue, what: str, limit: int = _MAX_MODSEQ, *, nz: bool = False) -> int:
@@ -198,8 +210,13 @@ def _list(v: RawValue, what: str) -> list[RawValue]:
     return v
 
 
+def _flag(v: RawValue) -> str:
+    """A flag is an atom; NIL tokenizes as nil but is the keyword "NIL" here (as Dovecot takes it)."""
+    return "NIL" if v is None else _atom(v, "flag")
+
+
 def _flags(v: RawValue) -> tuple[str, ...]:
-    return tuple(_atom(f, "flag") for f in _list(v, "flag list"))
+    return tuple(_flag(f) for f in _list(v, "flag list"))
 
 
 def _words(v: RawValue, what: str) -> tuple[str, ...]:
@@ -633,7 +650,7 @@ def _p_store(tag: str, a: _Args, uid: bool) -> Command:
     if isinstance(a.peek(), list):
         flags = _flags(a.take("flags"))
     else:
-        flags = tuple(_atom(a.take("flag"), "flag") for _ in range(len(a.vals) - a.i))
+        flags = tuple(_flag(a.take("flag")) for _ in range(len(a.vals) - a.i))
         if not flags:
             raise _Bad("missing flags")
     a.end()
@@ -797,6 +814,8 @@ def parse_command(raw: bytes) -> Command:
     try:
         vals = tokenize(raw, pos, end)
         return parser(tag, _Args(vals, 0, name), uid)
+    except _BadName as e:
+        raise InvalidMailboxNameError(f"{name}: {e}", command=name, position=pos, line=raw, tag=tag) from None
     except _Bad as e:
         raise BadCommandError(f"{name}: {e}", command=name, position=pos, line=raw, tag=tag) from None
     except ImapProtocolError as e:

@@ -63,3 +63,8 @@ class BadCommandError(ImapProtocolError):
     ) -> None:
         super().__init__(message, position=position, line=line, tag=tag)
         self.command = command
+
+
+class InvalidMailboxNameError(BadCommandError):
+    """Well-formed arguments, but a mailbox name that is not valid modified UTF-7 (`a&'b`): the
+    server answers `tag NO [CANNOT]` as Dovecot does, since no such mailbox can exist; not BAD."""

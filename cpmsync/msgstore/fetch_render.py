@@ -188,6 +188,8 @@ def _address_tokens(value: str) -> list[tuple[str, str]]:
 def _angle_address(name: str | None, spec: str) -> Address:
     """An angle-addr: `[@route:]local@domain`, or a URI such as CPM's `tel:+15143457900`."""
     adl: str | None = None
+    if "(" in spec:  # comments inside the angle brackets: `<user (c)@ (c) host>` is user@host
+        spec = "".join(t for k, t in _address_tokens(spec) if k != "c")
     if spec.startswith("@") and ":" in spec:
         adl, _, spec = spec.partition(":")
     # Without "@" the whole URI is the mailbox and the host is "", not NIL: a NIL host with a
@@ -237,6 +239,19 @@ def _addresses(value: str | None) -> tuple[Address, ...] | None:
     if in_group:
         out.append(Address(None, None, None, None))
     return tuple(out) or None
+
+
+def address_search_text(value: str) -> str:
+    """An address header as SEARCH FROM/TO/CC/BCC matches it (as Dovecot does): each address as
+    `Name <local@host>`, a group as `group: ... ;`, comments and folding gone."""
+    parts: list[str] = []
+    for a in _addresses(value) or ():
+        if a.host is None:
+            parts.append(";" if a.mailbox is None else f"{a.mailbox}:")
+            continue
+        spec = f"{a.mailbox}@{a.host}" if a.host else a.mailbox or ""
+        parts.append(f"{a.name} <{spec}>" if a.name else spec)
+    return " ".join(parts)
 
 
 def envelope(raw: bytes) -> Envelope:
@@ -343,17 +358,25 @@ def _envelope_raw(e: Envelope) -> RawValue:
     ]
 
 
+def _subpart(msg: MimePart, n: int) -> MimePart | None:
+    """Body part n of a message: a child of a multipart; of any other message, part 1 is the
+    message itself (its body) (RFC 3501 6.4.5)."""
+    if msg.ctype == "multipart":
+        return msg.children[n - 1] if 1 <= n <= len(msg.children) else None
+    return msg if n == 1 else None
+
+
 def _find_part(root: MimePart, path: tuple[int, ...]) -> MimePart | None:
-    part = root
-    for n in path:
-        if part.message is not None:  # a part number inside message/rfc822 addresses its body
-            part = part.message
-        if part.children:
-            if not 1 <= n <= len(part.children):
-                return None
-            part = part.children[n - 1]
-        elif n == 1:
-            continue  # a non-multipart has exactly part 1: itself
+    """The part a section number names. Inside a message/rfc822 part the numbers continue with
+    the enclosed message's parts: `1.1` of a message/rfc822 part 1 is that message's part 1."""
+    part = _subpart(root, path[0])
+    for n in path[1:]:
+        if part is None:
+            return None
+        if part.ctype == "multipart":
+            part = _subpart(part, n)
+        elif part.message is not None:
+            part = _subpart(part.message, n)
         else:
             return None
     return part

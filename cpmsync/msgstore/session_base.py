@@ -27,8 +27,11 @@ from cpmsync.imap import (
     ContinuationRequest,
     CopyCommand,
     FetchAtt,
+    FetchData,
+    FlagsData,
     ImapLimitError,
     ImapProtocolError,
+    InvalidMailboxNameError,
     MoveCommand,
     RawLine,
     Response,
@@ -99,6 +102,7 @@ class _Selected:
     pending_expunge: set[int] = field(default_factory=set)
     pending_flags: set[int] = field(default_factory=set)
     resync: bool = False
+    keywords: dict[str, str] = field(default_factory=dict)  # lower-case -> as announced in FLAGS
 
     def seq_of(self, uid: int) -> int | None:
         i = bisect.bisect_left(self.uids, uid)
@@ -237,9 +241,29 @@ class SessionBase:
                 self._inbox.put_nowait((_WAKE, b""))
 
     def _emit(self, resp: Response) -> None:
+        if type(resp) is FetchData and self.sel is not None:
+            self._announce_keywords(resp)
         data = serialize_response(resp)
         self._out.append(data)
         self._out_size += len(data)
+
+    def _announce_keywords(self, resp: FetchData) -> None:
+        """A keyword new to the mailbox goes out in untagged FLAGS (and PERMANENTFLAGS) before the
+        first FETCH FLAGS that carries it (RFC 3501 7.2.6), whichever session set it."""
+        flags = resp.items.get("FLAGS")
+        sel = self.sel
+        if not isinstance(flags, tuple | list) or sel is None:
+            return
+        known = sel.keywords
+        new = [f for f in flags if isinstance(f, str) and f[:1] != "\\" and f.lower() not in known]
+        if not new:
+            return
+        for f in new:
+            known[f.lower()] = f
+        all_flags = (*_SYSTEM_FLAGS, *known.values())
+        self._emit(FlagsData(all_flags))
+        perm: tuple[str, ...] = () if sel.readonly else (*all_flags, "\\*")
+        self._emit(StatusResponse(None, "OK", ResponseCode("PERMANENTFLAGS", perm), "Flags permitted"))
 
     async def _send(self, resp: Response) -> None:
         self._emit(resp)
@@ -372,6 +396,9 @@ class SessionBase:
                 self._tagged(tag, "BAD", text, code)
             else:
                 self._emit(StatusResponse(None, "BAD", code, text))
+            return
+        if isinstance(e, InvalidMailboxNameError) and tag:
+            self._tagged(tag, "NO", e.message, ResponseCode("CANNOT"))
             return
         if isinstance(e, UnknownCommandError) and tag:
             self._tagged(tag, "BAD", f"Unknown command {getattr(e, 'command', '')}".strip())

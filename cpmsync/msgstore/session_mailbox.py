@@ -117,7 +117,12 @@ class MailboxCommands(PushMixin):
         if self._ext("OBJECTID"):
             self._emit(StatusResponse(None, "OK", ResponseCode("MAILBOXID", st.mailboxid), "Ok"))
         self.sel = _Selected(
-            id=st.id, name=st.name, readonly=cmd.readonly, uids=list(info.uids), recent=set(info.recent_uids)
+            id=st.id,
+            name=st.name,
+            readonly=cmd.readonly,
+            uids=list(info.uids),
+            recent=set(info.recent_uids),
+            keywords={k.lower(): k for k in info.keywords},
         )
         self.state.selected()
         q = cmd.qresync
@@ -202,6 +207,9 @@ class MailboxCommands(PushMixin):
         unknown = sel - {"SUBSCRIBED", "RECURSIVEMATCH", "REMOTE"}
         if unknown:
             raise _Bad(f"unknown selection option {sorted(unknown)[0]}")
+        unknown = ret - {"SUBSCRIBED", "CHILDREN"}  # STATUS is parsed into return_status
+        if unknown:
+            raise _Bad(f"unknown return option {sorted(unknown)[0]}")  # RFC 5258 3
         with_status = cmd.return_status is not None
         if cmd.changedsince is not None:
             if not self._ext("LIST-CHANGEDSINCE"):
@@ -239,15 +247,26 @@ class MailboxCommands(PushMixin):
         if "RECURSIVEMATCH" in sel:
             every = await self._db(self.store.list_mailboxes, self.user, cmd.reference, cmd.patterns)
             listed = {m.name for m in listings}
-            extra = [m for m in every if m.has_subscribed_children and m.name not in listed]
+            pats = PatternSet(cmd.reference, cmd.patterns)
+
+            def hidden_subscribed_child(parent: str) -> bool:
+                # As Dovecot: CHILDINFO for a parent only when a subscribed descendant is not
+                # itself matched by the patterns (else that descendant is listed in its own right)
+                prefix = parent + "/"
+                return any(s.startswith(prefix) and not pats.matches(s) for s in self.subscribed)
+
+            extra = [
+                m
+                for m in every
+                if m.has_subscribed_children and m.name not in listed and hidden_subscribed_child(m.name)
+            ]
             # a subscribed child under a name that is no mailbox at all: \NonExistent + CHILDINFO
             known = listed | {m.name for m in every}
-            pats = PatternSet(cmd.reference, cmd.patterns)
             ghosts = {
                 parent
                 for name in self.subscribed
                 for parent in _ancestors(name)
-                if parent not in known and pats.matches(parent)
+                if parent not in known and pats.matches(parent) and hidden_subscribed_child(parent)
             }
             extra += [
                 MailboxListing(g, None, None, True, True, False, nonexistent=True) for g in sorted(ghosts)
@@ -342,14 +361,13 @@ class MailboxCommands(PushMixin):
         self.notify = spec
         if spec.status:
             listings = await self._db(self.store.list_mailboxes, self.user, "", ["*"], with_status=True)
-            names = spec.status_mailboxes([m.name for m in listings], self.subscribed.__contains__)
-            wanted = set(names)
-            items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"]
-            if self.condstore:
-                items.append("HIGHESTMODSEQ")
+            wanted = spec.status_mailboxes([m.name for m in listings], self.subscribed.__contains__)
             for m in listings:
-                if m.name in wanted and m.status is not None and (self.sel is None or m.id != self.sel.id):
-                    await self._send(StatusData(m.name, status_items(m.status, items)))
+                events = wanted.get(m.name)
+                if events and m.status is not None and (self.sel is None or m.id != self.sel.id):
+                    await self._send(
+                        StatusData(m.name, status_items(m.status, _initial_status_items(events)))
+                    )
         await self._after_command(allow_expunge=True)
         self._ok(cmd.tag, "NOTIFY completed")
 
@@ -371,3 +389,17 @@ class MailboxCommands(PushMixin):
 def _ancestors(name: str) -> list[str]:
     parts = name.split("/")
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _initial_status_items(events: frozenset[str]) -> list[str]:
+    """The STATUS items NOTIFY SET STATUS sends for a mailbox, chosen by its events as Dovecot
+    does: MessageNew -> MESSAGES UIDNEXT UIDVALIDITY UNSEEN, MessageExpunge -> MESSAGES,
+    FlagChange -> UIDVALIDITY HIGHESTMODSEQ (the modseq a client compares to see flag changes)."""
+    items: list[str] = []
+    if "MessageNew" in events:
+        items += ["MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"]
+    elif "MessageExpunge" in events:
+        items.append("MESSAGES")
+    if "FlagChange" in events:
+        items += [i for i in ("UIDVALIDITY", "HIGHESTMODSEQ") if i not in items]
+    return items

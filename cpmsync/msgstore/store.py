@@ -59,6 +59,7 @@ from cpmsync.msgstore.errors import (
     StoreBusy,
     UserExists,
 )
+from cpmsync.msgstore.fetch_render import address_search_text
 from cpmsync.msgstore.hub import ChangeHub, EventKind, StoreEvent
 from cpmsync.msgstore.mailbox_pattern import PatternSet, canonical_name
 from cpmsync.msgstore.message_meta import day_number, header_values, parse_meta, split_message
@@ -1836,12 +1837,17 @@ def _day_conds(
     return out
 
 
+_ADDRESS_HEADERS = frozenset({"from", "to", "cc", "bcc", "sender", "reply-to"})
+
+
 def _text_match(data: bytes, flt: SearchFilter) -> bool:
     header, body = split_message(data)
     for name, needle in flt.headers:
         values = header_values(data, name)
         if not values:
             return False
+        if name.lower() in _ADDRESS_HEADERS:
+            values = [address_search_text(v) for v in values]
         if needle and not any(needle.casefold() in v.casefold() for v in values):
             return False
     if flt.body:

@@ -388,3 +388,72 @@ async def test_5_1_3_international_mailbox_names_in_modified_utf7(srv: Running) 
         assert [m.name for m in srv.store.list_mailboxes("alice", "", ["Entw*"])] == ["Entwürfe"]
         assert (await c.cmd("SELECT Entw&APw-rfe")).ok
         assert (await c.cmd("CREATE bad&-name&Jjo")).status in ("BAD", "NO")  # invalid mUTF-7
+
+
+async def test_7_2_6_keyword_new_to_the_mailbox_comes_in_flags_before_any_fetch(srv: Running) -> None:
+    async with srv.client() as a, srv.client() as b:
+        await a.login()
+        await b.login()
+        await a.append("INBOX", message())
+        await a.cmd("SELECT INBOX")
+        await b.cmd("SELECT INBOX")
+        await b.cmd("STORE 1 +FLAGS ($hello)")
+        untagged = (await a.cmd("NOOP")).untagged
+        first_fetch = next(i for i, r in enumerate(untagged) if isinstance(r, FetchData))
+        assert "$hello" in untagged[first_fetch].flags
+        announced = [r for r in untagged[:first_fetch] if isinstance(r, FlagsData)]
+        assert announced and "$hello" in announced[-1].flags
+        perm = [
+            r.code.value
+            for r in untagged[:first_fetch]
+            if isinstance(r, StatusResponse) and r.code is not None and r.code.name == "PERMANENTFLAGS"
+        ]
+        assert perm and isinstance(perm[-1], tuple) and "$hello" in perm[-1]
+        await b.cmd("STORE 1 -FLAGS ($hello)")
+        await b.cmd("STORE 1 +FLAGS ($hello)")
+        assert (await a.cmd("NOOP")).of(FlagsData) == []  # announced once per selection
+
+
+async def test_6_4_6_store_nil_is_the_keyword_nil(srv: Running) -> None:
+    # NIL is an atom in the flag grammar; Dovecot stores it as the keyword NIL (imaptest `nil`)
+    async with srv.client() as c:
+        await c.login()
+        await c.append("INBOX", message())
+        await c.cmd("SELECT INBOX")
+        assert (await c.cmd("STORE 1 +FLAGS NIL")).ok
+        assert "NIL" in (await c.cmd("FETCH 1 FLAGS")).of(FetchData)[0].flags
+
+
+async def test_select_of_a_name_of_atom_specials_is_no_not_bad(srv: Running) -> None:
+    # `[` without `]` and `}` are ATOM-CHARs; `&'` is not modified UTF-7, so no such mailbox can
+    # exist: NO as Dovecot answers (imaptest `atoms`), and LIST with that pattern is OK and empty
+    async with srv.client() as c:
+        await c.login()
+        reply = await c.cmd("SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}")
+        assert reply.status == "NO"
+        assert (await c.cmd("SELECT a[}")).status == "NO"
+        reply = await c.cmd('LIST "" !#$&\'+,-.0123456789:;<=>?@^_`|[}%*')
+        assert reply.ok and reply.of(ListData) == []
+        assert (await c.cmd("CREATE a&'b")).status == "NO"
+        assert (await c.cmd("NOOP")).ok
+
+
+async def test_6_4_4_search_from_matches_the_address_not_the_raw_header(srv: Running) -> None:
+    # As Dovecot: comments inside the address are not part of it, a trailing comment is the name
+    def msg(sender: str) -> bytes:
+        return f"From: {sender}\r\nTo: groupname: one@domain.org;\r\nSubject: s\r\n\r\nbody\r\n".encode()
+
+    async with srv.client() as c:
+        await c.login()
+        await c.append("INBOX", msg("<user-from (comment)@ (comment) domain.org>"))
+        await c.append("INBOX", msg("user-from@domain.org (RealFrom)"))
+        await c.append("INBOX", msg("user-from1@domain.org, other@domain.org"))
+        await c.cmd("SELECT INBOX")
+
+        async def ids(q: str) -> tuple[int, ...]:
+            return (await c.cmd(f"SEARCH {q}")).of(SearchData)[0].ids
+
+        assert await ids("FROM user-from@domain.org") == (1, 2)
+        assert await ids("FROM realfrom") == (2,)
+        assert await ids("FROM comment") == ()
+        assert await ids("TO groupname") == (1, 2, 3)

@@ -175,3 +175,34 @@ def test_any_bytes_render_without_exception(raw: bytes, part: tuple[int, ...], t
     root = parse_mime(raw)
     serialize_response(FetchData(1, {"BODYSTRUCTURE": bodystructure(root), "ENVELOPE": envelope(raw)}))
     body_section(raw, FetchBody(part=tuple(p for p in part if p > 0), text=text, fields=("FROM",)))
+
+
+FORWARD = (
+    b"From: user@domain.org\r\nMime-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n"
+    b"From: sub@domain.org\r\nSubject: submsg\r\n\r\nHello world\r\n"
+)
+
+
+async def test_sections_inside_a_message_rfc822_body_over_the_wire() -> None:
+    # A single-part message's part 1 is its body: here the whole enclosed message; 1.HEADER and
+    # 1.TEXT are the enclosed message's, 1.1 its body (imaptest fetch-body-message-rfc822)
+    from server_testlib import running_server
+
+    async with running_server() as srv, srv.client() as c:
+        await c.login()
+        await c.append("INBOX", FORWARD)
+        await c.cmd("SELECT INBOX")
+        f = (await c.cmd("FETCH 1 (BODY.PEEK[1] BODY.PEEK[1.HEADER] BODY.PEEK[1.TEXT] BODY.PEEK[1.1])")).of(
+            FetchData
+        )[0]
+        assert f.body("1") == b"From: sub@domain.org\r\nSubject: submsg\r\n\r\nHello world\r\n"
+        assert f.body("1.HEADER") == b"From: sub@domain.org\r\nSubject: submsg\r\n\r\n"
+        assert f.body("1.TEXT") == b"Hello world\r\n"
+        assert f.body("1.1") == b"Hello world\r\n"
+        f = (await c.cmd("FETCH 1 BODY.PEEK[1.HEADER.FIELDS (SUBJECT)]")).of(FetchData)[0]
+        assert f.body("1.HEADER.FIELDS (SUBJECT)") == b"Subject: submsg\r\n\r\n"
+
+
+def test_part_numbers_below_a_leaf_do_not_exist() -> None:
+    assert _sec(NESTED, (1, 1)) is None  # part 1 is text/plain: it has no part 1.1
+    assert _sec(FORWARD, (1, 2)) is None

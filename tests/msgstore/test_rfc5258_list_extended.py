@@ -99,3 +99,21 @@ async def test_3_5_recursivematch_nonexistent_parent_of_subscribed_name(srv: Run
         rows = {r.name: (r.attributes, r.childinfo) for r in reply.of(ListData)}
         assert rows["Lost"] == (("\\NonExistent",), ("SUBSCRIBED",))
         assert b'* LIST (\\NonExistent) "/" "Lost" ("CHILDINFO" ("SUBSCRIBED"))' in reply.raw
+
+
+async def test_3_unknown_return_option_is_bad(srv: Running) -> None:
+    async with srv.client() as c:
+        await c.login()
+        assert (await c.cmd('LIST "" "" RETURN (imaptest)')).status == "BAD"
+        assert (await c.cmd('LIST "" % RETURN (CHILDREN SUBSCRIBED)')).ok
+
+
+async def test_3_5_no_childinfo_when_the_subscribed_child_is_listed_itself(srv: Running) -> None:
+    # As Dovecot (imaptest `listext`): a parent earns CHILDINFO only for a subscribed descendant
+    # the patterns do not list in its own right
+    async with srv.client() as c:
+        await _tree(c)
+        reply = await c.cmd('LIST (SUBSCRIBED RECURSIVEMATCH) "" (Fruit Fruit/Banana)')
+        assert _rows(reply.of(ListData)) == [("Fruit/Banana", ("\\Subscribed",))]
+        reply = await c.cmd('LIST (SUBSCRIBED RECURSIVEMATCH) "" (Fruit)')
+        assert [(r.name, r.childinfo) for r in reply.of(ListData)] == [("Fruit", ("SUBSCRIBED",))]
