@@ -247,6 +247,21 @@ class SessionBase:
         self._out.append(data)
         self._out_size += len(data)
 
+    async def _enable_condstore(self) -> None:
+        """A CONDSTORE-enabling command (FETCH MODSEQ, SEARCH MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE)
+        turns CONDSTORE on; the first one with a mailbox selected reports its HIGHESTMODSEQ
+        (RFC 7162 3.1), as it would have come with SELECT."""
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.sel is None or self.user is None:
+            return
+        st = await self._db(self.store.status, self.user, self.sel.id)
+        if st.nomodseq:
+            self._emit(StatusResponse(None, "OK", ResponseCode("NOMODSEQ"), "No mod-sequences"))
+        else:
+            self._emit(StatusResponse(None, "OK", ResponseCode("HIGHESTMODSEQ", st.highestmodseq), "Highest"))
+
     def _announce_keywords(self, resp: FetchData) -> None:
         """A keyword new to the mailbox goes out in untagged FLAGS (and PERMANENTFLAGS) before the
         first FETCH FLAGS that carries it (RFC 3501 7.2.6), whichever session set it."""

@@ -113,6 +113,12 @@ class MessageCommands(PushMixin):
     async def _search(self, cmd: SearchCommand) -> None:
         sel = self.sel
         assert sel is not None and self.user is not None
+        if cmd.return_opts is not None:
+            if not self._ext("ESEARCH"):
+                raise _Bad("ESEARCH is not enabled")
+            unknown = set(cmd.return_opts) - {"MIN", "MAX", "COUNT", "ALL"}
+            if unknown:
+                raise _Bad(f"unknown search return option {sorted(unknown)[0]}")  # RFC 4731 3.1
         if cmd.charset is not None and cmd.charset.upper() not in ("US-ASCII", "UTF-8"):
             raise _No(f"charset {cmd.charset} is not supported", "BADCHARSET")
         user, mbid = self.user, sel.id
@@ -140,9 +146,13 @@ class MessageCommands(PushMixin):
         if with_modseq:
             if not self._ext("CONDSTORE"):
                 raise _Bad("MODSEQ search needs CONDSTORE")
-            self.condstore = True
-        highest = max((recs[u].modseq for u in found if u in recs), default=0)
+            await self._enable_condstore()
         ids = found if cmd.uid else [sel.seq_of(u) or 0 for u in found]
+        reported = found
+        if cmd.return_opts and found and set(cmd.return_opts) <= {"MIN", "MAX"}:
+            # RFC 7162 3.1.5: with only MIN/MAX, MODSEQ is that of the messages returned
+            reported = [found[0]] * ("MIN" in cmd.return_opts) + [found[-1]] * ("MAX" in cmd.return_opts)
+        highest = max((recs[u].modseq for u in reported if u in recs), default=0)
         if cmd.return_opts is not None:
             opts = set(cmd.return_opts) or {"ALL"}
             items: dict[str, Any] = {}
@@ -169,7 +179,7 @@ class MessageCommands(PushMixin):
         if cmd.changedsince is not None:
             if not self._ext("CONDSTORE"):
                 raise _Bad("CHANGEDSINCE needs CONDSTORE")
-            self.condstore = True
+            await self._enable_condstore()
         if cmd.vanished:
             if not cmd.uid or cmd.changedsince is None:
                 raise _Bad("VANISHED needs UID FETCH with CHANGEDSINCE")
@@ -210,7 +220,7 @@ class MessageCommands(PushMixin):
         if "MODSEQ" in items:
             if not self._ext("CONDSTORE"):
                 raise _Bad("MODSEQ needs CONDSTORE")
-            self.condstore = True
+            await self._enable_condstore()
         if uid_mode and "UID" not in items:
             items.insert(0, "UID")
         if changedsince is not None and "MODSEQ" not in items:
@@ -301,7 +311,7 @@ class MessageCommands(PushMixin):
         if cmd.unchangedsince is not None:
             if not self._ext("CONDSTORE"):
                 raise _Bad("UNCHANGEDSINCE needs CONDSTORE")
-            self.condstore = True
+            await self._enable_condstore()
         uids = self._uids_for(cmd.seqset, cmd.uid)
         mode = {"+": FlagMode.ADD, "-": FlagMode.REMOVE, "": FlagMode.REPLACE}[cmd.mode]
         flags = [f for f in cmd.flags if f.lower() != "\\recent"]

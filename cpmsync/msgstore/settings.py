@@ -41,6 +41,7 @@ CAPABILITY_FIELDS: dict[str, str] = {
     "UIDPLUS": "uidplus",
     "MOVE": "move",
     "UNSELECT": "unselect",
+    "ESEARCH": "esearch",
     "LIST-EXTENDED": "list_extended",
     "LIST-STATUS": "list_status",
     "CONDSTORE": "condstore",
@@ -134,6 +135,7 @@ class ExtensionsSection(_Section):
     uidplus: bool = True
     move: bool = True
     unselect: bool = True
+    esearch: bool = True
     list_extended: bool = True
     list_status: bool = True
     condstore: bool = True

@@ -132,3 +132,29 @@ async def test_condstore_commands_bad_when_switched_off() -> None:
         await c.cmd("SELECT INBOX")
         assert (await c.cmd("FETCH 1 (MODSEQ)")).status == "BAD"
         assert (await c.cmd("STATUS INBOX (HIGHESTMODSEQ)")).status == "BAD"
+
+
+async def test_3_1_first_enabling_command_reports_highestmodseq(srv: Running) -> None:
+    async with srv.client() as c:
+        await _three(c)
+        await c.cmd("SELECT INBOX")  # without (CONDSTORE): no HIGHESTMODSEQ yet
+        hms = _code(await c.cmd("FETCH 1 MODSEQ"), "HIGHESTMODSEQ")
+        assert isinstance(hms, int) and hms > 0
+        assert _code(await c.cmd("FETCH 1 MODSEQ"), "HIGHESTMODSEQ") is None  # only the first
+
+
+async def test_3_1_5_esearch_modseq_with_min_or_max_is_that_of_the_returned_message(srv: Running) -> None:
+    from cpmsync.imap import ESearchData
+
+    async with srv.client() as c:
+        await _three(c)
+        await c.cmd("SELECT INBOX (CONDSTORE)")
+        mods = {}
+        for seq in (1, 3, 2):  # modseqs in the order 1 < 3 < 2
+            mods[seq] = (await c.cmd(f"STORE {seq} +FLAGS (\\Seen)")).of(FetchData)[0].modseq
+        (es,) = (await c.cmd("SEARCH RETURN (MIN) MODSEQ 1")).of(ESearchData)
+        assert (es.min, es.modseq) == (1, mods[1])
+        (es,) = (await c.cmd("SEARCH RETURN (MAX) MODSEQ 1")).of(ESearchData)
+        assert (es.max, es.modseq) == (3, mods[3])
+        (es,) = (await c.cmd("SEARCH RETURN (COUNT) MODSEQ 1")).of(ESearchData)
+        assert (es.count, es.modseq) == (3, mods[2])
