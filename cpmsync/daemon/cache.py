@@ -915,7 +915,7 @@ class FolderSync:
         text_ = _flags_text(flags)
         pending = self._new.get(uid)
         if pending is not None:
-            changed = pending["flags"] != text_
+            changed = bool(pending["flags"] != text_)
             pending["flags"], pending["seen"] = text_, SEEN in flags
             if modseq is not None:
                 pending["modseq"] = modseq

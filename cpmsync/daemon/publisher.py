@@ -44,7 +44,7 @@ def mqtt_client(
     props: Properties | None = None
     if persistent:
         # Session survives reconnects (clean_start false + expiry): in-flight QoS 1 state is kept.
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho: untyped
         props.SessionExpiryInterval = settings.session_expiry_s
     tls_context = None
     if settings.tls:

@@ -257,7 +257,10 @@ def address_search_text(value: str) -> str:
 def envelope(raw: bytes) -> Envelope:
     """RFC 3501 7.4.2 ENVELOPE; header values as they are on the wire (still RFC 2047 encoded)."""
     header, _ = _split_header(raw)
-    get = lambda n: _field_value(header, n)  # noqa: E731
+
+    def get(name: str) -> str | None:
+        return _field_value(header, name)
+
     from_ = _addresses(get("from"))
     sender = _addresses(get("sender")) or from_
     reply_to = _addresses(get("reply-to")) or from_

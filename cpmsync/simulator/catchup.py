@@ -19,7 +19,7 @@ import hashlib
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from cpmsync.simulator.account import Account, Folder, make_message
 from cpmsync.simulator.wire import WireConfig, WireCount, WireCounter
@@ -57,7 +57,7 @@ CAPABILITIES: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def _imap():  # type: ignore[no-untyped-def]
+def _imap() -> Any:
     """The codec, imported late so the simulator's pure radio parts work without it."""
     import cpmsync.imap as imap
 

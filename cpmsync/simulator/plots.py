@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cpmsync.simulator.radio import RadioProfile, Transfer
 from cpmsync.simulator.rrc import PROMOTION, TRANSFER_DOWN, TRANSFER_UP, RadioResult
@@ -23,7 +24,7 @@ STRATEGY_COLORS = {
 }
 
 
-def _plt():  # type: ignore[no-untyped-def]
+def _plt() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
