@@ -413,6 +413,9 @@ class SessionBase:
                 self._emit(StatusResponse(None, "BAD", code, text))
             return
         if isinstance(e, InvalidMailboxNameError) and tag:
+            if e.command in ("SELECT", "EXAMINE") and self.sel is not None:
+                self.sel = None  # a failed SELECT leaves no mailbox selected (RFC 3501 6.3.1)
+                self.state.deselected()
             self._tagged(tag, "NO", e.message, ResponseCode("CANNOT"))
             return
         if isinstance(e, UnknownCommandError) and tag:

@@ -435,7 +435,9 @@ async def test_select_of_a_name_of_atom_specials_is_no_not_bad(srv: Running) -> 
         reply = await c.cmd('LIST "" !#$&\'+,-.0123456789:;<=>?@^_`|[}%*')
         assert reply.ok and reply.of(ListData) == []
         assert (await c.cmd("CREATE a&'b")).status == "NO"
-        assert (await c.cmd("NOOP")).ok
+        await c.cmd("SELECT INBOX")
+        assert (await c.cmd("EXAMINE a&'b")).status == "NO"
+        assert (await c.cmd("FETCH 1 FLAGS")).status == "BAD"  # the failed EXAMINE closed INBOX
 
 
 async def test_6_4_4_search_from_matches_the_address_not_the_raw_header(srv: Running) -> None:
