@@ -63,11 +63,15 @@ class _Link:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     aborted: bool = False
     last_activity: float = field(default_factory=time.monotonic)
+    pumps: list[asyncio.Task[None]] = field(default_factory=list)
     blackholed: bool = False  # its NAT mapping expired: bytes either way vanish, nothing is closed
 
     def abort(self, rst: bool = False) -> None:
         """Close both sides now, without flushing; with `rst` the peers see a TCP reset."""
         self.aborted = True
+        for task in self.pumps:
+            if task is not asyncio.current_task():
+                task.cancel()  # a pump held by pause() or a hold never sees the socket close
         for writer in (self.client_writer, self.server_writer):
             if rst:
                 sock = writer.get_extra_info("socket")
@@ -285,8 +289,7 @@ class FaultProxy:
         self._links[conn] = link
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._pump(link, "up"))
-                tg.create_task(self._pump(link, "down"))
+                link.pumps = [tg.create_task(self._pump(link, d)) for d in ("up", "down")]
         finally:
             link.abort()
             del self._links[conn]

@@ -68,6 +68,18 @@ async def test_cut_now_ends_live_connections_and_leaves_the_server_usable(
         await c.login("alice", dovecot.password("alice"))
 
 
+async def test_cut_also_ends_a_paused_link(dovecot: DovecotServer, fault_proxy_factory: ProxyFactory) -> None:
+    px = await fault_proxy_factory(dovecot.host, dovecot.port)
+    async with RawImap(px.host, px.port) as c:
+        await c.login("alice", dovecot.password("alice"))
+        px.pause()
+        await c.send(b"t9 NOOP\r\n")  # held in the proxy
+        await px.cut()
+        assert px.active_connections == 0  # its pumps were stuck in pause(): the link stayed registered
+        assert await c.read_all() == b""
+        px.resume()
+
+
 async def test_replaces_the_next_matching_server_line(
     dovecot: DovecotServer, fault_proxy_factory: ProxyFactory
 ) -> None:
