@@ -161,9 +161,9 @@ async def main() -> None:
                 (args.keep / f.name).write_bytes(f.read_bytes())
     lte = load_profile("lte")
     sim_s = args.seconds / scale
-    predicted = price_schedule(
+    (predicted,) = price_schedule(
         ScheduleSpec("daemon", settings=DaemonSettings()),
-        lte,
+        [lte],
         nat_timeout_s=args.nat,
         changes_per_day=0.0,
         folders=1,

@@ -24,19 +24,6 @@ NOTIFY = (
 )
 
 
-async def unsolicited(c: RawImap, seconds: float) -> list[bytes]:
-    """Lines the server sends on its own within `seconds`."""
-    out: list[bytes] = []
-    assert c._reader is not None
-    try:
-        async with asyncio.timeout(seconds):
-            while line := await c._reader.readline():
-                out.append(line)
-    except TimeoutError:
-        pass
-    return out
-
-
 async def append(w: RawImap, box: str) -> bytes:
     await w.send(f"a APPEND {box} {{{len(MESSAGE)}+}}\r\n{MESSAGE}\r\n".encode())
     while not (line := await w.readline()).startswith(b"a "):
@@ -56,15 +43,15 @@ async def main() -> None:
                 print("A:", text)
                 for line in await a.command(text):
                     print("   ", line)
-            await unsolicited(a, 0.5)
+            await a.unsolicited(0.5)
             await a.send(b"i IDLE\r\n")
             print("A: i IDLE ->", await a.readline())
             for op in ("CREATE b2", "RENAME b2 b3"):
                 print("B:", op, "->", (await b.command(op))[-1])
             print("B: APPEND Default ->", await append(b, "Default"))
-            print("A receives within 10 s:", await unsolicited(a, 10))
+            print("A receives within 10 s:", await a.unsolicited(10))
             print("B: APPEND Default ->", await append(b, "Default"))
-            print("A receives within 5 s:", await unsolicited(a, 5))
+            print("A receives within 5 s:", await a.unsolicited(5))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ if str(_ROOT) not in sys.path:
 from cpmsync.testing import DovecotServer, FaultProxy, MosquittoBroker  # noqa: E402
 from cpmsync.testing._process import tail  # noqa: E402
 from tests.support.fixtures import DovecotAccount, start_broker_or_fail, start_dovecot_or_fail  # noqa: E402
+from tests.support.peers import ImapPeer  # noqa: E402
 
 _DOVECOT_FIXTURES = {"dovecot", "dovecot_factory", "shared_dovecot", "dovecot_account"}
 
@@ -169,3 +170,19 @@ async def fault_proxy_factory() -> AsyncIterator[Callable[..., Awaitable[FaultPr
     finally:
         for proxy in made:
             await proxy.aclose()
+
+
+@pytest.fixture(params=["msgstore", "dovecot"])
+def imap_peer(request: pytest.FixtureRequest) -> Iterator[ImapPeer]:
+    """Each real IMAP peer in turn, empty, with one user: our msgstore (in a thread) and Dovecot.
+
+    For behaviour a client relies on: the same test against both, so msgstore cannot hide a client
+    bug that Dovecot would show."""
+    if request.param == "dovecot":
+        acct: DovecotAccount = request.getfixturevalue("dovecot_account")
+        yield ImapPeer("dovecot", acct.host, acct.port, acct.user, acct.password)
+        return
+    from tests.msgstore.server_testlib import USERS, ThreadServer, make_settings
+
+    with ThreadServer(make_settings()) as srv:
+        yield ImapPeer("msgstore", "127.0.0.1", srv.port, "alice", USERS["alice"])

@@ -239,15 +239,15 @@ def schedule(
         spec = ScheduleSpec("daemon", settings=settings, server_keepalive_s=server_keepalive_s)
     battery_j = battery_wh * 3600 if battery_wh is not None else BATTERY_J
     out = []
-    for profile in resolve_radios(radio):
-        p = price_schedule(
-            spec,
-            profile,
-            nat_timeout_s=nat_timeout_s,
-            changes_per_day=changes_per_day,
-            folders=folders,
-            discovery=discovery,
-        )
+    prices = price_schedule(
+        spec,
+        resolve_radios(radio),
+        nat_timeout_s=nat_timeout_s,
+        changes_per_day=changes_per_day,
+        folders=folders,
+        discovery=discovery,  # narrowed to a Strategy by the check above
+    )
+    for p in prices:
         d = p.as_dict()
         d["battery_pct_per_day"] = 100 * p.joules_per_day / battery_j
         out.append(d)

@@ -17,7 +17,7 @@ from pathlib import Path
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.simulator.catchup import Strategy
 from cpmsync.simulator.radio import RadioProfile, load_profile
-from cpmsync.simulator.schedule_price import SchedulePrice, ScheduleSpec, price_schedule, price_schedule_on
+from cpmsync.simulator.schedule_price import SchedulePrice, ScheduleSpec, price_schedule
 
 __all__ = ["DEFAULT_LABEL", "build_frontier", "configurations", "frontier_points"]
 
@@ -69,7 +69,7 @@ def frontier_points(
         for spec in specs:
             # A polling client opens a new connection each time: the NAT never matters to it.
             for nat in nats[:1] if spec.poll_s is not None else nats:
-                prices = price_schedule_on(
+                prices = price_schedule(
                     spec, radios, nat_timeout_s=nat, changes_per_day=changes_per_day, folders=nfolders,
                     discovery=disc,
                 )  # fmt: skip
@@ -107,8 +107,8 @@ def sensitivity(profile: RadioProfile) -> list[tuple[str, str, float, float, flo
     for name, value, over in cases:
         k = base | over
         prof = _scaled_tail(profile, k["tail"]) if k["tail"] != 1.0 else profile
-        d = price_schedule(daemon, prof, nat_timeout_s=k["nat"], changes_per_day=k["changes"])
-        p = price_schedule(poll, prof, nat_timeout_s=k["nat"], changes_per_day=k["changes"])
+        (d,) = price_schedule(daemon, [prof], nat_timeout_s=k["nat"], changes_per_day=k["changes"])
+        (p,) = price_schedule(poll, [prof], nat_timeout_s=k["nat"], changes_per_day=k["changes"])
         rows.append((name, value, d.joules_per_day, p.joules_per_day, d.median_delay_s))
     return rows
 

@@ -20,7 +20,7 @@ from cpmsync.simulator.runner import BATTERY_J, idle_floor_j
 from cpmsync.simulator.scenario import Arrivals, Device, Scenario, StrategySpec
 from cpmsync.simulator.workload import learn_ladder, plan_day, plan_transfers
 
-__all__ = ["SchedulePrice", "ScheduleSpec", "daemon_device", "price_schedule", "price_schedule_on"]
+__all__ = ["SchedulePrice", "ScheduleSpec", "daemon_device", "price_schedule"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,34 +73,6 @@ def daemon_device(settings: DaemonSettings, *, nat_timeout_s: float, server_keep
 
 
 def price_schedule(
-    spec: ScheduleSpec,
-    profile: RadioProfile,
-    *,
-    nat_timeout_s: float,
-    changes_per_day: float,
-    folders: int = 1000,
-    discovery: Strategy = "list-changedsince",
-    connection_losses_per_day: float = 6.0,
-    seed: int = 1,
-    duration_s: float = 86400.0,
-    learned: bool = True,
-) -> SchedulePrice:
-    """One day: changes arrive (Poisson, diurnal), the device is told and syncs; priced on `profile`."""
-    return price_schedule_on(
-        spec,
-        [profile],
-        nat_timeout_s=nat_timeout_s,
-        changes_per_day=changes_per_day,
-        folders=folders,
-        discovery=discovery,
-        connection_losses_per_day=connection_losses_per_day,
-        seed=seed,
-        duration_s=duration_s,
-        learned=learned,
-    )[0]
-
-
-def price_schedule_on(
     spec: ScheduleSpec,
     profiles: Sequence[RadioProfile],
     *,

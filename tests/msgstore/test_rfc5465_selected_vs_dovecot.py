@@ -14,37 +14,13 @@ APPENDs to it):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import pytest
-
-from tests.msgstore.server_testlib import USERS, running_server
-from tests.support.fixtures import DovecotAccount
+from tests.support.peers import ImapPeer
 from tests.support.raw_imap import RawImap
 
 MESSAGE = "From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
 PERSONAL = "(personal (MessageNew MessageExpunge FlagChange MailboxName))"
 SELECTED = "(selected (MessageNew MessageExpunge FlagChange))"
-
-
-@dataclass
-class Peer:
-    name: str
-    host: str
-    port: int
-    user: str
-    password: str
-
-
-@pytest.fixture(params=["msgstore", "dovecot"])
-async def peer(request: pytest.FixtureRequest) -> AsyncIterator[Peer]:
-    if request.param == "dovecot":
-        acct: DovecotAccount = request.getfixturevalue("dovecot_account")
-        yield Peer("dovecot", acct.host, acct.port, acct.user, acct.password)
-        return
-    async with running_server() as srv:
-        yield Peer("msgstore", srv.host, srv.port, "alice", USERS["alice"])
 
 
 async def _append(c: RawImap, box: str) -> None:
@@ -54,76 +30,63 @@ async def _append(c: RawImap, box: str) -> None:
     assert b" OK " in line, line
 
 
-async def _quiet(c: RawImap, seconds: float) -> list[bytes]:
-    """Untagged lines the server sends on its own within `seconds` (no command running)."""
-    lines: list[bytes] = []
-    assert c._reader is not None
-    try:
-        async with asyncio.timeout(seconds):
-            while line := await c._reader.readline():
-                lines.append(line)
-    except TimeoutError:
-        pass
-    return lines
-
-
 def _untagged(lines: list[bytes]) -> list[bytes]:
     return [x for x in lines if x.startswith(b"* ")]
 
 
-async def _watcher_and_writer(peer: Peer, notify: str, box: str) -> tuple[RawImap, RawImap]:
-    a, w = RawImap(peer.host, peer.port), RawImap(peer.host, peer.port)
+async def _watcher_and_writer(imap_peer: ImapPeer, notify: str, box: str) -> tuple[RawImap, RawImap]:
+    a, w = RawImap(imap_peer.host, imap_peer.port), RawImap(imap_peer.host, imap_peer.port)
     await a.__aenter__()
     await w.__aenter__()
-    await a.login(peer.user, peer.password)
-    await w.login(peer.user, peer.password)
+    await a.login(imap_peer.user, imap_peer.password)
+    await w.login(imap_peer.user, imap_peer.password)
     await w.command(f"CREATE {box}")
     await a.command("ENABLE QRESYNC")
     await a.command(f"NOTIFY SET {notify}")
-    await _quiet(a, 0.2)
+    await a.unsolicited(0.2)
     await a.command(f"EXAMINE {box}")
     return a, w
 
 
-async def test_no_selected_filter_means_no_news_of_the_open_mailbox(peer: Peer) -> None:
-    a, w = await _watcher_and_writer(peer, PERSONAL, "open1")
+async def test_no_selected_filter_means_no_news_of_the_open_mailbox(imap_peer: ImapPeer) -> None:
+    a, w = await _watcher_and_writer(imap_peer, PERSONAL, "open1")
     try:
         await _append(w, "open1")
         await asyncio.sleep(0.3)
         noop = _untagged(await a.command("NOOP"))
-        assert not any(b"EXISTS" in x for x in noop), (peer.name, noop)
+        assert not any(b"EXISTS" in x for x in noop), (imap_peer.name, noop)
         await a.command("UNSELECT")
-        after = _untagged(await _quiet(a, 0.8))
-        assert not any(b"open1" in x for x in after), (peer.name, after)
+        after = _untagged(await a.unsolicited(0.8))
+        assert not any(b"open1" in x for x in after), (imap_peer.name, after)
     finally:
         await a.__aexit__(None, None, None)
         await w.__aexit__(None, None, None)
 
 
-async def test_selected_filter_reports_new_message_at_next_command(peer: Peer) -> None:
-    a, w = await _watcher_and_writer(peer, f"{SELECTED} {PERSONAL}", "open2")
+async def test_selected_filter_reports_new_message_at_next_command(imap_peer: ImapPeer) -> None:
+    a, w = await _watcher_and_writer(imap_peer, f"{SELECTED} {PERSONAL}", "open2")
     try:
         await _append(w, "open2")
         await asyncio.sleep(0.3)
-        lines = _untagged(await _quiet(a, 0.3)) + _untagged(await a.command("NOOP"))
-        assert b"* 1 EXISTS\r\n" in lines, (peer.name, lines)
+        lines = _untagged(await a.unsolicited(0.3)) + _untagged(await a.command("NOOP"))
+        assert b"* 1 EXISTS\r\n" in lines, (imap_peer.name, lines)
         # Not also as STATUS: the selected mailbox is reported as such (RFC 5465 5.1).
-        assert not any(x.startswith(b"* STATUS open2") for x in lines), (peer.name, lines)
+        assert not any(x.startswith(b"* STATUS open2") for x in lines), (imap_peer.name, lines)
     finally:
         await a.__aexit__(None, None, None)
         await w.__aexit__(None, None, None)
 
 
-async def test_other_mailboxes_still_come_as_status_while_one_is_open(peer: Peer) -> None:
-    a, w = await _watcher_and_writer(peer, f"{SELECTED} {PERSONAL}", "open3")
+async def test_other_mailboxes_still_come_as_status_while_one_is_open(imap_peer: ImapPeer) -> None:
+    a, w = await _watcher_and_writer(imap_peer, f"{SELECTED} {PERSONAL}", "open3")
     try:
         await w.command("CREATE other3")
-        await _quiet(a, 0.3)
+        await a.unsolicited(0.3)
         await _append(w, "other3")
-        lines = _untagged(await _quiet(a, 1.0)) + _untagged(await a.command("NOOP"))
+        lines = _untagged(await a.unsolicited(1.0)) + _untagged(await a.command("NOOP"))
         assert any(
             x.replace(b'"', b"").startswith(b"* STATUS other3 (") and b"MESSAGES 1" in x for x in lines
-        ), (peer.name, lines)
+        ), (imap_peer.name, lines)
     finally:
         await a.__aexit__(None, None, None)
         await w.__aexit__(None, None, None)

@@ -61,6 +61,19 @@ class RawImap:
         self.received += len(data)
         return data
 
+    async def unsolicited(self, seconds: float) -> list[bytes]:
+        """The lines the server sends on its own within `seconds` (no command running)."""
+        assert self._reader is not None
+        lines: list[bytes] = []
+        try:
+            async with asyncio.timeout(seconds):
+                while line := await self._reader.readline():
+                    lines.append(line)
+        except TimeoutError:
+            pass
+        self.received += sum(map(len, lines))
+        return lines
+
     async def send(self, data: bytes) -> None:
         assert self._writer is not None
         self._writer.write(data)
