@@ -42,7 +42,7 @@ def _commands() -> list[str]:
 
 def test_readme_has_the_two_commands_first() -> None:
     text = README.read_text()
-    demo = text.index("pip install -e . && cpmsync demo")
+    demo = text.index("pip install -c constraints.txt -e . && cpmsync demo")
     tests = text.index("bash .ci/run")
     assert demo < tests < text.index("## What the demo shows")
 
