@@ -109,14 +109,24 @@ class Collector:
                     for t in self.topics:
                         await client.subscribe(t, qos=1)
                     self.subscribed.set()
-                    async for m in client.messages:
-                        raw = m.payload
-                        data = bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw or "").encode()
-                        self.messages.append(Received(str(m.topic), data, bool(m.retain)))
-                        self._changed.set()
+                    try:
+                        async for m in client.messages:
+                            self._keep(m)
+                    except aiomqtt.MqttError:
+                        # aiomqtt acknowledged these on arrival; its iterator raises at a disconnect
+                        # with some still queued: keep them, the broker will not send them again.
+                        while not client._queue.empty():
+                            self._keep(client._queue.get_nowait())
+                        raise
             except aiomqtt.MqttError:
                 self.subscribed.clear()
                 await asyncio.sleep(0.05)
+
+    def _keep(self, m: aiomqtt.Message) -> None:
+        raw = m.payload
+        data = bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw or "").encode()
+        self.messages.append(Received(str(m.topic), data, bool(m.retain)))
+        self._changed.set()
 
     async def subscribe_once(self) -> None:
         """Create the persistent session (subscriptions) and leave."""
