@@ -468,7 +468,9 @@ async def run_soak(
     )
     names = list(seeded.folders)
     proxy: FaultProxy = await proxy_factory(peer.host, peer.port)
-    broker = MosquittoBroker(persistence=True, extra_conf="set_tcp_nodelay true").start()
+    # As the README asks of a device broker whose apps must see every event (no queue limit).
+    conf = "set_tcp_nodelay true\nmax_queued_messages 0"
+    broker = MosquittoBroker(persistence=True, extra_conf=conf).start()
     config = tmp / "daemon.toml"
     cache_path = tmp / "cache.sqlite"
     _daemon_config(config, proxy, peer, broker.port, cache_path)
