@@ -7,6 +7,8 @@ crash or a cut connection in the middle of a sync can delay a change but never s
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -16,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import and_, delete, func, insert, text
+from sqlalchemy import and_, delete, func, insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -28,6 +30,7 @@ from cpmsync.models.events import EventKind, FolderEvent, FolderSummary, LastMes
 from cpmsync.models.schema import open_engine
 from cpmsync.models.tables import (
     Account,
+    ActionRow,
     Folder,
     Message,
     NetworkHeartbeat,
@@ -43,6 +46,7 @@ __all__ = [
     "Cache",
     "FolderState",
     "FolderSync",
+    "LocalChange",
     "MessageData",
     "OutboxItem",
     "SyncRunState",
@@ -497,6 +501,13 @@ class Cache:
                 s.flush()
             f.name = new
             s.add(f)
+            # Queued app actions follow the folder (daemon/actions.py).
+            s.exec(
+                update(ActionRow)
+                .where(col(ActionRow.account_id) == self.account_id, col(ActionRow.folder) == old)
+                .where(col(ActionRow.state) == "queued")
+                .values(folder=new)
+            )
             pend = s.get(PendingFolder, (self.account_id, old))
             if pend is not None:
                 s.delete(pend)
@@ -514,6 +525,28 @@ class Cache:
         self._notify()
         log.info("folder renamed", extra=kv(folder=new, old_folder=old))
         return True
+
+    # ---------------------------------------------------------------- app actions (actions.py)
+
+    @contextmanager
+    def local_change(self) -> Iterator[LocalChange]:
+        """One transaction for a change the device made itself (an app's action): cache rows,
+        their events and summaries, and whatever rows the caller adds, or nothing at all. Unlike
+        `folder_sync` it claims nothing about the server: pending folders and the watermark stay."""
+        with self._lock, Session(self._engine) as s:
+            self._txn_open += 1
+            try:
+                lc = LocalChange(self, s)
+                yield lc
+                lc._finish()
+                self._commit(s)
+            except BaseException:
+                s.rollback()
+                raise
+            finally:
+                self._txn_open -= 1
+        self._apply_deferred_acks()
+        self._notify()
 
     # ---------------------------------------------------------------- outbox
 
@@ -995,6 +1028,92 @@ class FolderSync:
         self._s.flush()
         c._advance(self._s)
         return True
+
+
+class LocalChange:
+    """Optimistic cache changes inside one transaction; made by `Cache.local_change`.
+
+    Events get ids that include the action's id (`tag`): a local change has no MODSEQ yet, and
+    without it a rollback and a repeat of the same change would share an id with the first."""
+
+    def __init__(self, cache: Cache, session: Session) -> None:
+        self._cache = cache
+        self.session = session
+        self._touched: dict[str, Folder | None] = {}
+
+    def folder(self, name: str) -> Folder | None:
+        if name not in self._touched:
+            self._touched[name] = self._cache._folder_row(self.session, name)
+        return self._touched[name]
+
+    def flags(self, name: str, uids: Iterable[int]) -> dict[int, tuple[frozenset[str], int | None]]:
+        """uid -> (flags, modseq) of the cached messages among `uids`."""
+        f = self.folder(name)
+        wanted = sorted(set(uids))
+        out: dict[int, tuple[frozenset[str], int | None]] = {}
+        if f is None:
+            return out
+        for i in range(0, len(wanted), 500):
+            q = select(Message).where(Message.folder_id == f.id, col(Message.uid).in_(wanted[i : i + 500]))
+            for m in self.session.exec(q):
+                out[m.uid] = (_flags_set(m.flags), m.modseq)
+        return out
+
+    def set_flags(self, name: str, uid: int, flags: Iterable[str], *, tag: str) -> bool:
+        """Give a cached message these flags (one flags_changed event); False if not cached or same."""
+        f = self.folder(name)
+        if f is None:
+            return False
+        with self.session.no_autoflush:
+            row = self.session.get(Message, (f.id, uid))
+        text_ = _flags_text(flags)
+        if row is None or row.flags == text_:
+            return False
+        row.flags, row.seen = text_, SEEN in set(flags)
+        self.session.add(row)
+        ev = _PendingEvent("flags_changed", name, f.uidvalidity, [uid], None, flags=sorted(set(flags)))
+        self._event(ev, tag)
+        return True
+
+    def remove(self, name: str, uids: Iterable[int], *, tag: str) -> list[int]:
+        """Drop cached messages (one message_removed event); returns those that were cached."""
+        f = self.folder(name)
+        wanted = sorted(set(uids))
+        if f is None or not wanted:
+            return []
+        self.session.flush()
+        held: list[int] = []
+        for i in range(0, len(wanted), 500):
+            where = (col(Message.folder_id) == f.id, col(Message.uid).in_(wanted[i : i + 500]))
+            held += list(self.session.exec(select(Message.uid).where(*where)))
+            self.session.exec(delete(Message).where(*where))
+        if held:
+            self._event(_PendingEvent("message_removed", name, f.uidvalidity, sorted(held), None), tag)
+        return sorted(held)
+
+    def write(self, topic: str, payload: str, key: str) -> None:
+        """An outbox row (QoS 1, not retained) in this transaction; `key` orders it."""
+        self._cache._write_raw(self.session, topic, payload, key, None)
+
+    def _event(self, ev: _PendingEvent, tag: str) -> None:
+        c = self._cache
+        payload = c._event_payload(ev)
+        key = json.dumps([payload.id, tag])
+        payload = payload.model_copy(update={"id": hashlib.sha256(key.encode()).hexdigest()[:32]})
+        c._write_raw(self.session, c.topics.events(ev.folder), payload.to_json(), ev.folder, payload.id)
+
+    def _finish(self) -> None:
+        """Counts and retained summary of every folder touched (a summary is what apps render)."""
+        s = self.session
+        s.flush()
+        for name, f in self._touched.items():
+            if f is None:
+                continue
+            base = select(func.count()).select_from(Message).where(Message.folder_id == f.id)
+            f.messages = int(s.exec(base).one())
+            f.unseen = int(s.exec(base.where(col(Message.seen).is_(False))).one())
+            s.add(f)
+            self._cache._write_summary(s, name, f)
 
 
 def open_cache(settings: DaemonSettings) -> Cache:

@@ -13,8 +13,9 @@ import random
 import socket
 import ssl
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -26,7 +27,7 @@ from cpmsync.daemon.topics import Topics
 from cpmsync.logs import kv
 from cpmsync.models.events import StatusPayload, StatusState
 
-__all__ = ["Publisher", "mqtt_client"]
+__all__ = ["Inbox", "Publisher", "mqtt_client"]
 
 log = logging.getLogger("cpmsync.daemon.mqtt")
 
@@ -73,6 +74,17 @@ def mqtt_client(
     return client
 
 
+class Inbox(Protocol):
+    """What the daemon subscribes to (apps' actions: daemon/actions.py ActionInbox)."""
+
+    @property
+    def subscriptions(self) -> Sequence[str]: ...
+
+    async def received(self, message: aiomqtt.Message) -> None: ...
+
+    async def serve(self, client: aiomqtt.Client) -> None: ...
+
+
 class Publisher:
     """Owns the daemon's MQTT connection; run `run()` in a TaskGroup and `close()` to stop it."""
 
@@ -101,6 +113,7 @@ class Publisher:
         self._status = StatusPayload(account=account_id, state="connecting", since=now)
         self._status_dirty = True
         cache.set_commit_listener(self.notify)
+        self.inbox: Inbox | None = None  # set before run(): the daemon's subscriptions
 
     # ------------------------------------------------------------------ public
 
@@ -191,9 +204,12 @@ class Publisher:
     async def _session(self) -> None:
         """One connection: drain until close(); any connection loss surfaces as one MqttError."""
         try:
-            async with mqtt_client(
-                self.settings, client_id=self.client_id, persistent=True, will=self._will()
-            ) as client:
+            client = mqtt_client(self.settings, client_id=self.client_id, persistent=True, will=self._will())
+            if self.inbox is not None:
+                # An action is acknowledged (PUBACK) only once it is committed (_watch_connection):
+                # a crash before that and the broker sends it again.
+                client._client.manual_ack_set(True)
+            async with client:
                 self.connected = True
                 # The Last Will of a dropped connection may have said offline meanwhile.
                 self._status_dirty = True
@@ -207,8 +223,15 @@ class Publisher:
                 )
                 async with asyncio.TaskGroup() as tg:
                     watcher = tg.create_task(self._watch_connection(client))
+                    inbox: asyncio.Task[None] | None = None
+                    if self.inbox is not None:
+                        for topic in self.inbox.subscriptions:
+                            await client.subscribe(topic, qos=1)
+                        inbox = tg.create_task(self.inbox.serve(client))
                     await self._serve(client)
                     watcher.cancel()
+                    if inbox is not None:
+                        inbox.cancel()
         except ExceptionGroup as eg:
             mqtt_errors, rest = eg.split(aiomqtt.MqttError)
             if rest is not None:
@@ -222,10 +245,14 @@ class Publisher:
     async def _watch_connection(self, client: aiomqtt.Client) -> None:
         """Fail fast on a lost connection: pending PUBACKs would otherwise wait for ack_timeout_s.
 
-        The publisher subscribes to nothing, so the message iterator only ends by disconnection.
+        The message iterator only ends by disconnection. Messages (the inbox's subscriptions) are
+        handed over, then acknowledged.
         """
-        async for _ in client.messages:
-            pass
+        async for message in client.messages:
+            if self.inbox is not None:
+                await self.inbox.received(message)
+                if message.qos > 0:
+                    client._client.ack(message.mid, message.qos)
         raise aiomqtt.MqttError("disconnected")
 
     def _will(self) -> aiomqtt.Will:

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cpmsync.daemon.imap_client import ImapClient, ImapError, PushEvent
 from cpmsync.daemon.schedule import IDLE_MAX_S, HeartbeatLadder, Task, WakeSchedule
@@ -30,6 +31,9 @@ from cpmsync.imap import (
     VanishedData,
 )
 from cpmsync.logs import kv
+
+if TYPE_CHECKING:
+    from cpmsync.daemon.actions import ActionQueue
 
 __all__ = ["Hints", "PushLoop", "hints_from", "push_mode"]
 
@@ -98,8 +102,10 @@ def push_mode(imap: ImapClient) -> str:
 class PushLoop:
     """Runs until `engine.stop` is set; raises ImapError when the connection fails."""
 
-    def __init__(self, engine: SyncEngine) -> None:
+    def __init__(self, engine: SyncEngine, *, actions: ActionQueue | None = None) -> None:
         self.engine = engine
+        self.actions = actions  # apps' actions: applied on this connection before each sync
+        self._never = asyncio.Event()
         self.imap = engine.imap
         self.cfg = engine.settings.imap
         self.mode = push_mode(self.imap)
@@ -129,6 +135,9 @@ class PushLoop:
             if events:
                 self.schedule.traffic(time.monotonic())
             hints = hints_from(events)
+            if self.actions is not None and self.actions.pending():
+                await self.actions.apply(self.imap, self.engine)  # before syncing: see actions.py
+                self.schedule.traffic(time.monotonic())
             if hints:
                 await self._sync(hints)
                 self.schedule.traffic(time.monotonic())
@@ -140,7 +149,13 @@ class PushLoop:
                 self.schedule.done(task, time.monotonic())
             if stop.is_set() or self.imap.has_push:
                 continue
-            await self._wait(self.schedule.next_wake())
+            deadline = self.schedule.next_wake()
+            if self.actions is not None:
+                if self.actions.pending():
+                    continue  # arrived while this wake was busy: it rides along
+                self.actions.arrived.clear()
+                deadline = min(deadline, self.actions.next_retry())
+            await self._wait(deadline)
 
     def _poll_interval(self) -> float:
         """Seconds between discovery polls; infinite under NOTIFY unless configured."""
@@ -194,7 +209,10 @@ class PushLoop:
 
     async def _wait(self, deadline: float) -> None:
         if self.mode == "poll":
-            await _wait_event(self.engine.stop, deadline - time.monotonic())
+            await _wait_either(self.engine.stop, self._arrived(), deadline - time.monotonic())
+            if self.actions is not None and self.actions.arrived.is_set():
+                await _wait_event(self.engine.stop, self.actions.cfg.window_ms / 1000)  # the burst
+                return
             if not self.engine.stop.is_set() and Task.HEARTBEAT in self.schedule.due(time.monotonic()):
                 await self._noop_heartbeat()
             return
@@ -220,16 +238,25 @@ class PushLoop:
             async with self.imap.idle(done_timeout_s=self.reply_timeout_s):
                 first = asyncio.ensure_future(self.imap.wait_push())
                 stopper = asyncio.ensure_future(self.engine.stop.wait())
+                action = asyncio.ensure_future(self._arrived().wait())
                 try:
                     await asyncio.wait(
-                        {first, stopper},
+                        {first, stopper, action},
                         timeout=max(0.0, deadline - time.monotonic()),
                         return_when=asyncio.FIRST_COMPLETED,
                     )
                 finally:
                     first.cancel()
                     stopper.cancel()
-                if first.done() and not first.cancelled() and first.exception() is None:
+                    action.cancel()
+                if action.done() and not action.cancelled() and not first.done():
+                    # An app's action: collect the burst within window_ms while still idle, so
+                    # it all goes out in one wake (an IMAP push meanwhile ends the window too).
+                    assert self.actions is not None
+                    await _wait_either(
+                        self.engine.stop, _PushReady(self.imap), self.actions.cfg.window_ms / 1000
+                    )
+                elif first.done() and not first.cancelled() and first.exception() is None:
                     # Coalesce the burst: one sync for everything that arrives within debounce_ms.
                     await _wait_event(self.engine.stop, self.cfg.debounce_ms / 1000)
                 elif first.done() and not first.cancelled() and first.exception() is not None:
@@ -275,6 +302,35 @@ class PushLoop:
         if self.idle_folder_missing and self.cfg.idle_folder in names:
             self.mode, self.idle_folder_missing = "idle", False
             log.info("idle_folder %r exists now; idling on it", self.cfg.idle_folder)
+
+    def _arrived(self) -> asyncio.Event:
+        """Set when an app's action is queued; never set without an action queue."""
+        return self._never if self.actions is None else self.actions.arrived
+
+
+class _PushReady:
+    """`wait()` returns once the IMAP connection has news (or died), like an Event."""
+
+    def __init__(self, imap: ImapClient) -> None:
+        self.imap = imap
+
+    async def wait(self) -> None:
+        try:
+            await self.imap.wait_push()
+        except ImapError:
+            return
+
+
+async def _wait_either(stop: asyncio.Event, other: asyncio.Event | _PushReady, timeout_s: float) -> None:
+    """Until `stop` or `other` fires, at most timeout_s."""
+    if timeout_s <= 0:
+        return
+    waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(other.wait())}
+    try:
+        await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def _wait_event(ev: asyncio.Event, timeout_s: float) -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from cpmsync.daemon import sdnotify
+from cpmsync.daemon.actions import ActionInbox, ActionQueue
 from cpmsync.daemon.cache import Cache, open_cache
 from cpmsync.daemon.imap_client import ImapClient, ImapCommandError, ImapError
 from cpmsync.daemon.publisher import Publisher
@@ -164,6 +165,10 @@ class ImapSession:
         self._auth_reported = False
         self._cache_was_synced = False
         self.engine: SyncEngine | None = None
+        # Apps' actions (daemon/actions.py): accepted on the publisher's MQTT connection, applied here.
+        self.actions = ActionQueue(cache, settings) if settings.actions.enabled else None
+        if self.actions is not None and publisher is not None:
+            publisher.inbox = ActionInbox(self.actions, ack_timeout_s=settings.mqtt.ack_timeout_s)
 
     def _status(self, state: str | None = None, **kw: object) -> None:
         if self.publisher is not None:
@@ -230,6 +235,10 @@ class ImapSession:
             # the server announces gone folders itself: else folders deleted or renamed while the
             # daemon was down stay in the cache until names_list_interval_s (or forever).
             restart = self._cache_was_synced and not self.settings.imap.changedsince_reports_gone
+            if self.actions is not None and self.actions.pending():
+                # Before the catch-up: it would otherwise show the server's state of a folder the
+                # app already changed (a flicker back and forth), and the actions ride this wake.
+                await self.actions.apply(imap, engine)
             result = await engine.catch_up(names_check=self.connections > 1 or restart)
             self.cache.update_account(
                 server=account_server(self.settings),
@@ -261,7 +270,7 @@ class ImapSession:
                 self.ready.set()
                 sdnotify.notify("READY=1", "STATUS=synced")
             self.synced.set()
-            loop = PushLoop(engine)
+            loop = PushLoop(engine, actions=self.actions)
             await loop.run()
             await imap.logout()
 

@@ -18,6 +18,7 @@ from cpmsync.daemon.schedule import HeartbeatSettings
 
 __all__ = [
     "AccountSettings",
+    "ActionsSettings",
     "CacheSettings",
     "DaemonSettings",
     "ImapSettings",
@@ -203,6 +204,19 @@ class HeartbeatSection(_Section):
         return self.network_id or "default"
 
 
+class ActionsSettings(_Section):
+    """Apps acting on the account over MQTT (daemon/actions.py)."""
+
+    enabled: bool = True
+    # An action waits this long for others before it wakes an idle link: ten "mark read"s in a
+    # burst go out in one radio wake, pipelined. An action arriving while the link is busy rides along.
+    window_ms: int = Field(300, ge=0, le=60_000)
+    # Refusals (or cuts) before an action is parked with reason "parked" and never retried.
+    max_tries: int = Field(5, ge=1, le=100)
+    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1)  # `append` after base64 decoding
+    keep_finished: int = Field(10_000, ge=10)  # finished actions kept to answer a repeated id
+
+
 class DaemonSettings(CpmSettings):
     """The whole daemon configuration (config/daemon.toml, CPMSYNC_SECTION__KEY overrides)."""
 
@@ -212,6 +226,7 @@ class DaemonSettings(CpmSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     trace: TraceSettings = Field(default_factory=TraceSettings)
     heartbeat: HeartbeatSection = Field(default_factory=HeartbeatSection)
+    actions: ActionsSettings = Field(default_factory=ActionsSettings)
 
 
 def load_daemon_settings(path: Path | str | None, *, imap_login: bool = False) -> DaemonSettings:

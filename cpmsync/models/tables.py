@@ -15,6 +15,7 @@ from sqlmodel import Column, Field, SQLModel
 __all__ = [
     "SCHEMA_VERSION",
     "Account",
+    "ActionRow",
     "Folder",
     "Message",
     "NetworkHeartbeat",
@@ -171,4 +172,31 @@ class NetworkHeartbeat(SQLModel, table=True):
     bad_s: float | None = None
     probe_s: float = 0.0
     since_s: float = 0.0  # unix seconds of the last loss or re-probe
+    updated: datetime
+
+
+class ActionRow(SQLModel, table=True):
+    """An app's action (daemon/actions.py): queued in the same transaction as its optimistic change
+    to the cache, kept after it finished so a repeated `action_id` gets the recorded result.
+    A new table: create_all adds it to older files."""
+
+    __tablename__ = "action_queue"
+    __table_args__ = (
+        UniqueConstraint("account_id", "action_id", name="uq_action_id"),
+        Index("ix_action_state_seq", "state", "seq"),
+        {"sqlite_autoincrement": True},
+    )
+    seq: int | None = Field(default=None, primary_key=True)  # acceptance order = replay order
+    account_id: str
+    action_id: str
+    kind: str
+    folder: str = ""  # followed across renames (Cache.rename_folder)
+    request: str  # the action as accepted, JSON (uids resolved, cache facts at accept)
+    state: str = "queued"  # queued | applied | failed
+    tries: int = 0
+    result: str  # the latest ActionResult, JSON
+    response_topic: str | None = None  # MQTT 5 request/response: where results go as well
+    correlation: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    replied: str = ""  # the last state sent to response_topic
+    accepted: datetime
     updated: datetime

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from cpmsync.daemon.topics import encode_folder
+from cpmsync.models import actions as act
 from cpmsync.models.events import FolderEvent, FolderSummary, LastMessage, StatusPayload
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
@@ -47,7 +48,22 @@ def _props(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: _shape(v, {}) for k, v in schema["properties"].items()}
 
 
-@pytest.mark.parametrize("model", [FolderEvent, FolderSummary, StatusPayload, LastMessage])
+ACTION_MODELS = [
+    act.MarkReadAction,
+    act.MarkUnreadAction,
+    act.SetFlagsAction,
+    act.DeleteMessagesAction,
+    act.MoveMessagesAction,
+    act.CreateFolderAction,
+    act.RenameFolderAction,
+    act.DeleteFolderAction,
+    act.AppendAction,
+]
+
+
+@pytest.mark.parametrize(
+    "model", [FolderEvent, FolderSummary, StatusPayload, LastMessage, act.ActionResult, *ACTION_MODELS]
+)
 def test_schema_matches_the_model(doc: dict[str, Any], model: Any) -> None:
     ours = model.model_json_schema(by_alias=True, mode="serialization")
     theirs = doc["components"]["schemas"][model.__name__]
@@ -56,12 +72,14 @@ def test_schema_matches_the_model(doc: dict[str, Any], model: Any) -> None:
     assert _props(theirs) == _props(ours), "types"
 
 
-def test_channels_are_the_three_topics(doc: dict[str, Any]) -> None:
+def test_channels_are_the_five_topics(doc: dict[str, Any]) -> None:
     addresses = {c["address"] for c in doc["channels"].values()}
     assert addresses == {
         "{prefix}/{account}/status",
         "{prefix}/{account}/folders/{folder}",
         "{prefix}/{account}/folders/{folder}/events",
+        "{prefix}/{account}/actions",
+        "{prefix}/{account}/actions/results",
     }
     assert doc["asyncapi"].startswith("3.")
     ops = doc["operations"]
@@ -110,3 +128,34 @@ def test_a_real_payload_validates_against_the_documented_schema(doc: dict[str, A
     jsonschema.validate(json.loads(ev.to_json()), {**schemas["FolderEvent"], "components": doc["components"]})
     # the documented encoding rule is the implemented one
     assert encode_folder("a/b+c#d") == "a%2Fb%2Bc%23d" and encode_folder("") == "%"
+
+
+def test_every_action_is_a_message_of_the_actions_channel(doc: dict[str, Any]) -> None:
+    """One documented message per action the daemon accepts, each naming its model's schema."""
+    messages = doc["channels"]["actions"]["messages"].values()
+    schemas = {
+        doc["components"]["messages"][m["$ref"].rsplit("/", 1)[-1]]["payload"]["$ref"] for m in messages
+    }
+    assert schemas == {f"#/components/schemas/{m.__name__}" for m in ACTION_MODELS}
+    consts = {
+        doc["components"]["schemas"][m.__name__]["properties"]["action"]["const"] for m in ACTION_MODELS
+    }
+    assert consts == set(act.ACTION_KINDS)
+    reasons = doc["components"]["schemas"]["ActionResult"]["properties"]["reason"]["enum"]
+    assert tuple(reasons) == act.REASONS
+
+
+def test_a_real_action_and_result_validate_against_the_documented_schemas(doc: dict[str, Any]) -> None:
+    import json
+    from datetime import UTC, datetime
+
+    import jsonschema
+
+    schemas = doc["components"]["schemas"]
+    action = {"id": "x1", "action": "set_flags", "folder": "INBOX", "uids": [3], "add": ["$Label1"]}
+    parsed = act.action_adapter.validate_python(action)
+    jsonschema.validate(json.loads(parsed.model_dump_json()), schemas["SetFlagsAction"])
+    result = act.ActionResult(
+        id="x1", action="set_flags", state="failed", reason="refused", created=datetime.now(UTC)
+    )
+    jsonschema.validate(json.loads(result.to_json()), schemas["ActionResult"])
