@@ -27,7 +27,7 @@ import aiomqtt
 import pydantic
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from sqlalchemy import delete, func, update
+from sqlalchemy import case, delete, func, update
 from sqlmodel import Session, col, select
 
 from cpmsync.daemon.cache import Cache, LocalChange
@@ -401,7 +401,9 @@ class ActionQueue:
             q = select(ActionRow).where(
                 ActionRow.account_id == self.account_id,
                 col(ActionRow.response_topic).is_not(None),
-                col(ActionRow.replied) != col(ActionRow.state),
+                # the result a queued row holds is "accepted"
+                col(ActionRow.replied)
+                != case((col(ActionRow.state) == "queued", "accepted"), else_=col(ActionRow.state)),
             )
             for r in s.exec(q.order_by(col(ActionRow.seq))):
                 assert r.response_topic is not None

@@ -23,8 +23,12 @@ from cpmsync.daemon.settings import DaemonSettings
 from tests.support.peers import ImapPeer
 
 
-def settings_for(peer: ImapPeer, mqtt_port: int, tmp: Path, **actions: Any) -> DaemonSettings:
-    s = daemon_settings(peer.host, peer.port, peer.user, peer.password, mqtt_port, tmp)
+def settings_for(
+    peer: ImapPeer, mqtt_port: int, tmp: Path, *, via: tuple[str, int] | None = None, **actions: Any
+) -> DaemonSettings:
+    """Daemon settings for this peer (through `via` = a FaultProxy's host and port, if given)."""
+    host, port = via or (peer.host, peer.port)
+    s = daemon_settings(host, port, peer.user, peer.password, mqtt_port, tmp)
     return s.model_copy(update={"actions": s.actions.model_copy(update=actions)})
 
 
@@ -56,7 +60,8 @@ def seed(peer: ImapPeer, folders: dict[str, int], *, seen: bool = False) -> None
 def server_flags(peer: ImapPeer, folder: str) -> dict[int, frozenset[str]]:
     with device(peer) as c:
         c.select_folder(folder, readonly=True)
-        data = c.fetch("1:*", ["FLAGS"]) if c.search("ALL") else {}
+        uids = c.search("ALL")
+        data = c.fetch(uids, ["FLAGS"]) if uids else {}
         out = {}
         for uid, d in data.items():
             out[uid] = frozenset(f.decode() if isinstance(f, bytes) else str(f) for f in d[b"FLAGS"]) - {

@@ -63,6 +63,7 @@ class Received:
     topic: str
     payload: bytes
     retain: bool
+    correlation: bytes | None = None  # MQTT 5 CorrelationData (request/response)
 
     @property
     def json(self) -> Any:
@@ -125,7 +126,8 @@ class Collector:
     def _keep(self, m: aiomqtt.Message) -> None:
         raw = m.payload
         data = bytes(raw) if isinstance(raw, bytes | bytearray) else str(raw or "").encode()
-        self.messages.append(Received(str(m.topic), data, bool(m.retain)))
+        corr = getattr(m.properties, "CorrelationData", None) if m.properties is not None else None
+        self.messages.append(Received(str(m.topic), data, bool(m.retain), corr))
         self._changed.set()
 
     async def subscribe_once(self) -> None:
