@@ -14,6 +14,7 @@ and parked after `max_tries`, never holding up the actions behind it.
 from __future__ import annotations
 
 import asyncio
+import email.parser
 import json
 import logging
 import math
@@ -31,7 +32,7 @@ from sqlalchemy import case, delete, func, update
 from sqlmodel import Session, col, select
 
 from cpmsync.daemon.cache import Cache, LocalChange
-from cpmsync.daemon.imap_client import CommandResult, ImapClient, ImapCommandError
+from cpmsync.daemon.imap_client import CommandResult, ImapClient, ImapCommandError, ImapError
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.imap import (
     AppendCommand,
@@ -168,6 +169,7 @@ class ActionQueue:
         self.arrived = asyncio.Event()  # an action was queued: the push loop may want to wake
         self.replies_due = asyncio.Event()  # something to send on a response topic
         self._retry_at: dict[int, float] = {}  # seq -> monotonic time of the next try
+        self._suspect: set[int] = set()  # on the wire when the connection died
         self._ephemeral: list[Reply] = []  # answers to input that never became a queue row
         self.wakes = 0  # apply() calls that sent commands (bench: actions cost per wake)
         self.applied = 0
@@ -367,6 +369,7 @@ class ActionQueue:
             lc.write(self.topics.results, result.to_json(), _RESULTS_KEY)
             self._prune(lc.session)
         self._retry_at.pop(row.seq or 0, None)
+        self._suspect.discard(row.seq or 0)
         if row.response_topic:
             self.replies_due.set()
         return result
@@ -431,6 +434,9 @@ class ActionQueue:
         """
         now = time.monotonic()
         rows = [r for r in self.queued() if self._retry_at.get(r.seq or 0, 0.0) <= now]
+        # An action that was on the wire when the link died goes after the others: if it is
+        # what kills the link, the rest must not wait for it to be parked.
+        rows.sort(key=lambda r: (r.seq in self._suspect, r.seq))
         self.arrived.clear()
         if not rows:
             return 0
@@ -444,11 +450,18 @@ class ActionQueue:
                     break
                 req = json.loads(row.request)
                 req["folder"] = row.folder  # followed renames
+                # An earlier try may have reached the server before a cut or a crash: the
+                # non-idempotent steps check first (README: exactly once).
+                req["retry"] = row.tries > 0
                 if row.tries >= self.cfg.max_tries:
                     out = _Outcome("failed", "parked", f"gave up after {row.tries} tries (cut each time)")
                 else:
                     self._count_try(row)
-                    out = await self._apply_one(imap, engine, row, req)
+                    try:
+                        out = await self._apply_one(imap, engine, row, req)
+                    except ImapError:
+                        self._suspect.add(row.seq or 0)
+                        raise
                 if out.state is None and row.tries >= self.cfg.max_tries:
                     out = _Outcome("failed", "parked", f"gave up after {row.tries} tries: {out.text}")
                 if out.state is None:
@@ -844,6 +857,8 @@ async def _move(imap: ImapClient, req: dict[str, Any]) -> _Outcome:
     _check_uidvalidity(res, req)
     there = sorted(await _existing(imap, uids))
     dropped = sorted(set(uids) - set(there))
+    if not there and req.get("retry"):
+        return _Outcome("applied", dropped=dropped, text="no longer in the folder: moved by an earlier try")
     if not there:
         return _Outcome("failed", "messages_gone", "every message was expunged meanwhile", dropped=dropped)
     seqset = SequenceSet.from_ints(there)
@@ -894,6 +909,8 @@ async def _create(imap: ImapClient, req: dict[str, Any]) -> _Outcome:
     try:
         await imap.execute(CreateCommand("", req["folder"]))
     except ImapCommandError as e:
+        if _exists(e) and req.get("retry"):
+            return _Outcome("applied", text="exists: created by an earlier try")
         if _exists(e):
             raise _Refused("folder_exists", _server_text(e)) from e
         raise
@@ -908,6 +925,9 @@ async def _rename(imap: ImapClient, cache: Cache, req: dict[str, Any]) -> _Outco
     except ImapCommandError as e:
         if _exists(e):
             raise _Refused("folder_exists", _server_text(e)) from e
+        if _gone(e) and req.get("retry") and await imap.status(new, ("UIDVALIDITY",)) is not None:
+            cache.rename_folder(old, new)
+            return _Outcome("applied", folder=new, text="renamed by an earlier try")
         if _gone(e):
             raise _FolderMissing(old) from e
         raise
@@ -921,6 +941,9 @@ async def _delete_folder(imap: ImapClient, cache: Cache, req: dict[str, Any]) ->
     try:
         await imap.execute(DeleteCommand("", name))
     except ImapCommandError as e:
+        if _gone(e) and req.get("retry"):
+            cache.delete_folder(name)
+            return _Outcome("applied", text="gone: deleted by an earlier try")
         if _gone(e):
             raise _FolderMissing(name) from e
         raise
@@ -931,6 +954,10 @@ async def _delete_folder(imap: ImapClient, cache: Cache, req: dict[str, Any]) ->
 async def _append(imap: ImapClient, req: dict[str, Any]) -> _Outcome:
     folder = req["folder"]
     raw = AppendAction.model_validate(req).raw()
+    if req.get("retry"):
+        earlier = await _appended_before(imap, folder, raw)
+        if earlier is not None:
+            return earlier
     try:
         r = await imap.execute(AppendCommand("", folder, raw, tuple(req.get("flags") or ())))
     except ImapCommandError as e:
@@ -943,6 +970,24 @@ async def _append(imap: ImapClient, req: dict[str, Any]) -> _Outcome:
         out.uidvalidity = code.value.uidvalidity
         out.new_uids = list(code.value.uids.iter_ints(0))
     return out
+
+
+async def _appended_before(imap: ImapClient, folder: str, raw: bytes) -> _Outcome | None:
+    """A retried append whose message (by Message-ID) is in the folder already: the earlier try
+    got there before the cut or the crash. Without a Message-ID a retry may store it twice."""
+    mid = email.parser.BytesHeaderParser().parsebytes(raw).get("Message-ID")
+    if not mid:
+        return None
+    try:
+        await imap.select(SelectCommand("", folder, readonly=True))
+    except ImapCommandError as e:
+        if _gone(e):
+            raise _FolderMissing(folder) from e
+        raise
+    found = await _search(imap, (SearchKey("HEADER", ("Message-ID", str(mid).strip())),))
+    if not found:
+        return None
+    return _Outcome("applied", new_uids=sorted(found), text="stored by an earlier try")
 
 
 async def _follow(imap: ImapClient, req: dict[str, Any], missing: str) -> str | None:
