@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cpmsync import __version__
+from cpmsync.app.cli import app as app_app
 from cpmsync.config import UserInputError
 from cpmsync.daemon.cli import app as daemon_app
 from cpmsync.daemon.cli import watch
@@ -41,6 +42,7 @@ app = typer.Typer(
 app.add_typer(msgstore_app, name="msgstore")
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(simulator_app, name="simulate")
+app.add_typer(app_app, name="app")
 app.command("watch")(watch)
 app.command("demo")(demo)
 

@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 __all__ = ["demo", "render_table"]
 
 
-def _hostport(value: str) -> tuple[str, int]:
+def _hostport(value: str, option: str = "--broker") -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise typer.BadParameter(f"{value!r} is not HOST:PORT", param_hint="--broker")
+        raise typer.BadParameter(f"{value!r} is not HOST:PORT", param_hint=option)
     return host.strip("[]"), int(port)
 
 
@@ -95,6 +95,11 @@ def demo(
         None, "--json-summary", help="Also write the results as JSON here."
     ),
     verbose: bool = typer.Option(False, "--verbose", help="Show the components' own log lines too."),
+    web: str | None = typer.Option(
+        None,
+        "--web",
+        help="Also serve the reference inbox page at HOST:PORT (e.g. 127.0.0.1:8025) and print its URL.",
+    ),
 ) -> None:
     """Run msgstore, broker, daemon and a change generator together, and show what they do."""
     import asyncio
@@ -122,6 +127,7 @@ def demo(
         json_summary=json_summary,
         changes_per_s=changes_per_s,
         poll_interval_s=poll_interval_s,
+        web=_hostport(web, "--web") if web is not None else None,
     )
     level = logging.getLogger().level if verbose else logging.WARNING
     try:

@@ -76,6 +76,7 @@ class DemoOptions:
     changes_per_s: float = 2.0
     poll_interval_s: float = 900.0  # the energy column: one catch-up per poll
     seed: int = 0
+    web: tuple[str, int] | None = None  # serve the inbox page (cpmsync/app/web.py) here
 
 
 @dataclass
@@ -461,6 +462,14 @@ async def _services(
             try:
                 await _until(stop, asyncio.wait_for(viewer.subscribed.wait(), SUBSCRIBE_TIMEOUT_S))
                 console.print(f"app: subscribed to {prefix}/{account}/status and …/folders/+/events")
+                if opts.web is not None:
+                    from cpmsync.app.web import serve_inbox
+
+                    def _url(bridge: Any) -> None:
+                        console.print(f"inbox page: [bold]{bridge.url}[/] (live; it acts through the daemon)")
+
+                    web = tg.create_task(serve_inbox(dsettings, *opts.web, on_ready=_url), name="demo-web")
+                    viewer_task.add_done_callback(lambda _t: web.cancel())
                 await _daemon_phases(
                     opts, console, stop, tg, dsettings, viewer, names, report, workdir, store
                 )
