@@ -276,14 +276,10 @@ class PushLoop:
         eng = self.engine
         for old, new in hints.renamed:
             eng.cache.rename_folder(old, new)
-        # A deletion notice is checked, not obeyed: it can be older than a re-creation of the same
-        # name that a sync already picked up (DELETE + CREATE), and deleting that new folder made
-        # its messages be announced again under ids apps had already seen (found by the soak test).
-        # Syncing the folder finds it gone (NONEXISTENT) or re-created (a new UIDVALIDITY).
-        folders = sorted(hints.folders | hints.deleted)
+        for name in sorted(hints.deleted):
+            eng.cache.delete_folder(name)
+        folders = sorted(hints.folders)
         if self.mode == "idle":
-            for name in sorted(hints.deleted):
-                eng.cache.delete_folder(name)
             folders = [self.cfg.idle_folder]
         if folders:
             await eng.sync_folders(folders, strategy=self.mode, keep_selected=self.mode == "idle")
