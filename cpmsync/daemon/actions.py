@@ -742,7 +742,12 @@ async def _store(imap: ImapClient, engine: SyncEngine, req: dict[str, Any]) -> _
         return _Outcome("applied", text="no messages")
     res = await _select_rw(imap, folder)
     _check_uidvalidity(res, req)
-    condstore = engine.condstore
+    # A NOMODSEQ mailbox (RFC 7162 3.1.2.2) refuses UNCHANGEDSINCE: plain STORE there.
+    nomodseq = any(
+        isinstance(r, StatusResponse) and r.code is not None and r.code.name.upper() == "NOMODSEQ"
+        for r in res.responses
+    )
+    condstore = engine.condstore and not nomodseq
     since: int | None = req.get("unchangedsince") if condstore else None
     todo = uids
     modified: set[int] = set()

@@ -170,12 +170,17 @@ async def test_bad_input_fails_with_a_reason_and_the_queue_goes_on(
             "message": b64(message("x", body="y" * 2000)),
         }
         await app.publish(big)
+        odd = 'Zoë "q" ☕ ~&'  # not bad: UTF-8 (mUTF-7 on the wire), quotes and & are fine
+        await app.publish({"id": "odd", "action": "create_folder", "folder": odd})
         await app.publish({"id": "after", "action": "mark_read", "folder": "chat"})
         assert (await app.wait_result("after"))["state"] == "applied"
+        odd_result = await app.wait_result("odd")
+        assert odd_result["state"] == "applied", (odd_result["reason"], odd_result["text"])
+        assert odd in await asyncio.to_thread(server_folders, imap_peer)
         failed = [r for r in app.results() if r["state"] == "failed"]
         got = [(r["id"], r["reason"]) for r in failed]
         assert got == [(aid, reason) for _p, aid, reason in BAD_INPUT] + [("b7", "too_large")]
         assert all(r["text"] for r in failed)
-        assert not any(r["state"] == "accepted" for r in app.results() if r["id"] != "after")
+        assert not any(r["state"] == "accepted" for r in app.results() if r["id"] not in ("after", "odd"))
         assert await asyncio.to_thread(server_unseen, imap_peer, "chat") == 0
         assert await asyncio.to_thread(server_folders, imap_peer) >= {"chat"}
