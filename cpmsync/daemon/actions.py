@@ -174,8 +174,6 @@ class ActionQueue:
         self._carry: dict[int, tuple[list[int], int | None, list[int]]] = {}
         self._ephemeral: list[Reply] = []  # answers to input that never became a queue row
         self.wakes = 0  # apply() calls that sent commands (bench: actions cost per wake)
-        self.applied = 0
-        self.accepted_at: dict[str, float] = {}  # id -> monotonic accept time (bench, bounded)
 
     # ------------------------------------------------------------------ accepting
 
@@ -255,9 +253,6 @@ class ActionQueue:
                 )
                 lc.session.add(row)
                 lc.write(self.topics.results, result.to_json(), _RESULTS_KEY)
-        if len(self.accepted_at) > 10_000:
-            self.accepted_at.clear()
-        self.accepted_at[aid] = time.monotonic()
         self.arrived.set()
         if response_topic:
             self.replies_due.set()
@@ -287,7 +282,7 @@ class ActionQueue:
             lc.remove(folder, req["uids"], tag=tag)
 
     def _recorded(self, aid: str) -> ActionRow | None:
-        with Session(self.cache._engine) as s:
+        with self.cache.read_session() as s:
             return s.exec(
                 select(ActionRow).where(ActionRow.account_id == self.account_id, ActionRow.action_id == aid)
             ).first()
@@ -325,7 +320,7 @@ class ActionQueue:
     # ------------------------------------------------------------------ the queue
 
     def queued(self) -> list[ActionRow]:
-        with Session(self.cache._engine) as s:
+        with self.cache.read_session() as s:
             q = select(ActionRow).where(ActionRow.account_id == self.account_id, ActionRow.state == "queued")
             return list(s.exec(q.order_by(col(ActionRow.seq))))
 
@@ -402,7 +397,7 @@ class ActionQueue:
     def replies(self) -> list[Reply]:
         """Results still owed to response topics, oldest first."""
         out = list(self._ephemeral)
-        with Session(self.cache._engine) as s:
+        with self.cache.read_session() as s:
             q = select(ActionRow).where(
                 ActionRow.account_id == self.account_id,
                 col(ActionRow.response_topic).is_not(None),
@@ -500,7 +495,6 @@ class ActionQueue:
         self, row: ActionRow, out: _Outcome, req: dict[str, Any], resync: set[str], sync: set[str]
     ) -> None:
         result = self._finish(row, out, req)
-        self.applied += out.state == "applied"
         if out.state == "failed" and row.kind in _UID_KINDS:
             resync.add(row.folder)
         elif out.state == "applied":

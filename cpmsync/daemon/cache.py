@@ -528,6 +528,10 @@ class Cache:
 
     # ---------------------------------------------------------------- app actions (actions.py)
 
+    def read_session(self) -> Session:
+        """A session for reads (`with cache.read_session() as s:`); writes go through local_change."""
+        return Session(self._engine)
+
     @contextmanager
     def local_change(self) -> Iterator[LocalChange]:
         """One transaction for a change the device made itself (an app's action): cache rows,
