@@ -69,7 +69,7 @@ def _open_store(settings: MsgstoreSettings) -> MessageStore:
     except ArgumentError as e:
         _fail(f"database URL: {e}")
     except ModuleNotFoundError as e:
-        _fail(f"database driver not installed: {e.name} (for PostgreSQL: pip install 'psycopg[binary]')")
+        _fail(f"database driver not installed: {e.name} (for PostgreSQL: pip install 'cpmsync[postgres]')")
     except (SQLAlchemyError, OSError) as e:
         _fail(f"cannot open the store at {_safe_url(settings.store.db_url)}: {_one_line(e)}")
 

@@ -3,7 +3,9 @@
 The store publishes from whatever thread committed (usually an `asyncio.to_thread` worker);
 subscribers live on an event loop and are woken with `call_soon_threadsafe`. Only changes already
 committed are published, so a session that reacts to an event always reads the new state.
-In-process only: several server processes sharing one PostgreSQL would need LISTEN/NOTIFY.
+Across processes sharing one PostgreSQL database, `pg_listener.PgChangeBus` feeds this hub with
+the other instances' changes (LISTEN/NOTIFY); it learns which users to care about through
+`ChangeHub.watcher`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["ChangeHub", "EventKind", "StoreEvent", "Subscription", "SubscriptionClosed"]
+__all__ = ["ChangeHub", "EventKind", "HubWatcher", "StoreEvent", "Subscription", "SubscriptionClosed"]
 
 _DEFAULT_MAX_QUEUED_EVENTS = 10_000
 
@@ -50,6 +53,15 @@ class StoreEvent:
     modseq: int = 0
     old_name: str | None = None
     origin: object | None = None
+
+
+class HubWatcher(Protocol):
+    """Told when a user gets a first subscriber and loses the last (called outside the hub's lock,
+    on the subscribing or closing thread), so a cross-instance listener tracks only local users."""
+
+    def user_watched(self, user: str) -> None: ...
+
+    def user_unwatched(self, user: str) -> None: ...
 
 
 class Subscription:
@@ -125,12 +137,17 @@ class ChangeHub:
         self.max_queued_events = max_queued_events
         self._lock = threading.Lock()
         self._subs: dict[str, list[Subscription]] = {}
+        self.watcher: HubWatcher | None = None
 
     def subscribe(self, user: str) -> Subscription:
         """Call from the event loop that will consume the events."""
         sub = Subscription(self, user, asyncio.get_running_loop(), self.max_queued_events)
         with self._lock:
-            self._subs.setdefault(user, []).append(sub)
+            subs = self._subs.setdefault(user, [])
+            first = not subs
+            subs.append(sub)
+        if first and self.watcher is not None:
+            self.watcher.user_watched(user)
         return sub
 
     @asynccontextmanager
@@ -145,13 +162,22 @@ class ChangeHub:
         with self._lock:
             return len(self._subs.get(user, ()))
 
+    def watched_users(self) -> list[str]:
+        """Users with at least one subscriber now."""
+        with self._lock:
+            return list(self._subs)
+
     def _remove(self, sub: Subscription) -> None:
+        last = False
         with self._lock:
             subs = self._subs.get(sub.user)
             if subs and sub in subs:
                 subs.remove(sub)
                 if not subs:
                     del self._subs[sub.user]
+                    last = True
+        if last and self.watcher is not None:
+            self.watcher.user_unwatched(sub.user)
 
     def publish(self, events: Iterable[StoreEvent]) -> None:
         """Thread-safe; keeps the order of `events` for every subscriber."""

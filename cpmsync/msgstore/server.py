@@ -225,7 +225,8 @@ class ImapServer:
 
 
 def serve_forever(settings: MsgstoreSettings) -> None:
-    """Open the store, serve until SIGTERM/SIGINT, close cleanly (the CLI's `serve`)."""
+    """Open the store, serve until SIGTERM/SIGINT, close cleanly (the CLI's `serve`). On PostgreSQL
+    the instance also listens for the changes of other instances on the same database."""
     store = MessageStore.from_settings(settings)
 
     async def main() -> None:
@@ -233,7 +234,14 @@ def serve_forever(settings: MsgstoreSettings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, server.stop)
-        await server.serve()
+        if not store.is_postgresql:
+            await server.serve()
+            return
+        # Several instances may share this database: hear their changes (pg_listener.py).
+        from cpmsync.msgstore.pg_listener import PgChangeBus
+
+        async with PgChangeBus(store).running():
+            await server.serve()
 
     try:
         asyncio.run(main())

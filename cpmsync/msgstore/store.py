@@ -7,6 +7,8 @@ lock taken by UPDATE cpm_user ... RETURNING), so the per-user MODSEQ counter is 
 increasing in commit order even with many concurrent sessions. The call commits before it
 returns and only then publishes its events to the `ChangeHub`. The hot statements are built once
 at import; APPEND runs them on the DBAPI cursor (`_RawStatement`), the rest through Core.
+On PostgreSQL each write transaction with events also sends them with pg_notify before it commits,
+so other msgstore instances on the same database learn of them (`pg_listener`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -64,6 +66,7 @@ from cpmsync.msgstore.hub import ChangeHub, EventKind, StoreEvent
 from cpmsync.msgstore.mailbox_pattern import PatternSet, canonical_name
 from cpmsync.msgstore.message_meta import day_number, header_values, parse_meta, split_message
 from cpmsync.msgstore.passwords import hash_password, verify_password
+from cpmsync.msgstore.pg_payload import encode_notifications
 from cpmsync.msgstore.records import (
     AppendResult,
     CopyResult,
@@ -80,6 +83,9 @@ from cpmsync.msgstore.records import (
     StoreResult,
     UidSet,
 )
+
+if TYPE_CHECKING:
+    from cpmsync.msgstore.pg_listener import PgChangeBus
 
 __all__ = ["DELIMITER", "BulkMailbox", "BulkMessage", "MessageStore"]
 
@@ -460,6 +466,11 @@ class MessageStore:
             u = u.set(drivername="postgresql+psycopg")
         self._sqlite = u.get_backend_name() == "sqlite"
         self.url = u.render_as_string(hide_password=True)
+        self._url = u
+        # Names this process in its pg_notify payloads, so its listener tells its own commits apart.
+        self.instance_id = secrets.token_hex(5)
+        self._bus: PgChangeBus | None = None
+        self.pg_channel = ""
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if self._sqlite:
             if u.database and u.database != ":memory:":
@@ -485,6 +496,11 @@ class MessageStore:
         if self._sqlite:
             self._install_sqlite_hooks(sqlite_synchronous.upper(), sqlite_busy_timeout_ms)
         t.metadata.create_all(self._engine)
+        if not self._sqlite:
+            with self._engine.connect() as conn:
+                schema = conn.exec_driver_sql("SELECT current_schema()").scalar() or "public"
+            # One channel per schema: stores in other schemas of the same database stay apart.
+            self.pg_channel = f"cpmsync_{schema}"[:63]
         dialect = self._engine.dialect
         self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
         self._raw_take_modseq = _RawStatement(_TAKE_USER_MODSEQ, dialect)
@@ -527,6 +543,43 @@ class MessageStore:
             # A writer takes the database lock up front: no deadlock when a read lock would upgrade.
             immediate = conn.get_execution_options().get("cpm_write", False)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    @property
+    def is_postgresql(self) -> bool:
+        return not self._sqlite
+
+    def pg_conninfo(self) -> str:
+        """A libpq URI for this store's database (password included), for the LISTEN connection."""
+        return self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def attach_bus(self, bus: PgChangeBus | None) -> None:
+        """Route this store's own events through `bus` (commit order with other instances')."""
+        self._bus = bus
+
+    def _announce(self, execute: Any, user: str, events: Sequence[StoreEvent]) -> int | None:
+        """Inside the write transaction: pg_notify the events (PostgreSQL only). Returns the token
+        under which the attached bus awaits their echo (None: no bus, or it is not listening)."""
+        if self._sqlite or not events:
+            return None
+        bus = self._bus
+        token = bus.register(events) if bus is not None else None
+        try:
+            for payload in encode_notifications(user, self.instance_id, token or 0, events):
+                execute("SELECT pg_notify(%s, %s)", (self.pg_channel, payload))
+        except BaseException:
+            self._abandon(token)
+            raise
+        return token
+
+    def _abandon(self, token: int | None) -> None:
+        if token is not None and self._bus is not None:
+            self._bus.abandon(token)
+
+    def _settle(self, token: int) -> None:
+        """After the commit: the bus publishes the events when PostgreSQL echoes them (so they reach
+        sessions in commit order with other instances' events); wait for that, bounded."""
+        if self._bus is not None:
+            self._bus.settle(token)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -576,24 +629,33 @@ class MessageStore:
         """The user's lock and one write transaction; the events put in the list are published
         after the commit, still under the lock, so subscribers get them in commit (MODSEQ) order."""
         events: list[StoreEvent] = []
+        token: int | None = None
         try:
             with self._user_lock(user), self._engine.connect() as conn:
                 conn.execution_options(cpm_write=True)
                 with conn.begin():
                     yield conn, events
+                    token = self._announce(conn.exec_driver_sql, user, events)
                 # Committed: now, and only now, other sessions may hear about it.
-                if events:
+                if events and self._bus is None:
                     self.hub.publish(events)
         except OperationalError as e:
+            self._abandon(token)
             if _is_busy(e):
                 raise StoreBusy("the database is busy, try again") from None
             raise
+        except BaseException:
+            self._abandon(token)
+            raise
+        if token is not None:
+            self._settle(token)
 
     @contextlib.contextmanager
     def _raw_writer(self, user: str) -> Iterator[tuple[Any, list[StoreEvent]]]:
         """`_writer` on a bare DBAPI cursor (for `_RawStatement`s): same lock, same BEGIN IMMEDIATE
         on SQLite, commit before the events are published under the lock."""
         events: list[StoreEvent] = []
+        token: int | None = None
         try:
             with self._user_lock(user):
                 raw = self._engine.raw_connection()
@@ -603,6 +665,7 @@ class MessageStore:
                         cur.execute("BEGIN IMMEDIATE")
                     try:
                         yield cur, events
+                        token = self._announce(cur.execute, user, events)
                     except BaseException:
                         raw.rollback()
                         raise
@@ -610,13 +673,19 @@ class MessageStore:
                 finally:
                     raw.close()  # back to the pool (which rolls back anything left open)
                 # Committed: now, and only now, other sessions may hear about it.
-                if events:
+                if events and self._bus is None:
                     self.hub.publish(events)
         except self._dbapi_error as e:
+            self._abandon(token)
             text = str(e).lower()
             if "locked" in text or "busy" in text:
                 raise StoreBusy("the database is busy, try again") from None
             raise
+        except BaseException:
+            self._abandon(token)
+            raise
+        if token is not None:
+            self._settle(token)
 
     @contextlib.contextmanager
     def _write(self, user: str, origin: object | None = None) -> Iterator[_Txn]:
@@ -1667,6 +1736,110 @@ class MessageStore:
                 uids.append(r.uid)
                 highest = max(highest, r.modseq)
             return SearchResult(uids=uids, highest_modseq=highest)
+
+    # ================================================================ cross-instance push
+
+    def user_modseqs(self, users: Sequence[str]) -> dict[str, int]:
+        """Each existing user's highest MODSEQ (the PostgreSQL listener's catch-up baselines)."""
+        out: dict[str, int] = {}
+        with self._read() as conn:
+            for chunk in _chunks(list(users)):
+                for name, modseq in conn.execute(
+                    select(t.user.c.name, t.user.c.modseq).where(t.user.c.name.in_(chunk))
+                ):
+                    out[name] = int(modseq)
+        return out
+
+    def changes_after(self, user: str, since: int) -> tuple[int, list[StoreEvent]]:
+        """The user's committed changes with MODSEQ in (since, now] as events, in MODSEQ order, and
+        now: what a listener replays after its connection was down. Rebuilt from the rows, so it is
+        the net effect (a message appended then expunged shows as the expunge; a changed message is
+        both APPEND and FLAGS, which sessions take as news only where it is news); subscriptions
+        carry no MODSEQ and are not replayed."""
+        with self._read() as conn:
+            row = conn.execute(select(t.user.c.id, t.user.c.modseq).where(t.user.c.name == user)).first()
+            if row is None or row.modseq <= since:
+                return (0 if row is None else int(row.modseq)), []
+            user_id, upto = int(row.id), int(row.modseq)
+            events: list[StoreEvent] = []
+            renames = conn.execute(
+                select(
+                    t.mailbox_rename.c.mailbox_id,
+                    t.mailbox_rename.c.old_name,
+                    t.mailbox_rename.c.new_name,
+                    t.mailbox_rename.c.modseq,
+                )
+                .where(
+                    t.mailbox_rename.c.user_id == user_id, t.mailbox_rename.c.modseq.between(since + 1, upto)
+                )
+                .order_by(t.mailbox_rename.c.modseq)
+            ).all()
+            first_name: dict[int, str] = {}
+            for r in renames:
+                first_name.setdefault(r.mailbox_id, r.old_name)
+                events.append(
+                    StoreEvent(user, r.new_name, r.mailbox_id, EventKind.RENAME, (), r.modseq, r.old_name)
+                )
+            for tb in conn.execute(
+                select(t.mailbox_tombstone).where(
+                    t.mailbox_tombstone.c.user_id == user_id,
+                    t.mailbox_tombstone.c.deleted_modseq.between(since + 1, upto),
+                )
+            ):
+                events.append(
+                    StoreEvent(user, tb.name, tb.mailbox_id, EventKind.DELETE, (), tb.deleted_modseq)
+                )
+            changed = conn.execute(
+                select(t.mailbox.c.id, t.mailbox.c.name, t.mailbox.c.created_modseq).where(
+                    t.mailbox.c.user_id == user_id, t.mailbox.c.highestmodseq > since
+                )
+            ).all()
+            for mb in changed:
+                if since < mb.created_modseq <= upto:
+                    name = first_name.get(mb.id, mb.name)
+                    events.append(StoreEvent(user, name, mb.id, EventKind.CREATE, (), mb.created_modseq))
+                msgs = conn.execute(
+                    select(t.message.c.uid, t.message.c.modseq).where(
+                        t.message.c.mailbox_id == mb.id, t.message.c.modseq.between(since + 1, upto)
+                    )
+                ).all()
+                if msgs:
+                    uids = tuple(sorted(r.uid for r in msgs))
+                    top = max(r.modseq for r in msgs)
+                    events.append(StoreEvent(user, mb.name, mb.id, EventKind.APPEND, uids, top))
+                    events.append(StoreEvent(user, mb.name, mb.id, EventKind.FLAGS, uids, top))
+                gone = conn.execute(
+                    select(t.expunged.c.uid, t.expunged.c.modseq).where(
+                        t.expunged.c.mailbox_id == mb.id, t.expunged.c.modseq.between(since + 1, upto)
+                    )
+                ).all()
+                if gone:
+                    uids = tuple(sorted(r.uid for r in gone))
+                    events.append(
+                        StoreEvent(user, mb.name, mb.id, EventKind.EXPUNGE, uids, max(r.modseq for r in gone))
+                    )
+        events.sort(key=lambda e: e.modseq)
+        return upto, events
+
+    def event_names(self, mailbox_id: int, modseq: int, kind: EventKind) -> tuple[str, str | None]:
+        """(name, old name) of a mailbox an event names only by id (a payload too long for pg_notify)."""
+        with self._read() as conn:
+            if kind is EventKind.RENAME:
+                r = conn.execute(
+                    select(t.mailbox_rename.c.new_name, t.mailbox_rename.c.old_name).where(
+                        t.mailbox_rename.c.mailbox_id == mailbox_id, t.mailbox_rename.c.modseq == modseq
+                    )
+                ).first()
+                if r is not None:
+                    return r.new_name, r.old_name
+            name = conn.execute(select(t.mailbox.c.name).where(t.mailbox.c.id == mailbox_id)).scalar()
+            if name is None:
+                name = conn.execute(
+                    select(t.mailbox_tombstone.c.name)
+                    .where(t.mailbox_tombstone.c.mailbox_id == mailbox_id)
+                    .order_by(t.mailbox_tombstone.c.deleted_modseq.desc())
+                ).scalar()
+            return str(name or ""), None
 
     # ================================================================ bulk (seeding)
 
