@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _daemon_bench import msgstore_thread, seed_msgstore
 
 from cpmsync.daemon.cache import Cache
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.daemon.imap_client import ImapClient
 from cpmsync.daemon.service import setup
 from cpmsync.daemon.settings import DaemonSettings
@@ -34,9 +35,9 @@ from cpmsync.testing import FaultProxy
 USER, PASSWORD = "bench", "bench-pw"
 
 EXTENSIONS = {
-    "list-changedsince": {},
-    "list-status": {"list_changedsince": False},
-    "list-status-per-folder": {"list_changedsince": False, "list_status": False},
+    DiscoveryStrategy.LIST_CHANGEDSINCE: {},
+    DiscoveryStrategy.LIST_STATUS: {"list_changedsince": False},
+    DiscoveryStrategy.LIST_STATUS_PER_FOLDER: {"list_changedsince": False, "list_status": False},
 }
 
 
@@ -59,7 +60,7 @@ def _settings(port: int, cache: Path, compress: bool) -> DaemonSettings:
 
 
 async def sync_once(
-    port: int, cache_path: Path, compress: bool, strategy: str | None
+    port: int, cache_path: Path, compress: bool, strategy: DiscoveryStrategy | None
 ) -> tuple[int, int, float, int]:
     """One catch-up through a proxy: (wire bytes down, wire bytes up, seconds, folders synced)."""
     settings = _settings(port, cache_path, compress)

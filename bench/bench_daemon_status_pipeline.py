@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _daemon_bench import msgstore_thread, seed_msgstore
 
 from cpmsync.daemon.cache import Cache
-from cpmsync.daemon.discovery import LIST_STATUS_PER_FOLDER, discover
+from cpmsync.daemon.discovery import DiscoveryStrategy, discover
 from cpmsync.daemon.imap_client import ImapClient
 from cpmsync.testing import FaultProxy
 
@@ -42,7 +42,9 @@ async def one(port: int, cache_path: Path, window: int, one_way_ms: float) -> tu
                 await imap.enable("QRESYNC")
                 before = imap.counters.snapshot()
                 t0 = time.perf_counter()
-                d = await discover(imap, cache, LIST_STATUS_PER_FOLDER, status_window=window)
+                d = await discover(
+                    imap, cache, DiscoveryStrategy.LIST_STATUS_PER_FOLDER, status_window=window
+                )
                 secs = time.perf_counter() - t0
                 used = imap.counters.since(before)
                 await imap.logout()

@@ -9,27 +9,23 @@ leaves no trace in STATUS, so every folder is compared in full (the only correct
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from cpmsync.daemon.cache import Cache, FolderState
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.daemon.imap_client import ImapClient
 from cpmsync.imap import ListData, StatusData
 
 __all__ = [
-    "LIST_CHANGEDSINCE",
-    "LIST_STATUS",
-    "LIST_STATUS_PER_FOLDER",
     "Discovery",
+    "DiscoveryStrategy",
     "FolderListing",
     "choose_strategy",
     "discover",
     "list_names",
 ]
 
-LIST_CHANGEDSINCE = "list-changedsince"
-LIST_STATUS = "list-status"
-LIST_STATUS_PER_FOLDER = "list-status-per-folder"
-STRATEGIES = (LIST_CHANGEDSINCE, LIST_STATUS, LIST_STATUS_PER_FOLDER)
 STATUS_WINDOW = 128  # default of [imap] status_window: STATUS commands in flight at once
 
 _NOT_SELECTABLE = {"\\NOSELECT", "\\NONEXISTENT"}
@@ -53,7 +49,7 @@ class FolderListing:
 class Discovery:
     """The result: folders to sync, folders gone, renames, and the highest MODSEQ seen."""
 
-    strategy: str
+    strategy: DiscoveryStrategy
     complete: bool
     changed: dict[str, FolderListing] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
@@ -62,18 +58,18 @@ class Discovery:
     listed: int = 0
 
 
-def choose_strategy(imap: ImapClient, cache: Cache, forced: str | None = None) -> str:
+def choose_strategy(
+    imap: ImapClient, cache: Cache, forced: DiscoveryStrategy | None = None
+) -> DiscoveryStrategy:
     """The cheapest discovery the server offers for this account's state."""
     condstore = imap.has("CONDSTORE") or "QRESYNC" in imap.enabled
-    if forced is not None:
-        if forced == LIST_CHANGEDSINCE and cache.watermark == 0:
-            return LIST_STATUS if imap.has("LIST-STATUS") else LIST_STATUS_PER_FOLDER
+    if forced is not None and not (forced.incremental and cache.watermark == 0):
         return forced
-    if imap.has("LIST-CHANGEDSINCE") and condstore and cache.watermark > 0:
-        return LIST_CHANGEDSINCE
+    if forced is None and imap.has("LIST-CHANGEDSINCE") and condstore and cache.watermark > 0:
+        return DiscoveryStrategy.LIST_CHANGEDSINCE
     if imap.has("LIST-STATUS"):
-        return LIST_STATUS
-    return LIST_STATUS_PER_FOLDER
+        return DiscoveryStrategy.LIST_STATUS
+    return DiscoveryStrategy.LIST_STATUS_PER_FOLDER
 
 
 def _status_items(imap: ImapClient, *, uidvalidity: bool) -> tuple[str, ...]:
@@ -110,10 +106,57 @@ async def list_names(imap: ImapClient) -> list[FolderListing]:
     return _listings(lists, {})
 
 
+async def _changed_since(imap: ImapClient, cache: Cache, cached: dict[str, FolderState]) -> Discovery:
+    """LIST-CHANGEDSINCE: only the folders above the watermark, with deletions and renames."""
+    lists, statuses = await imap.list_changed_since(cache.watermark, _status_items(imap, uidvalidity=False))
+    d = Discovery(
+        DiscoveryStrategy.LIST_CHANGEDSINCE, complete=True, listed=len(lists), target_modseq=cache.watermark
+    )
+    for x in _listings(lists, statuses):
+        if x.status is not None and x.status.highestmodseq is not None:
+            d.target_modseq = max(d.target_modseq, x.status.highestmodseq)
+        if any(a.upper() == "\\NONEXISTENT" for a in x.attributes):
+            if x.name in cached:
+                d.deleted.append(x.name)
+            continue
+        old = next((ln.oldname for ln in lists if ln.name == x.name and ln.oldname), None)
+        if old is not None and old != x.name and old in cached:
+            # Even onto a cached name (a swap): the engine applies them as a permutation.
+            d.renamed.append((old, x.name))
+        if x.selectable:
+            d.changed[x.name] = x
+    return d
+
+
+async def _list_status(imap: ImapClient, status_window: int) -> list[FolderListing]:
+    """LIST-STATUS: every folder with its STATUS in one command."""
+    lists, statuses = await imap.list_folders("*", return_status=_status_items(imap, uidvalidity=True))
+    return _listings(lists, statuses)
+
+
+async def _list_status_per_folder(imap: ImapClient, status_window: int) -> list[FolderListing]:
+    """LIST, then STATUS for each selectable folder."""
+    lists, _ = await imap.list_folders("*")
+    names = [x.name for x in _listings(lists, {}) if x.selectable]
+    # Pipelined: one round trip per window, not per folder. A folder deleted between LIST
+    # and STATUS answers NO: its status is None, so it is synced and found gone.
+    items = _status_items(imap, uidvalidity=True)
+    per_folder = await imap.status_many(names, items, window=status_window)
+    return [
+        FolderListing(x.name, x.delimiter, x.attributes, per_folder.get(x.name)) for x in _listings(lists, {})
+    ]
+
+
+_COMPLETE_LISTINGS: dict[DiscoveryStrategy, Callable[[ImapClient, int], Awaitable[list[FolderListing]]]] = {
+    DiscoveryStrategy.LIST_STATUS: _list_status,
+    DiscoveryStrategy.LIST_STATUS_PER_FOLDER: _list_status_per_folder,
+}
+
+
 async def discover(
     imap: ImapClient,
     cache: Cache,
-    strategy: str,
+    strategy: DiscoveryStrategy,
     *,
     status_window: int = STATUS_WINDOW,
     full: bool = True,
@@ -124,41 +167,11 @@ async def discover(
     `full`: without CONDSTORE, mark every folder changed (a full UID/FLAGS compare); else only
     those whose STATUS (MESSAGES UIDNEXT UNSEEN UIDVALIDITY) moved since the cache saw them.
     """
-    condstore = imap.has("CONDSTORE") or "QRESYNC" in imap.enabled
     cached = cache.folders()
-    if strategy == LIST_CHANGEDSINCE:
-        lists, statuses = await imap.list_changed_since(
-            cache.watermark, _status_items(imap, uidvalidity=False)
-        )
-        d = Discovery(strategy, complete=True, listed=len(lists), target_modseq=cache.watermark)
-        for x in _listings(lists, statuses):
-            if x.status is not None and x.status.highestmodseq is not None:
-                d.target_modseq = max(d.target_modseq, x.status.highestmodseq)
-            if any(a.upper() == "\\NONEXISTENT" for a in x.attributes):
-                if x.name in cached:
-                    d.deleted.append(x.name)
-                continue
-            old = next((ln.oldname for ln in lists if ln.name == x.name and ln.oldname), None)
-            if old is not None and old != x.name and old in cached:
-                # Even onto a cached name (a swap): the engine applies them as a permutation.
-                d.renamed.append((old, x.name))
-            if x.selectable:
-                d.changed[x.name] = x
-        return d
-    if strategy == LIST_STATUS:
-        lists, statuses = await imap.list_folders("*", return_status=_status_items(imap, uidvalidity=True))
-        listings = _listings(lists, statuses)
-    else:
-        lists, _ = await imap.list_folders("*")
-        names = [x.name for x in _listings(lists, {}) if x.selectable]
-        # Pipelined: one round trip per window, not per folder. A folder deleted between LIST
-        # and STATUS answers NO: its status is None, so it is synced and found gone.
-        items = _status_items(imap, uidvalidity=True)
-        per_folder = await imap.status_many(names, items, window=status_window)
-        listings = [
-            FolderListing(x.name, x.delimiter, x.attributes, per_folder.get(x.name))
-            for x in _listings(lists, {})
-        ]
+    if strategy.incremental:
+        return await _changed_since(imap, cache, cached)
+    condstore = imap.has("CONDSTORE") or "QRESYNC" in imap.enabled
+    listings = await _COMPLETE_LISTINGS[strategy](imap, status_window)
     d = Discovery(strategy, complete=True, listed=len(listings))
     present = set()
     for x in listings:

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from cpmsync.daemon import sdnotify
 from cpmsync.daemon.actions import ActionInbox, ActionQueue
 from cpmsync.daemon.cache import Cache, open_cache
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.daemon.imap_client import ImapClient, ImapCommandError, ImapError
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.daemon.push import NOTIFY_SET, PushLoop, push_mode
@@ -151,7 +152,7 @@ class ImapSession:
         cache: Cache,
         publisher: Publisher | None,
         *,
-        forced_strategy: str | None = None,
+        forced_strategy: DiscoveryStrategy | None = None,
     ) -> None:
         self.settings = settings
         self.cache = cache

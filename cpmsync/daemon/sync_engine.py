@@ -13,14 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cpmsync.daemon.cache import Cache, FolderState
-from cpmsync.daemon.discovery import (
-    LIST_CHANGEDSINCE,
-    Discovery,
-    FolderListing,
-    choose_strategy,
-    discover,
-    list_names,
-)
+from cpmsync.daemon.discovery import Discovery, FolderListing, choose_strategy, discover, list_names
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.daemon.imap_client import ByteCounters, ImapClient
 from cpmsync.daemon.renames import apply_renames
 from cpmsync.daemon.settings import DaemonSettings
@@ -63,14 +57,14 @@ class SyncEngine:
         settings: DaemonSettings,
         *,
         stop: asyncio.Event | None = None,
-        forced_strategy: str | None = None,
+        forced_strategy: DiscoveryStrategy | None = None,
     ) -> None:
         self.imap = imap
         self.cache = cache
         self.settings = settings
         self.stop = stop or asyncio.Event()
         self.forced_strategy = forced_strategy
-        self.last_strategy: str | None = None
+        self.last_strategy: DiscoveryStrategy | None = None
 
     def flush_trace(self) -> None:
         """Keep the connection's (time, direction, bytes) rows so far, when tracing is on."""
@@ -85,7 +79,7 @@ class SyncEngine:
         """
         strategy = choose_strategy(self.imap, self.cache, self.forced_strategy)
         self.last_strategy = strategy
-        return await self._run(strategy, names_check=names_check, full=full)
+        return await self._run(strategy, discovery=strategy, names_check=names_check, full=full)
 
     @property
     def condstore(self) -> bool:
@@ -134,6 +128,7 @@ class SyncEngine:
         self,
         strategy: str,
         *,
+        discovery: DiscoveryStrategy | None = None,
         only: list[str] | None = None,
         names_check: bool = False,
         keep_selected: bool = False,
@@ -147,13 +142,13 @@ class SyncEngine:
         interrupted = False
         error: str | None = None
         try:
-            if only is not None:
-                todo: dict[str, FolderListing | None] = dict.fromkeys(only)
+            if discovery is None:
+                todo: dict[str, FolderListing | None] = dict.fromkeys(only or ())
             else:
                 d = await discover(
                     self.imap,
                     self.cache,
-                    strategy,
+                    discovery,
                     status_window=self.settings.imap.status_window,
                     full=full,
                 )
@@ -166,13 +161,12 @@ class SyncEngine:
                     if self.cache.delete_folder(name):
                         log.info("folder deleted on the server", extra=kv(folder=name))
                         touched += 1
-                if names_check and strategy == "list-changedsince":
-                    extra = await self.apply_names(await list_names(self.imap))
-                    for name in extra:
-                        d.changed.setdefault(name, FolderListing(name, None, ()))
-                if strategy == LIST_CHANGEDSINCE:
+                if discovery.incremental:
+                    if names_check:
+                        extra = await self.apply_names(await list_names(self.imap))
+                        for name in extra:
+                            d.changed.setdefault(name, FolderListing(name, None, ()))
                     await self._add_nomodseq(d, full=names_check)
-                if strategy == LIST_CHANGEDSINCE:
                     # The watermark may pass a folder only once it is committed: pend them.
                     self.cache.begin_discovery(d.target_modseq, d.changed, complete=d.complete)
                 # else: a complete listing compared with the cache finds an unsynced folder again
@@ -206,11 +200,11 @@ class SyncEngine:
                 )
                 touched += 1
             # Stopping: a catch-up that did not reach its watermark, or folders left, is unfinished.
-            interrupted = pending > 0 or (only is None and self.stop.is_set())
+            interrupted = pending > 0 or (discovery is not None and self.stop.is_set())
             if interrupted:
                 error = "interrupted"
-            if only is None and not self.stop.is_set():
-                if d.strategy == LIST_CHANGEDSINCE:
+            if discovery is not None and not self.stop.is_set():
+                if discovery.incremental:
                     self.cache.advance_watermark()
                 else:
                     self.cache.begin_discovery(d.target_modseq, (), complete=True)

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
+
 if TYPE_CHECKING:
     from cpmsync.demo.runner import DemoReport
 
@@ -58,7 +60,10 @@ def render_table(report: DemoReport, console: Console) -> None:
     cols = ("discovery", "LIST B", "predicted", "catch-up", "socket", "vs CS", "J/day", "%/day")
     for c in cols:
         t.add_column(c, justify="left" if c == "discovery" else "right", no_wrap=True)
-    base = next((r["wire_bytes"] for r in report.catchup if r["strategy"] == "list-changedsince"), None)
+    base = next(
+        (r["wire_bytes"] for r in report.catchup if r["strategy"] == DiscoveryStrategy.LIST_CHANGEDSINCE),
+        None,
+    )
     short = {"LIST-CHANGEDSINCE": "CHANGEDSINCE", "LIST + STATUS": "LIST+STATUS"}
     for r in report.catchup:
         ratio = f"{r['wire_bytes'] / base:,.1f}×" if base else "-"

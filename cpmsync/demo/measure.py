@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from cpmsync.daemon.cache import Cache
-from cpmsync.daemon.discovery import LIST_CHANGEDSINCE, LIST_STATUS, LIST_STATUS_PER_FOLDER, discover
+from cpmsync.daemon.discovery import discover
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.daemon.service import connect, setup
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.sync_engine import SyncEngine
 
 __all__ = [
     "STRATEGIES",
-    "STRATEGY_LABELS",
     "CatchupMeasurement",
     "EnergyEstimate",
     "energy_per_day",
@@ -33,12 +33,7 @@ __all__ = [
     "snapshot_cache",
 ]
 
-STRATEGIES = (LIST_CHANGEDSINCE, LIST_STATUS, LIST_STATUS_PER_FOLDER)
-STRATEGY_LABELS = {
-    LIST_CHANGEDSINCE: "LIST-CHANGEDSINCE",
-    LIST_STATUS: "LIST-STATUS",
-    LIST_STATUS_PER_FOLDER: "LIST + STATUS",
-}
+STRATEGIES = tuple(DiscoveryStrategy)
 
 
 def snapshot_cache(src: Path, dst: Path) -> None:
@@ -51,7 +46,7 @@ def snapshot_cache(src: Path, dst: Path) -> None:
 
 @dataclass(frozen=True)
 class CatchupMeasurement:
-    strategy: str
+    strategy: DiscoveryStrategy
     imap_bytes_in: int
     imap_bytes_out: int
     wire_bytes_in: int
@@ -73,14 +68,14 @@ class CatchupMeasurement:
     def as_dict(self) -> dict[str, object]:
         d = asdict(self)
         del d["trace"]
-        d["label"] = STRATEGY_LABELS.get(self.strategy, self.strategy)
+        d["label"] = self.strategy.label
         d["imap_bytes"] = self.imap_bytes
         d["wire_bytes"] = self.wire_bytes
         return d
 
 
 async def measure_catchup(
-    settings: DaemonSettings, snapshot: Path, strategy: str, workdir: Path
+    settings: DaemonSettings, snapshot: Path, strategy: DiscoveryStrategy, workdir: Path
 ) -> CatchupMeasurement:
     """Copy the snapshot, connect afresh, run one catch-up with `strategy` forced."""
     path = workdir / f"catchup-{strategy}.sqlite"
@@ -107,7 +102,7 @@ async def measure_catchup(
         cache.close()
     t0 = rows[0][1] if rows else 0.0
     return CatchupMeasurement(
-        strategy=result.strategy,
+        strategy=strategy,
         imap_bytes_in=result.bytes.imap_in,
         imap_bytes_out=result.bytes.imap_out,
         wire_bytes_in=result.bytes.wire_in,
@@ -159,11 +154,6 @@ def energy_per_day(m: CatchupMeasurement, radio: str, poll_interval_s: float) ->
     )
 
 
-SIMULATOR_STRATEGY = {
-    LIST_CHANGEDSINCE: "list-changedsince",
-    LIST_STATUS: "list-status",
-    LIST_STATUS_PER_FOLDER: "list-status-each",
-}
 DAEMON_STATUS_ITEMS = (
     "MESSAGES",
     "UIDNEXT",
@@ -173,7 +163,7 @@ DAEMON_STATUS_ITEMS = (
 )  # discovery._status_items
 
 
-def predict_discovery_bytes(store: Any, user: str, watermark: int, strategy: str) -> int:
+def predict_discovery_bytes(store: Any, user: str, watermark: int, strategy: DiscoveryStrategy) -> int:
     """The simulator's IMAP-layer bytes (both ways) for this discovery on this exact account."""
     from cpmsync.simulator import predict_catchup_bytes
 
@@ -190,9 +180,9 @@ def predict_discovery_bytes(store: Any, user: str, watermark: int, strategy: str
     names = [x.name for x in listings]
     changed = [n for n, s in statuses.items() if s["HIGHESTMODSEQ"] > watermark]
     # Under CHANGEDSINCE the daemon leaves UIDVALIDITY out (it knows it for every cached folder).
-    items = DAEMON_STATUS_ITEMS[:-1] if strategy == LIST_CHANGEDSINCE else DAEMON_STATUS_ITEMS
+    items = DAEMON_STATUS_ITEMS[:-1] if strategy.incremental else DAEMON_STATUS_ITEMS
     count = predict_catchup_bytes(
-        names, statuses, changed, SIMULATOR_STRATEGY[strategy], False,
+        names, statuses, changed, strategy, False,
         last_modseq=watermark, connect=False, server_style="msgstore",
         status_items=items, pipelined=False,
     )  # fmt: skip

@@ -30,11 +30,11 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.demo.broker import BrokerChoice, choose_broker
 from cpmsync.demo.changes import ChangeGenerator, ChangeSettings
 from cpmsync.demo.measure import (
     STRATEGIES,
-    STRATEGY_LABELS,
     CatchupMeasurement,
     EnergyEstimate,
     energy_per_day,
@@ -569,13 +569,13 @@ async def _daemon_phases(
         # 3. One catch-up per strategy from the same pre-run cache, against the live msgstore.
         results: list[tuple[CatchupMeasurement, EnergyEstimate]] = []
         for strategy in STRATEGIES:
-            console.print(f"catch-up with {STRATEGY_LABELS[strategy]} …")
+            console.print(f"catch-up with {strategy.label} …")
             m = await _until(stop, measure_catchup(dsettings, snapshot, strategy, workdir))
             results.append((m, energy_per_day(m, opts.radio, opts.poll_interval_s)))
         report.catchup = [{**m.as_dict(), **asdict(e)} for m, e in results]
         for row in report.catchup:
             row["predicted_discovery_imap_bytes"] = predict_discovery_bytes(
-                store, DEMO_USER, int(first["watermark"]), str(row["strategy"])
+                store, DEMO_USER, int(first["watermark"]), DiscoveryStrategy(row["strategy"])
             )
         report.events_received = viewer.events
         report.events_after_first_sync = viewer.events_live

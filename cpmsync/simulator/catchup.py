@@ -5,7 +5,7 @@ the wire; nothing is a per-line constant. `ImapSession` feeds those bytes, fligh
 a `WireCounter` so COMPRESS, TLS and TCP are counted on the real stream.
 
 Strategies (how a client finds the folders that changed):
-- ``list-status-each``: LIST "" "*", then one STATUS per folder (pipelined in one flight, the
+- ``list-status-per-folder``: LIST "" "*", then one STATUS per folder (pipelined in one flight, the
   cheapest way a client can do it, so the baseline is not made to look worse than it is);
 - ``list-status``: LIST "" "*" RETURN (STATUS (...)) (RFC 5819);
 - ``list-changedsince``: LIST (CHANGEDSINCE (m)) "" "*" RETURN (STATUS (...)) (the CR, Appendix I).
@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.simulator.account import Account, Folder, make_message
 from cpmsync.simulator.wire import WireConfig, WireCount, WireCounter
 
@@ -32,9 +33,14 @@ __all__ = [
     "predict_catchup_bytes",
 ]
 
-Strategy = Literal["list-status-each", "list-status", "list-changedsince"]
+Strategy = DiscoveryStrategy
 ServerStyle = Literal["cpmsync", "dovecot", "msgstore"]
-STRATEGIES: tuple[Strategy, ...] = ("list-status-each", "list-status", "list-changedsince")
+# Most bytes first: the order of the simulator's tables.
+STRATEGIES: tuple[Strategy, ...] = (
+    DiscoveryStrategy.LIST_STATUS_PER_FOLDER,
+    DiscoveryStrategy.LIST_STATUS,
+    DiscoveryStrategy.LIST_CHANGEDSINCE,
+)
 STATUS_ITEMS: tuple[str, ...] = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
 DELIMITER = "/"
 # Completion texts as our msgstore server words them (cpmsync/msgstore/session_mailbox.py): with
@@ -240,7 +246,7 @@ class ImapSession:
         """Find the changed folders with `strategy` (the step LIST-CHANGEDSINCE shrinks).
 
         `status_items`: the STATUS items the client asks for, in its order (the daemon leaves
-        UIDVALIDITY out under CHANGEDSINCE). `pipelined=False`: list-status-each waits for each
+        UIDVALIDITY out under CHANGEDSINCE). `pipelined=False`: list-status-per-folder waits for each
         STATUS answer before the next command, one flight (and one deflate flush) per command
         each way, as the daemon does; the default is the cheapest client, all in one flight.
         """
@@ -248,7 +254,7 @@ class ImapSession:
         items = status_items
         t = self.tag()
         done = self.ok(t, "List completed.")
-        if strategy == "list-status-each":
+        if strategy is DiscoveryStrategy.LIST_STATUS_PER_FOLDER:
             self.up(imap.ListCommand(tag=t, reference="", patterns=("*",)))
             body = b"".join(self.list_line(n) for n in folders)
             self.down_raw(body + bytes(imap.serialize_response(done)))
@@ -271,18 +277,16 @@ class ImapSession:
                 self.counter.send("up", b"".join(cmds))
                 self.down_raw(b"".join(tail))
             return
-        if strategy == "list-status":
-            self.up(imap.ListCommand(tag=t, reference="", patterns=("*",), return_status=items))
-            names: Iterable[str] = folders
-        elif strategy == "list-changedsince":
+        if strategy.incremental:
             self.up(
                 imap.ListCommand(
                     tag=t, reference="", patterns=("*",), changedsince=last_modseq, return_status=items
                 )
             )
-            names = [n for n in changed if n in folders]
+            names: Iterable[str] = [n for n in changed if n in folders]
         else:
-            raise ValueError(f"unknown strategy {strategy!r}")
+            self.up(imap.ListCommand(tag=t, reference="", patterns=("*",), return_status=items))
+            names = folders
         body = b"".join(
             self.list_line(n)
             + (b"" if n in self.noselect else _status_line(n, _status_values(folders[n], items), items))
@@ -468,7 +472,7 @@ def predict_catchup_bytes(
     LIST attributes the server writes per folder (default none, as in the CR's examples);
     `server_style="dovecot"` words completion texts as Dovecot does (with its timing),
     `"msgstore"` as our msgstore server does.
-    `status_items` / `pipelined`: what the client asks STATUS for and whether list-status-each
+    `status_items` / `pipelined`: what the client asks STATUS for and whether list-status-per-folder
     pipelines its STATUS commands (see `ImapSession.discover`); the defaults are the cheapest
     client, the daemon's own choices can be passed to predict its bytes.
     `setup` runs on the session first (after `connect`, if any) and its bytes are left out of the

@@ -17,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -27,13 +29,21 @@ app = typer.Typer(help="UNI bytes and radio energy per sync strategy.", no_args_
 console = Console(width=None if sys.stdout.isatty() else 200)
 
 STRATEGY_HELP = (
-    "list-status-each (LIST + STATUS per folder), list-status (RFC 5819) or list-changedsince (the CR)"
+    "list-status-per-folder (LIST + STATUS per folder), list-status (RFC 5819) or list-changedsince (the CR)"
 )
 
 
 def _fail(msg: str) -> typer.Exit:
     Console(stderr=True).print(f"[bold red]error:[/] {msg}", highlight=False)
     return typer.Exit(2)
+
+
+def _discovery_option(flag: str, value: str) -> DiscoveryStrategy:
+    try:
+        return DiscoveryStrategy(value)
+    except ValueError:
+        names = ", ".join(DiscoveryStrategy)
+        raise _fail(f"{flag} must be one of {names}, not {value!r}") from None
 
 
 @contextmanager
@@ -98,11 +108,10 @@ def bytes_cmd(
 ) -> None:
     """Bytes of one catch-up sync (connect, find changed folders, fetch them, log out), per layer."""
     from cpmsync.simulator.account import make_account
-    from cpmsync.simulator.catchup import STRATEGIES, account_catchup_bytes
+    from cpmsync.simulator.catchup import account_catchup_bytes
     from cpmsync.simulator.wire import WireConfig
 
-    if strategy not in STRATEGIES:
-        raise _fail(f"--strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+    picked_strategy = _discovery_option("--strategy", strategy)
     if tls not in ("1.3", "1.2", "none"):
         raise _fail("--tls must be 1.3, 1.2 or none")
     if changed > folders:
@@ -111,11 +120,11 @@ def bytes_cmd(
     names = list(acct.folders)
     step = max(1, folders // max(1, changed))
     picked = names[::step][:changed]
-    wc = account_catchup_bytes(acct, picked, strategy, compress, wire=WireConfig(ipv6=ipv6, tls=tls))  # type: ignore[arg-type]
+    wc = account_catchup_bytes(acct, picked, picked_strategy, compress, wire=WireConfig(ipv6=ipv6, tls=tls))  # type: ignore[arg-type]
     result = {
         "folders": folders,
         "changed": changed,
-        "strategy": strategy,
+        "strategy": picked_strategy,
         "compress": compress,
         **wc.as_dict(),
     }
@@ -123,7 +132,7 @@ def bytes_cmd(
         typer.echo(json.dumps(result))
         return
     t = Table(
-        title=f"one catch-up sync: {folders:,} folders, {changed:,} changed, {strategy}"
+        title=f"one catch-up sync: {folders:,} folders, {changed:,} changed, {picked_strategy}"
         + (" + DEFLATE" if compress else "")
     )
     t.add_column("layer")
@@ -181,8 +190,8 @@ def _timeline(scn: Any, profile: Any, path: Path, hour: int = 18) -> Path:
     panels = []
     windows = []
     for spec in (
-        StrategySpec("list-changedsince", False, True),
-        StrategySpec("list-changedsince", False, False),
+        StrategySpec(DiscoveryStrategy.LIST_CHANGEDSINCE, False, True),
+        StrategySpec(DiscoveryStrategy.LIST_CHANGEDSINCE, False, False),
     ):
         plan = plan_day(scn, spec)
         rp = plan_transfers(plan, profile)
@@ -223,12 +232,10 @@ def schedule(
     """Price one day of the daemon's wake schedule as configured (or of a polling client)."""
     from cpmsync.config import ConfigError
     from cpmsync.daemon.settings import DaemonSettings, load_daemon_settings
-    from cpmsync.simulator.catchup import STRATEGIES
     from cpmsync.simulator.runner import BATTERY_J, resolve_radios
     from cpmsync.simulator.schedule_price import ScheduleSpec, price_schedule
 
-    if discovery not in STRATEGIES:
-        raise _fail(f"--discovery must be one of {', '.join(STRATEGIES)}")
+    picked_discovery = _discovery_option("--discovery", discovery)
     try:
         settings = load_daemon_settings(config) if config is not None else DaemonSettings()
     except ConfigError as e:
@@ -245,7 +252,7 @@ def schedule(
         nat_timeout_s=nat_timeout_s,
         changes_per_day=changes_per_day,
         folders=folders,
-        discovery=discovery,  # narrowed to a Strategy by the check above
+        discovery=picked_discovery,
     )
     for p in prices:
         d = p.as_dict()

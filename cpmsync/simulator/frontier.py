@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.simulator.catchup import Strategy
 from cpmsync.simulator.radio import RadioProfile, load_profile
@@ -27,7 +28,7 @@ NAT_MINUTES = (5, 10, 15, 30)
 NATS_S = tuple(60.0 * m for m in NAT_MINUTES)
 RADIOS = ("lte", "nr-nsa", "nr-sa", "3g", "wifi")
 FOLDERS = (100, 10_000)
-DISCOVERIES: tuple[Strategy, ...] = ("list-changedsince", "list-status")
+DISCOVERIES: tuple[Strategy, ...] = (DiscoveryStrategy.LIST_CHANGEDSINCE, DiscoveryStrategy.LIST_STATUS)
 CHANGES_PER_DAY = 40.0
 DEFAULT_LABEL = "daemon default (adaptive heartbeat)"
 KEEPALIVE_LABEL = "push, server keep-alive 2 min"
@@ -119,7 +120,7 @@ def plot_frontier(points: Sequence[Point], out: Path, *, title: str) -> Path:
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9.5, 6.2))
-    for disc, marker in (("list-changedsince", "o"), ("list-status", "s")):
+    for disc, marker in ((DiscoveryStrategy.LIST_CHANGEDSINCE, "o"), (DiscoveryStrategy.LIST_STATUS, "s")):
         pts = [p for p in points if p.price.discovery == disc]
         for p in pts:
             x = max(p.price.median_delay_s, 0.1)
@@ -129,7 +130,7 @@ def plot_frontier(points: Sequence[Point], out: Path, *, title: str) -> Path:
                 [x], [y], marker=marker, s=90 if p.default else 40, color=face,
                 edgecolors="black" if p.default else "none",
             )  # fmt: skip
-            if disc == "list-changedsince":
+            if disc.incremental:
                 # The median alone flatters a heartbeat longer than the NAT: half the changes wait
                 # for the next reconnect. The p95 says so.
                 text = f"{p.price.label} (p95 {p.price.p95_delay_s:,.0f} s)"
@@ -206,7 +207,7 @@ def build_frontier(out: Path, *, progress: Callable[[float], None] | None = None
             p.price
             for p in points
             if p.price.label == label and p.price.radio == radio and p.price.nat_timeout_s == nat
-            and p.price.folders == folders and p.price.discovery == "list-changedsince"
+            and p.price.folders == folders and p.price.discovery == DiscoveryStrategy.LIST_CHANGEDSINCE
         )  # fmt: skip
 
     lines = [

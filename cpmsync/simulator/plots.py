@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.simulator.radio import RadioProfile, Transfer
 from cpmsync.simulator.rrc import PROMOTION, TRANSFER_DOWN, TRANSFER_UP, RadioResult
 from cpmsync.simulator.runner import Row
@@ -13,14 +14,14 @@ from cpmsync.simulator.runner import Row
 __all__ = ["plot_energy_vs_folders", "plot_timeline"]
 
 STRATEGY_NAMES = {
-    "list-status-each": "LIST + STATUS per folder",
-    "list-status": "LIST-STATUS",
-    "list-changedsince": "LIST-CHANGEDSINCE",
+    DiscoveryStrategy.LIST_STATUS_PER_FOLDER: "LIST + STATUS per folder",
+    DiscoveryStrategy.LIST_STATUS: "LIST-STATUS",
+    DiscoveryStrategy.LIST_CHANGEDSINCE: "LIST-CHANGEDSINCE",
 }
 STRATEGY_COLORS = {
-    "list-status-each": "tab:red",
-    "list-status": "tab:orange",
-    "list-changedsince": "tab:green",
+    DiscoveryStrategy.LIST_STATUS_PER_FOLDER: "tab:red",
+    DiscoveryStrategy.LIST_STATUS: "tab:orange",
+    DiscoveryStrategy.LIST_CHANGEDSINCE: "tab:green",
 }
 
 

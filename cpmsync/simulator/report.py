@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.simulator.catchup import Strategy
 from cpmsync.simulator.radio import load_profile
 from cpmsync.simulator.runner import Row, run_scenario
@@ -16,12 +17,11 @@ __all__ = ["SWEEP_FOLDERS", "TABLE_FOLDERS", "build_report"]
 TABLE_FOLDERS = (100, 1_000, 10_000)
 SWEEP_FOLDERS = (50, 100, 300, 1_000, 3_000, 10_000, 30_000, 100_000)
 RADIOS = ("lte", "nr-nsa")
-NAMES = {
-    "list-changedsince": "LIST-CHANGEDSINCE",
-    "list-status": "LIST-STATUS",
-    "list-status-each": "LIST + STATUS",
-}
-ORDER: tuple[Strategy, ...] = ("list-changedsince", "list-status", "list-status-each")
+ORDER: tuple[Strategy, ...] = (
+    DiscoveryStrategy.LIST_CHANGEDSINCE,
+    DiscoveryStrategy.LIST_STATUS,
+    DiscoveryStrategy.LIST_STATUS_PER_FOLDER,
+)
 
 
 def _sized(base: Scenario, folders: int) -> Scenario:
@@ -143,7 +143,7 @@ def _markdown(table: list[Row], scen_rows: list[Row], light: Scenario, elapsed_s
             q_lte = _pick(table, folders=f, discovery=disc, compress=False, push=True, radio="lte")
             q_nr = _pick(table, folders=f, discovery=disc, compress=False, push=True, radio="nr-nsa")
             lines.append(
-                f"| {f:,} | {NAMES[disc]} | {mb(p_lte)} | {mb(p_lte_z)} | {cell(p_lte)} | {sync(p_lte)} "
+                f"| {f:,} | {disc.label} | {mb(p_lte)} | {mb(p_lte_z)} | {cell(p_lte)} | {sync(p_lte)} "
                 f"| {cell(p_nr)} | {mb(q_lte)} | {cell(q_lte)} | {sync(q_lte)} | {cell(q_nr)} |"
             )
     lines += [
@@ -168,7 +168,7 @@ def _markdown(table: list[Row], scen_rows: list[Row], light: Scenario, elapsed_s
                 if r is None or n is None:
                     continue
                 lines.append(
-                    f"| {name} ({r.folders:,}) | {NAMES[disc]} | {'push' if push else 'poll'} | {mb(r)} "
+                    f"| {name} ({r.folders:,}) | {disc.label} | {'push' if push else 'poll'} | {mb(r)} "
                     f"| {r.energy_j_per_day:,.0f} | {sync(r)} | {r.battery_pct_per_day:.1f} "
                     f"| {n.energy_j_per_day:,.0f} | {sync(n)} | {r.radio_wakes_per_day:,.0f} "
                     f"| {r.mean_change_delay_s:,.1f} |"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.daemon.schedule import HeartbeatLadder
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.simulator.catchup import Strategy
@@ -79,7 +80,7 @@ def price_schedule(
     nat_timeout_s: float,
     changes_per_day: float,
     folders: int = 1000,
-    discovery: Strategy = "list-changedsince",
+    discovery: Strategy = DiscoveryStrategy.LIST_CHANGEDSINCE,
     connection_losses_per_day: float = 6.0,
     seed: int = 1,
     duration_s: float = 86400.0,

@@ -240,7 +240,7 @@ def plan_day(
     # LIST-CHANGEDSINCE cannot report deletions: a polling client adds a names-only LIST to the
     # first poll after each scan falls due (the daemon's names_check rides on a sync run the same
     # way), so the scan costs bytes and a round trip but never a wake of its own.
-    names_scan = spec.discovery == "list-changedsince" and not spec.push
+    names_scan = spec.discovery.incremental and not spec.push
     scan_due = dev.deletion_scan_interval_s * _stream(scn.seed, "deletion-scan").random()
 
     pending: dict[str, _Pending] = {}
@@ -331,7 +331,7 @@ def plan_day(
                 acct.delete(name)
                 pending.pop(name, None)
                 if not (spec.push and alive):
-                    if spec.discovery == "list-changedsince" and not spec.push:
+                    if spec.discovery.incremental and not spec.push:
                         deleted_pending.append(t)
                     else:
                         pending.setdefault(name, _Pending()).times.append(t)

@@ -24,6 +24,7 @@ from daemon_sync_helpers import (
 )
 from imapclient import IMAPClient
 
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.testing import MosquittoBroker
 
 pytestmark = pytest.mark.dovecot
@@ -100,9 +101,11 @@ async def test_random_changes_cache_equals_server(
         ct.cancel()
 
 
-@pytest.mark.parametrize("strategy", ["list-status", "list-status-per-folder"])
+@pytest.mark.parametrize(
+    "strategy", [DiscoveryStrategy.LIST_STATUS, DiscoveryStrategy.LIST_STATUS_PER_FOLDER]
+)
 async def test_catch_up_after_offline_changes(
-    dovecot_account: Any, broker: MosquittoBroker, tmp_path: Path, strategy: str
+    dovecot_account: Any, broker: MosquittoBroker, tmp_path: Path, strategy: DiscoveryStrategy
 ) -> None:
     """Changes made while the daemon was stopped are found by the next catch-up discovery."""
     acct = dovecot_account

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cpmsync.imap as imap
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.simulator.account import make_account
 from cpmsync.simulator.catchup import STATUS_ITEMS, STRATEGIES, ImapSession, predict_catchup_bytes
 from cpmsync.simulator.wire import WireConfig
@@ -23,7 +24,7 @@ def test_list_changedsince_bytes_are_the_cr_exchange_for_the_changed_folders_onl
     names, statuses = _shape(500)
     changed = names[10:13]
     got = predict_catchup_bytes(
-        names, statuses, changed, "list-changedsince", False, last_modseq=5, connect=False
+        names, statuses, changed, DiscoveryStrategy.LIST_CHANGEDSINCE, False, last_modseq=5, connect=False
     )
     cmd = imap.serialize_command(
         imap.ListCommand(tag="a1", reference="", patterns=("*",), changedsince=5, return_status=STATUS_ITEMS)
@@ -46,17 +47,19 @@ def test_list_status_grows_with_folders_and_changedsince_does_not() -> None:
         for n, shape in (("small", small), ("big", big))
         for s in STRATEGIES
     }
-    assert f[("big", "list-status")] > 15 * f[("small", "list-status")]
-    assert f[("big", "list-changedsince")] == pytest.approx(f[("small", "list-changedsince")], rel=0.3)
-    assert f[("big", "list-changedsince")] < f[("big", "list-status")] / 100
+    assert f[("big", DiscoveryStrategy.LIST_STATUS)] > 15 * f[("small", DiscoveryStrategy.LIST_STATUS)]
+    assert f[("big", DiscoveryStrategy.LIST_CHANGEDSINCE)] == pytest.approx(
+        f[("small", DiscoveryStrategy.LIST_CHANGEDSINCE)], rel=0.3
+    )
+    assert f[("big", DiscoveryStrategy.LIST_CHANGEDSINCE)] < f[("big", DiscoveryStrategy.LIST_STATUS)] / 100
     # one STATUS per folder adds a command and a tagged OK per folder on top of LIST
-    assert f[("big", "list-status-each")] > f[("big", "list-status")]
+    assert f[("big", DiscoveryStrategy.LIST_STATUS_PER_FOLDER)] > f[("big", DiscoveryStrategy.LIST_STATUS)]
 
 
 def test_deflate_reduces_the_bytes_of_a_big_list_status() -> None:
     names, statuses = _shape(3000)
-    plain = predict_catchup_bytes(names, statuses, [], "list-status", False)
-    comp = predict_catchup_bytes(names, statuses, [], "list-status", True)
+    plain = predict_catchup_bytes(names, statuses, [], DiscoveryStrategy.LIST_STATUS, False)
+    comp = predict_catchup_bytes(names, statuses, [], DiscoveryStrategy.LIST_STATUS, True)
     assert comp.imap_down > plain.imap_down  # COMPRESS command and its OK add IMAP bytes...
     assert comp.wire_down < plain.wire_down / 3  # ...and the compressed stream is far smaller
 
@@ -84,7 +87,7 @@ def test_compressed_stream_inflates_back_to_the_imap_bytes() -> None:
     from cpmsync.simulator.account import Folder
 
     folders = {n: Folder(n, 1, 1, 0, 0, int(statuses[n]["HIGHESTMODSEQ"])) for n in names}
-    s.discover("list-status", folders, [], 0)
+    s.discover(DiscoveryStrategy.LIST_STATUS, folders, [], 0)
     c = s.finish()
     plain = zlib.decompressobj(-15).decompress(b"".join(recorded))
     assert len(plain) == c.imap_down
@@ -94,8 +97,10 @@ def test_compressed_stream_inflates_back_to_the_imap_bytes() -> None:
 
 def test_connect_includes_tcp_tls_greeting_login_and_enable() -> None:
     names, statuses = _shape(50)
-    with_conn = predict_catchup_bytes(names, statuses, [], "list-changedsince", False)
-    without = predict_catchup_bytes(names, statuses, [], "list-changedsince", False, connect=False)
+    with_conn = predict_catchup_bytes(names, statuses, [], DiscoveryStrategy.LIST_CHANGEDSINCE, False)
+    without = predict_catchup_bytes(
+        names, statuses, [], DiscoveryStrategy.LIST_CHANGEDSINCE, False, connect=False
+    )
     assert with_conn.wire_up - without.wire_up > 60 + 52 + 200  # SYN, ACK, ClientHello at least
     assert with_conn.wire_down - without.wire_down > 1000  # server's TLS flight with a certificate
 

@@ -40,6 +40,13 @@ def test_bytes_table_and_bad_strategy() -> None:
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and "list-changedsince" in bad.stderr
 
 
+def test_bytes_accepts_the_old_name_of_the_per_folder_strategy() -> None:
+    """`list-status-each` (the simulator's name until Dec 2026) is the daemon's list-status-per-folder."""
+    old = json.loads(cli("bytes", "--folders", "50", "--strategy", "list-status-each", "--json").stdout)
+    new = json.loads(cli("bytes", "--folders", "50", "--strategy", "list-status-per-folder", "--json").stdout)
+    assert old == new and new["strategy"] == "list-status-per-folder"
+
+
 def test_run_writes_csv_json_and_a_timeline(tmp_path: Path) -> None:
     scn = tmp_path / "tiny.toml"
     scn.write_text(

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import cpmsync.imap as imap
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.simulator.catchup import STATUS_ITEMS, predict_catchup_bytes
 from cpmsync.testing import seed_dovecot
 
@@ -91,9 +92,9 @@ def test_predicted_list_status_bytes_match_dovecot_within_5_percent(
     c.send(imap.serialize_command(imap.ListCommand(tag=t, reference="", patterns=("*",))))
     plain_attrs = {r.name: r.attributes for r in c.read_until(t) if isinstance(r, imap.ListData)}
 
-    for strategy in ("list-status", "list-status-each"):
+    for strategy in (DiscoveryStrategy.LIST_STATUS, DiscoveryStrategy.LIST_STATUS_PER_FOLDER):
         up0, down0 = c.sent, c.received
-        if strategy == "list-status":
+        if strategy == DiscoveryStrategy.LIST_STATUS:
             t = c.tag()
             cmd = imap.ListCommand(tag=t, reference="", patterns=("*",), return_status=STATUS_ITEMS)
             c.send(imap.serialize_command(cmd))
@@ -122,7 +123,7 @@ def test_predicted_list_status_bytes_match_dovecot_within_5_percent(
             strategy,  # type: ignore[arg-type]
             False,
             connect=False,
-            list_attributes=attrs if strategy == "list-status" else plain_attrs,
+            list_attributes=attrs if strategy == DiscoveryStrategy.LIST_STATUS else plain_attrs,
             server_style="dovecot",
         )
         assert predicted.imap_up == pytest.approx(measured_up, rel=0.05), strategy

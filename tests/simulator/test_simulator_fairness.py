@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.simulator.radio import builtin_profile_names, load_profile
 from cpmsync.simulator.rrc import simulate_radio
 from cpmsync.simulator.runner import run_scenario
@@ -17,7 +18,11 @@ from cpmsync.simulator.scenario import Arrivals, Scenario, StrategySpec, load_sc
 from cpmsync.simulator.workload import Action, DayPlan, plan_day, plan_transfers
 
 PROFILES = {n: load_profile(n) for n in builtin_profile_names()}
-ORDER = ("list-changedsince", "list-status", "list-status-each")  # fewest bytes first
+ORDER = (
+    DiscoveryStrategy.LIST_CHANGEDSINCE,
+    DiscoveryStrategy.LIST_STATUS,
+    DiscoveryStrategy.LIST_STATUS_PER_FOLDER,
+)  # fewest bytes first
 
 
 def _settle_s(name: str) -> float:
@@ -50,8 +55,8 @@ def test_strategies_share_one_timeline_and_fewer_bytes_never_cost_more(push: boo
 
 def test_the_deletion_scan_rides_on_a_poll_and_wakes_nothing_extra() -> None:
     scn = Scenario(name="del", folders=300, arrivals=Arrivals(messages_per_day=50, folders_deleted_per_day=3))
-    cs = plan_day(scn, StrategySpec("list-changedsince", False, False))
-    ls = plan_day(scn, StrategySpec("list-status", False, False))
+    cs = plan_day(scn, StrategySpec(DiscoveryStrategy.LIST_CHANGEDSINCE, False, False))
+    ls = plan_day(scn, StrategySpec(DiscoveryStrategy.LIST_STATUS, False, False))
     assert len(cs.actions) == len(ls.actions)
     lte = PROFILES["lte"]
     w_cs = simulate_radio(lte, plan_transfers(cs, lte).transfers, end_s=86400).wakes
@@ -75,7 +80,7 @@ def test_fewer_bytes_in_every_flight_never_cost_more_energy_or_wakes(
     pay a promotion the longer one avoids, a real RRC effect rather than a modelling artefact.
     """
     profile = PROFILES[radio]
-    spec = StrategySpec("list-status", False, False)
+    spec = StrategySpec(DiscoveryStrategy.LIST_STATUS, False, False)
     a = DayPlan("p", spec, 0.0)
     b = DayPlan("p", spec, 0.0)
     t = 1.0
@@ -104,5 +109,9 @@ def test_the_report_shows_sync_energy_above_idle_next_to_the_total() -> None:
     )
     md = _markdown(rows, [], light, 1.0)
     assert "LTE poll sync J/day" in md and "LTE push sync J/day" in md and "idle floor" in md
-    cs = next(r for r in rows if r.discovery == "list-changedsince" and not r.push and not r.compress)
+    cs = next(
+        r
+        for r in rows
+        if r.discovery == DiscoveryStrategy.LIST_CHANGEDSINCE and not r.push and not r.compress
+    )
     assert f"{cs.sync_energy_j_per_day:,.1f}" in md

@@ -8,17 +8,22 @@ import sys
 import numpy as np
 import pytest
 
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.simulator.fleet import Fleet, fleet_energy, fleet_energy_by_strategy, make_fleet
 from cpmsync.simulator.radio import load_profile
 from cpmsync.simulator.runner import run_scenario
 from cpmsync.simulator.scenario import Arrivals, Device, Scenario, StrategySpec
 
-ORDER = ("list-changedsince", "list-status", "list-status-each")  # fewest bytes first
+ORDER = (
+    DiscoveryStrategy.LIST_CHANGEDSINCE,
+    DiscoveryStrategy.LIST_STATUS,
+    DiscoveryStrategy.LIST_STATUS_PER_FOLDER,
+)  # fewest bytes first
 SPECS = (
-    StrategySpec("list-status", False, False),
-    StrategySpec("list-changedsince", True, False),
-    StrategySpec("list-changedsince", False, True),
-    StrategySpec("list-status-each", False, True),
+    StrategySpec(DiscoveryStrategy.LIST_STATUS, False, False),
+    StrategySpec(DiscoveryStrategy.LIST_CHANGEDSINCE, True, False),
+    StrategySpec(DiscoveryStrategy.LIST_CHANGEDSINCE, False, True),
+    StrategySpec(DiscoveryStrategy.LIST_STATUS_PER_FOLDER, False, True),
 )
 
 
@@ -58,7 +63,7 @@ def test_closed_form_matches_the_exact_simulator(radio: str) -> None:
     for i, row in enumerate(exact):
         assert closed.energy_j[i] == pytest.approx(row.energy_j_per_day, rel=0.10), row.strategy
         assert closed.wakes[i] == pytest.approx(row.radio_wakes_per_day, rel=0.10), row.strategy
-        if row.push and row.discovery != "list-changedsince":
+        if row.push and row.discovery != DiscoveryStrategy.LIST_CHANGEDSINCE:
             continue  # bytes then hinge on how many of the Poisson reconnects one simulated day drew
         total = row.wire_bytes_up_per_day + row.wire_bytes_down_per_day
         assert closed.bytes_up[i] + closed.bytes_down[i] == pytest.approx(total, rel=0.25), row.strategy

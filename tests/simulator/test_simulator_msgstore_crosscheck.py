@@ -42,11 +42,9 @@ import pytest
 import cpmsync.imap as imap
 from cpmsync.daemon.cache import Cache
 from cpmsync.daemon.discovery import (
-    LIST_CHANGEDSINCE,
-    LIST_STATUS,
-    LIST_STATUS_PER_FOLDER,
     _status_items,  # the items discovery asks for: the prediction must ask for the same
 )
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.daemon.imap_client import ByteCounters, ImapClient
 from cpmsync.daemon.service import setup
 from cpmsync.daemon.settings import DaemonSettings
@@ -65,12 +63,9 @@ MESSAGES_PER_FOLDER = 2
 CHANGED = 3  # folders that receive a new message
 USER, PASSWORD = "alice", "alice-pw"
 TOLERANCE = 0.05
-# daemon strategy name -> simulator strategy name
-SIM_STRATEGY = {
-    LIST_CHANGEDSINCE: "list-changedsince",
-    LIST_STATUS: "list-status",
-    LIST_STATUS_PER_FOLDER: "list-status-each",
-}
+LIST_CHANGEDSINCE = DiscoveryStrategy.LIST_CHANGEDSINCE
+LIST_STATUS = DiscoveryStrategy.LIST_STATUS
+LIST_STATUS_PER_FOLDER = DiscoveryStrategy.LIST_STATUS_PER_FOLDER
 
 
 @dataclass(frozen=True)
@@ -150,7 +145,7 @@ def _change(store: MessageStore, names: list[str]) -> Account:
 class Run:
     """One measured catch-up and its prediction."""
 
-    strategy: str
+    strategy: DiscoveryStrategy
     compress: bool
     measured: Measured
     predicted: WireCount
@@ -195,7 +190,7 @@ async def _first_sync(host: str, port: int, path: Path) -> None:
 
 
 async def _measure(
-    host: str, port: int, synced: Path, work: Path, strategy: str, compress: bool
+    host: str, port: int, synced: Path, work: Path, strategy: DiscoveryStrategy, compress: bool
 ) -> tuple[Measured, int, tuple[str, ...]]:
     """One daemon connection through a counting proxy; only `SyncEngine.catch_up()` is metered."""
     shutil.copy(synced, work)
@@ -230,13 +225,13 @@ def _replay_enable(sess: ImapSession) -> None:
     sess.down(imap.EnabledData(capabilities=("QRESYNC",)), sess.ok(t, "Enabled."))
 
 
-def _predict(acct: Account, strategy: str, compress: bool, items: tuple[str, ...]) -> WireCount:
+def _predict(acct: Account, strategy: DiscoveryStrategy, compress: bool, items: tuple[str, ...]) -> WireCount:
     """The simulator's bytes for the metered catch-up, on a connection in the daemon's state."""
     return predict_catchup_bytes(
         acct.names,
         acct.statuses,
         acct.changed,
-        SIM_STRATEGY[strategy],  # type: ignore[arg-type]
+        strategy,
         compress,
         last_modseq=acct.watermark,
         wire=WireConfig(tls="none"),

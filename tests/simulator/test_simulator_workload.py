@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cpmsync.config import ConfigError
+from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.simulator.account import make_account
 from cpmsync.simulator.radio import load_profile
 from cpmsync.simulator.runner import run_scenario
@@ -50,7 +51,12 @@ def test_arrivals_follow_the_diurnal_profile() -> None:
 def test_every_change_is_delivered_and_push_is_faster_than_polling() -> None:
     scn = small()
     rows = run_scenario(
-        scn, [LTE], [StrategySpec("list-status", False, False), StrategySpec("list-status", False, True)]
+        scn,
+        [LTE],
+        [
+            StrategySpec(DiscoveryStrategy.LIST_STATUS, False, False),
+            StrategySpec(DiscoveryStrategy.LIST_STATUS, False, True),
+        ],
     )
     poll, push = rows
     assert push.mean_change_delay_s < 10 < poll.mean_change_delay_s
@@ -59,20 +65,20 @@ def test_every_change_is_delivered_and_push_is_faster_than_polling() -> None:
 
 def test_changedsince_learns_of_deletions_only_at_the_daily_scan_poll() -> None:
     scn = small()
-    plan = plan_day(scn, StrategySpec("list-changedsince", False, False))
+    plan = plan_day(scn, StrategySpec(DiscoveryStrategy.LIST_CHANGEDSINCE, False, False))
     scans = [a for a in plan.actions if a.label == "poll+deletion-scan"]
     assert len(scans) == 1 and scans[0].delivers
     assert all(t <= scans[0].t_s for t in scans[0].delivers)
     # the plain LIST of every folder is what the scan costs
     assert sum(n for d, n in scans[0].flights if d == "down") > 300 * 30
-    with_status = plan_day(scn, StrategySpec("list-status", False, False))
+    with_status = plan_day(scn, StrategySpec(DiscoveryStrategy.LIST_STATUS, False, False))
     assert not [a for a in with_status.actions if a.label == "poll+deletion-scan"]
 
 
 def test_a_nat_timeout_without_keepalives_costs_reconnects_and_delay() -> None:
     kept = small(server_keepalive_s=120, nat_timeout_s=600)
     dropped = small(server_keepalive_s=0, nat_keepalive_s=1740, nat_timeout_s=600)
-    spec = StrategySpec("list-changedsince", False, True)
+    spec = StrategySpec(DiscoveryStrategy.LIST_CHANGEDSINCE, False, True)
     a = plan_day(kept, spec)
     b = plan_day(dropped, spec)
     assert not [x for x in a.actions if x.label == "reidle-dead"]
@@ -87,6 +93,9 @@ def test_a_nat_timeout_without_keepalives_costs_reconnects_and_delay() -> None:
 
 def test_strategies_share_one_day_of_changes() -> None:
     scn = small()
-    plans = [plan_day(scn, StrategySpec(d, False, False)) for d in ("list-status", "list-changedsince")]
+    plans = [
+        plan_day(scn, StrategySpec(d, False, False))
+        for d in (DiscoveryStrategy.LIST_STATUS, DiscoveryStrategy.LIST_CHANGEDSINCE)
+    ]
     assert plans[0].changes == plans[1].changes
     assert plans[1].totals["imap_down"] < plans[0].totals["imap_down"] / 3
