@@ -19,7 +19,7 @@ from cpmsync.testing.mosquitto import (
     mosquitto_available,
 )
 from cpmsync.testing.ports import free_port, port_open, wait_port
-from cpmsync.testing.proxy import Direction, FaultProxy, ThreadedFaultProxy, TraceEntry
+from cpmsync.testing.proxy import Direction, FaultProxy, LinkProfile, ThreadedFaultProxy, TraceEntry
 from cpmsync.testing.seed import (
     SeedError,
     SeedResult,
@@ -37,6 +37,7 @@ __all__ = [
     "DovecotMissingError",
     "DovecotServer",
     "FaultProxy",
+    "LinkProfile",
     "MosquittoBroker",
     "MosquittoError",
     "MosquittoMissingError",

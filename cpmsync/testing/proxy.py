@@ -14,11 +14,16 @@ must therefore run in a thread (`await asyncio.to_thread(...)`), or it will bloc
         px.cut_after(down=500)                    # cut once 500 more server bytes went through
         px.replace_next_down_line(b"* BAD (((\\r\\n", startswith=b"* STATUS")
         await px.cut()                            # cut every live connection now
+
+`link=LinkProfile.radio("lte")` makes it a link emulator as well: each direction gets a one-way
+delay of RTT/2 and a bandwidth cap, pipelined like a real link (bytes in flight do not wait for
+each other's delay), so benchmarks can run "over LTE" on loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import socket
 import struct
@@ -29,7 +34,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
-__all__ = ["Direction", "FaultProxy", "ThreadedFaultProxy", "TraceEntry"]
+__all__ = ["Direction", "FaultProxy", "LinkProfile", "ThreadedFaultProxy", "TraceEntry"]
 
 T = TypeVar("T")
 
@@ -46,6 +51,88 @@ class TraceEntry:
     direction: Direction
     nbytes: int
     injected: bool = False
+    taken_s: float | None = None
+    """With a `link`: when the proxy read the chunk from its sender (t_s is when it was delivered)."""
+
+
+@dataclass(frozen=True)
+class LinkProfile:
+    """An emulated link: round-trip time and a bandwidth cap per direction (None: uncapped).
+
+    Each direction is a delay line: a chunk is serialised at the cap after the previous one, then
+    arrives RTT/2 later; chunks in flight overlap, as on a real link. `queue_bytes` bounds what
+    the proxy reads ahead of delivery (a socket buffer), so a fast sender is slowed to the link.
+    """
+
+    rtt_ms: float = 0.0
+    up_mbps: float | None = None
+    down_mbps: float | None = None
+    queue_bytes: int = 4 << 20
+    slice_bytes: int = 16384
+
+    @classmethod
+    def radio(cls, name: str = "lte") -> LinkProfile:
+        """The simulator's median figures for a radio (`lte`: 70 ms, 5.64 up / 12.74 down Mbit/s)."""
+        from cpmsync.simulator.radio import load_profile
+
+        t = load_profile(name).transfer
+        return cls(rtt_ms=t.rtt_ms, up_mbps=t.uplink_mbps, down_mbps=t.downlink_mbps)
+
+    def mbps(self, direction: Direction) -> float | None:
+        return self.up_mbps if direction == "up" else self.down_mbps
+
+    def serialise_s(self, direction: Direction, nbytes: int) -> float:
+        rate = self.mbps(direction)
+        return 0.0 if rate is None else nbytes * 8 / (rate * 1e6)
+
+    def bound_s(self, bytes_up: int, bytes_down: int, round_trips: int = 0) -> float:
+        """The least time these bytes take on this link: the busier direction at its cap, plus
+        `round_trips` RTTs of waiting (the bandwidth-bound time benchmarks compare against)."""
+        wire = max(self.serialise_s("up", bytes_up), self.serialise_s("down", bytes_down))
+        return wire + round_trips * self.rtt_ms / 1000
+
+
+@dataclass
+class _Shaper:
+    """One direction of one emulated link: chunks with the time each is due at the other side."""
+
+    profile: LinkProfile
+    direction: Direction
+    queue: collections.deque[tuple[float, float, bytes | None]] = field(default_factory=collections.deque)
+    free_at: float = 0.0  # when the link finishes serialising what it holds
+    queued: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def put(self, chunk: bytes | None) -> None:
+        """Schedule `chunk` (None: the sender closed) behind everything already in flight."""
+        p = self.profile
+        pieces: list[bytes | None] = [None]
+        if chunk is not None:
+            pieces = [chunk[i : i + p.slice_bytes] for i in range(0, len(chunk), p.slice_bytes)]
+        for piece in pieces:
+            now = time.monotonic()
+            self.free_at = max(now, self.free_at) + p.serialise_s(self.direction, len(piece or b""))
+            self.queue.append((now, self.free_at + p.rtt_ms / 2000, piece))
+            self.queued += len(piece or b"")
+        self.changed.set()
+
+    async def room(self) -> None:
+        while self.queued > self.profile.queue_bytes:
+            self.changed.clear()
+            await self.changed.wait()
+
+    async def get(self) -> tuple[float, bytes | None]:
+        """The next chunk once it is due: (when the proxy took it, chunk)."""
+        while not self.queue:
+            self.changed.clear()
+            await self.changed.wait()
+        taken, due, piece = self.queue.popleft()
+        wait = due - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        self.queued -= len(piece or b"")
+        self.changed.set()
+        return taken, piece
 
 
 @dataclass
@@ -65,6 +152,7 @@ class _Link:
     last_activity: float = field(default_factory=time.monotonic)
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
     blackholed: bool = False  # its NAT mapping expired: bytes either way vanish, nothing is closed
+    profile: LinkProfile | None = None  # the emulated link, if any
 
     def abort(self, rst: bool = False) -> None:
         """Close both sides now, without flushing; with `rst` the peers see a TCP reset."""
@@ -103,6 +191,7 @@ class FaultProxy:
         listen_port: int = 0,
         chunk_bytes: int = 65536,
         connect_timeout_s: float = 10.0,
+        link: LinkProfile | None = None,
     ) -> None:
         self.target_host = target_host
         self.target_port = target_port
@@ -119,8 +208,8 @@ class FaultProxy:
         later byte either way is dropped without a close or a reset (as a real one does)."""
         self.nat_drops = 0
         """Connections whose mapping expired."""
-        self.delay_ms = 0.0
-        """Added to every chunk in both directions (one-way latency; also caps throughput per chunk)."""
+        self.link = link
+        """The emulated link (RTT, bandwidth per direction) of connections opened from now on."""
         self.cut_done = asyncio.Event()
         """Set when a `cut_after` budget ran out and the connection was cut."""
         self.replaced = asyncio.Event()
@@ -285,7 +374,7 @@ class FaultProxy:
         except (OSError, TimeoutError):
             client_writer.transport.abort()
             return
-        link = _Link(conn, client_reader, client_writer, server_reader, server_writer)
+        link = _Link(conn, client_reader, client_writer, server_reader, server_writer, profile=self.link)
         self._links[conn] = link
         try:
             async with asyncio.TaskGroup() as tg:
@@ -304,31 +393,64 @@ class FaultProxy:
         reader = link.client_reader if direction == "up" else link.server_reader
         writer = link.server_writer if direction == "up" else link.client_writer
         try:
-            while True:
-                chunk = await reader.read(self.chunk_bytes)
-                if not chunk:
-                    if direction == "down" and link.line_buffer:
-                        await self._forward(link, direction, link.line_buffer)
-                        link.line_buffer = b""
-                    if writer.can_write_eof() and not link.aborted:
-                        writer.write_eof()
-                    return
-                await self._flowing.wait()
-                if direction == "down":
-                    await self._down_flowing.wait()
-                if self.delay_ms > 0:
-                    await asyncio.sleep(self.delay_ms / 1000)
-                if link.aborted:
-                    return
-                if direction == "down" and (self._line_rule is not None or link.line_buffer):
-                    chunk = self._apply_line_rule(link, chunk)
-                    if not chunk:
-                        continue
-                if not await self._forward(link, direction, chunk):
-                    return
-                await writer.drain()
+            if link.profile is None:
+                while await self._deliver(link, direction, writer, await reader.read(self.chunk_bytes)):
+                    pass
+                return
+            shaper = _Shaper(link.profile, direction)
+            async with asyncio.TaskGroup() as tg:
+                fill = tg.create_task(self._fill(link, reader, shaper))
+                try:
+                    while True:
+                        taken, chunk = await shaper.get()
+                        if not await self._deliver(link, direction, writer, chunk or b"", taken):
+                            return
+                finally:
+                    fill.cancel()
         except (ConnectionError, OSError):
             link.abort()
+
+    async def _fill(self, link: _Link, reader: asyncio.StreamReader, shaper: _Shaper) -> None:
+        """Read from the sender into the emulated link as fast as its queue allows."""
+        try:
+            while True:
+                await shaper.room()
+                chunk = await reader.read(self.chunk_bytes)
+                shaper.put(chunk or None)
+                if not chunk:
+                    return
+        except (ConnectionError, OSError):
+            link.abort()
+
+    async def _deliver(
+        self,
+        link: _Link,
+        direction: Direction,
+        writer: asyncio.StreamWriter,
+        chunk: bytes,
+        taken: float | None = None,
+    ) -> bool:
+        """Hand one chunk read from a sender to the other side (b"": it closed); False when done."""
+        if not chunk:
+            if direction == "down" and link.line_buffer:
+                await self._forward(link, direction, link.line_buffer)
+                link.line_buffer = b""
+            if writer.can_write_eof() and not link.aborted:
+                writer.write_eof()
+            return False
+        await self._flowing.wait()
+        if direction == "down":
+            await self._down_flowing.wait()
+        if link.aborted:
+            return False
+        if direction == "down" and (self._line_rule is not None or link.line_buffer):
+            chunk = self._apply_line_rule(link, chunk)
+            if not chunk:
+                return True
+        if not await self._forward(link, direction, chunk, taken):
+            return False
+        await writer.drain()
+        return True
 
     def _apply_line_rule(self, link: _Link, chunk: bytes) -> bytes:
         """Hold back partial lines while a rule is armed; swap the first matching whole line."""
@@ -353,7 +475,9 @@ class FaultProxy:
         out += data[pos:]
         return bytes(out)
 
-    async def _forward(self, link: _Link, direction: Direction, chunk: bytes) -> bool:
+    async def _forward(
+        self, link: _Link, direction: Direction, chunk: bytes, taken: float | None = None
+    ) -> bool:
         """Deliver `chunk`, honouring an armed cut; False once the link is cut."""
         now = time.monotonic()
         if (
@@ -378,13 +502,13 @@ class FaultProxy:
         if direction == "up":
             if chunk:
                 link.server_writer.write(chunk)
-                self._record(link.conn, "up", len(chunk), injected=False)
+                self._record(link.conn, "up", len(chunk), injected=False, taken=taken)
                 if self._hold_marker is not None and self._hold_marker in chunk:
                     self._hold_marker = None
                     self._down_flowing.clear()
                     self.held.set()
         elif chunk:
-            self._write_down(link, chunk, injected=False)
+            self._write_down(link, chunk, injected=False, taken=taken)
         if cut_now:
             with contextlib.suppress(ConnectionError, OSError):
                 writer = link.server_writer if direction == "up" else link.client_writer
@@ -396,23 +520,27 @@ class FaultProxy:
         await self._notify()
         return True
 
-    def _write_down(self, link: _Link, data: bytes, *, injected: bool) -> None:
+    def _write_down(self, link: _Link, data: bytes, *, injected: bool, taken: float | None = None) -> None:
         if link.aborted:
             return
         link.client_writer.write(data)
-        self._record(link.conn, "down", len(data), injected=injected)
+        self._record(link.conn, "down", len(data), injected=injected, taken=taken)
         link.down_at_line_start = data.endswith(b"\n")
         if link.down_at_line_start and link.pending_inject:
             pending, link.pending_inject = link.pending_inject, []
             for extra in pending:
                 self._write_down(link, extra, injected=True)
 
-    def _record(self, conn: int, direction: Direction, nbytes: int, *, injected: bool) -> None:
+    def _record(
+        self, conn: int, direction: Direction, nbytes: int, *, injected: bool, taken: float | None = None
+    ) -> None:
         if direction == "up":
             self.bytes_up += nbytes
         else:
             self.bytes_down += nbytes
-        self.trace.append(TraceEntry(time.monotonic() - self._t0, conn, direction, nbytes, injected))
+        t = time.monotonic() - self._t0
+        taken_s = None if taken is None else taken - self._t0
+        self.trace.append(TraceEntry(t, conn, direction, nbytes, injected, taken_s))
 
 
 class ThreadedFaultProxy:

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from cpmsync.testing import DovecotServer, FaultProxy, MosquittoBroker
+from cpmsync.testing import DovecotServer, FaultProxy, LinkProfile, MosquittoBroker
 from tests.support.raw_imap import RawImap
 
 ProxyFactory = Callable[..., Awaitable[FaultProxy]]
@@ -160,17 +160,68 @@ async def test_proxies_mqtt_to_a_real_broker(
     assert px.connections_total == 1
 
 
-async def test_delay_holds_each_chunk_at_least_that_long(
+async def test_link_delays_each_chunk_by_half_the_rtt_and_keeps_several_in_flight(
     dovecot: DovecotServer, fault_proxy_factory: ProxyFactory
 ) -> None:
-    px = await fault_proxy_factory(dovecot.host, dovecot.port)
-    px.delay_ms = 30
-    async with RawImap(px.host, px.port) as c:
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        await c.command("NOOP")
-        # A lower bound only: the command and its reply each waited in the proxy.
-        assert loop.time() - started >= 2 * 0.030
+    px = await fault_proxy_factory(dovecot.host, dovecot.port, link=LinkProfile(rtt_ms=1000))
+    async with RawImap(px.host, px.port, timeout_s=30) as c:
+        await c.login("alice", dovecot.password("alice"))
+        px.reset_counters()
+        await c.send(b"a1 NOOP\r\n")
+        await asyncio.sleep(0.02)  # two separate chunks on the link; not a timing assertion
+        await c.send(b"a2 NOOP\r\n")
+        lines = [await c.readline() for _ in range(2)]
+        assert [line.split()[0] for line in lines] == [b"a1", b"a2"]
+    ups = [e for e in px.trace if e.direction == "up"]
+    downs = [e for e in px.trace if e.direction == "down"]
+    assert [e.nbytes for e in ups] == [len(b"a1 NOOP\r\n")] * 2
+    assert sum(e.nbytes for e in downs) == sum(map(len, lines))
+    for e in px.trace:
+        assert e.taken_s is not None and e.t_s - e.taken_s >= 0.5  # one way = RTT/2, never less
+    # A link, not a queue of round trips: the second command was on the wire before the first
+    # arrived, and each arrived half an RTT after the proxy took it, not after the one before.
+    assert ups[1].taken_s is not None and ups[1].taken_s < ups[0].t_s
+
+
+async def test_link_caps_bandwidth_per_direction_and_loses_no_byte(
+    dovecot: DovecotServer, fault_proxy_factory: ProxyFactory
+) -> None:
+    body = b"Subject: big\r\n\r\n" + (b"x" * 78 + b"\r\n") * 4000
+    link = LinkProfile(rtt_ms=20, down_mbps=8.0)  # 1 MB/s down, uncapped up
+    px = await fault_proxy_factory(dovecot.host, dovecot.port, link=link)
+    async with RawImap(px.host, px.port, timeout_s=30) as c:
+        await c.login("alice", dovecot.password("alice"))
+        await c.command("CREATE Big")
+        await c.send(f"a0 APPEND Big {{{len(body)}+}}\r\n".encode() + body + b"\r\n")
+        assert (await c.readline()).startswith(b"a0 OK")
+        await c.command("SELECT Big")
+        px.reset_counters()
+        lines = await c.command("FETCH 1 BODY.PEEK[]")
+        got = b"".join(lines)
+        assert body in got  # every line, whole
+        await px.wait_bytes("down", len(got))
+    downs = [e for e in px.trace if e.direction == "down"]
+    assert sum(e.nbytes for e in downs) == len(got)
+    assert max(e.nbytes for e in downs) <= link.slice_bytes
+    # Never faster than the cap: by each delivery, at most rate x (time since the proxy took the
+    # first byte of the answer) had arrived. Deliveries only come later on a busy machine.
+    first = downs[0].taken_s
+    assert first is not None
+    delivered = 0
+    for e in downs:
+        delivered += e.nbytes
+        assert delivered - downs[0].nbytes <= 1e6 * (e.t_s - first) + 1
+    assert link.bound_s(0, len(got)) >= 0.3
+
+
+def test_link_profile_takes_the_simulators_lte_figures() -> None:
+    from cpmsync.simulator.radio import load_profile
+
+    lte = LinkProfile.radio("lte")
+    t = load_profile("lte").transfer
+    assert (lte.rtt_ms, lte.up_mbps, lte.down_mbps) == (t.rtt_ms, t.uplink_mbps, t.downlink_mbps)
+    # 1 MB down at 12.74 Mbit/s, plus 3 round trips of 70 ms.
+    assert lte.bound_s(10_000, 1_000_000, round_trips=3) == 8e6 / (t.downlink_mbps * 1e6) + 0.21
 
 
 def test_threaded_proxy_serves_blocking_clients(dovecot: DovecotServer) -> None:
