@@ -24,6 +24,7 @@ from cpmsync.imap import (
     StartTlsCommand,
     StatusResponse,
 )
+from cpmsync.imap.state import SubState
 from cpmsync.logs import kv
 from cpmsync.msgstore.errors import StoreError
 from cpmsync.msgstore.session_base import (
@@ -31,10 +32,10 @@ from cpmsync.msgstore.session_base import (
     _Bad,
     _Close,
     _No,
+    handles,
     log,
 )
 from cpmsync.msgstore.session_push import PushMixin
-from cpmsync.msgstore.session_state import SubState
 
 __all__ = ["AuthCommands"]
 
@@ -42,28 +43,31 @@ __all__ = ["AuthCommands"]
 class AuthCommands(PushMixin):
     # ================================================================ any state
 
+    @handles(CapabilityCommand)
     async def _capability(self, cmd: CapabilityCommand) -> None:
         self._emit(CapabilityData(tuple(self._capabilities())))
         await self._after_command(allow_expunge=True)
         self._ok(cmd.tag, "CAPABILITY completed")
 
+    @handles(NoopCommand, CheckCommand)
     async def _noop(self, cmd: NoopCommand | CheckCommand) -> None:
         await self._after_command(allow_expunge=True)
         self._ok(cmd.tag, f"{'NOOP' if isinstance(cmd, NoopCommand) else 'CHECK'} completed")
 
+    @handles(LogoutCommand)
     async def _logout(self, cmd: LogoutCommand) -> None:
         self._emit(StatusResponse(None, "BYE", None, "Logging out"))
         self._ok(cmd.tag, "LOGOUT completed")
         self.state.logout()
 
+    @handles(IdCommand)
     async def _id(self, cmd: IdCommand) -> None:
-        if not self._ext("ID"):
-            raise _Bad("ID is not enabled")
         self._emit(IdData((("name", "cpmsync-msgstore"), ("vendor", "cpmsync"), ("version", "0.1.0"))))
         self._ok(cmd.tag, "ID completed")
 
     # ================================================================ not authenticated
 
+    @handles(StartTlsCommand)
     async def _starttls(self, cmd: StartTlsCommand) -> None:
         if not self._starttls_available():
             raise _Bad("STARTTLS is not available")
@@ -87,11 +91,13 @@ class AuthCommands(PushMixin):
             raise _Close from None
         self.tls = True
 
+    @handles(LoginCommand)
     async def _login(self, cmd: LoginCommand) -> None:
         if self._login_disabled():
             raise _No("Plaintext login is disabled: use STARTTLS or the TLS port", "PRIVACYREQUIRED")
         await self._authenticate_user(cmd.tag, cmd.username, cmd.password)
 
+    @handles(AuthenticateCommand)
     async def _authenticate(self, cmd: AuthenticateCommand) -> None:
         if cmd.mechanism.upper() != "PLAIN":
             raise _No(f"mechanism {cmd.mechanism} is not supported", "CANNOT")

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from cpmsync.imap import (
     NEED_DATA,
@@ -41,22 +41,25 @@ from cpmsync.imap import (
     UnknownCommandError,
     serialize_response,
 )
+from cpmsync.imap.command_specs import spec_of
 from cpmsync.imap.compress import IdentityCodec, StreamCodec
+from cpmsync.imap.state import ConnState, SessionState, StateError, SubState
 from cpmsync.logs import kv
 from cpmsync.msgstore.errors import NoSuchMailbox, StoreError
 from cpmsync.msgstore.hub import EventKind, StoreEvent, Subscription
 from cpmsync.msgstore.notify import NotifySpec
 from cpmsync.msgstore.records import UidSet
-from cpmsync.msgstore.session_state import ConnState, SessionState, StateError, SubState
 
 if TYPE_CHECKING:
     from cpmsync.msgstore.server import ServerContext
 
-__all__ = ["SessionBase"]
+__all__ = ["SessionBase", "handles"]
 
 log = logging.getLogger("cpmsync.msgstore.session")
 
 _T = TypeVar("_T")
+_Handler = Callable[[Any, Any], Awaitable[None]]
+_H = TypeVar("_H", bound=_Handler)
 _WRITE_BATCH_BYTES = 64 * 1024
 _MAX_PENDING_EVENTS = 10_000  # like the hub's queue bound: beyond it, resync instead of queueing
 _FETCH_DATA_BATCH = 256  # messages whose bytes are read from the store in one call
@@ -120,10 +123,30 @@ class _Selected:
 _DATA, _EOF, _WAKE, _SHUTDOWN = "data", "eof", "wake", "shutdown"
 
 
+def handles(*commands: type[Command]) -> Callable[[_H], _H]:
+    """Mark a session method as the handler of these commands (the server's dispatch table)."""
+
+    def mark(fn: _H) -> _H:
+        setattr(fn, "_imap_commands", commands)  # noqa: B010
+        return fn
+
+    return mark
+
+
 class SessionBase:
     """One connection's protocol state and I/O; `run()` returns when the connection is over."""
 
-    _handlers: dict[type, Callable[[Any], Awaitable[None]]]
+    # command class -> handler, from the @handles marks of this class and its bases
+    handlers: ClassVar[dict[type, _Handler]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: dict[type, _Handler] = {}
+        for klass in reversed(cls.__mro__):
+            for fn in vars(klass).values():
+                for command in getattr(fn, "_imap_commands", ()):
+                    table[command] = fn
+        cls.handlers = table
 
     def __init__(
         self,
@@ -445,8 +468,12 @@ class SessionBase:
         if log.isEnabledFor(logging.DEBUG):  # the command's name only: arguments may hold a password
             log.debug("command", extra=kv(session=self.id, command=type(cmd).__name__, tag=tag))
         try:
-            self.state.check(cmd)
-            await self._handlers[type(cmd)](cmd)
+            spec = spec_of(cmd)
+            self.state.check(spec)
+            needed = spec.required_capability(cmd)
+            if needed is not None and not self._ext(needed):
+                raise _Bad(f"{needed} is not enabled")
+            await self.handlers[type(cmd)](self, cmd)
         except StateError as e:
             self._tagged(tag, "BAD", str(e))
         except _Bad as e:

@@ -54,6 +54,7 @@ from cpmsync.msgstore.session_base import (
     _No,
     _Selected,
     _uidset,
+    handles,
 )
 from cpmsync.msgstore.session_push import PushMixin
 
@@ -63,9 +64,8 @@ __all__ = ["MailboxCommands"]
 class MailboxCommands(PushMixin):
     # ================================================================ authenticated
 
+    @handles(EnableCommand)
     async def _enable(self, cmd: EnableCommand) -> None:
-        if not self._ext("ENABLE"):
-            raise _Bad("ENABLE is not enabled")
         enabled: list[str] = []
         for cap in cmd.capabilities:
             if cap == "CONDSTORE" and self._ext("CONDSTORE"):
@@ -80,6 +80,7 @@ class MailboxCommands(PushMixin):
         self._emit(EnabledData(tuple(enabled)))
         self._ok(cmd.tag, "ENABLE completed")
 
+    @handles(SelectCommand)
     async def _select(self, cmd: SelectCommand) -> None:
         assert self.user is not None
         if cmd.qresync is not None and not self.qresync:
@@ -150,12 +151,14 @@ class MailboxCommands(PushMixin):
                 return i + 1
         return None
 
+    @handles(CreateCommand)
     async def _create(self, cmd: CreateCommand) -> None:
         st = await self._db(self.store.create_mailbox, self.user, cmd.mailbox, origin=self)
         await self._after_command(allow_expunge=True)
         code = ResponseCode("MAILBOXID", st.mailboxid) if self._ext("OBJECTID") else None  # RFC 8474 4.1
         self._ok(cmd.tag, "CREATE completed", code)
 
+    @handles(DeleteCommand)
     async def _delete(self, cmd: DeleteCommand) -> None:
         await self._db(self.store.delete_mailbox, self.user, cmd.mailbox, origin=self)
         if self.sel is not None and self.sel.name == cmd.mailbox:
@@ -164,29 +167,32 @@ class MailboxCommands(PushMixin):
         await self._after_command(allow_expunge=True)
         self._ok(cmd.tag, "DELETE completed")
 
+    @handles(RenameCommand)
     async def _rename(self, cmd: RenameCommand) -> None:
         await self._db(self.store.rename_mailbox, self.user, cmd.old, cmd.new, origin=self)
         await self._after_command(allow_expunge=True)
         self._ok(cmd.tag, "RENAME completed")
 
+    @handles(SubscribeCommand)
     async def _subscribe(self, cmd: SubscribeCommand) -> None:
         await self._db(self.store.subscribe, self.user, cmd.mailbox, origin=self)
         self.subscribed.add(cmd.mailbox)
         await self._after_command(allow_expunge=True)
         self._ok(cmd.tag, "SUBSCRIBE completed")
 
+    @handles(UnsubscribeCommand)
     async def _unsubscribe(self, cmd: UnsubscribeCommand) -> None:
         await self._db(self.store.unsubscribe, self.user, cmd.mailbox, origin=self)
         self.subscribed.discard(cmd.mailbox)
         await self._after_command(allow_expunge=True)
         self._ok(cmd.tag, "UNSUBSCRIBE completed")
 
+    @handles(NamespaceCommand)
     async def _namespace(self, cmd: NamespaceCommand) -> None:
-        if not self._ext("NAMESPACE"):
-            raise _Bad("NAMESPACE is not enabled")
         self._emit(NamespaceData((NamespaceDesc("", "/"),), None, None))
         self._ok(cmd.tag, "NAMESPACE completed")
 
+    @handles(ListCommand)
     async def _list(self, cmd: ListCommand) -> None:
         assert self.user is not None
         sel = set(cmd.selection)
@@ -276,6 +282,7 @@ class MailboxCommands(PushMixin):
         await self._after_command(allow_expunge=True)
         self._ok(cmd.tag, "LIST completed")
 
+    @handles(LsubCommand)
     async def _lsub(self, cmd: LsubCommand) -> None:
         if cmd.pattern == "":
             self._emit(ListData(("\\Noselect",), "/", "", lsub=True))
@@ -309,6 +316,7 @@ class MailboxCommands(PushMixin):
             if it == "MAILBOXID" and not self._ext("OBJECTID"):
                 raise _Bad("MAILBOXID needs OBJECTID")
 
+    @handles(StatusCommand)
     async def _status(self, cmd: StatusCommand) -> None:
         self._check_status_items(cmd.items)
         st = await self._db(self.store.status, self.user, cmd.mailbox)
@@ -316,6 +324,7 @@ class MailboxCommands(PushMixin):
         await self._after_command(allow_expunge=True)
         self._ok(cmd.tag, "STATUS completed")
 
+    @handles(AppendCommand)
     async def _append(self, cmd: AppendCommand) -> None:
         flags = [f for f in cmd.flags if f.lower() != "\\recent"]
         res = await self._db(
@@ -327,17 +336,15 @@ class MailboxCommands(PushMixin):
             code = ResponseCode("APPENDUID", AppendUid(res.uidvalidity, SequenceSet.single(res.uid)))
         self._ok(cmd.tag, "APPEND completed", code)
 
+    @handles(IdleCommand)
     async def _idle(self, cmd: IdleCommand) -> None:
-        if not self._ext("IDLE"):
-            raise _Bad("IDLE is not enabled")
         self._idle_tag = cmd.tag
         self.state.enter_idle()
         self.parser.expect_raw_line()
         self._emit(ContinuationRequest("idling"))
 
+    @handles(NotifyCommand)
     async def _notify(self, cmd: NotifyCommand) -> None:
-        if not self._ext("NOTIFY"):
-            raise _Bad("NOTIFY is not enabled")
         if cmd.groups is None:
             self.notify = None
             self._pending_status.clear()
@@ -371,9 +378,8 @@ class MailboxCommands(PushMixin):
         await self._after_command(allow_expunge=True)
         self._ok(cmd.tag, "NOTIFY completed")
 
+    @handles(CompressCommand)
     async def _compress(self, cmd: CompressCommand) -> None:
-        if not self._ext("COMPRESS=DEFLATE"):
-            raise _Bad("COMPRESS is not enabled")
         if cmd.mechanism.upper() != "DEFLATE":
             raise _No(f"unknown mechanism {cmd.mechanism}", "CANNOT")
         if self.codec.active:

@@ -47,6 +47,7 @@ from cpmsync.msgstore.session_base import (
     _No,
     _ordered_set,
     _uidset,
+    handles,
 )
 from cpmsync.msgstore.session_push import PushMixin
 
@@ -72,6 +73,7 @@ class MessageCommands(PushMixin):
                     raise _Bad("sequence number out of range")
         return view_slice_by_seq(seqset, sel.uids)
 
+    @handles(CloseCommand)
     async def _close(self, cmd: CloseCommand) -> None:
         sel = self.sel
         assert sel is not None
@@ -81,13 +83,13 @@ class MessageCommands(PushMixin):
         self.state.deselected()
         self._ok(cmd.tag, "CLOSE completed")
 
+    @handles(UnselectCommand)
     async def _unselect(self, cmd: UnselectCommand) -> None:
-        if not self._ext("UNSELECT"):
-            raise _Bad("UNSELECT is not enabled")
         self.sel = None
         self.state.deselected()
         self._ok(cmd.tag, "UNSELECT completed")
 
+    @handles(ExpungeCommand)
     async def _expunge(self, cmd: ExpungeCommand) -> None:
         sel = self.sel
         assert sel is not None
@@ -110,12 +112,11 @@ class MessageCommands(PushMixin):
                 code = ResponseCode("HIGHESTMODSEQ", st.highestmodseq)
         self._ok(cmd.tag, "EXPUNGE completed", code)
 
+    @handles(SearchCommand)
     async def _search(self, cmd: SearchCommand) -> None:
         sel = self.sel
         assert sel is not None and self.user is not None
         if cmd.return_opts is not None:
-            if not self._ext("ESEARCH"):
-                raise _Bad("ESEARCH is not enabled")
             unknown = set(cmd.return_opts) - {"MIN", "MAX", "COUNT", "ALL"}
             if unknown:
                 raise _Bad(f"unknown search return option {sorted(unknown)[0]}")  # RFC 4731 3.1
@@ -173,12 +174,11 @@ class MessageCommands(PushMixin):
         await self._after_command(allow_expunge=cmd.uid)
         self._ok(cmd.tag, "SEARCH completed")
 
+    @handles(FetchCommand)
     async def _fetch(self, cmd: FetchCommand) -> None:
         sel = self.sel
         assert sel is not None
         if cmd.changedsince is not None:
-            if not self._ext("CONDSTORE"):
-                raise _Bad("CHANGEDSINCE needs CONDSTORE")
             await self._enable_condstore()
         if cmd.vanished:
             if not cmd.uid or cmd.changedsince is None:
@@ -303,6 +303,7 @@ class MessageCommands(PushMixin):
                         out["MODSEQ"] = cur.modseq
                 await self._send(FetchData(seq, out))
 
+    @handles(StoreCommand)
     async def _store(self, cmd: StoreCommand) -> None:
         sel = self.sel
         assert sel is not None
@@ -350,6 +351,7 @@ class MessageCommands(PushMixin):
         code = ResponseCode("MODIFIED", SequenceSet.from_ints(modified_ids)) if modified_ids else None
         self._ok(cmd.tag, "STORE completed" if not modified_ids else "Conditional STORE failed", code)
 
+    @handles(CopyCommand)
     async def _copy(self, cmd: CopyCommand) -> None:
         sel = self.sel
         assert sel is not None
@@ -369,11 +371,10 @@ class MessageCommands(PushMixin):
         await self._after_command(allow_expunge=cmd.uid)
         self._ok(cmd.tag, "COPY completed", code)
 
+    @handles(MoveCommand)
     async def _move(self, cmd: MoveCommand) -> None:
         sel = self.sel
         assert sel is not None
-        if not self._ext("MOVE"):
-            raise _Bad("MOVE is not enabled")
         if sel.readonly:
             raise _No("mailbox is read-only", "READ-ONLY")
         uids = self._uids_for(cmd.seqset, cmd.uid)

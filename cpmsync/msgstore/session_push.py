@@ -19,6 +19,7 @@ from cpmsync.imap import (
     StatusData,
     VanishedData,
 )
+from cpmsync.imap.state import SubState
 from cpmsync.msgstore.errors import StoreError
 from cpmsync.msgstore.hub import EventKind, StoreEvent
 from cpmsync.msgstore.listing import status_items
@@ -28,7 +29,6 @@ from cpmsync.msgstore.session_base import (
     SessionBase,
     _Bad,
 )
-from cpmsync.msgstore.session_state import SubState
 
 __all__ = ["PushMixin"]
 

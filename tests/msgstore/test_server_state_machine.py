@@ -19,7 +19,8 @@ from cpmsync.imap import (
     SequenceSet,
     StartTlsCommand,
 )
-from cpmsync.msgstore.session_state import ConnState, SessionState, StateError, SubState
+from cpmsync.imap.command_specs import spec_of
+from cpmsync.imap.state import ConnState, SessionState, StateError, SubState
 
 FETCH = FetchCommand("t", SequenceSet.single(1), ("FLAGS",))
 LIST = ListCommand("t", "", ("*",))
@@ -29,43 +30,43 @@ LOGIN = LoginCommand("t", "u", "p")
 def test_not_authenticated_admits_only_any_state_and_auth_commands() -> None:
     s = SessionState()
     for ok in (CapabilityCommand("t"), NoopCommand("t"), LOGIN, StartTlsCommand("t")):
-        s.check(ok)
+        s.check(spec_of(ok))
     for bad in (LIST, FETCH, SelectCommand("t", "INBOX")):
         with pytest.raises(StateError):
-            s.check(bad)
+            s.check(spec_of(bad))
 
 
 def test_selected_commands_need_a_selection() -> None:
     s = SessionState()
     s.authenticated()
-    s.check(LIST)
+    s.check(spec_of(LIST))
     with pytest.raises(StateError):
-        s.check(FETCH)
+        s.check(spec_of(FETCH))
     with pytest.raises(StateError):
-        s.check(LOGIN)
+        s.check(spec_of(LOGIN))
     s.selected()
-    s.check(FETCH)
+    s.check(spec_of(FETCH))
     s.deselected()
     with pytest.raises(StateError):
-        s.check(FETCH)
+        s.check(spec_of(FETCH))
 
 
 def test_idle_substate_refuses_commands_until_left() -> None:
     s = SessionState()
     s.authenticated()
-    s.check(IdleCommand("t"))
+    s.check(spec_of(IdleCommand("t")))
     s.enter_idle()
     with pytest.raises(StateError):
-        s.check(NoopCommand("t"))
+        s.check(spec_of(NoopCommand("t")))
     s.leave_sub()
-    s.check(NoopCommand("t"))
+    s.check(spec_of(NoopCommand("t")))
 
 
 def test_logout_is_final() -> None:
     s = SessionState()
     s.logout()
     with pytest.raises(StateError):
-        s.check(NoopCommand("t"))
+        s.check(spec_of(NoopCommand("t")))
 
 
 _STEPS = st.lists(
@@ -79,23 +80,23 @@ def test_random_walks_keep_invariants(steps: list[str]) -> None:
     for step in steps:
         try:
             if step == "login":
-                s.check(LOGIN)
+                s.check(spec_of(LOGIN))
                 s.authenticated()
             elif step == "select":
-                s.check(SelectCommand("t", "INBOX"))
+                s.check(spec_of(SelectCommand("t", "INBOX")))
                 s.selected()
             elif step == "unselect":
                 s.deselected()
             elif step == "idle":
-                s.check(IdleCommand("t"))
+                s.check(spec_of(IdleCommand("t")))
                 s.enter_idle()
             elif step == "sasl":
-                s.check(LOGIN)
+                s.check(spec_of(LOGIN))
                 s.enter_sasl()
             elif step == "done":
                 s.leave_sub()
             elif step == "logout":
-                s.check(LogoutCommand("t"))
+                s.check(spec_of(LogoutCommand("t")))
                 s.logout()
         except StateError:
             pass
