@@ -991,7 +991,7 @@ async def _move(imap: ImapClient, req: dict[str, Any]) -> _Outcome:
     seqset = SequenceSet.from_ints(there)
     try:
         if imap.has("MOVE"):
-            before = imap.drain_push()
+            before = imap.push.drain()
             r = await imap.execute(MoveCommand("", seqset, to, uid=True))
             copyuid = _copyuid(r, imap, before)
         else:
@@ -1015,10 +1015,10 @@ def _copyuid(res: CommandResult, imap: ImapClient, before: list[Any]) -> CopyUid
     code = res.status.code
     if code is not None and isinstance(code.value, CopyUid):
         for ev in before:
-            imap.requeue(ev.response, ev.selected)
+            imap.push.put_back(ev.response, ev.selected)
         return code.value
     found: CopyUid | None = None
-    for ev in [*before, *imap.drain_push()]:
+    for ev in [*before, *imap.push.drain()]:
         r = ev.response
         if (
             found is None
@@ -1028,7 +1028,7 @@ def _copyuid(res: CommandResult, imap: ImapClient, before: list[Any]) -> CopyUid
         ):
             found = r.code.value
             continue
-        imap.requeue(r, ev.selected)
+        imap.push.put_back(r, ev.selected)
     return found
 
 

@@ -1,6 +1,6 @@
 """The daemon's asyncio IMAP client: the sans-I/O codec (`cpmsync.imap`) over asyncio streams.
 
-One reader task (owned by the client's TaskGroup) feeds the ResponseParser and routes every
+One reader task (owned by the client's TaskGroup) feeds the ImapConnection (client role) and routes every
 response: tagged ones complete their command, untagged ones the pending command expects are
 collected by it, everything else (NOTIFY/IDLE news) goes to the push queue and is never dropped.
 A cut connection fails every pending command at once with `ImapConnectionLost`, so the sync
@@ -10,14 +10,12 @@ engine sees one typed error and reconnects; nothing half-read ever reaches the c
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import contextlib
 import dataclasses
 import logging
 import ssl
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,18 +46,17 @@ from cpmsync.imap import (
     NoopCommand,
     NotifyCommand,
     RecentData,
-    ResponseParser,
     SearchCommand,
     SearchData,
     SelectCommand,
+    StartTlsCommand,
     StatusCommand,
     StatusData,
     StatusResponse,
     UnselectCommand,
     VanishedData,
-    command_chunks,
 )
-from cpmsync.imap.compress import DeflateCodec, IdentityCodec, StreamCodec
+from cpmsync.imap.connection import ImapConnection, Role, StreamCorrupt
 from cpmsync.imap.responses import ESearchData, Response
 from cpmsync.logs import kv
 
@@ -221,23 +218,20 @@ class ImapClient:
         # EXISTS that arrives just before a SELECT of another folder is answered belongs to the
         # old one, and a push hint must name that one (attributing it to None lost it).
         self._stream_selected: str | None = None
-        self.compressed = False
         self._ssl_context = ssl_context
         self._ca_file = ca_file
-        self._parser = ResponseParser()
+        # Framing, COMPRESS (bounded-step inflate, as on the server side) and the bytes at the
+        # IMAP layer: the sans-I/O connection; this class only moves bytes and routes responses.
+        self._conn = ImapConnection(Role.CLIENT)
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
-        # Bounded-step inflate shared with the server side: a deflate bomb meets the parser's
-        # line/literal limits one MAX_INFLATE_STEP_BYTES step at a time, never whole.
-        self._codec: StreamCodec = IdentityCodec()
-        self._carry = b""  # bytes read before COMPRESS took effect, still to inflate
         self._pending: dict[str, _Pending] = {}
-        self._push: collections.deque[PushEvent] = collections.deque()
-        self._push_ready = asyncio.Event()
+        self.push = PushStream()
         self._tagno = 0
         self._lock = asyncio.Lock()
         self._closed: BaseException | None = None
-        self._tg: asyncio.TaskGroup | None = None
+        self._entered = False
+        self._stack: contextlib.AsyncExitStack | None = None
         self._idle_tag: str | None = None
         self._reader_task: asyncio.Task[None] | None = None
 
@@ -250,6 +244,9 @@ class ImapClient:
         return ctx
 
     async def __aenter__(self) -> Self:
+        if self._entered:
+            raise RuntimeError("an ImapClient is one connection: enter it once, make a new one to reconnect")
+        self._entered = True
         try:
             async with asyncio.timeout(self.connect_timeout_s):
                 await self._open()
@@ -257,19 +254,23 @@ class ImapClient:
             raise ImapConnectionLost(f"connect to {self.host}:{self.port} timed out") from e
         except OSError as e:
             raise ImapConnectionLost(f"connect to {self.host}:{self.port}: {e}") from e
-        self._tg = asyncio.TaskGroup()
-        await self._tg.__aenter__()
-        self._reader_task = self._tg.create_task(self._read_loop(), name=f"imap-reader {self.conn_id}")
+        async with contextlib.AsyncExitStack() as stack:
+            tg = await stack.enter_async_context(asyncio.TaskGroup())
+            self._reader_task = tg.create_task(self._read_loop(), name=f"imap-reader {self.conn_id}")
+            stack.callback(self._stop_reader)  # runs first on exit, then the TaskGroup joins it
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
+        assert self._stack is not None
+        await self._stack.aclose()
+
+    def _stop_reader(self) -> None:
         self._abort(ImapConnectionLost("client closed"))
-        assert self._tg is not None
         if self._reader_task is not None:
             self._reader_task.cancel()
-        await self._tg.__aexit__(None, None, None)
 
     async def _open(self) -> None:
         ctx = self._context() if self.tls == "implicit" else None
@@ -282,14 +283,15 @@ class ImapClient:
         if greeting.code and greeting.code.name == "CAPABILITY":
             self.capabilities = tuple(greeting.code.value)  # type: ignore[arg-type]
         if self.tls == "starttls":
-            self._send_raw(b"S0 STARTTLS\r\n")
+            for chunk in self._conn.send_command(StartTlsCommand("S0")):
+                self._send_raw(chunk)
             while True:
                 resp = await self._read_inline()
                 if isinstance(resp, StatusResponse) and resp.tag == "S0":
                     break
             if resp.status != "OK":
                 raise ImapConnectionLost(f"STARTTLS refused: {resp.text}")
-            if self._parser.take_buffered():
+            if self._conn.take_buffered():
                 raise ImapConnectionLost("data injected before the TLS handshake")
             await self._writer.start_tls(self._context(), server_hostname=self.host)
             self.capabilities = ()
@@ -298,14 +300,18 @@ class ImapClient:
         """Before the reader task runs (greeting, STARTTLS): read one response directly."""
         assert self._reader is not None
         while True:
-            ev = self._parser.next_event()
+            ev = self._conn.next_event()
             if ev is not NEED_DATA:
                 return ev  # type: ignore[return-value]
             data = await self._reader.read(65536)
             if not data:
                 raise ImapConnectionLost("connection closed during greeting")
-            self._count("in", len(data), len(data))
-            self._parser.feed(data)
+            self._receive(data)
+
+    def _receive(self, data: bytes) -> None:
+        before = self._conn.plain_in
+        self._conn.receive_data(data)
+        self._count("in", self._conn.plain_in - before, len(data))
 
     def _count(self, direction: Direction, imap_n: int, wire_n: int) -> None:
         c = self.counters
@@ -326,7 +332,7 @@ class ImapClient:
         if self._closed is not None:
             raise ImapConnectionLost(str(self._closed))
         assert self._writer is not None
-        wire = self._codec.encode(data)
+        wire = self._conn.wire(data)
         self._count("out", len(data), len(wire))
         self._writer.write(wire)
 
@@ -339,7 +345,7 @@ class ImapClient:
                 p.future.set_exception(ImapConnectionLost(str(exc)))
                 p.future.exception()  # a waiter that already left (IDLE) must not log it again
         self._pending.clear()
-        self._push_ready.set()  # wake a consumer waiting for news: it sees the close
+        self.push.close(self._closed)  # a consumer waiting for news sees the close
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 self._writer.close()
@@ -348,29 +354,26 @@ class ImapClient:
     def closed(self) -> bool:
         return self._closed is not None
 
+    @property
+    def compressed(self) -> bool:
+        """COMPRESS=DEFLATE is on (both ways)."""
+        return self._conn.compressed
+
     async def _read_loop(self) -> None:
         assert self._reader is not None
         try:
             while True:
                 self._dispatch_available()
-                if self._codec.pending:  # the rest of an inflate step: parse before inflating more
-                    plain = self._codec.decode_more()
-                    self._count("in", len(plain), 0)
-                elif self._carry:  # already counted when read (as plaintext)
-                    plain, self._carry = self._codec.decode(self._carry), b""
-                else:
-                    data = await self._reader.read(65536)
-                    if not data:
-                        raise ImapConnectionLost("server closed the connection")
-                    plain = self._codec.decode(data)
-                    self._count("in", len(plain), len(data))
-                self._parser.feed(plain)
+                data = await self._reader.read(65536)
+                if not data:
+                    raise ImapConnectionLost("server closed the connection")
+                self._receive(data)
         except ImapProtocolError as e:
             log.error(
                 "malformed IMAP response: %s in %r", e.message, e.line[:120], extra=kv(conn=self.conn_id)
             )
             self._abort(ImapConnectionLost(f"malformed response: {e.message}"))
-        except (OSError, ImapConnectionLost, zlib.error, EOFError) as e:
+        except (OSError, ImapConnectionLost, StreamCorrupt, EOFError) as e:
             self._abort(e if isinstance(e, ImapConnectionLost) else ImapConnectionLost(str(e)))
         except asyncio.CancelledError:
             self._abort(ImapConnectionLost("client closed"))
@@ -381,7 +384,10 @@ class ImapClient:
 
     def _dispatch_available(self) -> None:
         while True:
-            ev = self._parser.next_event()
+            before = self._conn.plain_in
+            ev = self._conn.next_event()  # may inflate the next bounded step of a large read
+            if self._conn.plain_in != before:
+                self._count("in", self._conn.plain_in - before, 0)
             if ev is NEED_DATA:
                 return
             self._route(ev)  # type: ignore[arg-type]
@@ -429,8 +435,7 @@ class ImapClient:
         if log.isEnabledFor(logging.DEBUG):
             where = kv(conn=self.conn_id, selected=self._stream_selected)
             log.debug("push %s", type(resp).__name__, extra=where)
-        self._push.append(PushEvent(resp, self._stream_selected))
-        self._push_ready.set()
+        self.push.put(PushEvent(resp, self._stream_selected))
 
     def _track_selection(self, cmd: Command, *, ok: bool) -> None:
         """Follow the selected mailbox along the response stream (see `_stream_selected`)."""
@@ -442,9 +447,41 @@ class ImapClient:
 
     # ---- commands -------------------------------------------------------------------------
 
-    def _next_tag(self) -> str:
+    def _with_tag(self, cmd: Command) -> Command:
+        """The command under this connection's next tag (C1, C2, ...)."""
         self._tagno += 1
-        return f"C{self._tagno}"
+        return dataclasses.replace(cmd, tag=f"C{self._tagno}")
+
+    @contextlib.asynccontextmanager
+    async def _pending_call(
+        self, cmd: Command, *, on_ok: Callable[[], None] | None = None
+    ) -> AsyncIterator[_Pending]:
+        """Every command's life: registered under its tag so the reader can route its answer,
+        unregistered on the way out whatever happens (answer, NO, timeout, cut, cancel)."""
+        if self._closed is not None:
+            raise ImapConnectionLost(str(self._closed))
+        p = _Pending(cmd, asyncio.get_running_loop().create_future(), on_ok=on_ok)
+        self._pending[cmd.tag] = p
+        try:
+            yield p
+        finally:
+            self._pending.pop(cmd.tag, None)
+
+    @contextlib.asynccontextmanager
+    async def _within(self, timeout_s: float, what: str) -> AsyncIterator[None]:
+        """No answer in time: the link is presumed dead, every pending command fails with it."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                yield
+        except TimeoutError:
+            self._abort(ImapTimeout(f"{what} timed out"))
+            raise ImapTimeout(f"{what} got no answer in time") from None
+
+    def _send_command(self, p: _Pending) -> list[bytes]:
+        """Write the command; return the pieces still to send, each after a `+` continuation."""
+        chunks = self._conn.send_command(p.cmd, literal_plus=self.literal_plus)
+        self._send_raw(chunks[0])
+        return chunks[1:]
 
     @property
     def literal_plus(self) -> bool:
@@ -463,29 +500,14 @@ class ImapClient:
         on_ok: Callable[[], None] | None = None,
     ) -> CommandResult:
         """Send one command (its tag is replaced), wait for the tagged answer; NO/BAD raise if check."""
-        async with self._lock:
-            if self._closed is not None:
-                raise ImapConnectionLost(str(self._closed))
-            tag = self._next_tag()
-            cmd = dataclasses.replace(cmd, tag=tag)
-            loop = asyncio.get_running_loop()
-            pending = _Pending(cmd, loop.create_future(), on_ok=on_ok)
-            self._pending[tag] = pending
+        async with self._lock, self._pending_call(self._with_tag(cmd), on_ok=on_ok) as p:
             before = self.counters.snapshot()
-            try:
-                async with asyncio.timeout(timeout_s or self.command_timeout_s):
-                    chunks = command_chunks(cmd, literal_plus=self.literal_plus)
-                    self._send_raw(chunks[0])
-                    for chunk in chunks[1:]:
-                        await self._wait_continuation(pending)
-                        self._send_raw(chunk)
-                    result = await pending.future
-                    result.bytes = self.counters.since(before)
-            except TimeoutError:
-                self._abort(ImapTimeout(f"{type(cmd).__name__} timed out"))
-                raise ImapTimeout(f"{type(cmd).__name__} got no answer in time") from None
-            finally:
-                self._pending.pop(tag, None)
+            async with self._within(timeout_s or self.command_timeout_s, type(cmd).__name__):
+                for chunk in self._send_command(p):
+                    await self._wait_continuation(p)
+                    self._send_raw(chunk)
+                result = await p.future
+            result.bytes = self.counters.since(before)
         if check and result.status.status != "OK":
             raise ImapCommandError(result)
         return result
@@ -505,46 +527,36 @@ class ImapClient:
         """
         window = max(1, window)
         results: list[CommandResult] = []
-        async with self._lock:
-            loop = asyncio.get_running_loop()
+        async with self._lock, contextlib.AsyncExitStack() as calls:
             inflight: collections.deque[_Pending] = collections.deque()
             sent = 0
             mark = self.counters.snapshot()
-            try:
-                while len(results) < len(cmds):
-                    if sent < len(cmds) and len(inflight) <= window // 2:
-                        batch: list[bytes] = []
-                        while sent < len(cmds) and len(inflight) < window:
-                            cmd = dataclasses.replace(cmds[sent], tag=self._next_tag())
-                            chunks = command_chunks(cmd, literal_plus=self.literal_plus)
-                            if len(chunks) > 1 and (inflight or batch):
-                                break  # a synchronizing literal: after the window is answered
-                            p = _Pending(cmd, loop.create_future())
-                            self._pending[cmd.tag] = p
-                            inflight.append(p)
-                            sent += 1
-                            if len(chunks) > 1:
-                                async with asyncio.timeout(self.command_timeout_s):
-                                    self._send_raw(chunks[0])
-                                    for chunk in chunks[1:]:
-                                        await self._wait_continuation(p)
-                                        self._send_raw(chunk)
-                                break
-                            batch.append(chunks[0])
-                        if batch:
-                            self._send_raw(b"".join(batch))
-                    async with asyncio.timeout(self.command_timeout_s):
-                        result = await inflight[0].future
-                    inflight.popleft()
-                    now = self.counters.snapshot()
-                    result.bytes, mark = now.since(mark), now
-                    results.append(result)
-            except TimeoutError:
-                self._abort(ImapTimeout("pipelined command timed out"))
-                raise ImapTimeout("a pipelined command got no answer in time") from None
-            finally:
-                for left in inflight:
-                    self._pending.pop(left.cmd.tag, None)
+            while len(results) < len(cmds):
+                if sent < len(cmds) and len(inflight) <= window // 2:
+                    batch: list[bytes] = []
+                    while sent < len(cmds) and len(inflight) < window:
+                        cmd = self._with_tag(cmds[sent])
+                        chunks = self._conn.send_command(cmd, literal_plus=self.literal_plus)
+                        if len(chunks) > 1 and (inflight or batch):
+                            break  # a synchronizing literal: after the window is answered
+                        p = await calls.enter_async_context(self._pending_call(cmd))
+                        inflight.append(p)
+                        sent += 1
+                        if len(chunks) > 1:
+                            async with self._within(self.command_timeout_s, "pipelined command"):
+                                for chunk in self._send_command(p):
+                                    await self._wait_continuation(p)
+                                    self._send_raw(chunk)
+                            break
+                        batch.append(chunks[0])
+                    if batch:
+                        self._send_raw(b"".join(batch))
+                async with self._within(self.command_timeout_s, "pipelined command"):
+                    result = await inflight[0].future
+                inflight.popleft()
+                now = self.counters.snapshot()
+                result.bytes, mark = now.since(mark), now
+                results.append(result)
         if check:
             for r in results:
                 if r.status.status != "OK":
@@ -584,21 +596,12 @@ class ImapClient:
         await self.capability()
 
     async def _authenticate_continuation(self, ir: bytes) -> None:
-        async with self._lock:
-            tag = self._next_tag()
-            pending = _Pending(AuthenticateCommand(tag, "PLAIN"), asyncio.get_running_loop().create_future())
-            self._pending[tag] = pending
-            try:
-                async with asyncio.timeout(self.command_timeout_s):
-                    self._send_raw(f"{tag} AUTHENTICATE PLAIN\r\n".encode())
-                    await self._wait_continuation(pending)
-                    self._send_raw(base64.b64encode(ir) + b"\r\n")
-                    result = await pending.future
-            except TimeoutError:
-                self._abort(ImapTimeout("AUTHENTICATE timed out"))
-                raise ImapTimeout("AUTHENTICATE got no answer in time") from None
-            finally:
-                self._pending.pop(tag, None)
+        async with self._lock, self._pending_call(self._with_tag(AuthenticateCommand("", "PLAIN"))) as p:
+            async with self._within(self.command_timeout_s, "AUTHENTICATE"):
+                self._send_command(p)
+                await self._wait_continuation(p)
+                self._send_raw(self._conn.send_sasl_response(ir))
+                result = await p.future
         if result.status.status != "OK":
             raise ImapCommandError(result)
 
@@ -617,14 +620,8 @@ class ImapClient:
         if not self.has("COMPRESS=DEFLATE") or self.compressed:
             return False
 
-        def switch() -> None:
-            # Runs in the reader task right after the OK line: later bytes are compressed.
-            # The read loop inflates what was already read, step by step, like any later read.
-            self._codec = DeflateCodec(zlib.Z_DEFAULT_COMPRESSION)
-            self._carry = self._parser.take_buffered()
-            self.compressed = True
-
-        await self.execute(CompressCommand(""), on_ok=switch)
+        # In the reader task right after the OK line: later bytes, both ways, are compressed.
+        await self.execute(CompressCommand(""), on_ok=self._conn.start_compression)
         return True
 
     async def noop(self, *, timeout_s: float | None = None) -> None:
@@ -659,7 +656,7 @@ class ImapClient:
                 statuses[r.mailbox] = r
             else:
                 # A second STATUS, or one for a mailbox this LIST did not name: NOTIFY news.
-                self.requeue(r, self.selected)
+                self.push.put_back(r, self.selected)
         return lists, statuses
 
     async def list_changed_since(
@@ -675,7 +672,7 @@ class ImapClient:
         was NOTIFY news that arrived while the command was pending: back to the push queue."""
         found = [r for r in res.responses if isinstance(r, StatusData)]
         for news in found[:-1]:
-            self.requeue(news, self.selected)
+            self.push.put_back(news, self.selected)
         return found[-1] if found and res.status.status == "OK" else None
 
     async def status_many(
@@ -722,63 +719,16 @@ class ImapClient:
 
     # ---- push -----------------------------------------------------------------------------
 
-    def drain_push(self) -> list[PushEvent]:
-        """Unsolicited responses queued so far, in arrival order (never blocks)."""
-        out = list(self._push)
-        self._push.clear()
-        if self._closed is None:
-            self._push_ready.clear()
-        return out
-
-    @property
-    def has_push(self) -> bool:
-        """True when unsolicited responses are waiting (drain_push would return some)."""
-        return bool(self._push)
-
-    def requeue(self, resp: Response, selected: str | None) -> None:
-        """Give back news a command absorbed but did not ask for (e.g. a NOTIFY STATUS in a LIST)."""
-        self._push.append(PushEvent(resp, selected))
-        self._push_ready.set()
-
-    async def wait_push(self) -> None:
-        """Return once an unsolicited response is queued; ImapConnectionLost if the link died."""
-        while not self._push:
-            if self._closed is not None:
-                raise ImapConnectionLost(str(self._closed))
-            self._push_ready.clear()
-            await self._push_ready.wait()
-
-    async def next_push(self) -> PushEvent:
-        await self.wait_push()
-        return self._push.popleft()
-
-    async def push(self) -> AsyncIterator[PushEvent]:
-        """`async for ev in imap.push():` every unsolicited response, in arrival order."""
-        while True:
-            yield await self.next_push()
-
     @contextlib.asynccontextmanager
     async def idle(self, *, done_timeout_s: float | None = None) -> AsyncIterator[None]:
-        """IDLE for the body of the `async with`; unsolicited responses arrive on the push queue.
+        """IDLE for the body of the `async with`; unsolicited responses arrive on `push`.
 
         `done_timeout_s`: how long DONE may wait for its answer (a heartbeat's dead-link test)."""
-        async with self._lock:
-            if self._closed is not None:
-                raise ImapConnectionLost(str(self._closed))
-            tag = self._next_tag()
-            pending = _Pending(IdleCommand(tag), asyncio.get_running_loop().create_future())
-            self._pending[tag] = pending
-            try:
-                async with asyncio.timeout(self.command_timeout_s):
-                    self._send_raw(f"{tag} IDLE\r\n".encode())
-                    await self._wait_continuation(pending)
-            except TimeoutError:
-                self._abort(ImapTimeout("IDLE not accepted in time"))
-                raise ImapTimeout("IDLE not accepted in time") from None
-            except BaseException:
-                self._pending.pop(tag, None)
-                raise
-            self._idle_tag = tag
+        async with self._lock, self._pending_call(self._with_tag(IdleCommand(""))) as p:
+            async with self._within(self.command_timeout_s, "IDLE"):
+                self._send_command(p)
+                await self._wait_continuation(p)
+            self._idle_tag = p.cmd.tag
             body_ok = False
             try:
                 yield
@@ -787,14 +737,65 @@ class ImapClient:
                 self._idle_tag = None
                 try:
                     if self._closed is None:
-                        self._send_raw(b"DONE\r\n")
-                        async with asyncio.timeout(done_timeout_s or self.command_timeout_s):
-                            await pending.future
-                except TimeoutError:
-                    self._abort(ImapTimeout("IDLE DONE not answered in time"))
+                        self._send_raw(self._conn.send_done())
+                        async with self._within(done_timeout_s or self.command_timeout_s, "IDLE DONE"):
+                            await p.future
+                except ImapTimeout:
                     if body_ok:  # else the body's own exception goes on
-                        raise ImapTimeout("IDLE DONE not answered in time") from None
-                finally:
-                    self._pending.pop(tag, None)
-                if body_ok and self._closed is not None:
-                    raise ImapConnectionLost(str(self._closed))  # never a silent "DONE answered"
+                        raise
+            if body_ok and self._closed is not None:
+                raise ImapConnectionLost(str(self._closed))  # never a silent "DONE answered"
+
+
+class PushStream:
+    """The unsolicited responses of one connection, in arrival order (aiomqtt's messages iterator).
+
+    `async for ev in imap.push:` yields each one; once the connection is gone the iterator raises
+    ImapConnectionLost (after what arrived before). `drain()` takes what is queued without waiting.
+    """
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[PushEvent] = collections.deque()
+        self._ready = asyncio.Event()
+        self._closed: BaseException | None = None
+
+    def put(self, ev: PushEvent) -> None:
+        self._queue.append(ev)
+        self._ready.set()
+
+    def put_back(self, resp: Response, selected: str | None) -> None:
+        """Give back news a command absorbed but did not ask for (e.g. a NOTIFY STATUS in a LIST)."""
+        self.put(PushEvent(resp, selected))
+
+    def close(self, exc: BaseException) -> None:
+        if self._closed is None:
+            self._closed = exc
+        self._ready.set()
+
+    @property
+    def waiting(self) -> bool:
+        """True when responses are queued (drain would return some)."""
+        return bool(self._queue)
+
+    def drain(self) -> list[PushEvent]:
+        """What is queued, in arrival order (never blocks)."""
+        out = list(self._queue)
+        self._queue.clear()
+        if self._closed is None:
+            self._ready.clear()
+        return out
+
+    async def wait(self) -> None:
+        """Return once a response is queued; ImapConnectionLost if the link died."""
+        while not self._queue:
+            if self._closed is not None:
+                raise ImapConnectionLost(str(self._closed))
+            self._ready.clear()
+            await self._ready.wait()
+
+    def __aiter__(self) -> PushStream:
+        return self
+
+    async def __anext__(self) -> PushEvent:
+        await self.wait()
+        return self._queue.popleft()

@@ -131,7 +131,7 @@ class PushLoop:
             extra=kv(mode=self.mode, network=self.network, heartbeat_s=round(self.schedule.heartbeat_s)),
         )
         while not stop.is_set():
-            events = self.imap.drain_push()
+            events = self.imap.push.drain()
             if events:
                 self.schedule.traffic(time.monotonic())
             hints = hints_from(events)
@@ -147,7 +147,7 @@ class PushLoop:
                     break
                 await self._run_task(task)
                 self.schedule.done(task, time.monotonic())
-            if stop.is_set() or self.imap.has_push:
+            if stop.is_set() or self.imap.push.waiting:
                 continue
             deadline = self.schedule.next_wake()
             if self.actions is not None:
@@ -230,13 +230,13 @@ class PushLoop:
                     extra=kv(idle_folder=self.cfg.idle_folder, poll_interval_s=self.cfg.poll_interval_s),
                 )
                 return
-            if self.imap.has_push:
+            if self.imap.push.waiting:
                 return
         heartbeat = False  # the deadline passed in silence: DONE and its answer are the heartbeat
         idle_s = 0.0
         try:
             async with self.imap.idle(done_timeout_s=self.reply_timeout_s):
-                first = asyncio.ensure_future(self.imap.wait_push())
+                first = asyncio.ensure_future(self.imap.push.wait())
                 stopper = asyncio.ensure_future(self.engine.stop.wait())
                 action = asyncio.ensure_future(self._arrived().wait())
                 try:
@@ -316,7 +316,7 @@ class _PushReady:
 
     async def wait(self) -> None:
         try:
-            await self.imap.wait_push()
+            await self.imap.push.wait()
         except ImapError:
             return
 

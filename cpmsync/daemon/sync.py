@@ -297,7 +297,7 @@ async def _fetch_new(
                     short[m.uid] = mime
             continue
         # No ENVELOPE: not an answer to this FETCH but news (a flag change by another client).
-        imap.requeue(fd, imap.selected)
+        imap.push.put_back(fd, imap.selected)
     if short and settings.preview_retry_bytes > settings.preview_bytes:
         out.update(await _fetch_longer_previews(imap, settings, {u: out[u] for u in short}, short))
     garbled = [u for u, fd in envs.items() if garbled_envelope(fd)]
@@ -324,7 +324,7 @@ async def _fetch_longer_previews(
             continue
         body = fd.items.get(item.response_key)
         if fd.uid not in msgs or not isinstance(body, bytes):
-            imap.requeue(fd, imap.selected)  # news, not our answer
+            imap.push.put_back(fd, imap.selected)  # news, not our answer
             continue
         m = msgs[fd.uid]
         out[fd.uid] = dataclasses.replace(
@@ -351,7 +351,7 @@ async def _fetch_raw_addresses(imap: ImapClient, msgs: dict[int, MessageData]) -
             continue
         raws = [v for k, v in fd.items.items() if k.upper().startswith("BODY[HEADER.FIELDS")]
         if fd.uid not in msgs or not raws:
-            imap.requeue(fd, imap.selected)  # news, not our answer
+            imap.push.put_back(fd, imap.selected)  # news, not our answer
             continue
         raw = raws[0] if isinstance(raws[0], bytes) else None
         m = msgs[fd.uid]

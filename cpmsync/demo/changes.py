@@ -85,7 +85,7 @@ class ChangeGenerator:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             await self.one(imap)
-            imap.drain_push()  # our own EXISTS/EXPUNGE echoes: not news for this client
+            imap.push.drain()  # our own EXISTS/EXPUNGE echoes: not news for this client
             await asyncio.sleep(max(0.0, min(interval_s, deadline - time.monotonic())))
         return self.counts
 

@@ -1,4 +1,4 @@
-"""One IMAP connection: the codec's CommandParser, the state machine, the store, and push.
+"""One IMAP connection: the sans-I/O ImapConnection (server role), the store, and push.
 
 Three tasks per connection, owned by one TaskGroup: a reader that moves socket bytes into the
 inbox, a pump that moves this user's committed changes (ChangeHub) into the session, and the

@@ -75,7 +75,7 @@ class AuthCommands(PushMixin):
         await self._flush_out()
         # RFC 3501 6.2.1 / CVE-2011-0411: plaintext pipelined after STARTTLS must not run as if it had
         # come over TLS, so drop whatever was read before the handshake.
-        self.parser.take_buffered()
+        self.conn.take_buffered()
         kept = []
         while not self._inbox.empty():
             item = self._inbox.get_nowait()
@@ -110,7 +110,7 @@ class AuthCommands(PushMixin):
             return
         self._sasl_tag = cmd.tag
         self.state.enter_sasl()
-        self.parser.expect_raw_line()
+        self.conn.expect_raw_line()
         self._emit(ContinuationRequest(""))
 
     async def _raw_line(self, data: bytes) -> None:

@@ -1,6 +1,6 @@
 """Plumbing of one IMAP connection: reading, batching writes, store calls, the command loop.
 
-`SessionBase` owns the transport, the codec's CommandParser and the state machine; the concept
+`SessionBase` owns the transport and the ImapConnection (codec, state machine, COMPRESS); the concept
 modules add the commands (session_auth, session_mailbox, session_message) and push
 (session_push); `session.Session` puts them together.
 """
@@ -39,11 +39,10 @@ from cpmsync.imap import (
     SequenceSet,
     StatusResponse,
     UnknownCommandError,
-    serialize_response,
 )
 from cpmsync.imap.command_specs import spec_of
-from cpmsync.imap.compress import IdentityCodec, StreamCodec
-from cpmsync.imap.state import ConnState, SessionState, StateError, SubState
+from cpmsync.imap.connection import ImapConnection, Role, StreamCorrupt
+from cpmsync.imap.state import ConnState, StateError, SubState
 from cpmsync.logs import kv
 from cpmsync.msgstore.errors import NoSuchMailbox, StoreError
 from cpmsync.msgstore.hub import EventKind, StoreEvent, Subscription
@@ -156,8 +155,6 @@ class SessionBase:
         *,
         tls: bool,
     ) -> None:
-        from cpmsync.imap import CommandParser
-
         self.ctx = ctx
         self.settings = ctx.settings
         self.store = ctx.store
@@ -168,19 +165,19 @@ class SessionBase:
         self.peer_host: str = peer[0] if isinstance(peer, tuple) else "unix"
         self.id = next(_session_ids)
         lim = self.settings.limits
-        self.parser = CommandParser(
+        self.conn = ImapConnection(
+            Role.SERVER,
             max_line_bytes=lim.max_line_bytes,
             max_literal_bytes=lim.max_literal_bytes,
             max_message_bytes=max(lim.max_literal_bytes, lim.max_line_bytes) * 2,
         )
-        self.state = SessionState()
+        self.state = self.conn.state
         self.user: str | None = None
         self.sel: _Selected | None = None
         self.condstore = False
         self.qresync = False
         self.notify: NotifySpec | None = None
         self.subscribed: set[str] = set()
-        self.codec: StreamCodec = IdentityCodec()
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._read_paused = asyncio.Event()
         self._read_paused.set()
@@ -266,7 +263,7 @@ class SessionBase:
     def _emit(self, resp: Response) -> None:
         if type(resp) is FetchData and self.sel is not None:
             self._announce_keywords(resp)
-        data = serialize_response(resp)
+        data = self.conn.send(resp)
         self._out.append(data)
         self._out_size += len(data)
 
@@ -314,7 +311,7 @@ class SessionBase:
         data = b"".join(self._out)
         self._out.clear()
         self._out_size = 0
-        self.writer.write(self.codec.encode(data))
+        self.writer.write(self.conn.wire(data))
         try:  # a client that stops reading for as long as an idle one may sleep is gone
             async with asyncio.timeout(self.settings.server.idle_timeout_s):
                 await self.writer.drain()
@@ -351,19 +348,15 @@ class SessionBase:
                 await self._bye("Server shutting down")
                 return
             try:
-                ev = self.parser.next_event()
+                ev = self.conn.next_event()
             except ImapProtocolError as e:
                 await self._protocol_error(e)
                 continue
+            except StreamCorrupt:
+                return
             if ev is NEED_DATA:
                 if self.state.state is ConnState.LOGOUT:
                     return
-                if self.codec.pending:  # the rest of a large inflated chunk, one bounded step at a time
-                    try:
-                        self.parser.feed(self.codec.decode_more())
-                    except Exception:
-                        return
-                    continue
                 try:
                     await self._flush_push()
                 except (ConnectionError, OSError):
@@ -383,8 +376,8 @@ class SessionBase:
                         self._read_paused.set()
                     self._last_activity = time.monotonic()
                     try:
-                        self.parser.feed(self.codec.decode(data))
-                    except Exception:  # corrupt deflate stream: nothing sane can follow
+                        self.conn.receive_data(data)
+                    except StreamCorrupt:  # nothing sane can follow
                         return
                 elif kind == _EOF:
                     return

@@ -40,7 +40,6 @@ from cpmsync.imap import (
     UnsubscribeCommand,
     VanishedData,
 )
-from cpmsync.imap.compress import DeflateCodec
 from cpmsync.msgstore.listing import STATUS_ITEMS, list_responses, status_items
 from cpmsync.msgstore.mailbox_pattern import PatternSet
 from cpmsync.msgstore.notify import NotifyError, NotifySpec
@@ -340,7 +339,7 @@ class MailboxCommands(PushMixin):
     async def _idle(self, cmd: IdleCommand) -> None:
         self._idle_tag = cmd.tag
         self.state.enter_idle()
-        self.parser.expect_raw_line()
+        self.conn.expect_raw_line()
         self._emit(ContinuationRequest("idling"))
 
     @handles(NotifyCommand)
@@ -382,14 +381,11 @@ class MailboxCommands(PushMixin):
     async def _compress(self, cmd: CompressCommand) -> None:
         if cmd.mechanism.upper() != "DEFLATE":
             raise _No(f"unknown mechanism {cmd.mechanism}", "CANNOT")
-        if self.codec.active:
+        if self.conn.compressed:
             raise _No("compression is already active", "COMPRESSIONACTIVE")
         self._ok(cmd.tag, "DEFLATE active")
         await self._flush_out()
-        leftover = self.parser.take_buffered()
-        self.codec = DeflateCodec()
-        if leftover:
-            self.parser.feed(self.codec.decode(leftover))
+        self.conn.start_compression()
 
 
 def _ancestors(name: str) -> list[str]:

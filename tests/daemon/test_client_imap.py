@@ -60,7 +60,7 @@ async def test_unsolicited_response_during_a_command_goes_to_the_push_queue(dove
         lists, _ = await imap.list_folders("*")
         await imap.noop()
         assert all(isinstance(x, ListData) for x in lists)
-        news = imap.drain_push()
+        news = imap.push.drain()
         assert any(type(e.response).__name__ == "ExistsData" and e.selected == "A" for e in news)
     c.logout()
 
@@ -75,9 +75,9 @@ async def test_notify_news_during_idle_arrive_in_order(dovecot_account: Any) -> 
         async with imap.idle():
             c.append("INBOX", b"Subject: one\r\n\r\nhi\r\n")
             async with asyncio.timeout(10):
-                ev = await imap.next_push()
+                ev = await anext(imap.push)
                 while not isinstance(ev.response, StatusData):
-                    ev = await imap.next_push()
+                    ev = await anext(imap.push)
         assert ev.response.mailbox == "INBOX"
     c.logout()
 
@@ -98,7 +98,20 @@ async def test_cut_fails_every_pending_command_at_once(
         with pytest.raises(ImapConnectionLost):
             await imap.noop()  # and the client stays closed, clearly
         with pytest.raises(ImapConnectionLost):
-            await imap.wait_push()
+            await imap.push.wait()
+        with pytest.raises(ImapConnectionLost):
+            await anext(imap.push)  # `async for ev in imap.push` ends with the connection
+
+
+async def test_a_client_is_entered_once(dovecot_account: Any) -> None:
+    """One ImapClient is one connection: entering it again is a clear error, not a second socket."""
+    acct = dovecot_account
+    imap = ImapClient(acct.host, acct.port, tls="none")
+    async with imap:
+        with pytest.raises(RuntimeError, match="enter it once"):
+            await imap.__aenter__()
+        await imap.login(acct.user, acct.password)
+    assert imap.closed
 
 
 async def test_command_timeout_closes_the_connection(dovecot_account: Any, fault_proxy_factory: Any) -> None:
@@ -209,7 +222,7 @@ async def test_news_absorbed_by_a_pending_status_goes_back_to_the_push_queue(
     px = await fault_proxy_factory(acct.host, acct.port)
     async with ImapClient(px.host, px.port, tls="none") as imap:
         await imap.login(acct.user, acct.password)
-        imap.drain_push()
+        imap.push.drain()
         px.pause()  # the STATUS commands wait in the proxy, unanswered
         task = asyncio.create_task(imap.status_many(["A", "INBOX"], ("MESSAGES",), window=8))
         await asyncio.sleep(0.1)
@@ -218,7 +231,7 @@ async def test_news_absorbed_by_a_pending_status_goes_back_to_the_push_queue(
         px.resume()
         got = await task
         assert got["A"] is not None and got["A"].messages == 0  # the server's answer
-        news = [e.response for e in imap.drain_push()]
+        news = [e.response for e in imap.push.drain()]
         assert [(r.mailbox, r.messages) for r in news if isinstance(r, StatusData)] == [("A", 99)]
 
 
@@ -238,13 +251,13 @@ async def test_deflate_bomb_meets_the_line_limit_one_bounded_step_at_a_time(
         await imap.login(acct.user, acct.password)
         assert await imap.compress()
         fed: list[int] = []
-        real_feed = imap._parser.feed
+        real_feed = imap._conn._parser.feed  # what the connection hands its parser, step by step
 
         def feed(data: bytes) -> None:
             fed.append(len(data))
             real_feed(data)
 
-        imap._parser.feed = feed  # type: ignore[method-assign]
+        imap._conn._parser.feed = feed  # type: ignore[method-assign]
         px.inject_down(bomb)
         await px.wait_for(lambda: imap.closed)
         with pytest.raises(ImapConnectionLost, match="max_line_bytes"):
