@@ -1,0 +1,179 @@
+"""Benchmark: Dovecot's imaptest in stress mode against msgstore and Dovecot, side by side.
+
+Each server runs as in production, in its own process(es) (msgstore: `cpmsync msgstore serve` on a
+SQLite file, auth-failure delay off; Dovecot: a private instance), and gets the same load: imaptest's
+random mix of LOGIN, SELECT, FETCH, STORE, APPEND, EXPUNGE... from N clients for S seconds, taking
+messages from the same CPM-like mbox. The servers run one after the other, each alone on the machine
+(as far as the shared machine allows). Prints, per server and run: the tool's totals per command,
+its `Error:` lines (protocol violations it saw), and msgstore's RSS after each run; then the table
+
+    stress (N clients, S s)   msgstore   dovecot   ratio
+    logins ...
+
+`--runs 3` stresses msgstore three times in a row on the same process (RSS after each: memory must
+not keep growing). Run from the repo root: python bench/bench_imaptest_stress.py [--clients 10]
+[--secs 30] [--runs 1] [--profile FILE: py-spy record msgstore during its first
+run, if installed; FILE.txt: collapsed stacks, else speedscope JSON]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil  # type: ignore[import-untyped]
+from _dovecot import start_dovecot
+
+from cpmsync.cpmdata import OWNER, chat_message, random_tel, random_uuid
+from cpmsync.msgstore import MessageStore
+from cpmsync.testing.msgstore_cluster import MsgstoreInstance
+
+RUN = Path(__file__).resolve().parents[2] / "shared/tools/imaptest/run"
+USER, PASSWORD = "stress", "stress-pw"
+# imaptest's totals block: "Totals:", a line of command names, percentage lines, a line of counts
+_TOTALS = re.compile(r"^Totals:\s*\n(?P<names>.*)\n(?:.*%.*\n|\s*\n)*(?P<counts>[\d ]+)$", re.M)
+COLUMNS = ("Logi", "List", "Stat", "Sele", "Fetc", "Fet2", "Stor", "Dele", "Expu", "Appe", "Logo")
+SHOWN = {"Logi": "logins", "Fetc": "fetches", "Fet2": "fetches (2)", "Stor": "stores", "Appe": "appends"}
+
+
+@dataclass
+class StressResult:
+    """What one imaptest stress run printed, and its totals per command column."""
+
+    output: str
+    totals: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+def write_mbox(path: Path, count: int, seed: int = 0) -> None:
+    """An mbox of CPM-like chat messages (the store's real shape) for imaptest to APPEND from."""
+    rng = random.Random(seed)
+    when = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
+    with path.open("wb") as f:
+        for _ in range(count):
+            msg = chat_message(rng, random_tel(rng), OWNER, when, random_uuid(rng))
+            f.write(b"From MAILER-DAEMON Fri Nov 27 10:00:00 2026\n")
+            body = msg.replace(b"\r\n", b"\n").replace(b"\nFrom ", b"\n>From ")
+            f.write(body if body.endswith(b"\n") else body + b"\n")
+            f.write(b"\n")
+
+
+def parse(output: str) -> StressResult:
+    res = StressResult(output)
+    res.errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    found = list(_TOTALS.finditer(output))
+    if found:
+        m = found[-1]
+        names = m["names"].split()
+        counts = m["counts"].split()
+        res.totals = {n: int(c) for n, c in zip(names, counts, strict=False) if c.isdigit()}
+    return res
+
+
+def stress(port: int, mbox: Path, clients: int, secs: int, password: str) -> StressResult:
+    out = subprocess.run(
+        [str(RUN), "127.0.0.1", str(port), USER, password, "stress", str(mbox), str(clients), str(secs)],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=secs + 120,
+        check=False,
+    )
+    return parse(out.stdout + out.stderr)
+
+
+def rss_mb(pid: int) -> float:
+    return float(psutil.Process(pid).memory_info().rss) / 2**20
+
+
+def _msgstore(tmp: Path) -> MsgstoreInstance:
+    db = tmp / "stress.sqlite"
+    store = MessageStore(f"sqlite:///{db}", sqlite_synchronous="NORMAL")
+    store.add_user(USER, PASSWORD)
+    store.close()
+    cfg = tmp / "msgstore.toml"
+    cfg.write_text('[limits]\nauth_failure_delay_ms = 0\n[store]\nsqlite_synchronous = "NORMAL"\n')
+    return MsgstoreInstance(f"sqlite:///{db}", extra_args=["--config", str(cfg)])
+
+
+def _show(name: str, res: StressResult) -> None:
+    cols = "  ".join(f"{c}={res.totals.get(c, 0)}" for c in COLUMNS if c in res.totals)
+    print(f"{name}: {cols}; Error: lines {len(res.errors)}")
+    for line in res.errors[:10]:
+        print(f"    {line}")
+    if not res.totals:
+        print(res.output[-3000:])
+
+
+def _profile(pid: int, secs: int, out: Path) -> subprocess.Popen[bytes] | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(spy).exists():
+        print("py-spy not installed: no profile")
+        return None
+    fmt = "raw" if out.suffix == ".txt" else "speedscope"  # raw: collapsed stacks, one per line
+    return subprocess.Popen(
+        [spy, "record", "-p", str(pid), "-d", str(secs), "-o", str(out), "-f", fmt, "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--clients", type=int, default=10)
+    ap.add_argument("--secs", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=1, help="consecutive stress runs against one msgstore")
+    ap.add_argument("--messages", type=int, default=200, help="messages in the mbox imaptest appends from")
+    ap.add_argument("--profile", type=Path, help="py-spy speedscope output of msgstore's first run")
+    ap.add_argument("--no-dovecot", action="store_true")
+    a = ap.parse_args()
+    if not RUN.exists():
+        raise SystemExit(f"imaptest not found at {RUN}")
+    print(f"imaptest stress: {a.clients} clients, {a.secs} s per run; the machine is shared (2 cores)")
+    with tempfile.TemporaryDirectory(prefix="cpm-stress-") as d:
+        tmp = Path(d)
+        mbox = tmp / "cpm.mbox"
+        write_mbox(mbox, a.messages)
+        ours: list[StressResult] = []
+        rss: list[float] = []
+        with _msgstore(tmp) as ms:
+            rss0 = rss_mb(ms.pid)
+            for i in range(a.runs):
+                spy = _profile(ms.pid, a.secs, a.profile) if a.profile and i == 0 else None
+                ours.append(stress(ms.port, mbox, a.clients, a.secs, PASSWORD))
+                if spy is not None:
+                    spy.wait(60)
+                rss.append(rss_mb(ms.pid))
+                _show(f"msgstore run {i + 1}", ours[-1])
+            print(f"msgstore RSS MB: start {rss0:.0f}, after each run " + ", ".join(f"{r:.0f}" for r in rss))
+            if len(rss) > 1:
+                print(f"RSS after last run / after first: {rss[-1] / rss[0]:.2f}")
+        theirs: StressResult | None = None
+        if not a.no_dovecot:
+            dv = start_dovecot(users={USER: PASSWORD})
+            try:
+                theirs = stress(dv.port, mbox, a.clients, a.secs, dv.password(USER))
+            finally:
+                dv.close()
+            _show("dovecot", theirs)
+    first = ours[0]
+    print(f"\n{f'stress ({a.clients} clients, {a.secs} s)':28}{'msgstore':>10}{'dovecot':>10}{'ratio':>8}")
+    for col, label in SHOWN.items():
+        o = first.totals.get(col, 0)
+        t = theirs.totals.get(col, 0) if theirs else 0
+        ratio = f"{o / t:8.2f}" if t else f"{'-':>8}"
+        print(f"{label:28}{o:>10}{t if theirs else '-':>10}{ratio}")
+    t_err = len(theirs.errors) if theirs else "-"
+    print(f"{'Error: lines':28}{len(first.errors):>10}{t_err:>10}")
+
+
+if __name__ == "__main__":
+    main()
