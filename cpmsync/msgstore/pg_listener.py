@@ -43,9 +43,15 @@ from cpmsync.msgstore.pg_payload import decode_notification, split_head
 if TYPE_CHECKING:
     from cpmsync.msgstore.store import MessageStore
 
-__all__ = ["BusStats", "PgChangeBus"]
+__all__ = ["BusStats", "PgChangeBus", "listener_application_name"]
 
 log = logging.getLogger("cpmsync.msgstore.pg_listener")
+
+
+def listener_application_name(instance: str) -> str:
+    """The LISTEN connection's application_name: while PostgreSQL lists it in pg_stat_activity the
+    instance is alive (the cross-instance connection limit counts only live instances' claims)."""
+    return f"cpmsync-listener-{instance}"
 
 
 @dataclass
@@ -304,7 +310,7 @@ class PgChangeBus:
             conn = await psycopg.AsyncConnection.connect(
                 self.store.pg_conninfo(),
                 autocommit=True,
-                application_name=f"cpmsync-listener-{self.instance}",
+                application_name=listener_application_name(self.instance),
                 connect_timeout=5,
                 keepalives=1,
                 keepalives_idle=10,

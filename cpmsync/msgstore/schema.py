@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection
 __all__ = [
     "FLAG_BITS",
     "blob",
+    "connection_claim",
     "expunged",
     "mailbox",
     "mailbox_rename",
@@ -158,6 +159,17 @@ mailbox_rename = Table(
     Column("new_name", String(1024), nullable=False),
     Column("modseq", BigInteger, nullable=False),
     Index("ix_rename_user_modseq", "user_id", "modseq"),
+)
+
+# Connections each running instance holds per user (PostgreSQL with several instances), so the
+# per-user connection limit holds across them; only instances whose listener connection is alive
+# count (connection_limits.py).
+connection_claim = Table(
+    "connection_claim",
+    metadata,
+    Column("user_name", String(255), primary_key=True),
+    Column("instance", String(32), primary_key=True),
+    Column("connections", Integer, nullable=False),
 )
 
 

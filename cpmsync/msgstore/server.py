@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from cpmsync.config import ConfigError
 from cpmsync.logs import kv
+from cpmsync.msgstore.connection_limits import SharedUserConnections, UserConnections, user_connections
 from cpmsync.msgstore.settings import MsgstoreSettings, parse_hostport
 from cpmsync.msgstore.store import MessageStore
 
@@ -60,19 +61,15 @@ class ServerContext:
     settings: MsgstoreSettings
     store: MessageStore
     ssl_context: ssl.SSLContext | None
-    per_user: Counter[str] = field(default_factory=Counter)
+    per_user: UserConnections
     per_address: Counter[str] = field(default_factory=Counter)
 
-    def claim_user(self, user: str) -> bool:
-        if self.per_user[user] >= self.settings.limits.max_connections_per_user:
-            return False
-        self.per_user[user] += 1
-        return True
+    async def claim_user(self, user: str) -> bool:
+        """A connection slot for `user` (across instances on PostgreSQL: connection_limits.py)."""
+        return await self.per_user.claim(user)
 
-    def release_user(self, user: str) -> None:
-        self.per_user[user] -= 1
-        if self.per_user[user] <= 0:
-            del self.per_user[user]
+    async def release_user(self, user: str) -> None:
+        await self.per_user.release(user)
 
     def address_over_limit(self, host: str) -> bool:
         return self.per_address[host] > self.settings.limits.max_connections_per_address
@@ -84,7 +81,12 @@ class ImapServer:
     def __init__(self, settings: MsgstoreSettings, store: MessageStore) -> None:
         self.settings = settings
         self.store = store
-        self.ctx = ServerContext(settings, store, make_ssl_context(settings))
+        self.ctx = ServerContext(
+            settings,
+            store,
+            make_ssl_context(settings),
+            user_connections(store, settings.limits.max_connections_per_user),
+        )
         self.ready = asyncio.Event()
         self.addresses: list[tuple[str, int]] = []
         self.tls_addresses: list[tuple[str, int]] = []
@@ -241,6 +243,14 @@ def serve_forever(settings: MsgstoreSettings) -> None:
         from cpmsync.msgstore.pg_listener import PgChangeBus
 
         async with PgChangeBus(store).running():
+            if isinstance(server.ctx.per_user, SharedUserConnections):
+                try:
+                    gone = await server.ctx.per_user.forget_dead_instances()
+                except Exception as e:  # only housekeeping: dead instances' rows do not count
+                    log.warning("cannot clear connection counts of stopped instances", extra=kv(error=str(e)))
+                else:
+                    if gone:
+                        log.info("connection counts of stopped instances cleared", extra=kv(rows=gone))
             await server.serve()
 
     try:

@@ -163,7 +163,7 @@ class AuthCommands(PushMixin):
             log.info("authentication failed", extra=kv(session=self.id, peer=self.peer_host))
             await self._auth_failed()
             raise _No("Authentication failed", "AUTHENTICATIONFAILED")
-        if not self.ctx.claim_user(user):
+        if not await self.ctx.claim_user(user):
             raise _No("Too many connections for this user", "LIMIT")
         self.user = user
         self.state.authenticated()

@@ -224,7 +224,7 @@ class SessionBase:
             if self._sub is not None:
                 self._sub.close()
             if self.user is not None:
-                self.ctx.release_user(self.user)
+                await self.ctx.release_user(self.user)
             await self._close_transport()
 
     async def _close_transport(self) -> None:

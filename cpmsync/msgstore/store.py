@@ -548,6 +548,11 @@ class MessageStore:
     def is_postgresql(self) -> bool:
         return not self._sqlite
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for helpers that keep their own tables, e.g. connection_limits)."""
+        return self._engine
+
     def pg_conninfo(self) -> str:
         """A libpq URI for this store's database (password included), for the LISTEN connection."""
         return self._url.set(drivername="postgresql").render_as_string(hide_password=False)

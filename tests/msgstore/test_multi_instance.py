@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from cpmsync.msgstore import MessageStore
+from cpmsync.msgstore.connection_limits import SharedUserConnections
 from cpmsync.testing.msgstore_cluster import MsgstoreInstance, PgSchema
 from tests.support.raw_imap import RawImap
 
@@ -36,11 +37,25 @@ def schema() -> Iterator[PgSchema]:
         yield s
 
 
+# Connections one user may hold across all instances (the tests below stay under it, but for
+# test_connections_per_user_are_limited_across_instances).
+PER_USER = 6
+
+
 @pytest.fixture(scope="module")
-def cluster(schema: PgSchema) -> Iterator[list[MsgstoreInstance]]:
+def instance_args(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    config = tmp_path_factory.mktemp("msgstore") / "msgstore.toml"
+    config.write_text(f"[limits]\nmax_connections_per_user = {PER_USER}\n")
+    return ["--config", str(config)]
+
+
+@pytest.fixture(scope="module")
+def cluster(schema: PgSchema, instance_args: list[str]) -> Iterator[list[MsgstoreInstance]]:
     """Three instances on the schema (started once for the module)."""
     MessageStore(schema.url).close()  # tables exist before three processes race to create them
-    instances = [MsgstoreInstance(schema.url, name=f"msgstore{i}") for i in range(3)]
+    instances = [
+        MsgstoreInstance(schema.url, name=f"msgstore{i}", extra_args=instance_args) for i in range(3)
+    ]
     try:
         for inst in instances:
             inst.start()
@@ -340,3 +355,59 @@ async def test_changes_made_while_a_listener_is_cut_off_are_delivered_after_it_r
     # What reached the clients came from a replay of the store, not only from live notifications.
     replays = re.findall(r'"PostgreSQL listener caught up".*?events=(\d+)', listening.log_text())
     assert len(replays) > replays_before and any(int(n) > 0 for n in replays[replays_before:])
+
+
+# ---------------------------------------------------------------- limits across instances
+
+
+async def test_connections_per_user_are_limited_across_instances(
+    cluster: list[MsgstoreInstance], schema: PgSchema, instance_args: list[str], user: str
+) -> None:
+    a, b = cluster[0], cluster[1]
+    with MessageStore(schema.url) as store:
+        other = f"u{uuid.uuid4().hex[:10]}"
+        store.add_user(other, "pw")
+
+    async def login(inst: MsgstoreInstance, stack: contextlib.AsyncExitStack, name: str = user) -> RawImap:
+        raw = await stack.enter_async_context(RawImap("127.0.0.1", inst.port, timeout_s=30))
+        raw.greeting = (await raw.command(f"LOGIN {name} pw"))[-1]  # the LOGIN reply, for the asserts
+        return raw
+
+    async def login_soon(inst: MsgstoreInstance, stack: contextlib.AsyncExitStack) -> bytes:
+        """A slot freed elsewhere is free once the other instance has recorded it (just after)."""
+        for _ in range(100):
+            reply = (await login(inst, stack)).greeting
+            if b" OK" in reply:
+                break
+            await asyncio.sleep(0.1)
+        return reply
+
+    doomed = MsgstoreInstance(schema.url, name="limit-doomed", extra_args=instance_args).start()
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            # PER_USER connections, half on a, half on an instance about to die.
+            on_a = [await login(a, stack) for _ in range(PER_USER // 2)]
+            on_doomed = [await login(doomed, stack) for _ in range(PER_USER - PER_USER // 2)]
+            assert all(b" OK" in c.greeting for c in on_a + on_doomed)
+            # One more is refused on every instance, with [LIMIT]; other users are not affected.
+            for inst in (a, b, doomed):
+                refused = (await login(inst, stack)).greeting
+                assert b" NO [LIMIT]" in refused, refused
+            assert b" OK" in (await login(b, stack, other)).greeting
+
+            # A LOGOUT on one instance frees a slot on another.
+            await on_a[0].command("LOGOUT")
+            assert b" OK" in await login_soon(b, stack)
+            assert b" NO [LIMIT]" in (await login(a, stack)).greeting
+
+            # The instance dies holding half of them: those stop counting at once.
+            doomed.kill()
+            for _ in range(len(on_doomed)):
+                assert b" OK" in await login_soon(a, stack)
+            assert b" NO [LIMIT]" in (await login(b, stack)).greeting
+
+        # What the dead instance left in the table is cleared at the next start of any instance.
+        with MessageStore(schema.url) as store:
+            assert await SharedUserConnections(store, PER_USER).forget_dead_instances() >= 1
+    finally:
+        doomed.__exit__(None, None, None)
