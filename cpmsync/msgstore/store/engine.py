@@ -1,0 +1,459 @@
+"""The store's plumbing: the SQLAlchemy engine, the per-user write lock and the transaction helpers
+(read, admin, write with MODSEQ allocation and events after commit), lookups, and STATUS."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    exists,
+    insert,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from cpmsync.msgstore import schema as t
+from cpmsync.msgstore.errors import (
+    NoSuchMailbox,
+    NoSuchUser,
+    StoreBusy,
+)
+from cpmsync.msgstore.hub import ChangeHub, EventKind, StoreEvent
+from cpmsync.msgstore.mailbox_pattern import canonical_name
+from cpmsync.msgstore.pg_payload import encode_notifications
+from cpmsync.msgstore.records import (
+    MailboxStatus,
+)
+
+if TYPE_CHECKING:
+    from cpmsync.msgstore.pg_listener import PgChangeBus
+
+from cpmsync.msgstore.store.statements import (
+    _CHUNK,
+    _INSERT_BLOB,
+    _INSERT_MESSAGE,
+    _LOCK_USER,
+    _MAILBOX_BY_ID,
+    _MAILBOX_BY_NAME,
+    _MESSAGE_KEYS,
+    _SAVE_USER_COUNTERS,
+    _STATUS_OF_IDS,
+    _STATUS_OF_ONE,
+    _STATUS_OF_USER,
+    _TAKE_UID_BY_ID,
+    _TAKE_UID_BY_NAME,
+    _TAKE_USER_MODSEQ,
+    _USER_ID,
+    DELIMITER,
+    _chunks,
+    _is_busy,
+    _names_in,
+    _new_objectid,
+    _parent_of,
+    _RawStatement,
+    _status_row,
+)
+
+
+@dataclass
+class _Txn:
+    """One write transaction of one user: allocates MODSEQs, collects events for after commit."""
+
+    conn: Connection
+    user_id: int
+    user: str
+    modseq: int
+    uidvalidity_next: int
+    origin: object | None
+    start_modseq: int = 0
+    start_uidvalidity: int = 0
+    events: list[StoreEvent] = field(default_factory=list)
+
+    def next_modseq(self) -> int:
+        self.modseq += 1
+        return self.modseq
+
+    def next_uidvalidity(self) -> int:
+        v = self.uidvalidity_next
+        self.uidvalidity_next += 1
+        return v
+
+    def emit(
+        self,
+        mailbox: str,
+        mailbox_id: int,
+        kind: EventKind,
+        uids: Sequence[int] = (),
+        modseq: int = 0,
+        old_name: str | None = None,
+    ) -> None:
+        self.events.append(
+            StoreEvent(self.user, mailbox, mailbox_id, kind, tuple(uids), modseq, old_name, self.origin)
+        )
+
+
+class StoreEngine:
+    """Connections, locks and transactions; the concern mixins (users, mailboxes, ...) build on it."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        hub: ChangeHub | None = None,
+        sqlite_synchronous: str = "FULL",
+        sqlite_busy_timeout_ms: int = 30_000,
+        echo: bool = False,
+    ) -> None:
+        self.hub = hub if hub is not None else ChangeHub()
+        u = make_url(url)
+        if u.drivername in ("postgresql", "postgres"):
+            # SQLAlchemy's default PostgreSQL driver is psycopg2; psycopg 3 is what we ship for.
+            u = u.set(drivername="postgresql+psycopg")
+        self._sqlite = u.get_backend_name() == "sqlite"
+        self.url = u.render_as_string(hide_password=True)
+        self._url = u
+        # Names this process in its pg_notify payloads, so its listener tells its own commits apart.
+        self.instance_id = secrets.token_hex(5)
+        self._bus: PgChangeBus | None = None
+        self.pg_channel = ""
+        kwargs: dict[str, Any] = {"echo": echo, "future": True}
+        if self._sqlite:
+            if u.database and u.database != ":memory:":
+                Path(u.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {
+                "check_same_thread": False,
+                "timeout": sqlite_busy_timeout_ms / 1000,
+            }
+            kwargs["pool_size"] = 16
+            kwargs["max_overflow"] = 48
+        else:
+            kwargs["pool_size"] = 10
+            kwargs["max_overflow"] = 40
+            kwargs["pool_pre_ping"] = True
+        self._engine: Engine = create_engine(u, **kwargs)
+        self._write_lock: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if self._sqlite else contextlib.nullcontext()
+        )
+        # Per-user in-process locks on PostgreSQL (the row lock serializes across processes too);
+        # SQLite has one writer anyway, so all users share its lock.
+        self._user_locks: dict[str, threading.Lock] = {}
+        self._user_locks_guard = threading.Lock()
+        if self._sqlite:
+            self._install_sqlite_hooks(sqlite_synchronous.upper(), sqlite_busy_timeout_ms)
+        t.metadata.create_all(self._engine)
+        if not self._sqlite:
+            with self._engine.connect() as conn:
+                schema = conn.exec_driver_sql("SELECT current_schema()").scalar() or "public"
+            # One channel per schema: stores in other schemas of the same database stay apart.
+            self.pg_channel = f"cpmsync_{schema}"[:63]
+        dialect = self._engine.dialect
+        self._dbapi_error: type[Exception] = dialect.loaded_dbapi.Error
+        self._raw_take_modseq = _RawStatement(_TAKE_USER_MODSEQ, dialect)
+        self._raw_take_uid_by_id = _RawStatement(_TAKE_UID_BY_ID, dialect)
+        self._raw_take_uid_by_name = _RawStatement(_TAKE_UID_BY_NAME, dialect)
+        self._raw_insert_blob = _RawStatement(_INSERT_BLOB, dialect, ("data",))
+        self._raw_insert_message = _RawStatement(_INSERT_MESSAGE, dialect, _MESSAGE_KEYS)
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, hub: ChangeHub | None = None) -> Self:
+        """From a `MsgstoreSettings` (its [store] section)."""
+        s = settings.store
+        return cls(
+            s.resolved_db_url(),
+            hub=hub,
+            sqlite_synchronous=s.sqlite_synchronous,
+            sqlite_busy_timeout_ms=s.sqlite_busy_timeout_ms,
+        )
+
+    def _install_sqlite_hooks(self, synchronous: str, busy_timeout_ms: int) -> None:
+        @event.listens_for(self._engine, "connect")
+        def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+            # Take over transaction control from pysqlite so BEGIN IMMEDIATE is possible.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            for pragma in (
+                "journal_mode=WAL",  # readers never block the writer and vice versa
+                f"synchronous={synchronous}",
+                "foreign_keys=ON",
+                f"busy_timeout={int(busy_timeout_ms)}",
+                "cache_size=-65536",  # 64 MiB page cache
+                "temp_store=MEMORY",
+                "mmap_size=268435456",
+            ):
+                cur.execute(f"PRAGMA {pragma}")
+            cur.close()
+
+        @event.listens_for(self._engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # A writer takes the database lock up front: no deadlock when a read lock would upgrade.
+            immediate = conn.get_execution_options().get("cpm_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    @property
+    def is_postgresql(self) -> bool:
+        return not self._sqlite
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for helpers that keep their own tables, e.g. connection_limits)."""
+        return self._engine
+
+    def pg_conninfo(self) -> str:
+        """A libpq URI for this store's database (password included), for the LISTEN connection."""
+        return self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+    def attach_bus(self, bus: PgChangeBus | None) -> None:
+        """Route this store's own events through `bus` (commit order with other instances')."""
+        self._bus = bus
+
+    def _announce(self, execute: Any, user: str, events: Sequence[StoreEvent]) -> int | None:
+        """Inside the write transaction: pg_notify the events (PostgreSQL only). Returns the token
+        under which the attached bus awaits their echo (None: no bus, or it is not listening)."""
+        if self._sqlite or not events:
+            return None
+        bus = self._bus
+        token = bus.register(events) if bus is not None else None
+        try:
+            for payload in encode_notifications(user, self.instance_id, token or 0, events):
+                execute("SELECT pg_notify(%s, %s)", (self.pg_channel, payload))
+        except BaseException:
+            self._abandon(token)
+            raise
+        return token
+
+    def _abandon(self, token: int | None) -> None:
+        if token is not None and self._bus is not None:
+            self._bus.abandon(token)
+
+    def _settle(self, token: int) -> None:
+        """After the commit: the bus publishes the events when PostgreSQL echoes them (so they reach
+        sessions in commit order with other instances' events); wait for that, bounded."""
+        if self._bus is not None:
+            self._bus.settle(token)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transaction plumbing
+
+    def _user_lock(self, user: str) -> contextlib.AbstractContextManager[Any]:
+        if self._sqlite:
+            return self._write_lock
+        with self._user_locks_guard:
+            lock = self._user_locks.get(user)
+            if lock is None:
+                lock = self._user_locks[user] = threading.Lock()
+            return lock
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                yield conn
+        except OperationalError as e:
+            if _is_busy(e):
+                raise StoreBusy("the database is busy, try again") from None
+            raise
+
+    @contextlib.contextmanager
+    def _admin(self) -> Iterator[Connection]:
+        """A write transaction that does not belong to one user (user add/delete)."""
+        try:
+            with self._write_lock, self._engine.connect() as conn:
+                conn.execution_options(cpm_write=True)
+                with conn.begin():
+                    yield conn
+        except OperationalError as e:
+            if _is_busy(e):
+                raise StoreBusy("the database is busy, try again") from None
+            raise
+
+    @contextlib.contextmanager
+    def _writer(self, user: str) -> Iterator[tuple[Connection, list[StoreEvent]]]:
+        """The user's lock and one write transaction; the events put in the list are published
+        after the commit, still under the lock, so subscribers get them in commit (MODSEQ) order."""
+        events: list[StoreEvent] = []
+        token: int | None = None
+        try:
+            with self._user_lock(user), self._engine.connect() as conn:
+                conn.execution_options(cpm_write=True)
+                with conn.begin():
+                    yield conn, events
+                    token = self._announce(conn.exec_driver_sql, user, events)
+                # Committed: now, and only now, other sessions may hear about it.
+                if events and self._bus is None:
+                    self.hub.publish(events)
+        except OperationalError as e:
+            self._abandon(token)
+            if _is_busy(e):
+                raise StoreBusy("the database is busy, try again") from None
+            raise
+        except BaseException:
+            self._abandon(token)
+            raise
+        if token is not None:
+            self._settle(token)
+
+    @contextlib.contextmanager
+    def _raw_writer(self, user: str) -> Iterator[tuple[Any, list[StoreEvent]]]:
+        """`_writer` on a bare DBAPI cursor (for `_RawStatement`s): same lock, same BEGIN IMMEDIATE
+        on SQLite, commit before the events are published under the lock."""
+        events: list[StoreEvent] = []
+        token: int | None = None
+        try:
+            with self._user_lock(user):
+                raw = self._engine.raw_connection()
+                try:
+                    cur = raw.cursor()
+                    if self._sqlite:
+                        cur.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield cur, events
+                        token = self._announce(cur.execute, user, events)
+                    except BaseException:
+                        raw.rollback()
+                        raise
+                    raw.commit()
+                finally:
+                    raw.close()  # back to the pool (which rolls back anything left open)
+                # Committed: now, and only now, other sessions may hear about it.
+                if events and self._bus is None:
+                    self.hub.publish(events)
+        except self._dbapi_error as e:
+            self._abandon(token)
+            text = str(e).lower()
+            if "locked" in text or "busy" in text:
+                raise StoreBusy("the database is busy, try again") from None
+            raise
+        except BaseException:
+            self._abandon(token)
+            raise
+        if token is not None:
+            self._settle(token)
+
+    @contextlib.contextmanager
+    def _write(self, user: str, origin: object | None = None) -> Iterator[_Txn]:
+        with self._writer(user) as (conn, events):
+            row = conn.execute(_LOCK_USER, {"p_user": user}).first()
+            if row is None:
+                raise NoSuchUser(f"no such user {user!r}")
+            txn = _Txn(
+                conn,
+                row.id,
+                user,
+                row.modseq,
+                row.uidvalidity_next,
+                origin,
+                start_modseq=row.modseq,
+                start_uidvalidity=row.uidvalidity_next,
+                events=events,
+            )
+            yield txn
+            if txn.modseq != txn.start_modseq or txn.uidvalidity_next != txn.start_uidvalidity:
+                conn.execute(
+                    _SAVE_USER_COUNTERS,
+                    {"p_id": txn.user_id, "p_modseq": txn.modseq, "p_uvn": txn.uidvalidity_next},
+                )
+
+    # -- lookups inside a transaction
+
+    @staticmethod
+    def _user_id(conn: Connection, user: str) -> int:
+        uid = conn.execute(_USER_ID, {"p_user": user}).scalar()
+        if uid is None:
+            raise NoSuchUser(f"no such user {user!r}")
+        return int(uid)
+
+    @staticmethod
+    def _mailbox(conn: Connection, user_id: int, mailbox: str | int) -> Any:
+        if isinstance(mailbox, int):
+            row = conn.execute(_MAILBOX_BY_ID, {"p_uid": user_id, "p_mb": mailbox}).first()
+            what = f"#{mailbox}"
+        else:
+            name = canonical_name(mailbox.rstrip(DELIMITER) or mailbox, DELIMITER)
+            row = conn.execute(_MAILBOX_BY_NAME, {"p_uid": user_id, "p_name": name}).first()
+            what = repr(mailbox)
+        if row is None:
+            raise NoSuchMailbox(f"no such mailbox {what}")
+        return row
+
+    # -- shared by several concerns
+
+    def _insert_mailbox(self, txn: _Txn, name: str) -> tuple[int, int]:
+        modseq = txn.next_modseq()
+        mb_id = txn.conn.execute(
+            insert(t.mailbox)
+            .values(
+                user_id=txn.user_id,
+                name=name,
+                parent=_parent_of(name),
+                uidvalidity=txn.next_uidvalidity(),
+                uidnext=1,
+                highestmodseq=modseq,
+                created_modseq=modseq,
+                nomodseq=False,
+                mailboxid=_new_objectid("F"),
+                first_recent_uid=1,
+            )
+            .returning(t.mailbox.c.id)
+        ).scalar_one()
+        txn.emit(name, mb_id, EventKind.CREATE, modseq=modseq)
+        return int(mb_id), modseq
+
+    def _existing_names(self, conn: Connection, user_id: int, names: Iterable[str]) -> set[str]:
+        return _names_in(conn, t.mailbox, user_id, list(names))
+
+    def _gc_blobs(self, conn: Connection, blob_ids: Sequence[int]) -> None:
+        for chunk in _chunks(list(blob_ids)):
+            conn.execute(
+                delete(t.blob).where(
+                    t.blob.c.id.in_(chunk),
+                    ~exists().where(t.message.c.blob_id == t.blob.c.id),
+                )
+            )
+
+    # -- status
+
+    def _status_many(self, conn: Connection, user_id: int, ids: Sequence[int]) -> dict[int, MailboxStatus]:
+        """STATUS of many mailboxes: one grouped join per id chunk, or one pass over the account."""
+        wanted = set(ids)
+        out: dict[int, MailboxStatus] = {}
+        if len(wanted) > _CHUNK * 4:
+            # LIST-STATUS of a whole account: one scan of this user's rows beats hundreds of IN lists.
+            for r in conn.execute(_STATUS_OF_USER, {"p_uid": user_id}):
+                if r[0] in wanted:
+                    out[r[0]] = _status_row(r)
+        elif len(wanted) == 1:
+            (mb_id,) = wanted
+            one = conn.execute(_STATUS_OF_ONE, {"p_mb": mb_id}).first()
+            if one is not None and one[2] == user_id:
+                out[mb_id] = _status_row(one)
+        else:
+            for chunk in _chunks(list(wanted)):
+                for r in conn.execute(_STATUS_OF_IDS, {"p_ids": list(chunk)}):
+                    if r[2] == user_id:
+                        out[r[0]] = _status_row(r)
+        return out
+
+    def _status(self, conn: Connection, user_id: int, mailbox_id: int) -> MailboxStatus:
+        st = self._status_many(conn, user_id, [mailbox_id]).get(mailbox_id)
+        if st is None:
+            raise NoSuchMailbox(f"no such mailbox #{mailbox_id}")
+        return st

@@ -1,0 +1,273 @@
+"""Mailboxes: create, delete, rename, subscribe, NOMODSEQ, STATUS and SELECT."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import (
+    Connection,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from cpmsync.msgstore import schema as t
+from cpmsync.msgstore.errors import (
+    CannotDeleteInbox,
+    InvalidName,
+    MailboxExists,
+    MailboxHasChildren,
+    NoSuchSubscription,
+)
+from cpmsync.msgstore.hub import EventKind
+from cpmsync.msgstore.records import (
+    MailboxStatus,
+    SelectInfo,
+    UidSet,
+)
+from cpmsync.msgstore.store.engine import _Txn
+from cpmsync.msgstore.store.messages import MessageOps
+from cpmsync.msgstore.store.statements import (
+    _INBOX,
+    DELIMITER,
+    _ancestors,
+    _check_name,
+    _kw_parse,
+    _parent_of,
+)
+
+
+class MailboxOps(MessageOps):  # renaming INBOX moves its messages (_copy_locked)
+    """Mailboxes: create, delete, rename, subscribe, NOMODSEQ, STATUS and SELECT."""
+
+    # ================================================================ mailboxes
+
+    def _create_parents(self, txn: _Txn, name: str) -> None:
+        ancestors = _ancestors(name)
+        have = self._existing_names(txn.conn, txn.user_id, ancestors)
+        for a in ancestors:
+            if a not in have:
+                self._insert_mailbox(txn, a)
+
+    def create_mailbox(self, user: str, name: str, *, origin: object | None = None) -> MailboxStatus:
+        """CREATE: missing parents are created too (RFC 3501 6.3.3), each with its own MODSEQ."""
+        name = _check_name(name)
+        with self._write(user, origin) as txn:
+            if self._existing_names(txn.conn, txn.user_id, [name]):
+                raise MailboxExists(f"mailbox {name!r} already exists")
+            self._create_parents(txn, name)
+            mb_id, _ = self._insert_mailbox(txn, name)
+            return self._status(txn.conn, txn.user_id, mb_id)
+
+    def delete_mailbox(self, user: str, name: str, *, origin: object | None = None) -> None:
+        """DELETE; refused while the mailbox has children (as Dovecot does), INBOX never."""
+        name = _check_name(name)
+        if name == _INBOX:
+            raise CannotDeleteInbox("INBOX cannot be deleted")
+        with self._write(user, origin) as txn:
+            conn = txn.conn
+            mb = self._mailbox(conn, txn.user_id, name)
+            child = conn.execute(
+                select(t.mailbox.c.id)
+                .where(t.mailbox.c.user_id == txn.user_id, t.mailbox.c.parent == name)
+                .limit(1)
+            ).first()
+            if child is not None:
+                raise MailboxHasChildren(f"mailbox {name!r} has children, delete them first")
+            modseq = txn.next_modseq()
+            conn.execute(
+                insert(t.mailbox_tombstone).values(
+                    user_id=txn.user_id,
+                    mailbox_id=mb.id,
+                    name=mb.name,
+                    mailboxid=mb.mailboxid,
+                    created_modseq=mb.created_modseq,
+                    deleted_modseq=modseq,
+                    nomodseq=mb.nomodseq,
+                )
+            )
+            blob_ids = [
+                r[0]
+                for r in conn.execute(
+                    select(t.message.c.blob_id).where(t.message.c.mailbox_id == mb.id).distinct()
+                )
+            ]
+            conn.execute(delete(t.message).where(t.message.c.mailbox_id == mb.id))
+            conn.execute(delete(t.expunged).where(t.expunged.c.mailbox_id == mb.id))
+            self._gc_blobs(conn, blob_ids)
+            conn.execute(delete(t.mailbox).where(t.mailbox.c.id == mb.id))
+            txn.emit(mb.name, mb.id, EventKind.DELETE, modseq=modseq)
+
+    def rename_mailbox(self, user: str, old: str, new: str, *, origin: object | None = None) -> MailboxStatus:
+        """RENAME with children; INBOX per RFC 3501 6.3.5 (its messages move, INBOX stays, empty)."""
+        old = _check_name(old)
+        new = _check_name(new)
+        if new == old or new.startswith(old + DELIMITER):
+            raise InvalidName(f"cannot rename {old!r} to {new!r}")
+        with self._write(user, origin) as txn:
+            conn = txn.conn
+            mb = self._mailbox(conn, txn.user_id, old)
+            if self._existing_names(conn, txn.user_id, [new]):
+                raise MailboxExists(f"mailbox {new!r} already exists")
+            self._create_parents(txn, new)
+            if old == _INBOX:
+                dst_id, _ = self._insert_mailbox(txn, new)
+                uids = [
+                    r[0] for r in conn.execute(select(t.message.c.uid).where(t.message.c.mailbox_id == mb.id))
+                ]
+                if uids:
+                    self._copy_locked(txn, mb.id, UidSet.from_uids(uids), dst_id, move=True)
+                return self._status(conn, txn.user_id, dst_id)
+            # The mailbox and every descendant, outermost first.
+            rows = conn.execute(
+                select(t.mailbox.c.id, t.mailbox.c.name).where(
+                    t.mailbox.c.user_id == txn.user_id,
+                    or_(
+                        t.mailbox.c.name == old,
+                        func.substr(t.mailbox.c.name, 1, len(old) + 1) == old + DELIMITER,
+                    ),
+                )
+            ).all()
+            for row in sorted(rows, key=lambda r: len(r.name)):
+                new_name = new + row.name[len(old) :]
+                modseq = txn.next_modseq()
+                conn.execute(
+                    update(t.mailbox)
+                    .where(t.mailbox.c.id == row.id)
+                    .values(name=new_name, parent=_parent_of(new_name), highestmodseq=modseq)
+                )
+                conn.execute(
+                    insert(t.mailbox_rename).values(
+                        user_id=txn.user_id,
+                        mailbox_id=row.id,
+                        old_name=row.name,
+                        new_name=new_name,
+                        modseq=modseq,
+                    )
+                )
+                txn.emit(new_name, row.id, EventKind.RENAME, modseq=modseq, old_name=row.name)
+            self._move_subscriptions(conn, txn.user_id, old, new)
+            return self._status(conn, txn.user_id, mb.id)
+
+    @staticmethod
+    def _move_subscriptions(conn: Connection, user_id: int, old: str, new: str) -> None:
+        subs = conn.execute(
+            select(t.subscription.c.id, t.subscription.c.name).where(
+                t.subscription.c.user_id == user_id,
+                or_(
+                    t.subscription.c.name == old,
+                    func.substr(t.subscription.c.name, 1, len(old) + 1) == old + DELIMITER,
+                ),
+            )
+        ).all()
+        for s in subs:
+            target = new + s.name[len(old) :]
+            taken = conn.execute(
+                select(t.subscription.c.id).where(
+                    t.subscription.c.user_id == user_id, t.subscription.c.name == target
+                )
+            ).first()
+            if taken is not None:
+                conn.execute(delete(t.subscription).where(t.subscription.c.id == s.id))
+            else:
+                conn.execute(update(t.subscription).where(t.subscription.c.id == s.id).values(name=target))
+
+    def subscribe(self, user: str, name: str, *, origin: object | None = None) -> None:
+        """SUBSCRIBE (idempotent). No MODSEQ: a subscription is not mailbox content."""
+        name = _check_name(name)
+        with self._write(user, origin) as txn:
+            have = txn.conn.execute(
+                select(t.subscription.c.id).where(
+                    t.subscription.c.user_id == txn.user_id, t.subscription.c.name == name
+                )
+            ).first()
+            if have is None:
+                txn.conn.execute(insert(t.subscription).values(user_id=txn.user_id, name=name))
+            mb_id = txn.conn.execute(
+                select(t.mailbox.c.id).where(t.mailbox.c.user_id == txn.user_id, t.mailbox.c.name == name)
+            ).scalar()
+            txn.emit(name, int(mb_id or 0), EventKind.SUBSCRIBE)
+
+    def unsubscribe(self, user: str, name: str, *, origin: object | None = None) -> None:
+        name = _check_name(name)
+        with self._write(user, origin) as txn:
+            res = txn.conn.execute(
+                delete(t.subscription).where(
+                    t.subscription.c.user_id == txn.user_id, t.subscription.c.name == name
+                )
+            )
+            if res.rowcount == 0:
+                raise NoSuchSubscription(f"not subscribed to {name!r}")
+            mb_id = txn.conn.execute(
+                select(t.mailbox.c.id).where(t.mailbox.c.user_id == txn.user_id, t.mailbox.c.name == name)
+            ).scalar()
+            txn.emit(name, int(mb_id or 0), EventKind.UNSUBSCRIBE)
+
+    def set_nomodseq(
+        self, user: str, mailbox: str | int, on: bool = True, *, origin: object | None = None
+    ) -> None:
+        """Mark a mailbox NOMODSEQ (CR I.5) or clear it. Takes a MODSEQ either way, so clearing makes
+        the mailbox show up in the next CHANGEDSINCE (its client must resync it)."""
+        with self._write(user, origin) as txn:
+            mb = self._mailbox(txn.conn, txn.user_id, mailbox)
+            modseq = txn.next_modseq()
+            txn.conn.execute(
+                update(t.mailbox).where(t.mailbox.c.id == mb.id).values(nomodseq=on, highestmodseq=modseq)
+            )
+            txn.emit(mb.name, mb.id, EventKind.NOMODSEQ, modseq=modseq)
+
+    def status(self, user: str, mailbox: str | int) -> MailboxStatus:
+        """STATUS: MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ SIZE MAILBOXID."""
+        with self._read() as conn:
+            user_id = self._user_id(conn, user)
+            mb = self._mailbox(conn, user_id, mailbox)
+            return self._status(conn, user_id, mb.id)
+
+    def select(self, user: str, mailbox: str | int, *, readonly: bool) -> SelectInfo:
+        """SELECT (claims \\Recent, RFC 3501 2.3.2) or EXAMINE (readonly, claims nothing)."""
+        with self._read() as conn:
+            info = self._select(conn, self._user_id(conn, user), mailbox, claim_recent=False)
+        if readonly or not info.recent_uids:
+            return info  # nothing to claim: no need to queue for the write lock
+        with self._write(user) as txn:
+            return self._select(txn.conn, txn.user_id, mailbox, claim_recent=True)
+
+    def claim_recent(self, user: str, mailbox: str | int, uids: Sequence[int]) -> list[int]:
+        """Messages that arrived while a read-write session had the mailbox selected are \\Recent
+        for that session (RFC 3501 2.3.2); the first session to claim a UID gets it, no other."""
+        if not uids:
+            return []
+        with self._write(user) as txn:
+            mb = self._mailbox(txn.conn, txn.user_id, mailbox)
+            claimed = [u for u in uids if u >= mb.first_recent_uid]
+            if claimed:
+                txn.conn.execute(
+                    update(t.mailbox).where(t.mailbox.c.id == mb.id).values(first_recent_uid=max(claimed) + 1)
+                )
+            return claimed
+
+    def _select(
+        self, conn: Connection, user_id: int, mailbox: str | int, *, claim_recent: bool
+    ) -> SelectInfo:
+        mb = self._mailbox(conn, user_id, mailbox)
+        status = self._status(conn, user_id, mb.id)
+        uids = [
+            r[0]
+            for r in conn.execute(
+                select(t.message.c.uid).where(t.message.c.mailbox_id == mb.id).order_by(t.message.c.uid)
+            )
+        ]
+        kw: set[str] = set()
+        for r in conn.execute(
+            select(t.message.c.keywords)
+            .where(t.message.c.mailbox_id == mb.id, t.message.c.keywords != "")
+            .distinct()
+        ):
+            kw |= _kw_parse(r[0])
+        recent = [u for u in uids if u >= mb.first_recent_uid]
+        if claim_recent and mb.first_recent_uid < mb.uidnext:
+            conn.execute(update(t.mailbox).where(t.mailbox.c.id == mb.id).values(first_recent_uid=mb.uidnext))
+        return SelectInfo(status=status, uids=uids, keywords=sorted(kw), recent_uids=recent)

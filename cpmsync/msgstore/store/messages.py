@@ -1,0 +1,381 @@
+"""Messages: APPEND, FETCH, STORE, EXPUNGE, COPY, MOVE and what changed since a MODSEQ."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
+
+from cpmsync.msgstore import schema as t
+from cpmsync.msgstore.errors import (
+    NoSuchMailbox,
+    NoSuchMessage,
+    NoSuchUser,
+)
+from cpmsync.msgstore.hub import EventKind, StoreEvent
+from cpmsync.msgstore.mailbox_pattern import canonical_name
+from cpmsync.msgstore.message_meta import parse_meta
+from cpmsync.msgstore.records import (
+    AppendResult,
+    CopyResult,
+    ExpungeResult,
+    FlagMode,
+    MailboxChanges,
+    MessageRecord,
+    MoveResult,
+    StoreResult,
+    UidSet,
+)
+from cpmsync.msgstore.store.engine import StoreEngine, _Txn
+from cpmsync.msgstore.store.statements import (
+    _DELETED,
+    _MSG_COLS,
+    DELIMITER,
+    _chunks,
+    _flags_of,
+    _kw_text,
+    _new_objectid,
+    _record,
+    _split_flags,
+    _to_epoch,
+    _uid_filter,
+)
+
+
+class MessageOps(StoreEngine):
+    """Messages: APPEND, FETCH, STORE, EXPUNGE, COPY, MOVE and what changed since a MODSEQ."""
+
+    # ================================================================ messages
+
+    def append(
+        self,
+        user: str,
+        mailbox: str | int,
+        data: bytes,
+        flags: Iterable[str] = (),
+        internaldate: datetime | None = None,
+        *,
+        origin: object | None = None,
+    ) -> AppendResult:
+        """APPEND: one MODSEQ, the next UID; returns APPENDUID data (RFC 4315)."""
+        bits, keywords = _split_flags(flags)
+        epoch, tz_min, day = _to_epoch(internaldate)
+        meta = parse_meta(data)
+        where: dict[str, Any]
+        if isinstance(mailbox, int):
+            take_uid, where = self._raw_take_uid_by_id, {"p_mb": mailbox}
+            what = f"#{mailbox}"
+        else:
+            name = canonical_name(mailbox.rstrip(DELIMITER) or mailbox, DELIMITER)
+            take_uid, where = self._raw_take_uid_by_name, {"p_name": name}
+            what = repr(mailbox)
+        with self._raw_writer(user) as (cur, events):
+            urow = self._raw_take_modseq.run(cur, {"p_user": user})
+            if urow is None:
+                raise NoSuchUser(f"no such user {user!r}")
+            user_id, modseq = urow
+            # Raising rolls the whole transaction back, the user's counter bump included.
+            mrow = take_uid.run(cur, {"p_uid": user_id, "p_modseq": modseq, **where})
+            if mrow is None:
+                raise NoSuchMailbox(f"no such mailbox {what}")
+            mb_id, mb_name, uidnext, uidvalidity = mrow
+            uid = uidnext - 1
+            blob_id = self._raw_insert_blob.run(cur, {"data": data})[0]
+            self._raw_insert_message.run(
+                cur,
+                {
+                    "mailbox_id": mb_id,
+                    "uid": uid,
+                    "modseq": modseq,
+                    "sysflags": bits,
+                    "keywords": _kw_text(keywords),
+                    "internaldate": epoch,
+                    "tz_min": tz_min,
+                    "internal_day": day,
+                    "sent_day": meta.sent_day,
+                    "size": len(data),
+                    "blob_id": blob_id,
+                    "emailid": _new_objectid("M"),
+                    "threadid": meta.threadid,
+                },
+            )
+            events.append(StoreEvent(user, mb_name, mb_id, EventKind.APPEND, (uid,), modseq, None, origin))
+        return AppendResult(mailbox_id=mb_id, uidvalidity=uidvalidity, uid=uid, modseq=modseq)
+
+    def uids(self, user: str, mailbox: str | int) -> list[int]:
+        with self._read() as conn:
+            mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
+            return [
+                r[0]
+                for r in conn.execute(
+                    select(t.message.c.uid).where(t.message.c.mailbox_id == mb.id).order_by(t.message.c.uid)
+                )
+            ]
+
+    def _fetch_rows(
+        self,
+        conn: Connection,
+        mailbox_id: int,
+        uids: UidSet | None,
+        changedsince: int | None,
+        with_data: bool,
+    ) -> list[MessageRecord]:
+        clause, recheck = _uid_filter(t.message.c.uid, uids)
+        cols: list[Any] = list(_MSG_COLS)
+        q = select(*cols).where(t.message.c.mailbox_id == mailbox_id, clause)
+        if with_data:
+            q = (
+                select(*cols, t.blob.c.data)
+                .select_from(t.message.join(t.blob, t.blob.c.id == t.message.c.blob_id))
+                .where(t.message.c.mailbox_id == mailbox_id, clause)
+            )
+        if changedsince is not None:
+            q = q.where(t.message.c.modseq > changedsince)
+        out = []
+        for r in conn.execute(q.order_by(t.message.c.uid)):
+            if recheck is not None and r.uid not in recheck:
+                continue
+            out.append(_record(r, r.data if with_data else None))
+        return out
+
+    def fetch(
+        self,
+        user: str,
+        mailbox: str | int,
+        uids: UidSet | None,
+        *,
+        changedsince: int | None = None,
+        with_data: bool = False,
+    ) -> list[MessageRecord]:
+        """Metadata (and bytes if asked) of the messages in `uids`, ascending UID; CHANGEDSINCE filters."""
+        with self._read() as conn:
+            mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
+            return self._fetch_rows(conn, mb.id, uids, changedsince, with_data)
+
+    def fetch_data(self, user: str, mailbox: str | int, uid: int) -> bytes:
+        with self._read() as conn:
+            mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
+            data = conn.execute(
+                select(t.blob.c.data)
+                .select_from(t.message.join(t.blob, t.blob.c.id == t.message.c.blob_id))
+                .where(t.message.c.mailbox_id == mb.id, t.message.c.uid == uid)
+            ).scalar()
+        if data is None:
+            raise NoSuchMessage(f"no message with UID {uid}")
+        return bytes(data)
+
+    def store_flags(
+        self,
+        user: str,
+        mailbox: str | int,
+        uids: UidSet | None,
+        mode: FlagMode,
+        flags: Iterable[str],
+        *,
+        unchangedsince: int | None = None,
+        origin: object | None = None,
+    ) -> StoreResult:
+        """STORE: one MODSEQ for every message it changes; UNCHANGEDSINCE failures go to `modified`."""
+        bits, keywords = _split_flags(flags)
+        with self._write(user, origin) as txn:
+            conn = txn.conn
+            mb = self._mailbox(conn, txn.user_id, mailbox)
+            rows = self._fetch_rows(conn, mb.id, uids, None, False)
+            modified: list[int] = []
+            passed: list[tuple[MessageRecord, int, frozenset[str]]] = []
+            for rec in rows:
+                if unchangedsince is not None and rec.modseq > unchangedsince:
+                    modified.append(rec.uid)
+                    continue
+                old_bits, old_kw = _split_flags(rec.flags)
+                if mode is FlagMode.REPLACE:
+                    nb, nk = bits, keywords
+                elif mode is FlagMode.ADD:
+                    nb, nk = old_bits | bits, old_kw | keywords
+                else:
+                    nb, nk = old_bits & ~bits, old_kw - keywords
+                passed.append((rec, nb, nk))
+            changed = [(rec, nb, nk) for rec, nb, nk in passed if _flags_of(nb, _kw_text(nk)) != rec.flags]
+            modseq: int | None = None
+            if changed:
+                modseq = txn.next_modseq()
+                conn.execute(
+                    update(t.message)
+                    .where(t.message.c.mailbox_id == mb.id, t.message.c.uid == bindparam("b_uid"))
+                    .values(sysflags=bindparam("b_bits"), keywords=bindparam("b_kw"), modseq=modseq),
+                    [{"b_uid": rec.uid, "b_bits": nb, "b_kw": _kw_text(nk)} for rec, nb, nk in changed],
+                )
+                conn.execute(update(t.mailbox).where(t.mailbox.c.id == mb.id).values(highestmodseq=modseq))
+                txn.emit(mb.name, mb.id, EventKind.FLAGS, [rec.uid for rec, _, _ in changed], modseq)
+            changed_uids = {rec.uid for rec, _, _ in changed}
+            updated = [
+                MessageRecord(
+                    uid=rec.uid,
+                    modseq=modseq if rec.uid in changed_uids and modseq is not None else rec.modseq,
+                    flags=_flags_of(nb, _kw_text(nk)),
+                    internaldate=rec.internaldate,
+                    size=rec.size,
+                    emailid=rec.emailid,
+                    threadid=rec.threadid,
+                )
+                for rec, nb, nk in passed
+            ]
+            return StoreResult(
+                updated=updated,
+                changed_uids=sorted(changed_uids),
+                modified=UidSet.from_uids(modified),
+                modseq=modseq,
+            )
+
+    def _expunge_locked(self, txn: _Txn, mb: Any, uid_rows: Sequence[Any], kind_modseq: int) -> None:
+        conn = txn.conn
+        ids = [r.id for r in uid_rows]
+        for chunk in _chunks(ids):
+            conn.execute(delete(t.message).where(t.message.c.id.in_(chunk)))
+        # A UID can be expunged only once per UIDVALIDITY, so these never collide.
+        conn.execute(
+            insert(t.expunged),
+            [{"mailbox_id": mb.id, "uid": r.uid, "modseq": kind_modseq} for r in uid_rows],
+        )
+        self._gc_blobs(conn, list({r.blob_id for r in uid_rows}))
+        conn.execute(update(t.mailbox).where(t.mailbox.c.id == mb.id).values(highestmodseq=kind_modseq))
+        txn.emit(mb.name, mb.id, EventKind.EXPUNGE, [r.uid for r in uid_rows], kind_modseq)
+
+    def expunge(
+        self, user: str, mailbox: str | int, uids: UidSet | None = None, *, origin: object | None = None
+    ) -> ExpungeResult:
+        """EXPUNGE / UID EXPUNGE (RFC 4315): removes \\Deleted messages, keeps (uid, modseq) tombstones."""
+        with self._write(user, origin) as txn:
+            conn = txn.conn
+            mb = self._mailbox(conn, txn.user_id, mailbox)
+            clause, recheck = _uid_filter(t.message.c.uid, uids)
+            rows = [
+                r
+                for r in conn.execute(
+                    select(t.message.c.id, t.message.c.uid, t.message.c.blob_id)
+                    .where(
+                        t.message.c.mailbox_id == mb.id,
+                        t.message.c.sysflags.op("&")(_DELETED) != 0,
+                        clause,
+                    )
+                    .order_by(t.message.c.uid)
+                )
+                if recheck is None or r.uid in recheck
+            ]
+            if not rows:
+                return ExpungeResult(uids=[], modseq=None)
+            modseq = txn.next_modseq()
+            self._expunge_locked(txn, mb, rows, modseq)
+            return ExpungeResult(uids=[r.uid for r in rows], modseq=modseq)
+
+    def _copy_locked(
+        self, txn: _Txn, src_id: int, uids: UidSet | None, dst_id: int, *, move: bool
+    ) -> tuple[CopyResult, list[int], int | None]:
+        conn = txn.conn
+        src = self._mailbox(conn, txn.user_id, src_id)
+        dst = self._mailbox(conn, txn.user_id, dst_id)
+        clause, recheck = _uid_filter(t.message.c.uid, uids)
+        rows = [
+            r
+            for r in conn.execute(
+                select(t.message).where(t.message.c.mailbox_id == src.id, clause).order_by(t.message.c.uid)
+            )
+            if recheck is None or r.uid in recheck
+        ]
+        if not rows:
+            return CopyResult(dst.uidvalidity, [], [], None), [], None
+        modseq = txn.next_modseq()
+        first = dst.uidnext
+        dst_uids = list(range(first, first + len(rows)))
+        conn.execute(
+            insert(t.message),
+            [
+                {
+                    "mailbox_id": dst.id,
+                    "uid": new_uid,
+                    "modseq": modseq,
+                    "sysflags": r.sysflags,
+                    "keywords": r.keywords,
+                    "internaldate": r.internaldate,
+                    "tz_min": r.tz_min,
+                    "internal_day": r.internal_day,
+                    "sent_day": r.sent_day,
+                    "size": r.size,
+                    "blob_id": r.blob_id,
+                    "emailid": r.emailid,  # RFC 8474: a copy is the same email
+                    "threadid": r.threadid,
+                }
+                for r, new_uid in zip(rows, dst_uids, strict=True)
+            ],
+        )
+        conn.execute(
+            update(t.mailbox)
+            .where(t.mailbox.c.id == dst.id)
+            .values(uidnext=first + len(rows), highestmodseq=modseq)
+        )
+        txn.emit(dst.name, dst.id, EventKind.APPEND, dst_uids, modseq)
+        copy = CopyResult(dst.uidvalidity, [r.uid for r in rows], dst_uids, modseq)
+        if not move:
+            return copy, [], None
+        # The source gets its own MODSEQ: MODSEQs stay unique per mailbox change (CR I.3).
+        src_modseq = txn.next_modseq()
+        self._expunge_locked(txn, src, rows, src_modseq)
+        return copy, [r.uid for r in rows], src_modseq
+
+    def copy(
+        self, user: str, src: str | int, uids: UidSet | None, dst: str | int, *, origin: object | None = None
+    ) -> CopyResult:
+        """COPY / UID COPY: flags and INTERNALDATE kept (not \\Recent), EMAILID kept; COPYUID data."""
+        with self._write(user, origin) as txn:
+            s = self._mailbox(txn.conn, txn.user_id, src)
+            d = self._mailbox(txn.conn, txn.user_id, dst)
+            return self._copy_locked(txn, s.id, uids, d.id, move=False)[0]
+
+    def move(
+        self, user: str, src: str | int, uids: UidSet | None, dst: str | int, *, origin: object | None = None
+    ) -> MoveResult:
+        """MOVE (RFC 6851) in one transaction: APPEND to dst, then EXPUNGE from src."""
+        with self._write(user, origin) as txn:
+            s = self._mailbox(txn.conn, txn.user_id, src)
+            d = self._mailbox(txn.conn, txn.user_id, dst)
+            copy, expunged, modseq = self._copy_locked(txn, s.id, uids, d.id, move=True)
+            return MoveResult(copy=copy, expunged=expunged, modseq=modseq)
+
+    def _vanished(self, conn: Connection, mailbox_id: int, modseq: int, uids: UidSet | None) -> list[int]:
+        clause, recheck = _uid_filter(t.expunged.c.uid, uids)
+        return [
+            r[0]
+            for r in conn.execute(
+                select(t.expunged.c.uid)
+                .where(t.expunged.c.mailbox_id == mailbox_id, t.expunged.c.modseq > modseq, clause)
+                .order_by(t.expunged.c.uid)
+            )
+            if recheck is None or r[0] in recheck
+        ]
+
+    def changes_since(
+        self, user: str, mailbox: str | int, modseq: int, uids: UidSet | None = None
+    ) -> MailboxChanges:
+        """FETCH (CHANGEDSINCE) and QRESYNC: changed messages and VANISHED UIDs, one snapshot."""
+        with self._read() as conn:
+            mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
+            return MailboxChanges(
+                changed=self._fetch_rows(conn, mb.id, uids, modseq, False),
+                vanished=self._vanished(conn, mb.id, modseq, uids),
+            )
+
+    def vanished_since(
+        self, user: str, mailbox: str | int, modseq: int, uids: UidSet | None = None
+    ) -> list[int]:
+        with self._read() as conn:
+            mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
+            return self._vanished(conn, mb.id, modseq, uids)
