@@ -17,11 +17,13 @@ import re
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 from cpmsync.msgstore import MessageStore
 from cpmsync.msgstore.connection_limits import SharedUserConnections
+from cpmsync.testing.haproxy import HaproxyFront, check_config
 from cpmsync.testing.msgstore_cluster import MsgstoreInstance, PgSchema
 from tests.support.raw_imap import RawImap
 
@@ -409,5 +411,59 @@ async def test_connections_per_user_are_limited_across_instances(
         # What the dead instance left in the table is cleared at the next start of any instance.
         with MessageStore(schema.url) as store:
             assert await SharedUserConnections(store, PER_USER).forget_dead_instances() >= 1
+    finally:
+        doomed.__exit__(None, None, None)
+
+
+# ---------------------------------------------------------------- behind HAProxy
+
+
+def test_the_shipped_haproxy_config_is_valid() -> None:
+    assert "Configuration file is valid" in check_config(
+        Path(__file__).parents[2] / "config/haproxy-msgstore.cfg"
+    )
+
+
+async def test_a_client_behind_haproxy_gets_pushes_and_reconnects_to_a_surviving_instance(
+    cluster: list[MsgstoreInstance], schema: PgSchema, instance_args: list[str], user: str
+) -> None:
+    # Real HAProxy (private config, free port) in front of an instance that will die and a
+    # survivor; `balance first` sends new clients to the first live one, so the phone lands on
+    # the doomed instance first. The writer sits on a third instance, not behind the proxy.
+    survivor, writing = cluster[0], cluster[1]
+    doomed = MsgstoreInstance(schema.url, name="lb-doomed", extra_args=instance_args).start()
+    try:
+        with HaproxyFront([("127.0.0.1", doomed.port), ("127.0.0.1", survivor.port)], balance="first") as lb:
+            async with connect(writing, user) as writer:
+                async with RawImap(lb.host, lb.port, timeout_s=30) as raw:
+                    await raw.login(user, "pw")
+                    phone = Client(raw)
+                    await phone.cmd("ENABLE QRESYNC")
+                    sel = b"".join(await phone.cmd("SELECT INBOX"))
+                    uidvalidity = int(re.search(rb"UIDVALIDITY (\d+)", sel).group(1))  # type: ignore[union-attr]
+                    known = int(re.search(rb"HIGHESTMODSEQ (\d+)", sel).group(1))  # type: ignore[union-attr]
+                    await raw.send(b"i1 IDLE\r\n")
+                    await phone.expect(r"^\+ ")
+                    first, _ = await writer.append("INBOX")
+                    await phone.expect(r"^\* 1 EXISTS")  # pushed across instances, through HAProxy
+
+                    doomed.kill()
+                    await raw.read_all()  # its connection ends with the instance (or HAProxy cuts it)
+                    missed = [(await writer.append("INBOX"))[0] for _ in range(2)]
+
+                # The phone reconnects to the same address: HAProxy hands it to the survivor, where
+                # QRESYNC brings what it missed, and pushes go on.
+                async with RawImap(lb.host, lb.port, timeout_s=30) as raw:
+                    await raw.login(user, "pw")
+                    phone = Client(raw)
+                    await phone.cmd("ENABLE QRESYNC")
+                    lines = await phone.cmd(f"SELECT INBOX (QRESYNC ({uidvalidity} {known}))")
+                    fetched = {int(u) for u in re.findall(rb"\* \d+ FETCH \(.*?UID (\d+)", b"".join(lines))}
+                    assert fetched == {first, *missed}, lines
+                    await raw.send(b"i2 IDLE\r\n")
+                    await phone.expect(r"^\+ ")
+                    await writer.append("INBOX")
+                    await phone.expect(r"^\* 4 EXISTS")
+            assert lb.server_states() == {"s0": "DOWN", "s1": "UP"}
     finally:
         doomed.__exit__(None, None, None)
