@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.msgstore import MessageStore, MsgstoreSettings
 from cpmsync.msgstore.server import ImapServer
 from cpmsync.msgstore.store import BulkMailbox, BulkMessage
@@ -88,3 +89,25 @@ def msgstore_thread(store: MessageStore, extensions: dict[str, Any]) -> Iterator
     finally:
         holder["loop"].call_soon_threadsafe(holder["server"].stop)
         th.join(timeout=30)
+
+
+def daemon_settings(
+    port: int, user: str, password: str, cache: Path, *, imap: dict[str, Any] | None = None, **sections: Any
+) -> DaemonSettings:
+    """Daemon settings for a benchmark against a local msgstore on `port` (plain TCP, long timeouts)."""
+    return DaemonSettings.model_validate(
+        {
+            "account": {"id": user},
+            "imap": {
+                "host": "127.0.0.1",
+                "port": port,
+                "tls": "none",
+                "username": user,
+                "password": password,
+                "command_timeout_s": 600,
+                **(imap or {}),
+            },
+            "cache": {"path": str(cache)},
+            **sections,
+        }
+    )

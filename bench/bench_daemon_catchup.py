@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _daemon_bench import msgstore_thread, seed_msgstore
+from _daemon_bench import daemon_settings, msgstore_thread, seed_msgstore
 
 from cpmsync.daemon.cache import Cache
 from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
@@ -42,21 +42,7 @@ EXTENSIONS = {
 
 
 def _settings(port: int, cache: Path, compress: bool) -> DaemonSettings:
-    return DaemonSettings.model_validate(
-        {
-            "account": {"id": USER},
-            "imap": {
-                "host": "127.0.0.1",
-                "port": port,
-                "tls": "none",
-                "username": USER,
-                "password": PASSWORD,
-                "compress": compress,
-                "command_timeout_s": 600,
-            },
-            "cache": {"path": str(cache)},
-        }
-    )
+    return daemon_settings(port, USER, PASSWORD, cache, imap={"compress": compress})
 
 
 async def sync_once(

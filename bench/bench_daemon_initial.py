@@ -17,12 +17,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _daemon_bench import msgstore_thread, seed_msgstore
+from _daemon_bench import daemon_settings, msgstore_thread, seed_msgstore
 
 from cpmsync.daemon.cache import Cache
 from cpmsync.daemon.imap_client import ImapClient
 from cpmsync.daemon.service import setup
-from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.sync_engine import SyncEngine
 
 USER, PASSWORD = "bench", "bench-pw"
@@ -41,21 +40,7 @@ async def main() -> None:
         with msgstore_thread(store, {}) as port:
             for compress in (True, False):
                 path = tmp / f"cache-{compress}.sqlite"
-                settings = DaemonSettings.model_validate(
-                    {
-                        "account": {"id": USER},
-                        "imap": {
-                            "host": "127.0.0.1",
-                            "port": port,
-                            "tls": "none",
-                            "username": USER,
-                            "password": PASSWORD,
-                            "compress": compress,
-                            "command_timeout_s": 600,
-                        },
-                        "cache": {"path": str(path)},
-                    }
-                )
+                settings = daemon_settings(port, USER, PASSWORD, path, imap={"compress": compress})
                 cache = Cache.open(path, USER)
                 async with ImapClient("127.0.0.1", port, tls="none", command_timeout_s=600) as imap:
                     await setup(imap, settings)

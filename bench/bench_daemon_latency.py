@@ -20,13 +20,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiomqtt
-from _daemon_bench import msgstore_thread, seed_msgstore
+from _daemon_bench import daemon_settings, msgstore_thread, seed_msgstore
 from imapclient import IMAPClient
 
 from cpmsync.daemon.cache import open_cache
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.daemon.service import ImapSession
-from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.testing import MosquittoBroker
 
 USER, PASSWORD = "bench", "bench-pw"
@@ -42,20 +41,13 @@ async def run(changes: int, debounce_ms: int, folders: int) -> tuple[list[float]
         tmp = Path(td)
         store, names = seed_msgstore(tmp / "store.sqlite", USER, PASSWORD, folders, 2)
         with msgstore_thread(store, {}) as port:
-            settings = DaemonSettings.model_validate(
-                {
-                    "account": {"id": USER},
-                    "imap": {
-                        "host": "127.0.0.1",
-                        "port": port,
-                        "tls": "none",
-                        "username": USER,
-                        "password": PASSWORD,
-                        "debounce_ms": debounce_ms,
-                    },
-                    "mqtt": {"host": mq.host, "port": mq.port},
-                    "cache": {"path": str(tmp / "cache.sqlite")},
-                }
+            settings = daemon_settings(
+                port,
+                USER,
+                PASSWORD,
+                tmp / "cache.sqlite",
+                imap={"debounce_ms": debounce_ms, "command_timeout_s": 60},
+                mqtt={"host": mq.host, "port": mq.port},
             )
             cache = open_cache(settings)
             publisher = Publisher(settings.mqtt, USER, cache)

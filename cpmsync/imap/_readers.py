@@ -13,32 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ._lexer import RawValue, dec, tokenize
-from .commands import (
-    AppendCommand,
-    AuthenticateCommand,
-    Command,
-    CompressCommand,
-    EnableCommand,
-    ExpungeCommand,
-    FetchAtt,
-    FetchBody,
-    FetchCommand,
-    IdCommand,
-    ListCommand,
-    LoginCommand,
-    LsubCommand,
-    NotifyCommand,
-    NotifyEvent,
-    NotifyGroup,
-    QresyncParams,
-    RenameCommand,
-    SearchArg,
-    SearchCommand,
-    SearchKey,
-    SelectCommand,
-    StatusCommand,
-    StoreCommand,
-)
+from .commands import *  # noqa: F403  (h11 style: the value classes, by their own __all__)
 from .datetimes import parse_date, parse_datetime
 from .errors import ImapProtocolError
 from .mutf7 import decode_mailbox

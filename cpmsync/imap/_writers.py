@@ -12,26 +12,7 @@ from datetime import date
 from typing import Any
 
 from ._lexer import Out, enc
-from .commands import (
-    AppendCommand,
-    AuthenticateCommand,
-    CompressCommand,
-    EnableCommand,
-    ExpungeCommand,
-    FetchAtt,
-    FetchCommand,
-    IdCommand,
-    ListCommand,
-    LoginCommand,
-    LsubCommand,
-    NotifyCommand,
-    RenameCommand,
-    SearchCommand,
-    SearchKey,
-    SelectCommand,
-    StatusCommand,
-    StoreCommand,
-)
+from .commands import *  # noqa: F403  (h11 style: the value classes, by their own __all__)
 from .datetimes import format_date, format_datetime
 from .mutf7 import encode_mailbox
 from .seqset import SequenceSet

@@ -17,40 +17,7 @@ from typing import Any
 from . import _readers as r
 from . import _writers as w
 from ._lexer import Out
-from .commands import (
-    AppendCommand,
-    AuthenticateCommand,
-    CapabilityCommand,
-    CheckCommand,
-    CloseCommand,
-    Command,
-    CompressCommand,
-    CopyCommand,
-    CreateCommand,
-    DeleteCommand,
-    EnableCommand,
-    ExpungeCommand,
-    FetchCommand,
-    IdCommand,
-    IdleCommand,
-    ListCommand,
-    LoginCommand,
-    LogoutCommand,
-    LsubCommand,
-    MoveCommand,
-    NamespaceCommand,
-    NoopCommand,
-    NotifyCommand,
-    RenameCommand,
-    SearchCommand,
-    SelectCommand,
-    StartTlsCommand,
-    StatusCommand,
-    StoreCommand,
-    SubscribeCommand,
-    UnselectCommand,
-    UnsubscribeCommand,
-)
+from .commands import *  # noqa: F403  (h11 style: the value classes, by their own __all__)
 from .state import ConnState
 
 __all__ = [

@@ -11,7 +11,6 @@ bounded steps, for server and client alike.
 
 from __future__ import annotations
 
-import base64
 import enum
 import zlib
 
@@ -24,6 +23,7 @@ from .events import NEED_DATA, ContinuationNeeded, NeedData, RawLine
 from .response_parser import ResponseParser
 from .response_writer import serialize_response
 from .responses import Response
+from .sasl import IDLE_DONE, encode_sasl_response
 from .state import SessionState
 
 __all__ = ["ImapConnection", "Role", "StreamCorrupt"]
@@ -117,12 +117,12 @@ class ImapConnection:
     @staticmethod
     def send_done() -> bytes:
         """Client: the line that ends IDLE (RFC 2177)."""
-        return b"DONE\r\n"
+        return IDLE_DONE
 
     @staticmethod
     def send_sasl_response(data: bytes) -> bytes:
         """Client: one SASL response line (RFC 3501 6.2.2): base64, then CRLF."""
-        return base64.b64encode(data) + b"\r\n"
+        return encode_sasl_response(data)
 
     def wire(self, plain: bytes) -> bytes:
         """IMAP bytes to socket bytes (deflated and sync-flushed once COMPRESS is on)."""

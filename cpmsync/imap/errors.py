@@ -5,7 +5,13 @@ Callers catch one base class; the subclasses let a server choose BAD vs NO witho
 
 from __future__ import annotations
 
-__all__ = ["BadCommandError", "ImapLimitError", "ImapProtocolError", "UnknownCommandError"]
+__all__ = [
+    "BadCommandError",
+    "ImapLimitError",
+    "ImapProtocolError",
+    "InvalidMailboxNameError",
+    "UnknownCommandError",
+]
 
 _MAX_LINE_IN_ERROR = 1024
 
@@ -33,36 +39,28 @@ class ImapLimitError(ImapProtocolError):
     """A line, literal or message exceeded a configured size limit."""
 
 
-class UnknownCommandError(ImapProtocolError):
+class _CommandError(ImapProtocolError):
+    """An error about one command line: carries the command's name (upper case) too."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: str,
+        position: int | None = None,
+        line: bytes = b"",
+        tag: str | None = None,
+    ) -> None:
+        super().__init__(message, position=position, line=line, tag=tag)
+        self.command = command
+
+
+class UnknownCommandError(_CommandError):
     """The command name is not one we implement; the server answers `tag BAD`."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        command: str,
-        position: int | None = None,
-        line: bytes = b"",
-        tag: str | None = None,
-    ) -> None:
-        super().__init__(message, position=position, line=line, tag=tag)
-        self.command = command
 
-
-class BadCommandError(ImapProtocolError):
+class BadCommandError(_CommandError):
     """A known command with bad arguments; the server answers `tag BAD <message>`."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        command: str,
-        position: int | None = None,
-        line: bytes = b"",
-        tag: str | None = None,
-    ) -> None:
-        super().__init__(message, position=position, line=line, tag=tag)
-        self.command = command
 
 
 class InvalidMailboxNameError(BadCommandError):

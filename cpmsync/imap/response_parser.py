@@ -19,34 +19,7 @@ from .datetimes import parse_datetime
 from .errors import ImapProtocolError
 from .events import NEED_DATA, NeedData
 from .mutf7 import decode_mailbox
-from .responses import (
-    Address,
-    AppendUid,
-    CapabilityData,
-    CodeValue,
-    ContinuationRequest,
-    CopyUid,
-    EnabledData,
-    Envelope,
-    ESearchData,
-    ExistsData,
-    ExpungeData,
-    FetchData,
-    FetchValue,
-    FlagsData,
-    IdData,
-    ListData,
-    NamespaceData,
-    NamespaceDesc,
-    RecentData,
-    Response,
-    ResponseCode,
-    SearchData,
-    StatusData,
-    StatusResponse,
-    UnknownResponse,
-    VanishedData,
-)
+from .responses import *  # noqa: F403  (h11 style: the value classes, by their own __all__)
 from .seqset import SequenceSet
 
 __all__ = ["ResponseParser", "parse_response"]

@@ -14,32 +14,7 @@ from typing import Any, Literal
 from ._lexer import _ATOM_RE, MAX_QUOTED_BYTES, Out, enc
 from .datetimes import format_datetime
 from .mutf7 import encode_mailbox
-from .responses import (
-    Address,
-    AppendUid,
-    CapabilityData,
-    ContinuationRequest,
-    CopyUid,
-    EnabledData,
-    Envelope,
-    ESearchData,
-    ExistsData,
-    ExpungeData,
-    FetchData,
-    FlagsData,
-    IdData,
-    ListData,
-    NamespaceData,
-    NamespaceDesc,
-    RecentData,
-    Response,
-    ResponseCode,
-    SearchData,
-    StatusData,
-    StatusResponse,
-    UnknownResponse,
-    VanishedData,
-)
+from .responses import *  # noqa: F403  (h11 style: the value classes, by their own __all__)
 from .seqset import SequenceSet
 
 __all__ = ["MailboxStyle", "serialize_response"]

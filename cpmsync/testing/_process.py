@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
-__all__ = ["group_members", "scratch_dir", "start_process", "stop_process", "tail"]
+__all__ = [
+    "Managed",
+    "PrivateServer",
+    "group_members",
+    "scratch_dir",
+    "start_process",
+    "stop_process",
+    "tail",
+]
 
 
 def start_process(argv: Sequence[str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -94,3 +105,38 @@ def scratch_dir(prefix: str) -> Path:
         except OSError:
             pass
     return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+
+
+class Managed:
+    """`with X(...) as x:` starts it (`start()`), leaving closes it (`close()`)."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class PrivateServer(Managed):
+    """A server process with a private directory (`root`): closing stops it and deletes the
+    directory when it made one."""
+
+    root: Path
+    _own_tmp: bool
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop and delete the private directory (if we created it)."""
+        self.stop()
+        if self._own_tmp:
+            shutil.rmtree(self.root, ignore_errors=True)

@@ -25,10 +25,16 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Literal, Self
 
-from cpmsync.testing._process import group_members, scratch_dir, start_process, stop_process, tail
+from cpmsync.testing._process import (
+    PrivateServer,
+    group_members,
+    scratch_dir,
+    start_process,
+    stop_process,
+    tail,
+)
 from cpmsync.testing.ports import free_port
 
 __all__ = [
@@ -123,7 +129,7 @@ def _identity() -> _Identity:
     return _Identity(uid, gid, internal, internal_group, _user_or("dovenull", "nobody"))
 
 
-class DovecotServer:
+class DovecotServer(PrivateServer):
     """A private Dovecot on 127.0.0.1: `with DovecotServer() as dv: imaplib.IMAP4(dv.host, dv.port)`.
 
     users: name → password (plaintext, stored `{PLAIN}` in a passwd-file; these are test accounts).
@@ -405,20 +411,6 @@ class DovecotServer:
                     proc.wait(timeout=0.01)
         stop_process(proc, timeout_s=timeout_s)
         self._proc = None
-
-    def close(self) -> None:
-        """Stop and delete the private directory (if we created it)."""
-        self.stop()
-        if self._own_tmp:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- doveadm -----------------------------------------------------------------------------
 

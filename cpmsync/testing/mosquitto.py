@@ -14,10 +14,9 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-from cpmsync.testing._process import scratch_dir, start_process, stop_process, tail
+from cpmsync.testing._process import PrivateServer, scratch_dir, start_process, stop_process, tail
 from cpmsync.testing.ports import free_port
 
 __all__ = [
@@ -43,7 +42,7 @@ def mosquitto_available() -> bool:
     return os.access(MOSQUITTO_BIN, os.X_OK)
 
 
-class MosquittoBroker:
+class MosquittoBroker(PrivateServer):
     """`with MosquittoBroker() as b:` → a broker on b.host:b.port (MQTT 3.1.1 and 5).
 
     persistence: keep sessions/retained messages in the private dir across stop()/start()
@@ -157,19 +156,6 @@ class MosquittoBroker:
     def restart(self) -> Self:
         self.stop()
         return self.start()
-
-    def close(self) -> None:
-        self.stop()
-        if self._own_tmp:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"MosquittoBroker({self.host}:{self.port}, {'running' if self.running else 'stopped'})"

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
+from cpmsync.testing._process import Managed
+
 __all__ = ["Direction", "FaultProxy", "LinkProfile", "ThreadedFaultProxy", "TraceEntry"]
 
 T = TypeVar("T")
@@ -543,7 +545,7 @@ class FaultProxy:
         self.trace.append(TraceEntry(t, conn, direction, nbytes, injected, taken_s))
 
 
-class ThreadedFaultProxy:
+class ThreadedFaultProxy(Managed):
     """A `FaultProxy` on its own event loop in a background thread, for synchronous code.
 
     For benches and sync tests (imaplib, a daemon in a subprocess) that want on-the-wire byte
@@ -585,14 +587,6 @@ class ThreadedFaultProxy:
             self._thread.join(timeout=30)
         if not self._loop.is_running():
             self._loop.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def call(self, fn: Callable[[FaultProxy], T]) -> T:
         """Run `fn(proxy)` on the proxy's loop and return its result (for the non-async controls)."""

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from imapclient import IMAPClient
 
-from cpmsync.daemon.cache import Cache, open_cache
+from cpmsync.daemon.cache import Cache, MessageData, open_cache
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.daemon.service import ImapSession
 from cpmsync.daemon.settings import DaemonSettings
@@ -241,3 +244,24 @@ async def wait_replay(col: Any, final: State) -> None:
         got = replay_events(col.events())
         diff = {k: (got.get(k), final.get(k)) for k in set(got) | set(final) if got.get(k) != final.get(k)}
         raise AssertionError(f"events do not rebuild the server state: {diff}") from None
+
+
+def daemon_process(config: Path, password: str) -> subprocess.Popen[bytes]:
+    """`cpmsync daemon run --config ...` as its own process (to be SIGKILLed), password from the env."""
+    env = dict(os.environ, CPMSYNC_IMAP__PASSWORD=password)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cpmsync.cli", "daemon", "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def cache_with_one_message(path: Path) -> None:
+    """A cache for account "acct" that synced INBOX with one message (uid 1, subject "kept")."""
+    c = Cache.open(path, "acct")
+    c.begin_discovery(10, ["INBOX"])
+    with c.folder_sync("INBOX") as fs:
+        fs.set_status(uidvalidity=1, highestmodseq=10)
+        fs.add_message(MessageData(uid=1, modseq=10, subject="kept"))
+    c.close()

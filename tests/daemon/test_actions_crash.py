@@ -6,15 +6,12 @@ the link on (the FaultProxy cutting mid-APPEND) is parked without holding up the
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from daemon_actions_helpers import b64, message, running_app, seed, server_flags, settings_for
-from daemon_sync_helpers import running_daemon
+from daemon_sync_helpers import daemon_process, running_daemon
 
 from cpmsync.testing import MosquittoBroker
 from tests.support.peers import ImapPeer
@@ -45,16 +42,6 @@ window_ms = 50
     return path
 
 
-def _daemon(config: Path, password: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, CPMSYNC_IMAP__PASSWORD=password)
-    return subprocess.Popen(
-        [sys.executable, "-m", "cpmsync.cli", "daemon", "run", "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
 async def test_sigkill_between_accepted_and_applied_then_each_applied_exactly_once(
     imap_peer: ImapPeer, broker: MosquittoBroker, tmp_path: Path, fault_proxy_factory: Any
 ) -> None:
@@ -66,7 +53,7 @@ async def test_sigkill_between_accepted_and_applied_then_each_applied_exactly_on
     px.refuse(True)  # the message store is unreachable from the start
     appends = [f"a{i}" for i in range(5)]
     async with running_app(broker.port, imap_peer.user) as app:
-        proc = _daemon(config, imap_peer.password)
+        proc = daemon_process(config, imap_peer.password)
         try:
             # The daemon subscribes once its MQTT connection is up; the app retries until accepted.
             async with asyncio.timeout(30):
@@ -86,7 +73,7 @@ async def test_sigkill_between_accepted_and_applied_then_each_applied_exactly_on
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         px.refuse(False)
-        proc = _daemon(config, imap_peer.password)
+        proc = daemon_process(config, imap_peer.password)
         try:
             done = [await app.wait_result(aid) for aid in ["probe", *appends, "fl"]]
             assert [r["state"] for r in done] == ["applied"] * 7, done

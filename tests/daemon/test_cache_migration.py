@@ -7,18 +7,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from daemon_sync_helpers import cache_with_one_message
 
 from cpmsync.daemon.cache import Cache, MessageData
 from cpmsync.models.tables import SCHEMA_VERSION
-
-
-def make_cache(path: Path) -> None:
-    c = Cache.open(path, "acct")
-    c.begin_discovery(10, ["INBOX"])
-    with c.folder_sync("INBOX") as fs:
-        fs.set_status(uidvalidity=1, highestmodseq=10)
-        fs.add_message(MessageData(uid=1, modseq=10, subject="kept"))
-    c.close()
 
 
 def downgrade_to_v1(path: Path) -> None:
@@ -63,7 +55,7 @@ def downgrade_to_v2(path: Path) -> None:
 
 def test_v2_outbox_becomes_autoincrement_keeping_rows(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
-    make_cache(path)
+    cache_with_one_message(path)
     before = sqlite3.connect(path).execute("SELECT id, topic, payload FROM outbox ORDER BY id").fetchall()
     downgrade_to_v2(path)
     c = Cache.open(path, "acct")
@@ -85,7 +77,7 @@ def cache_logs(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 def test_older_cache_is_migrated_keeping_its_data(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "c.sqlite"
-    make_cache(path)
+    cache_with_one_message(path)
     downgrade_to_v1(path)
     caplog.set_level(logging.INFO, logger="cpmsync")
     c = Cache.open(path, "acct")
@@ -105,7 +97,7 @@ def test_unknown_schema_is_dropped_and_rebuilt(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, version: int
 ) -> None:
     path = tmp_path / "c.sqlite"
-    make_cache(path)
+    cache_with_one_message(path)
     con = sqlite3.connect(path)
     con.execute("UPDATE schema_version SET version = ?", (version,))
     con.commit()
@@ -123,7 +115,7 @@ def test_damaged_file_is_rebuilt(tmp_path: Path, caplog: pytest.LogCaptureFixtur
     # Our own (stamped) cache, damaged after its header. A file that is not ours is refused
     # instead (tests/daemon/test_daemon_cache_ownership.py).
     path = tmp_path / "c.sqlite"
-    make_cache(path)
+    cache_with_one_message(path)
     data = bytearray(path.read_bytes())
     data[100:] = b"this is not a database" * ((len(data) - 100) // 22) + b"x" * ((len(data) - 100) % 22)
     path.write_bytes(bytes(data))
@@ -137,7 +129,7 @@ def test_damaged_file_is_rebuilt(tmp_path: Path, caplog: pytest.LogCaptureFixtur
 
 def test_current_cache_opens_quietly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "c.sqlite"
-    make_cache(path)
+    cache_with_one_message(path)
     caplog.set_level(logging.INFO, logger="cpmsync")
     c = Cache.open(path, "acct")
     assert (c.rebuilt, c.migrated_from) == (False, None)

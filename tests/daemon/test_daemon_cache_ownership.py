@@ -11,21 +11,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from daemon_sync_helpers import cache_with_one_message
 
 from cpmsync.config import ConfigError
-from cpmsync.daemon.cache import Cache, MessageData
+from cpmsync.daemon.cache import Cache
 from cpmsync.models.schema import APPLICATION_ID
 from cpmsync.testing import run_cli
 from tests.msgstore.server_testlib import make_store
-
-
-def _cache_with_data(path: Path) -> None:
-    c = Cache.open(path, "acct")
-    c.begin_discovery(10, ["INBOX"])
-    with c.folder_sync("INBOX") as fs:
-        fs.set_status(uidvalidity=1, highestmodseq=10)
-        fs.add_message(MessageData(uid=1, modseq=10, subject="kept"))
-    c.close()
 
 
 def _msgstore_db(tmp_path: Path) -> Path:
@@ -69,7 +61,7 @@ def test_daemon_run_exits_2_with_one_line_for_a_foreign_cache_path(tmp_path: Pat
 
 def test_new_cache_is_stamped_and_reopens(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
-    _cache_with_data(path)
+    cache_with_one_message(path)
     assert sqlite3.connect(path).execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     c = Cache.open(path, "acct")
     assert [m.subject for m in c.messages("INBOX")] == ["kept"]
@@ -78,7 +70,7 @@ def test_new_cache_is_stamped_and_reopens(tmp_path: Path) -> None:
 
 def test_prestamp_v3_cache_still_opens_with_its_data_and_gets_stamped(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
-    _cache_with_data(path)
+    cache_with_one_message(path)
     con = sqlite3.connect(path)
     con.execute("PRAGMA application_id = 0")  # as made before the stamp existed
     con.commit()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import signal
 import subprocess
@@ -17,18 +16,7 @@ from typing import Any
 
 import pytest
 from daemon_mqtt_helpers import BROKER_CONF, Collector
-from daemon_sync_helpers import (
-    daemon_settings,
-    open_cache_as_reader,
-    other_client,
-    random_changes,
-    running_daemon,
-    seed_small,
-    server_state,
-    wait_equal,
-    wait_replay,
-    wait_until,
-)
+from daemon_sync_helpers import *  # noqa: F403  (the shared daemon test helpers)
 
 from cpmsync.testing import MosquittoBroker
 
@@ -155,16 +143,6 @@ path = "{cache}"
     return path
 
 
-def _daemon(config: Path, password: str) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, CPMSYNC_IMAP__PASSWORD=password)
-    return subprocess.Popen(
-        [sys.executable, "-m", "cpmsync.cli", "daemon", "run", "--config", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
 async def test_sigkill_mid_sync_then_restart_is_consistent(
     dovecot_account: Any, broker: MosquittoBroker, tmp_path: Path
 ) -> None:
@@ -182,12 +160,12 @@ async def test_sigkill_mid_sync_then_restart_is_consistent(
         ct = tg.create_task(col.run())
         await col.subscribed.wait()
         for round_ in range(3):
-            proc = _daemon(config, acct.password)
+            proc = daemon_process(config, acct.password)
             await asyncio.to_thread(_changes, acct, 300 + round_, 8)
             await asyncio.sleep(rng.uniform(0.2, 1.2))  # somewhere inside a sync
             proc.send_signal(signal.SIGKILL)
             proc.wait()
-        proc = _daemon(config, acct.password)
+        proc = daemon_process(config, acct.password)
         try:
             cache = await open_cache_as_reader(cache_path, acct.user)
             try:

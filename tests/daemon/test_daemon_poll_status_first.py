@@ -9,14 +9,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from daemon_sync_helpers import (
-    daemon_settings,
-    running_daemon,
-    seed_small,
-    server_state,
-    wait_equal,
-    wait_until,
-)
+from daemon_sync_helpers import *  # noqa: F403  (the shared daemon test helpers)
 from imapclient import IMAPClient
 
 from cpmsync.msgstore import MsgstoreSettings

@@ -11,17 +11,7 @@ from typing import Any
 
 import pytest
 from daemon_mqtt_helpers import Collector
-from daemon_sync_helpers import (
-    daemon_settings,
-    other_client,
-    random_changes,
-    running_daemon,
-    seed_small,
-    server_state,
-    wait_equal,
-    wait_replay,
-    wait_until,
-)
+from daemon_sync_helpers import *  # noqa: F403  (the shared daemon test helpers)
 from imapclient import IMAPClient
 
 from cpmsync.daemon.discovery_strategy import DiscoveryStrategy

@@ -6,15 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from daemon_sync_helpers import (
-    daemon_settings,
-    other_client,
-    running_daemon,
-    seed_small,
-    server_state,
-    wait_equal,
-    wait_until,
-)
+from daemon_sync_helpers import *  # noqa: F403  (the shared daemon test helpers)
 from imapclient import IMAPClient
 
 from cpmsync.testing import MosquittoBroker, run_cli

@@ -12,15 +12,7 @@ from typing import Any
 
 import pytest
 from daemon_mqtt_helpers import Collector
-from daemon_sync_helpers import (
-    daemon_settings,
-    random_changes,
-    running_daemon,
-    seed_small,
-    server_state,
-    wait_equal,
-    wait_replay,
-)
+from daemon_sync_helpers import *  # noqa: F403  (the shared daemon test helpers)
 from imapclient import IMAPClient
 
 from cpmsync.daemon.push import push_mode

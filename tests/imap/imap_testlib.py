@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from cpmsync.imap import (
-    NEED_DATA,
-    CommandParser,
-    ContinuationNeeded,
-    ImapProtocolError,
-    RawLine,
-    ResponseParser,
-)
+from collections.abc import Callable
+from typing import Any
+
+from cpmsync.imap import *  # noqa: F403  (the whole public codec, by its __all__)
 
 
-def feed_responses(data: bytes, chunk: int | None = None, **limits: int) -> list[object]:
-    """All responses (and ImapProtocolError instances, in place) from data fed in chunks."""
-    p = ResponseParser(**limits)
+def _feed(p: Any, data: bytes, chunk: int | None, on_event: Callable[[object], bool]) -> list[object]:
+    """Feed `data` to parser `p` in chunks; every event (and ImapProtocolError, in place) for which
+    `on_event` says keep."""
     out: list[object] = []
     step = chunk or max(1, len(data))
     for i in range(0, len(data), step) if data else [0]:
@@ -27,8 +23,14 @@ def feed_responses(data: bytes, chunk: int | None = None, **limits: int) -> list
                 continue
             if ev is NEED_DATA:
                 break
-            out.append(ev)
+            if on_event(ev):
+                out.append(ev)
     return out
+
+
+def feed_responses(data: bytes, chunk: int | None = None, **limits: int) -> list[object]:
+    """All responses (and ImapProtocolError instances, in place) from data fed in chunks."""
+    return _feed(ResponseParser(**limits), data, chunk, lambda ev: True)
 
 
 def feed_commands(
@@ -36,25 +38,16 @@ def feed_commands(
 ) -> list[object]:
     """All command-parser events (errors included, in place); IDLE/AUTHENTICATE switch to raw mode."""
     p = CommandParser(**limits)
-    out: list[object] = []
-    step = chunk or max(1, len(data))
-    for i in range(0, len(data), step) if data else [0]:
-        p.feed(data[i : i + step])
-        while True:
-            try:
-                ev = p.next_event()
-            except ImapProtocolError as e:
-                out.append(e)
-                continue
-            if ev is NEED_DATA:
-                break
-            if isinstance(ev, ContinuationNeeded) and not continuations:
-                continue
-            out.append(ev)
-            name = type(ev).__name__
-            if name == "IdleCommand" or (name == "AuthenticateCommand" and ev.initial_response is None):  # type: ignore[attr-defined]
-                p.expect_raw_line()
-    return out
+
+    def keep(ev: object) -> bool:
+        if isinstance(ev, ContinuationNeeded) and not continuations:
+            return False
+        name = type(ev).__name__
+        if name == "IdleCommand" or (name == "AuthenticateCommand" and ev.initial_response is None):  # type: ignore[attr-defined]
+            p.expect_raw_line()
+        return True
+
+    return _feed(p, data, chunk, keep)
 
 
 def errors_equal(a: list[object], b: list[object]) -> bool:

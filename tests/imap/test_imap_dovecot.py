@@ -10,38 +10,7 @@ import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from cpmsync.imap import (
-    AppendCommand,
-    CapabilityCommand,
-    CapabilityData,
-    Command,
-    ContinuationRequest,
-    CreateCommand,
-    EnableCommand,
-    EnabledData,
-    ExistsData,
-    ExpungeCommand,
-    FetchBody,
-    FetchCommand,
-    FetchData,
-    ListCommand,
-    ListData,
-    LoginCommand,
-    Response,
-    ResponseParser,
-    SearchCommand,
-    SearchData,
-    SearchKey,
-    SelectCommand,
-    SequenceSet,
-    StatusData,
-    StatusResponse,
-    StoreCommand,
-    UnknownResponse,
-    VanishedData,
-    command_chunks,
-    serialize_response,
-)
+from cpmsync.imap import *  # noqa: F403  (the whole public codec, by its __all__)
 
 TIMEOUT_S = 30
 

@@ -8,7 +8,6 @@ HIGHESTMODSEQ is above m (NOMODSEQ ones never), for every m.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,12 +25,6 @@ CR_NAMES = [
     "a81d4fae-7dec-11d0-a765-00a0c91e6bf1/afed4fae-3dec-11d0-a765-00a0c91a3bf5",
     "tel:+15145550000",
 ]
-
-
-@pytest.fixture
-async def srv() -> AsyncIterator[Running]:
-    async with running_server() as r:
-        yield r
 
 
 async def _setup(c: Client) -> int:

@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from server_testlib import Client, Running, make_settings, message, running_server
 
 from cpmsync.imap import ContinuationRequest, ExistsData, ExpungeData, FetchData, StatusResponse
-
-
-@pytest.fixture
-async def srv() -> AsyncIterator[Running]:
-    async with running_server() as r:
-        yield r
 
 
 async def _idle(c: Client) -> None:

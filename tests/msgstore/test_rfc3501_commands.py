@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from server_testlib import Running, message, running_server
+from server_testlib import Running, message
 
 from cpmsync.imap import (
     CapabilityData,
@@ -19,12 +16,6 @@ from cpmsync.imap import (
     StatusData,
     StatusResponse,
 )
-
-
-@pytest.fixture
-async def srv() -> AsyncIterator[Running]:
-    async with running_server() as r:
-        yield r
 
 
 async def test_6_1_1_capability_before_and_after_login(srv: Running) -> None:

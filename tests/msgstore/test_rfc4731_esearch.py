@@ -3,18 +3,9 @@ and its switch."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from server_testlib import Client, Running, make_settings, message, running_server
 
 from cpmsync.imap import CapabilityData, ESearchData, SearchData
-
-
-@pytest.fixture
-async def srv() -> AsyncIterator[Running]:
-    async with running_server() as r:
-        yield r
 
 
 async def _five(c: Client) -> None:

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator
 
-import pytest
-from server_testlib import Running, message, running_server
+from server_testlib import Running, message
 
 from cpmsync.imap import NEED_DATA, FetchData, ListData, ResponseParser, StatusResponse
-
-
-@pytest.fixture
-async def srv() -> AsyncIterator[Running]:
-    async with running_server() as r:
-        yield r
 
 
 class _Deflated:

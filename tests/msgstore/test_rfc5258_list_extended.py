@@ -3,18 +3,9 @@ CHILDREN return options, \\NonExistent for subscribed names without a mailbox.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from server_testlib import Client, Running, running_server
 
 from cpmsync.imap import CapabilityData, ListData
-
-
-@pytest.fixture
-async def srv() -> AsyncIterator[Running]:
-    async with running_server() as r:
-        yield r
 
 
 async def _tree(c: Client) -> None:

@@ -3,18 +3,10 @@ other mailboxes, LIST for mailbox-name and subscription changes, NOTIFY NONE."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from server_testlib import Running, message, running_server
+from server_testlib import Running, message
 
 from cpmsync.imap import ExistsData, FetchData, ListData, StatusData, StatusResponse
-
-
-@pytest.fixture
-async def srv() -> AsyncIterator[Running]:
-    async with running_server() as r:
-        yield r
 
 
 async def test_selected_messagenew_pushed_without_idle(srv: Running) -> None:

@@ -3,19 +3,10 @@ for any number of mailboxes (checked over 2,000 mailboxes, bulk-loaded)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from server_testlib import Running, message, running_server
+from server_testlib import Running, message
 
 from cpmsync.imap import ListData, StatusData
 from cpmsync.msgstore import BulkMailbox, BulkMessage
-
-
-@pytest.fixture
-async def srv() -> AsyncIterator[Running]:
-    async with running_server() as r:
-        yield r
 
 
 async def test_list_status_pairs_and_item_order(srv: Running) -> None:

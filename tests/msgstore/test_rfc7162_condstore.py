@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from server_testlib import Client, Running, message, running_server
 
 from cpmsync.imap import FetchData, SearchData, StatusData, StatusResponse
-
-
-@pytest.fixture
-async def srv() -> AsyncIterator[Running]:
-    async with running_server() as r:
-        yield r
 
 
 def _code(reply: object, name: str) -> object:

@@ -3,10 +3,7 @@ fetch modifier, and VANISHED instead of EXPUNGE once enabled."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from server_testlib import Client, Running, message, running_server
+from server_testlib import Client, Running, message
 
 from cpmsync.imap import (
     EnabledData,
@@ -16,12 +13,6 @@ from cpmsync.imap import (
     StatusResponse,
     VanishedData,
 )
-
-
-@pytest.fixture
-async def srv() -> AsyncIterator[Running]:
-    async with running_server() as r:
-        yield r
 
 
 async def _state(c: Client) -> tuple[int, int]:

@@ -3,18 +3,9 @@ THREADID NIL when the store does not thread."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from server_testlib import Running, message, running_server
+from server_testlib import Running, message
 
 from cpmsync.imap import FetchData, StatusData, StatusResponse
-
-
-@pytest.fixture
-async def srv() -> AsyncIterator[Running]:
-    async with running_server() as r:
-        yield r
 
 
 async def test_4_mailboxid_on_create_status_select_and_rename(srv: Running) -> None:

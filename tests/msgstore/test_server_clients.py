@@ -6,16 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
-from collections.abc import AsyncIterator
 
-import pytest
-from server_testlib import Running, message, running_server
-
-
-@pytest.fixture
-async def srv() -> AsyncIterator[Running]:
-    async with running_server() as r:
-        yield r
+from server_testlib import Running, message
 
 
 async def test_imaplib_session(srv: Running) -> None:

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -35,14 +32,6 @@ CR_NAMES = [
     "f81d4fae-7dec-11d0-a765-00a0c91e6bf6",
     "f81d4fae-7dec-11d0-a765-00a0c91e6bf5/dfed4fae-3dec-11d0-a765-00a0c91a3bf2",
 ]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[MessageStore]:
-    s = MessageStore(f"sqlite:///{tmp_path / 'store.sqlite'}", sqlite_synchronous="NORMAL")
-    s.add_user("alice", "alice-pw")
-    yield s
-    s.close()
 
 
 def _changed(store: MessageStore, m: int, **kw: object) -> list[str]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -27,14 +25,6 @@ MSG = (
     b"From: <tel:+15143457900>\r\nTo: <tel:+15143450000>\r\nSubject: Lunch tomorrow?\r\n"
     b"Date: Mon, 7 Feb 1994 21:52:25 -0800\r\n\r\nSee you at noon\r\n"
 )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[MessageStore]:
-    s = MessageStore(f"sqlite:///{tmp_path / 'store.sqlite'}", sqlite_synchronous="NORMAL")
-    s.add_user("alice", "alice-pw")
-    yield s
-    s.close()
 
 
 def _names(store: MessageStore, *patterns: str, reference: str = "") -> list[str]:

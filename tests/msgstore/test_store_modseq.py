@@ -6,22 +6,9 @@ renamed, flagged or expunged mailbox shows up in LIST (CHANGEDSINCE).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from cpmsync.msgstore import FlagMode, MessageStore, UidSet
 
 MSG = b"From: <tel:+15143457900>\r\nSubject: hi\r\nConversation-ID: c1\r\n\r\nhello\r\n"
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[MessageStore]:
-    s = MessageStore(f"sqlite:///{tmp_path / 'store.sqlite'}", sqlite_synchronous="NORMAL")
-    s.add_user("alice", "alice-pw")
-    yield s
-    s.close()
 
 
 def _hms(store: MessageStore, name: str) -> int:

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from cpmsync.msgstore import MessageStore, passwords
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[MessageStore]:
-    s = MessageStore(f"sqlite:///{tmp_path / 'store.sqlite'}", sqlite_synchronous="NORMAL")
-    s.add_user("alice", "alice-pw")
-    yield s
-    s.close()
 
 
 def _count_argon2(monkeypatch: pytest.MonkeyPatch) -> list[int]:
