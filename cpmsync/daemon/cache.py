@@ -448,12 +448,31 @@ class Cache:
     @contextmanager
     def folder_sync(self, name: str) -> Iterator[FolderSync]:
         """One transaction: cache rows + outbox events + watermark step, or nothing at all."""
+        with self.folders_sync([name]) as folder:
+            yield folder(name)
+
+    @contextmanager
+    def folders_sync(self, names: Sequence[str]) -> Iterator[Callable[[str], FolderSync]]:
+        """`folder_sync` for these folders in ONE transaction (a pipelined batch): `fs = folder(name)`
+        for each; their rows, events, pending entries and one watermark step, or nothing at all.
+        What is the same for every folder (their rows, new messages, superseded summaries, pending
+        entries) is read or written in one statement per 500 folders, not one per folder."""
         with self._lock, Session(self._engine) as s:
             self._txn_open += 1
+            syncs: dict[str, FolderSync] = {}
             try:
-                fs = FolderSync(self, s, name)
-                yield fs
-                wrote = fs._finish()
+                batch = self._batch(s, names)
+
+                def folder(name: str) -> FolderSync:
+                    if name in syncs or name not in batch.folders:
+                        raise ValueError(f"folder {name!r} not expected in this transaction")
+                    syncs[name] = FolderSync(self, s, name, batch)
+                    return syncs[name]
+
+                yield folder
+                for fs in syncs.values():
+                    fs._finish()
+                self._finish_batch(s, batch)
                 self._commit(s)
             except BaseException:
                 s.rollback()
@@ -461,8 +480,45 @@ class Cache:
             finally:
                 self._txn_open -= 1
         self._apply_deferred_acks()
-        if wrote:
+        if syncs:
             self._notify()
+
+    def _batch(self, s: Session, names: Sequence[str]) -> _Batch:
+        wanted = list(dict.fromkeys(names))
+        folders: dict[str, Folder | None] = dict.fromkeys(wanted)
+        pending: set[str] = set()
+        for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+            part = wanted[i : i + 500]
+            q = select(Folder).where(Folder.account_id == self.account_id, col(Folder.name).in_(part))
+            folders.update({f.name: f for f in s.exec(q)})
+            q2 = select(PendingFolder.name).where(
+                PendingFolder.account_id == self.account_id, col(PendingFolder.name).in_(part)
+            )
+            pending.update(s.exec(q2))
+        return _Batch(folders, pending)
+
+    def _finish_batch(self, s: Session, b: _Batch) -> None:
+        s.flush()  # the new folders get their ids
+        rows: list[dict[str, Any]] = []
+        for f, new in b.messages:
+            for r in new:
+                r["folder_id"] = f.id
+            rows += new
+        if rows:
+            s.execute(insert(Message), rows)
+        topics = sorted(b.summaries)
+        for i in range(0, len(topics), 500):
+            part = topics[i : i + 500]
+            s.exec(delete(OutboxRow).where(col(OutboxRow.topic).in_(part), col(OutboxRow.retain).is_(True)))
+        for i in range(0, len(b.synced), 500):
+            part = b.synced[i : i + 500]
+            s.exec(
+                delete(PendingFolder).where(
+                    col(PendingFolder.account_id) == self.account_id, col(PendingFolder.name).in_(part)
+                )
+            )
+        s.flush()
+        self._advance(s)
 
     def delete_folder(self, name: str) -> bool:
         """The folder is gone on the server: drop it, publish folder_removed and clear its summary."""
@@ -637,29 +693,43 @@ class Cache:
         payload = self._event_payload(ev)
         self._write_raw(s, topic, payload.to_json(), ev.folder, payload.id)
 
-    def _write_summary(self, s: Session, name: str, f: Folder | None) -> None:
+    def _write_summary(
+        self,
+        s: Session,
+        name: str,
+        f: Folder | None,
+        *,
+        last: LastMessage | bool | None = False,
+        purge: bool = True,
+    ) -> None:
+        """The folder's retained summary; `last` when the caller knows it (False: read it), and
+        `purge=False` when the caller deletes the unsent older summaries itself (`_purge_summaries`)."""
         topic = self.topics.summary(name)
         # A newer retained summary supersedes an unsent older one: the broker keeps only the last.
-        s.exec(delete(OutboxRow).where(col(OutboxRow.topic) == topic, col(OutboxRow.retain).is_(True)))
+        if purge:
+            s.exec(delete(OutboxRow).where(col(OutboxRow.topic) == topic, col(OutboxRow.retain).is_(True)))
         buffered: list[dict[str, Any]] = s.info.get("outbox_rows", [])
-        buffered[:] = [r for r in buffered if not (r["retain"] and r["topic"] == topic)]
+        if any(r["retain"] and r["topic"] == topic for r in buffered):
+            buffered[:] = [r for r in buffered if not (r["retain"] and r["topic"] == topic)]
         if f is None:
             self._write_raw(s, topic, "", name, None, retain=True)
             return
-        last_msg = s.exec(
-            select(Message).where(Message.folder_id == f.id).order_by(col(Message.uid).desc())
-        ).first()
-        last = (
-            LastMessage(
-                uid=last_msg.uid,
-                from_=last_msg.from_,
-                subject=last_msg.subject,
-                date=last_msg.date,
-                preview=last_msg.preview,
+        if last is False:
+            last_msg = s.exec(
+                select(Message).where(Message.folder_id == f.id).order_by(col(Message.uid).desc())
+            ).first()
+            last = (
+                LastMessage(
+                    uid=last_msg.uid,
+                    from_=last_msg.from_,
+                    subject=last_msg.subject,
+                    date=last_msg.date,
+                    preview=last_msg.preview,
+                )
+                if last_msg is not None
+                else None
             )
-            if last_msg is not None
-            else None
-        )
+        assert last is None or isinstance(last, LastMessage)
         summary = FolderSummary(
             account=self.account_id,
             name=name,
@@ -817,14 +887,26 @@ class Cache:
             return [(r.conn_id, r.t, r.direction, r.nbytes) for r in s.exec(q)]
 
 
+@dataclass
+class _Batch:
+    """What the folders of one `folders_sync` transaction leave to a single statement each."""
+
+    folders: dict[str, Folder | None]  # rows read in one query
+    pending: set[str]  # pending folders among them
+    messages: list[tuple[Folder, list[dict[str, Any]]]] = field(default_factory=list)  # of new folders
+    summaries: set[str] = field(default_factory=set)  # retained topics whose unsent rows go
+    synced: list[str] = field(default_factory=list)  # pending entries to drop
+
+
 class FolderSync:
     """Changes to one folder inside one transaction; made by `Cache.folder_sync`."""
 
-    def __init__(self, cache: Cache, session: Session, name: str) -> None:
+    def __init__(self, cache: Cache, session: Session, name: str, batch: _Batch) -> None:
         self._cache = cache
         self._s = session
         self.name = name
-        self._folder = cache._folder_row(session, name)
+        self._batch = batch
+        self._folder = batch.folders.get(name)
         self.existed = self._folder is not None
         self.uidvalidity_reset = False
         self._events: list[_PendingEvent] = []
@@ -839,8 +921,7 @@ class FolderSync:
     def _ensure(self) -> Folder:
         if self._folder is None:
             f = Folder(account_id=self._cache.account_id, name=self.name)
-            self._s.add(f)
-            self._s.flush()
+            self._s.add(f)  # inserted with the batch's new folders; its messages get its id then
             self._folder = f
             self._events.append(_PendingEvent("folder_added", self.name, None, [], None))
         return self._folder
@@ -993,14 +1074,37 @@ class FolderSync:
             self._events.append(ev)
         return held
 
-    def _finish(self) -> bool:
-        """Counts, summary, events, pending/watermark; returns whether outbox rows were written."""
+    def _finish(self) -> None:
+        """Counts, summary, events; the batch (`Cache.folders_sync`) writes what all folders share."""
         c = self._cache
         f = self._ensure()
-        self._s.flush()
-        if self._new:
-            self._s.execute(insert(Message), list(self._new.values()))
+        b = self._batch
+        last: LastMessage | bool | None = False  # False: look it up after the rows are written
+        if not self._may_exist:
+            # Nothing of this folder is in the table: counts and the last message come from the
+            # new rows, which go in with the whole batch's (no query, no flush per folder).
+            rows = list(self._new.values())
+            b.messages.append((f, rows))
             self._new.clear()
+            if self._messages is None:
+                self._messages = len(rows)
+            if self._unseen is None:
+                self._unseen = sum(1 for r in rows if not r["seen"])
+            top = max(rows, key=lambda r: int(r["uid"]), default=None)
+            last = None
+            if top is not None:
+                last = LastMessage(
+                    uid=top["uid"],
+                    from_=top["from_"],
+                    subject=top["subject"],
+                    date=top["date"],
+                    preview=top["preview"],
+                )
+        else:
+            self._s.flush()
+            if self._new:
+                self._s.execute(insert(Message), list(self._new.values()))
+                self._new.clear()
         if self._messages is not None:
             f.messages = self._messages
         else:
@@ -1025,13 +1129,10 @@ class FolderSync:
             if ev.modseq is None and ev.kind in ("message_removed", "folder_added"):
                 ev.modseq = f.highestmodseq
             c._write_event(self._s, ev, topic)
-        c._write_summary(self._s, self.name, f)
-        pend = self._s.get(PendingFolder, (c.account_id, self.name))
-        if pend is not None:
-            self._s.delete(pend)
-        self._s.flush()
-        c._advance(self._s)
-        return True
+        b.summaries.add(c.topics.summary(self.name))
+        c._write_summary(self._s, self.name, f, last=last, purge=False)
+        if self.name in b.pending:
+            b.synced.append(self.name)
 
 
 class LocalChange:

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -218,6 +218,9 @@ class ImapClient:
         # EXISTS that arrives just before a SELECT of another folder is answered belongs to the
         # old one, and a push hint must name that one (attributing it to None lost it).
         self._stream_selected: str | None = None
+        self.fetch_raw_addresses = False
+        """The server garbled an ENVELOPE address on this connection: fetch raw From/To with new
+        messages (cpmsync.daemon.sync), not in a second FETCH."""
         self._ssl_context = ssl_context
         self._ca_file = ca_file
         # Framing, COMPRESS (bounded-step inflate, as on the server side) and the bytes at the
@@ -424,9 +427,10 @@ class ImapClient:
         if self._idle_tag is None:
             for i, p in enumerate(self._pending.values()):
                 # A SELECT's data comes after every command sent before it is answered: until
-                # then an EXISTS or FETCH is about the mailbox still selected, not the new one.
-                if isinstance(p.cmd, SelectCommand) and i > 0:
-                    continue
+                # then an EXISTS or FETCH is about the mailbox still selected, not the new one,
+                # and no command pipelined after that SELECT (or an UNSELECT) has data yet.
+                if i > 0 and isinstance(p.cmd, SelectCommand | UnselectCommand | CloseCommand):
+                    break
                 if p.wants(resp):
                     p.responses.append(resp)
                     return
@@ -518,50 +522,73 @@ class ImapClient:
         """Send `cmds` with up to `window` unanswered at once; results in the order of `cmds`.
 
         One round trip per window instead of one per command (10,000 STATUS: 12.8 s of waiting
-        otherwise). The reader routes each answer by its tag, and each untagged STATUS to the
-        command naming that mailbox. The window is refilled in one write (one deflate flush) once
-        half of it is answered. A command that needs a synchronizing literal is sent alone. Each
-        result's `bytes` is what crossed between the previous answer and its own, so the results
-        add up exactly to the pipeline's bytes. A timeout (no answer to the oldest command within
-        command_timeout_s) or a cut fails every command of the pipeline, as in `execute`.
+        otherwise). See `pipeline`; NO/BAD raise (after every answer is in) if `check`.
         """
-        window = max(1, window)
-        results: list[CommandResult] = []
-        async with self._lock, contextlib.AsyncExitStack() as calls:
-            inflight: collections.deque[_Pending] = collections.deque()
-            sent = 0
-            mark = self.counters.snapshot()
-            while len(results) < len(cmds):
-                if sent < len(cmds) and len(inflight) <= window // 2:
-                    batch: list[bytes] = []
-                    while sent < len(cmds) and len(inflight) < window:
-                        cmd = self._with_tag(cmds[sent])
-                        chunks = self._conn.send_command(cmd, literal_plus=self.literal_plus)
-                        if len(chunks) > 1 and (inflight or batch):
-                            break  # a synchronizing literal: after the window is answered
-                        p = await calls.enter_async_context(self._pending_call(cmd))
-                        inflight.append(p)
-                        sent += 1
-                        if len(chunks) > 1:
-                            async with self._within(self.command_timeout_s, "pipelined command"):
-                                for chunk in self._send_command(p):
-                                    await self._wait_continuation(p)
-                                    self._send_raw(chunk)
-                            break
-                        batch.append(chunks[0])
-                    if batch:
-                        self._send_raw(b"".join(batch))
-                async with self._within(self.command_timeout_s, "pipelined command"):
-                    result = await inflight[0].future
-                inflight.popleft()
-                now = self.counters.snapshot()
-                result.bytes, mark = now.since(mark), now
-                results.append(result)
+        async with contextlib.aclosing(self.pipeline(cmds, window=window)) as answers:
+            results = [r async for r in answers]
         if check:
             for r in results:
                 if r.status.status != "OK":
                     raise ImapCommandError(r)
         return results
+
+    async def pipeline(self, cmds: Iterable[Command], *, window: int) -> AsyncGenerator[CommandResult, None]:
+        """Send `cmds` with up to `window` unanswered at once; yield each result as it comes, in order.
+
+        `cmds` is read lazily, so a caller may shape later commands by earlier answers or stop
+        producing them. The reader routes each answer by its tag, and each untagged STATUS to the
+        command naming that mailbox. The window is refilled in one write (one deflate flush) once
+        half of it is answered. A command that needs a synchronizing literal is sent alone. Each
+        result's `bytes` is what crossed between the previous answer and its own, so the results
+        add up exactly to the pipeline's bytes. A timeout (no answer to the oldest command within
+        command_timeout_s) or a cut fails every command of the pipeline, as in `execute`. The
+        caller must not send other commands while iterating (`async with contextlib.aclosing`);
+        leaving with commands in flight closes the link (their answers would be taken for news).
+        """
+        window = max(1, window)
+        source = iter(cmds)
+        held: Command | None = None  # taken from `source`, not sent yet
+        exhausted = False
+        async with self._lock, contextlib.AsyncExitStack() as calls:
+            inflight: collections.deque[_Pending] = collections.deque()
+            mark = self.counters.snapshot()
+            try:
+                while True:
+                    if not exhausted and len(inflight) <= window // 2:
+                        batch: list[bytes] = []
+                        while len(inflight) < window:
+                            if held is None:
+                                held = next(source, None)
+                                if held is None:
+                                    exhausted = True
+                                    break
+                            cmd = self._with_tag(held)
+                            chunks = self._conn.send_command(cmd, literal_plus=self.literal_plus)
+                            if len(chunks) > 1 and (inflight or batch):
+                                break  # a synchronizing literal: after the window is answered
+                            held = None
+                            p = await calls.enter_async_context(self._pending_call(cmd))
+                            inflight.append(p)
+                            if len(chunks) > 1:
+                                async with self._within(self.command_timeout_s, "pipelined command"):
+                                    for chunk in self._send_command(p):
+                                        await self._wait_continuation(p)
+                                        self._send_raw(chunk)
+                                break
+                            batch.append(chunks[0])
+                        if batch:
+                            self._send_raw(b"".join(batch))
+                    if not inflight:
+                        return
+                    async with self._within(self.command_timeout_s, "pipelined command"):
+                        result = await inflight[0].future
+                    inflight.popleft()
+                    now = self.counters.snapshot()
+                    result.bytes, mark = now.since(mark), now
+                    yield result
+            finally:
+                if inflight and self._closed is None:
+                    self._abort(ImapConnectionLost("pipeline left with commands in flight"))
 
     async def _wait_continuation(self, pending: _Pending) -> None:
         cont_task = asyncio.ensure_future(pending.continuation.get())
@@ -685,8 +712,8 @@ class ImapClient:
         )
         return {name: self._status_answer(res) for name, res in zip(mailboxes, results, strict=True)}
 
-    def _unselect_command(self) -> Command:
-        # Mailboxes are EXAMINEd (read-only), so CLOSE never expunges; UNSELECT when offered.
+    def unselect_command(self) -> Command:
+        """UNSELECT when offered, else CLOSE: mailboxes are EXAMINEd (read-only), CLOSE never expunges."""
         return UnselectCommand("") if self.has("UNSELECT") else CloseCommand("")
 
     async def select(self, cmd: SelectCommand) -> CommandResult:
@@ -700,7 +727,7 @@ class ImapClient:
             res = await self.execute(cmd)
         else:
             self.selected = None
-            close, res = await self.execute_pipelined([self._unselect_command(), cmd], window=2, check=False)
+            close, res = await self.execute_pipelined([self.unselect_command(), cmd], window=2, check=False)
             if close.status.status != "OK":
                 raise ImapCommandError(close)
             if res.status.status != "OK":
@@ -711,7 +738,7 @@ class ImapClient:
     async def unselect(self) -> None:
         if self.selected is None:
             return
-        await self.execute(self._unselect_command())
+        await self.execute(self.unselect_command())
         self.selected = None
 
     async def notify_set(self, cmd: NotifyCommand) -> None:

@@ -80,6 +80,8 @@ class ImapSettings(_Section):
     # (cpmsync msgstore's extension; the CR itself does not): no names-only LIST after a restart.
     changedsince_reports_gone: bool = False
     status_window: int = Field(128, ge=1, le=10_000)
+    # Commands in flight while many folders are synced (EXAMINE + FETCH per folder, pipelined).
+    sync_window: int = Field(1024, ge=1, le=100_000)
     preview_bytes: int = Field(256, ge=0)
     # A multipart/CPIM body whose preview_bytes prefix ends before its text part: one more FETCH
     # of this many bytes for those messages only (0: no retry, no preview for them).

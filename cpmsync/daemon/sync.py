@@ -9,12 +9,14 @@ CHANGEDSINCE + UID SEARCH for expunges, else a full UID/FLAGS comparison.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from cpmsync.daemon.cache import Cache, MessageData
+from cpmsync.daemon.cache import Cache, FolderState, FolderSync, MessageData
 from cpmsync.daemon.headers import (
     HEADER_FIELDS,
     decode_words,
@@ -23,7 +25,7 @@ from cpmsync.daemon.headers import (
     header_addresses,
     usable,
 )
-from cpmsync.daemon.imap_client import ImapClient, ImapCommandError
+from cpmsync.daemon.imap_client import CommandResult, ImapClient, ImapCommandError
 from cpmsync.daemon.preview import MIME_FIELDS, needs_more, text_preview
 from cpmsync.daemon.settings import ImapSettings
 from cpmsync.imap import (
@@ -71,7 +73,7 @@ class FolderGone(Exception):
     """SELECT said NONEXISTENT: the folder was deleted (or renamed) on the server."""
 
 
-def _flags(flags: tuple[str, ...] | None) -> tuple[str, ...]:
+def tidy_flags(flags: tuple[str, ...] | None) -> tuple[str, ...]:
     # \Recent is per session (RFC 3501 2.3.2): mirroring it would flap on every reconnect.
     return tuple(f for f in flags or () if f.upper() != "\\RECENT")
 
@@ -91,6 +93,10 @@ MIME_ITEM = FetchBody(peek=True, text="HEADER.FIELDS", fields=MIME_FIELDS)
 
 def _is_mime_key(key: str) -> bool:
     return key.upper().startswith("BODY[HEADER.FIELDS (CONTENT-TYPE")
+
+
+def _is_raw_key(key: str) -> bool:
+    return key.upper().startswith("BODY[HEADER.FIELDS") and not _is_mime_key(key)
 
 
 def _addresses(addrs: tuple[Address, ...] | None, raw: bytes | None, field: str) -> str | None:
@@ -118,7 +124,7 @@ def message_from_fetch(fd: FetchData, preview_key: str, preview_bytes: int) -> M
     return MessageData(
         uid=uid,
         modseq=fd.modseq,
-        flags=frozenset(_flags(fd.flags)),
+        flags=frozenset(tidy_flags(fd.flags)),
         internaldate=fd.internaldate,
         size=fd.size,
         from_=_addresses(env.from_ if env else None, raw, "From"),
@@ -130,32 +136,48 @@ def message_from_fetch(fd: FetchData, preview_key: str, preview_bytes: int) -> M
     )
 
 
+def selection_gone(res: CommandResult) -> bool:
+    """A SELECT's NO that says the mailbox does not exist (deleted or renamed on the server)."""
+    st = res.status
+    return st.status != "OK" and (
+        (st.code is not None and st.code.name == "NONEXISTENT") or "exist" in st.text.lower()
+    )
+
+
 async def _select(imap: ImapClient, cmd: SelectCommand) -> list[object]:
     try:
         res = await imap.select(cmd)
     except ImapCommandError as e:
-        if e.code == "NONEXISTENT" or "exist" in e.result.status.text.lower():
+        if selection_gone(e.result):
             raise FolderGone(cmd.mailbox) from e
         raise
     return list(res.responses)
 
 
-async def fetch_folder_changes(
+@dataclass
+class FolderPlan:
+    """What the cache knows of a folder and the SELECT that asks the server what changed since."""
+
+    name: str
+    cached: FolderState | None
+    flags_now: dict[int, tuple[int, frozenset[str]]]
+    known: list[int]
+    qresync: bool
+    condstore: bool
+    use_qresync: bool
+    cmd: SelectCommand
+
+
+def plan_folder(
     imap: ImapClient,
-    cache: Cache,
     name: str,
-    settings: ImapSettings,
-    *,
-    delimiter: str | None = None,
-    attributes: tuple[str, ...] | None = None,
-) -> FolderChanges:
-    """All the server-side work of one folder sync; raises FolderGone or an ImapError."""
-    cached = cache.folder(name)
-    flags_now = cache.message_flags(name) if cached else {}
+    cached: FolderState | None,
+    flags_now: dict[int, tuple[int, frozenset[str]]],
+) -> FolderPlan:
+    """EXAMINE with QRESYNC when the cache has a MODSEQ and UIDs for the folder, else plain/CONDSTORE."""
     known = sorted(flags_now)
     qresync = "QRESYNC" in imap.enabled
     condstore = qresync or "CONDSTORE" in imap.enabled or imap.has("CONDSTORE")
-    ch = FolderChanges(name, delimiter=delimiter, attributes=attributes)
     use_qresync = bool(qresync and cached and cached.uidvalidity and cached.last_synced_modseq > 0 and known)
     if use_qresync:
         assert cached is not None and cached.uidvalidity is not None
@@ -163,7 +185,13 @@ async def fetch_folder_changes(
         cmd = SelectCommand("", name, readonly=True, qresync=params)
     else:
         cmd = SelectCommand("", name, readonly=True, condstore=condstore and not qresync)
-    responses = await _select(imap, cmd)
+    return FolderPlan(name, cached, flags_now, known, qresync, condstore, use_qresync, cmd)
+
+
+def read_select(
+    plan: FolderPlan, ch: FolderChanges, responses: Sequence[object]
+) -> tuple[bool, dict[int, FetchData]]:
+    """Fill `ch` from a SELECT's untagged data; (NOMODSEQ said, QRESYNC FETCHes by UID)."""
     nomodseq = False
     qfetch: dict[int, FetchData] = {}
     for r in responses:
@@ -179,15 +207,35 @@ async def fetch_folder_changes(
                 nomodseq = True
         elif isinstance(r, ExistsData):
             ch.exists = r.count
-        elif isinstance(r, VanishedData) and use_qresync:
-            ch.vanished.update(u for u in known if u in r.uids)
+        elif isinstance(r, VanishedData) and plan.use_qresync:
+            ch.vanished.update(u for u in plan.known if u in r.uids)
         elif isinstance(r, FetchData) and r.uid is not None:
             qfetch[r.uid] = r
     if nomodseq:
-        condstore = False
         # Recorded as HIGHESTMODSEQ 0: LIST-CHANGEDSINCE never lists this folder (CR I.5), so
         # the catch-up STATUSes the folders the cache knows as NOMODSEQ (SyncEngine).
         ch.highestmodseq = 0
+    return nomodseq, qfetch
+
+
+async def fetch_folder_changes(
+    imap: ImapClient,
+    cache: Cache,
+    name: str,
+    settings: ImapSettings,
+    *,
+    delimiter: str | None = None,
+    attributes: tuple[str, ...] | None = None,
+) -> FolderChanges:
+    """All the server-side work of one folder sync; raises FolderGone or an ImapError."""
+    cached = cache.folder(name)
+    plan = plan_folder(imap, name, cached, cache.message_flags(name) if cached else {})
+    flags_now, known, use_qresync, condstore = plan.flags_now, plan.known, plan.use_qresync, plan.condstore
+    ch = FolderChanges(name, delimiter=delimiter, attributes=attributes)
+    responses = await _select(imap, plan.cmd)
+    nomodseq, qfetch = read_select(plan, ch, responses)
+    if nomodseq:
+        condstore = False
     reset = bool(cached and cached.uidvalidity and ch.uidvalidity and cached.uidvalidity != ch.uidvalidity)
     if reset:
         log.info("uidvalidity changed: resyncing folder", extra=kv(folder=name))
@@ -202,7 +250,7 @@ async def fetch_folder_changes(
         for uid, fd in qfetch.items():
             if uid in flags_now:
                 if fd.flags is not None:
-                    ch.flags[uid] = (_flags(fd.flags), fd.modseq)
+                    ch.flags[uid] = (tidy_flags(fd.flags), fd.modseq)
             elif uid < max_known:
                 new_uids.add(uid)
     elif condstore and cached and cached.last_synced_modseq > 0 and known:
@@ -218,7 +266,7 @@ async def fetch_folder_changes(
         )
         for r in res.responses:
             if isinstance(r, FetchData) and r.uid in flags_now and r.flags is not None:
-                ch.flags[r.uid] = (_flags(r.flags), r.modseq)
+                ch.flags[r.uid] = (tidy_flags(r.flags), r.modseq)
         server = await _uid_search_all(imap)
         ch.vanished = set(known) - server
         new_uids = {u for u in server if u not in flags_now}  # exact: no "n:*" tail needed
@@ -232,8 +280,8 @@ async def fetch_folder_changes(
                 server_uids.add(r.uid)
                 if r.uid in flags_now:
                     old = flags_now[r.uid][1]
-                    if r.flags is not None and frozenset(_flags(r.flags)) != old:
-                        ch.flags[r.uid] = (_flags(r.flags), r.modseq)
+                    if r.flags is not None and frozenset(tidy_flags(r.flags)) != old:
+                        ch.flags[r.uid] = (tidy_flags(r.flags), r.modseq)
                 else:
                     new_uids.add(r.uid)
         ch.vanished = set(known) - server_uids
@@ -265,21 +313,67 @@ async def _uid_search_all(imap: ImapClient) -> set[int]:
     return out
 
 
-async def _fetch_new(
-    imap: ImapClient, settings: ImapSettings, uids: SequenceSet, condstore: bool, above: int
-) -> list[MessageData]:
-    preview = FetchBody(peek=True, text="TEXT", partial=(0, max(settings.preview_bytes, 1)))
+RAW_ADDRESSES = FetchBody(peek=True, text="HEADER.FIELDS", fields=HEADER_FIELDS)
+
+
+def new_fetch(
+    settings: ImapSettings, uids: SequenceSet, condstore: bool, *, raw_addresses: bool = False
+) -> FetchCommand:
+    """The UID FETCH of new messages: what an event and a summary show, and a preview prefix.
+
+    `raw_addresses`: the raw From/To as well, once the server has garbled an ENVELOPE address on
+    this connection (Dovecot and `tel:` URIs), instead of a second FETCH per folder for them."""
     items: list[str | FetchBody] = ["UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"]
     if condstore:
         items.insert(2, "MODSEQ")
+    if raw_addresses:
+        items.append(RAW_ADDRESSES)
     if settings.preview_bytes > 0:
-        items += [MIME_ITEM, preview]
-    res = await imap.execute(FetchCommand("", uids, tuple(items), uid=True))
-    out: dict[int, MessageData] = {}
-    envs: dict[int, Envelope] = {}
-    short: dict[int, bytes | None] = {}  # uid -> MIME fields, for previews the prefix missed
+        items += [MIME_ITEM, _preview_item(settings.preview_bytes)]
+    return FetchCommand("", uids, tuple(items), uid=True)
+
+
+def _preview_item(nbytes: int) -> FetchBody:
+    return FetchBody(peek=True, text="TEXT", partial=(0, max(nbytes, 1)))
+
+
+_LONGER, _RAW, _BODIES = "longer-previews", "raw-addresses", "bodies"
+
+
+@dataclass
+class NewMessages:
+    """New messages read from a `new_fetch`, and what a follow-up FETCH still has to complete."""
+
+    out: dict[int, MessageData] = field(default_factory=dict)
+    short: dict[int, bytes | None] = field(default_factory=dict)  # uid -> MIME fields, preview too short
+    garbled: list[int] = field(default_factory=list)  # ENVELOPE addresses unusable
+
+    def messages(self) -> list[MessageData]:
+        return [self.out[u] for u in sorted(self.out)]
+
+
+@dataclass(frozen=True)
+class Followup:
+    """A FETCH completing new messages in the same mailbox (longer previews, raw addresses, bodies)."""
+
+    kind: str
+    cmd: FetchCommand
+
+
+def read_new(
+    imap: ImapClient,
+    settings: ImapSettings,
+    cmd: FetchCommand,
+    responses: Sequence[object],
+    above: int,
+    folder: str | None,
+) -> NewMessages:
+    """The messages a `new_fetch` returned; news that came with them goes back to the push queue."""
+    preview = _preview_item(settings.preview_bytes)
+    uids = cmd.seqset
+    nm = NewMessages()
     explicit = _no_star(uids)
-    for fd in res.responses:
+    for fd in responses:
         if not isinstance(fd, FetchData):
             continue
         m = message_from_fetch(fd, preview.response_key, settings.preview_bytes)
@@ -287,80 +381,109 @@ async def _fetch_new(
             # Ours. "n:*" with n above the largest UID still returns the last message (RFC 3501
             # 6.4.8): a known one, dropped here, never news (requeueing it looped, demo-needs #4).
             if m.uid in explicit or (uids.has_star and m.uid > above):
-                out[m.uid] = m
-                envs[m.uid] = fd.envelope
+                nm.out[m.uid] = m
                 mime = next(
                     (v for k, v in fd.items.items() if _is_mime_key(k) and isinstance(v, bytes)), None
                 )
                 body = fd.items.get(preview.response_key)
                 if isinstance(body, bytes) and needs_more(mime, body, settings.preview_bytes, m.preview):
-                    short[m.uid] = mime
+                    nm.short[m.uid] = mime
+                if garbled_envelope(fd.envelope):
+                    imap.fetch_raw_addresses = True
+                    if not any(_is_raw_key(k) for k in fd.items):
+                        nm.garbled.append(m.uid)
             continue
         # No ENVELOPE: not an answer to this FETCH but news (a flag change by another client).
-        imap.push.put_back(fd, imap.selected)
-    if short and settings.preview_retry_bytes > settings.preview_bytes:
-        out.update(await _fetch_longer_previews(imap, settings, {u: out[u] for u in short}, short))
-    garbled = [u for u, fd in envs.items() if garbled_envelope(fd)]
-    if garbled:
-        out.update(await _fetch_raw_addresses(imap, {u: out[u] for u in garbled}))
-    msgs = [out[u] for u in sorted(out)]
-    if settings.fetch_bodies and msgs:
-        msgs = await _fetch_bodies(imap, settings, msgs)
-    return msgs
+        imap.push.put_back(fd, folder)
+    return nm
 
 
-async def _fetch_longer_previews(
-    imap: ImapClient, settings: ImapSettings, msgs: dict[int, MessageData], mime: dict[int, bytes | None]
-) -> dict[int, MessageData]:
-    """A second, longer TEXT prefix for the few multipart/CPIM messages whose first one ended
-    before their text part; only those messages, so the common case costs nothing more."""
-    import dataclasses
-
-    item = FetchBody(peek=True, text="TEXT", partial=(0, settings.preview_retry_bytes))
-    res = await imap.execute(FetchCommand("", SequenceSet.from_ints(sorted(msgs)), ("UID", item), uid=True))
-    out: dict[int, MessageData] = {}
-    for fd in res.responses:
-        if not isinstance(fd, FetchData):
-            continue
-        body = fd.items.get(item.response_key)
-        if fd.uid not in msgs or not isinstance(body, bytes):
-            imap.push.put_back(fd, imap.selected)  # news, not our answer
-            continue
-        m = msgs[fd.uid]
-        out[fd.uid] = dataclasses.replace(
-            m, preview=text_preview(mime.get(fd.uid), body, settings.preview_bytes)
+def followups(settings: ImapSettings, nm: NewMessages) -> list[Followup]:
+    """The FETCHes that complete `nm` (none in the common case): run them in the same mailbox."""
+    out: list[Followup] = []
+    if nm.short and settings.preview_retry_bytes > settings.preview_bytes:
+        # A second, longer TEXT prefix for the few multipart/CPIM messages whose first one ended
+        # before their text part; only those messages, so the common case costs nothing more.
+        item = FetchBody(peek=True, text="TEXT", partial=(0, settings.preview_retry_bytes))
+        out.append(
+            Followup(
+                _LONGER, FetchCommand("", SequenceSet.from_ints(sorted(nm.short)), ("UID", item), uid=True)
+            )
         )
+    if nm.garbled:
+        # From/To from the raw header fields, for messages whose ENVELOPE garbled them. CPM
+        # `<tel:+1...>` senders come back as `(NIL NIL "tel" "SYNTAX_ERROR")` from Dovecot; a
+        # second FETCH only for those messages: servers that parse them (msgstore) cost no byte more.
+        out.append(
+            Followup(
+                _RAW,
+                FetchCommand("", SequenceSet.from_ints(sorted(nm.garbled)), ("UID", RAW_ADDRESSES), uid=True),
+            )
+        )
+    if settings.fetch_bodies:
+        small = [u for u, m in nm.out.items() if m.size is not None and m.size <= settings.max_body_bytes]
+        if small:
+            out.append(
+                Followup(
+                    _BODIES,
+                    FetchCommand(
+                        "", SequenceSet.from_ints(sorted(small)), ("UID", FetchBody(peek=True)), uid=True
+                    ),
+                )
+            )
     return out
 
 
-async def _fetch_raw_addresses(imap: ImapClient, msgs: dict[int, MessageData]) -> dict[int, MessageData]:
-    """From/To from the raw header fields, for messages whose ENVELOPE garbled them.
-
-    CPM `<tel:+1...>` senders come back as `(NIL NIL "tel" "SYNTAX_ERROR")` from Dovecot. A
-    second FETCH only for those messages: servers that parse them (msgstore) cost no byte more.
-    """
-    import dataclasses
-
-    raw_item = FetchBody(peek=True, text="HEADER.FIELDS", fields=HEADER_FIELDS)
-    res = await imap.execute(
-        FetchCommand("", SequenceSet.from_ints(sorted(msgs)), ("UID", raw_item), uid=True)
-    )
-    out: dict[int, MessageData] = {}
-    for fd in res.responses:
+def read_followup(
+    imap: ImapClient,
+    settings: ImapSettings,
+    f: Followup,
+    responses: Sequence[object],
+    nm: NewMessages,
+    folder: str | None,
+) -> None:
+    """Complete `nm.out` from a follow-up's answer; a message it misses keeps what it had."""
+    item = f.cmd.items[1]
+    assert isinstance(item, FetchBody)
+    for fd in responses:
         if not isinstance(fd, FetchData):
             continue
+        m = nm.out.get(fd.uid) if fd.uid is not None else None
+        if f.kind == _BODIES:
+            b = fd.items.get(item.response_key)
+            if m is not None and isinstance(b, bytes):
+                nm.out[m.uid] = dataclasses.replace(m, body=b)
+            continue
+        if f.kind == _LONGER:
+            body = fd.items.get(item.response_key)
+            if m is None or fd.uid not in nm.short or not isinstance(body, bytes):
+                imap.push.put_back(fd, folder)  # news, not our answer
+                continue
+            preview = text_preview(nm.short.get(m.uid), body, settings.preview_bytes)
+            nm.out[m.uid] = dataclasses.replace(m, preview=preview)
+            continue
         raws = [v for k, v in fd.items.items() if k.upper().startswith("BODY[HEADER.FIELDS")]
-        if fd.uid not in msgs or not raws:
-            imap.push.put_back(fd, imap.selected)  # news, not our answer
+        if m is None or m.uid not in nm.garbled or not raws:
+            imap.push.put_back(fd, folder)  # news, not our answer
             continue
         raw = raws[0] if isinstance(raws[0], bytes) else None
-        m = msgs[fd.uid]
-        out[fd.uid] = dataclasses.replace(
+        nm.out[m.uid] = dataclasses.replace(
             m,
             from_=header_addresses(raw, "From") or m.from_,
             to=header_addresses(raw, "To") or m.to,
         )
-    return out
+
+
+async def _fetch_new(
+    imap: ImapClient, settings: ImapSettings, uids: SequenceSet, condstore: bool, above: int
+) -> list[MessageData]:
+    cmd = new_fetch(settings, uids, condstore, raw_addresses=imap.fetch_raw_addresses)
+    res = await imap.execute(cmd)
+    nm = read_new(imap, settings, cmd, res.responses, above, imap.selected)
+    for f in followups(settings, nm):
+        res = await imap.execute(f.cmd)
+        read_followup(imap, settings, f, res.responses, nm, imap.selected)
+    return nm.messages()
 
 
 def _no_star(s: SequenceSet) -> SequenceSet:
@@ -368,41 +491,44 @@ def _no_star(s: SequenceSet) -> SequenceSet:
     return SequenceSet(rngs) if rngs else SequenceSet(((0, 0),))
 
 
-async def _fetch_bodies(
-    imap: ImapClient, settings: ImapSettings, msgs: list[MessageData]
-) -> list[MessageData]:
-    import dataclasses
-
-    small = [m.uid for m in msgs if m.size is not None and m.size <= settings.max_body_bytes]
-    if not small:
-        return msgs
-    whole = FetchBody(peek=True)
-    res = await imap.execute(FetchCommand("", SequenceSet.from_ints(small), ("UID", whole), uid=True))
-    bodies: dict[int, bytes] = {}
-    for fd in res.responses:
-        if isinstance(fd, FetchData) and fd.uid is not None:
-            b = fd.items.get(whole.response_key)
-            if isinstance(b, bytes):
-                bodies[fd.uid] = b
-    return [dataclasses.replace(m, body=bodies.get(m.uid)) for m in msgs]
-
-
 def apply_changes(cache: Cache, ch: FolderChanges) -> None:
     """Write one folder's changes and their events in a single cache transaction."""
     with cache.folder_sync(ch.name) as fs:
-        fs.set_status(
-            uidvalidity=ch.uidvalidity,
-            uidnext=ch.uidnext,
-            highestmodseq=ch.highestmodseq,
-            delimiter=ch.delimiter,
-            attributes=ch.attributes,
+        _apply(fs, ch)
+
+
+def apply_changes_many(cache: Cache, changes: Sequence[FolderChanges]) -> None:
+    """Write several folders' changes and their events in a single cache transaction."""
+    with cache.folders_sync([ch.name for ch in changes]) as folder:
+        for ch in changes:
+            _apply(folder(ch.name), ch)
+    for ch in changes:
+        log.debug(
+            "folder synced",
+            extra=kv(
+                folder=ch.name,
+                method=ch.method,
+                new=len(ch.new),
+                flags=len(ch.flags),
+                vanished=len(ch.vanished),
+            ),
         )
-        if ch.vanished:
-            fs.vanish(sorted(ch.vanished), modseq=ch.highestmodseq)
-        for uid, (flags, modseq) in sorted(ch.flags.items()):
-            fs.set_flags(uid, flags, modseq)
-        for m in ch.new:
-            fs.add_message(m)
+
+
+def _apply(fs: FolderSync, ch: FolderChanges) -> None:
+    fs.set_status(
+        uidvalidity=ch.uidvalidity,
+        uidnext=ch.uidnext,
+        highestmodseq=ch.highestmodseq,
+        delimiter=ch.delimiter,
+        attributes=ch.attributes,
+    )
+    if ch.vanished:
+        fs.vanish(sorted(ch.vanished), modseq=ch.highestmodseq)
+    for uid, (flags, modseq) in sorted(ch.flags.items()):
+        fs.set_flags(uid, flags, modseq)
+    for m in ch.new:
+        fs.add_message(m)
 
 
 async def sync_folder(

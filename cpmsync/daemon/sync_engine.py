@@ -18,7 +18,7 @@ from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.daemon.imap_client import ByteCounters, ImapClient
 from cpmsync.daemon.renames import apply_renames
 from cpmsync.daemon.settings import DaemonSettings
-from cpmsync.daemon.sync import sync_folder
+from cpmsync.daemon.sync_many import sync_many
 from cpmsync.imap import StatusData
 from cpmsync.logs import kv
 
@@ -186,19 +186,12 @@ class SyncEngine:
                         full=full,
                     ),
                 )
-            for done, (name, listing) in enumerate(todo.items()):
-                if self.stop.is_set():
-                    pending = len(todo) - done
-                    break
-                await sync_folder(
-                    self.imap,
-                    self.cache,
-                    name,
-                    self.settings.imap,
-                    delimiter=listing.delimiter if listing else None,
-                    attributes=listing.attributes if listing else None,
-                )
-                touched += 1
+            if todo and not self.stop.is_set():
+                done = await sync_many(self.imap, self.cache, todo, self.settings.imap, stop=self.stop)
+                touched += done.synced
+                pending = done.pending
+            else:
+                pending = len(todo)
             # Stopping: a catch-up that did not reach its watermark, or folders left, is unfinished.
             interrupted = pending > 0 or (discovery is not None and self.stop.is_set())
             if interrupted:
