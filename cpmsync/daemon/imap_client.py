@@ -358,6 +358,11 @@ class ImapClient:
         return self._closed is not None
 
     @property
+    def in_flight(self) -> int:
+        """Commands sent and not answered yet."""
+        return len(self._pending)
+
+    @property
     def compressed(self) -> bool:
         """COMPRESS=DEFLATE is on (both ways)."""
         return self._conn.compressed

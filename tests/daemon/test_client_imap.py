@@ -9,7 +9,7 @@ import zlib
 from typing import Any
 
 import pytest
-from daemon_sync_helpers import other_client
+from daemon_sync_helpers import other_client, wait_until
 from imapclient import IMAPClient
 
 from cpmsync.daemon.imap_client import (
@@ -91,7 +91,7 @@ async def test_cut_fails_every_pending_command_at_once(
         await imap.login(acct.user, acct.password)
         px.pause()
         tasks = [asyncio.create_task(imap.execute(NoopCommand(""))) for _ in range(3)]
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: imap.in_flight == 1)  # one at a time: the others queue behind it
         await px.cut()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         assert all(isinstance(r, ImapConnectionLost) for r in results), results
@@ -203,7 +203,7 @@ async def test_cut_fails_a_pipeline_at_once(dovecot_account: Any, fault_proxy_fa
         await imap.login(acct.user, acct.password)
         px.pause()
         task = asyncio.create_task(imap.status_many(["INBOX", "a", "b"], ("MESSAGES",), window=2))
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: imap.in_flight == 2)
         await px.cut()
         with pytest.raises(ImapConnectionLost):
             await task
@@ -225,9 +225,11 @@ async def test_news_absorbed_by_a_pending_status_goes_back_to_the_push_queue(
         imap.push.drain()
         px.pause()  # the STATUS commands wait in the proxy, unanswered
         task = asyncio.create_task(imap.status_many(["A", "INBOX"], ("MESSAGES",), window=8))
-        await asyncio.sleep(0.1)
-        px.inject_down(b"* STATUS A (MESSAGES 99)\r\n")
-        await asyncio.sleep(0.1)
+        await wait_until(lambda: imap.in_flight == 2)
+        news_line = b"* STATUS A (MESSAGES 99)\r\n"
+        before = imap.counters.wire_in
+        px.inject_down(news_line)
+        await wait_until(lambda: imap.counters.wire_in >= before + len(news_line))  # read before the answers
         px.resume()
         got = await task
         assert got["A"] is not None and got["A"].messages == 0  # the server's answer
