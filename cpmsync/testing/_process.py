@@ -131,6 +131,15 @@ class PrivateServer(Managed):
 
     root: Path
     _own_tmp: bool
+    _proc: subprocess.Popen[bytes] | None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else self._proc.pid
 
     def stop(self) -> None:
         raise NotImplementedError

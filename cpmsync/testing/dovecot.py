@@ -199,14 +199,6 @@ class DovecotServer(PrivateServer):
         if self.conf_path.exists():
             self._write_user(name, name, self._user_settings.get(name, {}))
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
-
     def set_user_settings(self, user: str, settings: Mapping[str, str]) -> None:
         """Per-user Dovecot setting overrides (userdb extra fields), used by the user's next logins.
 

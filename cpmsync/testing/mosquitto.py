@@ -77,14 +77,6 @@ class MosquittoBroker(PrivateServer):
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._proc is None else self._proc.pid
-
-    @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
 

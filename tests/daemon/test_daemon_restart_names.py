@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 from daemon_offline_helpers import offline_settings, outbox_events, sync_once, sync_until_equal
-from daemon_sync_helpers import replay_events
+from daemon_sync_helpers import other_client, replay_events
 from imapclient import IMAPClient
 
 from tests.msgstore.server_testlib import ThreadServer, make_settings, message
@@ -18,9 +18,7 @@ USER, PW = "alice", "alice-pw"
 
 
 def _client(port: int) -> IMAPClient:
-    c = IMAPClient("127.0.0.1", port, ssl=False, use_uid=True)
-    c.login(USER, PW)
-    return c
+    return other_client("127.0.0.1", port, USER, PW)
 
 
 def _seed(port: int) -> None:

@@ -23,8 +23,9 @@ def write_config(path: Path, port: int, account: str) -> Path:
     return path
 
 
-async def start_watch(config: Path, *args: str) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
+async def spawn_watch(config: Path, *args: str) -> asyncio.subprocess.Process:
+    """`cpmsync watch --config ...` as a process, its output piped."""
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "cpmsync.cli",
@@ -35,6 +36,11 @@ async def start_watch(config: Path, *args: str) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def start_watch(config: Path, *args: str) -> asyncio.subprocess.Process:
+    """`spawn_watch`, once it says it is watching."""
+    proc = await spawn_watch(config, *args)
     assert proc.stderr is not None
     async with asyncio.timeout(30):
         line = await proc.stderr.readline()
@@ -109,19 +115,7 @@ async def test_watch_waits_for_a_broker_that_is_down(
     broker = mqtt_broker_factory(extra_conf=BROKER_CONF)
     broker.stop()  # down when `watch` starts; start() brings it back on the same port
     config = write_config(tmp_path / "daemon.toml", broker.port, "w3")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "cpmsync.cli",
-        "watch",
-        "--config",
-        str(config),
-        "--json",
-        "--count",
-        "1",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await spawn_watch(config, "--json", "--count", "1")
     try:
         assert proc.stderr is not None
         async with asyncio.timeout(30):

@@ -82,9 +82,8 @@ def test_an_append_on_a_second_connection_is_seen_by_idle_on_the_first(dovecot: 
     watcher.logout()
 
 
-def test_idle_keepalive_interval_is_configurable(dovecot_factory: Callable[..., DovecotServer]) -> None:
-    dv = dovecot_factory(idle_notify_interval_s=1)
-    m = _login(dv)
+def _assert_idle_keepalive(m: imaplib.IMAP4) -> None:
+    """In IDLE the next line after the continuation is Dovecot's keep-alive."""
     m.select("INBOX")
     m.send(b"i1 IDLE\r\n")
     assert m.readline().startswith(b"+")
@@ -92,6 +91,11 @@ def test_idle_keepalive_interval_is_configurable(dovecot_factory: Callable[..., 
     m.send(b"DONE\r\n")
     m.readline()
     m.logout()
+
+
+def test_idle_keepalive_interval_is_configurable(dovecot_factory: Callable[..., DovecotServer]) -> None:
+    dv = dovecot_factory(idle_notify_interval_s=1)
+    _assert_idle_keepalive(_login(dv))
 
 
 def test_each_user_sees_only_their_own_mailboxes(dovecot: DovecotServer) -> None:
@@ -200,11 +204,4 @@ def test_notify_reports_an_append_to_another_mailbox(dovecot: DovecotServer, see
 
 def test_per_user_settings_apply_from_the_next_login(dovecot: DovecotServer) -> None:
     dovecot.set_user_settings("bob", {"imap_idle_notify_interval": "1s"})
-    m = _login(dovecot, "bob")
-    m.select("INBOX")
-    m.send(b"i1 IDLE\r\n")
-    assert m.readline().startswith(b"+")
-    assert m.readline().startswith(b"* OK Still here")
-    m.send(b"DONE\r\n")
-    m.readline()
-    m.logout()
+    _assert_idle_keepalive(_login(dovecot, "bob"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import shutil
 import tempfile
 import threading
@@ -264,3 +265,14 @@ def message(n: int = 1, subject: str | None = None, body: str = "hello") -> byte
         f"Subject: {subject}\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n"
         f"Message-ID: <m{n}@example.com>\r\n\r\n{body} {n}\r\n"
     ).encode()
+
+
+class ErrorLog(logging.Handler):
+    """Collects ERROR records: a server bug shows up as "command failed" / "session crashed"."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_testlib import Client, ThreadServer, make_settings
+from server_testlib import Client, ErrorLog, ThreadServer, make_settings
 
 VALID = [
     b"a CAPABILITY",
@@ -39,18 +39,7 @@ VALID = [
 _PIECES = [b"(", b")", b'"', b"{9}\r\n", b"*", b"\\", b" ", b"\0", b"\r\n"]
 
 
-class _Errors(logging.Handler):
-    """Collects ERROR records: a server bug shows up as "command failed" / "session crashed"."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-_ERRORS = _Errors()
+_ERRORS = ErrorLog()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_testlib import Client, ThreadServer, message
+from server_testlib import Client, ErrorLog, ThreadServer, message
 
 from cpmsync.imap import ContinuationRequest, StatusResponse
 
@@ -52,16 +52,7 @@ COMMANDS = [
 MAILBOXES = ["INBOX", "a", "a/b", "c", "tel:+1514"]
 
 
-class _Errors(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-_ERRORS = _Errors()
+_ERRORS = ErrorLog()
 _users = itertools.count()
 
 
