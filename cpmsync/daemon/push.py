@@ -119,6 +119,7 @@ class PushLoop:
             heartbeat_s=self._heartbeat_s(),
             names_s=self._names_interval(),
             poll_s=self._poll_interval(),
+            poll_on_heartbeat=self.mode == "notify" and self.cfg.notify_check_on_heartbeat,
         )
         self.syncs = 0
         self.heartbeats = 0
@@ -205,7 +206,7 @@ class PushLoop:
             self._heartbeat_result(idle_s, alive=False)
             raise
         self._heartbeat_result(idle_s, alive=True)
-        self.schedule.traffic(time.monotonic())
+        self.schedule.heartbeat_done(time.monotonic())
 
     async def _wait(self, deadline: float) -> None:
         if self.mode == "poll":
@@ -270,16 +271,20 @@ class PushLoop:
             raise
         if heartbeat:
             self._heartbeat_result(idle_s, alive=True)
-            self.schedule.traffic(time.monotonic())
+            self.schedule.heartbeat_done(time.monotonic())
 
     async def _sync(self, hints: Hints) -> None:
         eng = self.engine
         for old, new in hints.renamed:
             eng.cache.rename_folder(old, new)
-        for name in sorted(hints.deleted):
-            eng.cache.delete_folder(name)
-        folders = sorted(hints.folders)
+        # A deletion notice is checked, not obeyed: it can be older than a re-creation of the same
+        # name that a sync already picked up (DELETE + CREATE), and deleting that new folder made
+        # its messages be announced again under ids apps had already seen (found by the soak test).
+        # Syncing the folder finds it gone (NONEXISTENT) or re-created (a new UIDVALIDITY).
+        folders = sorted(hints.folders | hints.deleted)
         if self.mode == "idle":
+            for name in sorted(hints.deleted):
+                eng.cache.delete_folder(name)
             folders = [self.cfg.idle_folder]
         if folders:
             await eng.sync_folders(folders, strategy=self.mode, keep_selected=self.mode == "idle")
