@@ -149,7 +149,7 @@ class Task(StrEnum):
 
     HEARTBEAT = "heartbeat"  # DONE + IDLE (or NOOP when polling): keeps the NAT mapping, finds a dead link
     NAMES = "names"  # names-only LIST: folders deleted or renamed that no push told of
-    POLL = "poll"  # discovery catch-up (only where push cannot be trusted or is absent)
+    POLL = "poll"  # discovery catch-up (where push is absent or cannot be trusted; with heartbeats)
 
 
 @dataclass(slots=True)
@@ -166,10 +166,19 @@ class WakeSchedule:
     last_traffic: float = 0.0
     names_due: float = math.inf
     poll_due: float = math.inf
+    # A discovery check rides on every heartbeat (a wake made anyway): push that went silent
+    # loses nothing for longer than one heartbeat, at no wake of its own.
+    poll_on_heartbeat: bool = False
 
     @classmethod
     def start(
-        cls, now: float, *, heartbeat_s: float, names_s: float, poll_s: float = math.inf
+        cls,
+        now: float,
+        *,
+        heartbeat_s: float,
+        names_s: float,
+        poll_s: float = math.inf,
+        poll_on_heartbeat: bool = False,
     ) -> WakeSchedule:
         return cls(
             heartbeat_s=min(heartbeat_s, IDLE_MAX_S),
@@ -178,6 +187,7 @@ class WakeSchedule:
             last_traffic=now,
             names_due=now + names_s,
             poll_due=now + poll_s,
+            poll_on_heartbeat=poll_on_heartbeat,
         )
 
     def traffic(self, now: float) -> None:
@@ -196,7 +206,7 @@ class WakeSchedule:
         tasks: list[Task] = []
         if not woke_anyway and now + _EPS_S >= self.last_traffic + self.heartbeat_s:
             tasks.append(Task.HEARTBEAT)
-        if self.poll_due <= now + _EPS_S:
+        if self.poll_due <= now + _EPS_S or (self.poll_on_heartbeat and Task.HEARTBEAT in tasks):
             tasks.append(Task.POLL)
         if self.names_due <= now + _EPS_S:
             tasks.append(Task.NAMES)
@@ -208,6 +218,12 @@ class WakeSchedule:
         elif task is Task.POLL:
             self.poll_due = now + self.poll_s
         self.traffic(now)
+
+    def heartbeat_done(self, now: float) -> None:
+        """A heartbeat went out and was answered: what rides on it is due now (see `due`)."""
+        self.traffic(now)
+        if self.poll_on_heartbeat:
+            self.poll_due = min(self.poll_due, now)
 
     def set_heartbeat(self, heartbeat_s: float) -> None:
         self.heartbeat_s = min(heartbeat_s, IDLE_MAX_S)

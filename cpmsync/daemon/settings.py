@@ -70,6 +70,7 @@ class ImapSettings(_Section):
     # radio wake). A positive value re-enables it as a safety net for a server whose NOTIFY
     # is known to miss changes; 0 = off.
     notify_poll_interval_s: float = Field(0.0, ge=0)
+    notify_check_on_heartbeat: bool = True
     debounce_ms: int = Field(250, ge=0)
     command_timeout_s: float = Field(60.0, gt=0)
     connect_timeout_s: float = Field(20.0, gt=0)

@@ -81,6 +81,8 @@ class Device(_Model):
     heartbeat_learned: bool = True
     # Discovery poll over the held connection while pushing (the daemon's notify_poll_interval_s); 0 = none.
     push_poll_interval_s: float = Field(default=0.0, ge=0)
+    # A discovery check on every heartbeat (the daemon's notify_check_on_heartbeat): bytes, no wake.
+    push_check_on_heartbeat: bool = False
 
 
 class Scenario(_Model):

@@ -69,6 +69,7 @@ def daemon_device(settings: DaemonSettings, *, nat_timeout_s: float, server_keep
         debounce_ms=float(imap.debounce_ms),
         heartbeat=heartbeat,
         push_poll_interval_s=imap.notify_poll_interval_s,
+        push_check_on_heartbeat=imap.notify_check_on_heartbeat,
         dead_peer_timeout_s=hb.reply_timeout_s,
     )
 

@@ -285,6 +285,15 @@ def plan_day(
         known_modseq = acct.modseq
         return delivered
 
+    def check_body(s: ImapSession) -> list[float]:
+        """DONE, a discovery check and its syncs, IDLE again: a poll over the held connection."""
+        s.counter.send("up", b"DONE\r\n")
+        s.down(s.ok(s._idle_tag, "Idle completed."))
+        s.discover(spec.discovery, acct.folders, list(pending), known_modseq)
+        got = sync_pending(s)
+        s.idle()
+        return got
+
     if spec.push and session is not None:
 
         def cbody(s: ImapSession) -> list[float]:
@@ -376,7 +385,10 @@ def plan_day(
                 if alive:
                     ladder.survived(idle_s, t)
                     sched.set_heartbeat(_heartbeat_s(dev, ladder, t))
-                    act(t, "reidle", _call(ImapSession.reidle), session)
+                    if dev.push_check_on_heartbeat:  # rides on the heartbeat's wake
+                        act(t, "reidle+check", check_body, session)
+                    else:
+                        act(t, "reidle", _call(ImapSession.reidle), session)
                 else:
                     ladder.lost(idle_s, t)
                     sched.set_heartbeat(_heartbeat_s(dev, ladder, t))
@@ -385,16 +397,7 @@ def plan_day(
                     push(t + dev.heartbeat.reply_timeout_s, "reconnect")
         elif kind == "push_poll":
             if alive and session is not None:
-
-                def ppbody(s: ImapSession) -> list[float]:
-                    s.counter.send("up", b"DONE\r\n")
-                    s.down(s.ok(s._idle_tag, "Idle completed."))
-                    s.discover(spec.discovery, acct.folders, list(pending), known_modseq)
-                    got = sync_pending(s)
-                    s.idle()
-                    return got
-
-                act(t, "push-poll", ppbody, session)
+                act(t, "push-poll", check_body, session)
             push(t + dev.push_poll_interval_s, "push_poll")
         elif kind == "loss":
             if connected:

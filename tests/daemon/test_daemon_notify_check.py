@@ -1,0 +1,107 @@
+"""A NOTIFY that goes silent loses a change for at most one heartbeat (notify_check_on_heartbeat).
+
+Dovecot 2.3.19 stops sending NOTIFY events to a session after seconds of folder churn (docs/peers.md
+has the raw exchange); no server does it on demand. So the fault proxy plays it, in front of each
+real peer: it swallows the one `* STATUS` line that announces another client's APPEND. The daemon
+must still publish the message, found by the discovery check that rides on its next heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from daemon_mqtt_helpers import Collector
+from daemon_sync_helpers import daemon_settings, other_client, running_daemon
+
+from cpmsync.testing import FaultProxy, MosquittoBroker
+from tests.support.peers import ImapPeer
+
+HEARTBEAT = {"adaptive": False, "initial_s": 2.0, "min_s": 1.0, "reply_timeout_s": 2.0, "network_id": "t"}
+
+
+def _append(peer: ImapPeer, subject: str) -> int:
+    c = other_client(peer.host, peer.port, peer.user, peer.password)
+    try:
+        res = c.append("chat", f"From: <tel:+15145550100>\r\nSubject: {subject}\r\n\r\nhi\r\n".encode())
+        return int(res.split(b"APPENDUID")[1].split()[1].rstrip(b"]"))
+    finally:
+        c.logout()
+
+
+async def test_a_change_notify_never_reported_is_found_at_the_next_heartbeat(
+    imap_peer: ImapPeer, broker: MosquittoBroker, tmp_path: Path, fault_proxy_factory: Any
+) -> None:
+    c = other_client(imap_peer.host, imap_peer.port, imap_peer.user, imap_peer.password)
+    c.create_folder("chat")
+    c.logout()
+    await asyncio.to_thread(_append, imap_peer, "before")
+    px: FaultProxy = await fault_proxy_factory(imap_peer.host, imap_peer.port)
+    # Uncompressed, so the proxy can see (and drop) the NOTIFY line.
+    settings = daemon_settings(
+        px.host, px.port, imap_peer.user, imap_peer.password, broker.port, tmp_path, compress=False
+    )
+    settings = settings.model_copy(update={"heartbeat": settings.heartbeat.model_copy(update=HEARTBEAT)})
+    assert settings.imap.notify_check_on_heartbeat  # the default
+    assert settings.imap.notify_poll_interval_s == 0  # no poll: only the heartbeat's check can find it
+    col = Collector(broker.port, [f"cpm/{imap_peer.user}/#"], client_id=f"col-check-{imap_peer.name}")
+    async with asyncio.TaskGroup() as tg:
+        ct = tg.create_task(col.run())
+        await col.subscribed.wait()
+        async with running_daemon(settings) as (session, _cache):
+            assert session.engine is not None and session.engine.imap.has("NOTIFY")
+            px.replace_next_down_line(b"", startswith=b"* STATUS")
+            uid = await asyncio.to_thread(_append, imap_peer, "never notified")
+            await asyncio.wait_for(px.replaced.wait(), 30)  # the server did announce it; we dropped it
+            await col.wait_until(
+                lambda _m: any(
+                    e["kind"] == "message_added" and e["folder"] == "chat" and uid in e["uids"]
+                    for e in col.events()
+                )
+            )
+        ct.cancel()
+
+
+async def test_a_late_deletion_notice_does_not_remove_a_folder_that_exists(
+    imap_peer: ImapPeer, broker: MosquittoBroker, tmp_path: Path, fault_proxy_factory: Any
+) -> None:
+    """A `\\NonExistent` notice can arrive after the daemon already synced a re-creation of the same
+    name (DELETE + CREATE while it was busy). Obeyed blindly, it removed the live folder and then
+    announced its messages again under ids apps had already seen, so they dropped them. The
+    proxy delivers such a late notice for a folder that exists; the daemon must check, not obey,
+    and a notice for a folder that is really gone must still remove it."""
+    c = other_client(imap_peer.host, imap_peer.port, imap_peer.user, imap_peer.password)
+    c.create_folder("chat")
+    c.create_folder("gone")
+    c.logout()
+    uid = await asyncio.to_thread(_append, imap_peer, "kept")
+    px: FaultProxy = await fault_proxy_factory(imap_peer.host, imap_peer.port)
+    settings = daemon_settings(
+        px.host, px.port, imap_peer.user, imap_peer.password, broker.port, tmp_path, compress=False
+    )
+    col = Collector(broker.port, [f"cpm/{imap_peer.user}/#"], client_id=f"col-late-{imap_peer.name}")
+    async with asyncio.TaskGroup() as tg:
+        ct = tg.create_task(col.run())
+        await col.subscribed.wait()
+        async with running_daemon(settings) as (_session, cache):
+
+            def added(folder: str) -> list[dict[str, Any]]:
+                return [e for e in col.events() if e["kind"] == "message_added" and e["folder"] == folder]
+
+            await col.wait_until(lambda _m: any(uid in e["uids"] for e in added("chat")))
+            # "gone" is deleted behind the proxy's back, notice dropped, so only the late one tells.
+            px.replace_next_down_line(b"", startswith=b"* LIST (\\NonExistent)")
+            d = other_client(imap_peer.host, imap_peer.port, imap_peer.user, imap_peer.password)
+            d.delete_folder("gone")
+            d.logout()
+            await asyncio.wait_for(px.replaced.wait(), 30)
+            px.inject_down(b'* LIST (\\NonExistent) "/" chat\r\n* LIST (\\NonExistent) "/" gone\r\n')
+            await col.wait_until(
+                lambda _m: any(e["kind"] == "folder_removed" and e["folder"] == "gone" for e in col.events())
+            )
+            await asyncio.sleep(0.5)  # anything the daemon did about "chat" came with "gone"'s sync
+            assert not [e for e in col.events() if e["kind"] == "folder_removed" and e["folder"] == "chat"]
+            assert "chat" in cache.folders()
+            assert len({e["id"] for e in added("chat")}) == 1  # not announced again
+        ct.cancel()
