@@ -111,3 +111,18 @@ def test_poll_wakes_on_its_own_only_when_shorter_than_the_heartbeat() -> None:
 def test_settings_reject_inverted_bounds() -> None:
     with pytest.raises(ValueError):
         HeartbeatSettings(min_s=300, initial_s=200)
+
+
+def test_check_on_heartbeat_rides_on_the_heartbeat_and_never_wakes_alone() -> None:
+    sched = WakeSchedule.start(0.0, heartbeat_s=600, names_s=math.inf, poll_on_heartbeat=True)
+    assert sched.next_wake() == 600  # no wake of its own
+    assert sched.due(300, woke_anyway=True) == []  # a push wake carries no check
+    assert sched.due(600) == [Task.HEARTBEAT, Task.POLL]
+    sched.heartbeat_done(600)  # the IDLE DONE/OK heartbeat went out: the check follows on that wake
+    assert sched.due(600, woke_anyway=True) == [Task.POLL]
+    sched.done(Task.POLL, 601)
+    assert sched.due(601, woke_anyway=True) == []
+    assert sched.next_wake() == 1201
+    plain = WakeSchedule.start(0.0, heartbeat_s=600, names_s=math.inf)
+    plain.heartbeat_done(600)
+    assert plain.due(600, woke_anyway=True) == []
