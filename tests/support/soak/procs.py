@@ -129,14 +129,18 @@ class DaemonConfig:
     username: str
     mqtt_port: int
     cache_path: Path
+    notify_poll_interval_s: float = 0.0  # only for a peer whose NOTIFY is known to lose events
 
     def toml(self) -> str:
-        # No interval, debounce or backoff is changed: a loss that only a shortened poll would
-        # repair must show as a loss.
+        # No interval, debounce or backoff is changed (but the documented NOTIFY safety poll for a
+        # peer that needs it): a loss that only a shortened poll would repair must show as a loss.
+        poll = ""
+        if self.notify_poll_interval_s:
+            poll = f"notify_poll_interval_s = {self.notify_poll_interval_s:g}\n"
         return (
             f'[account]\nid = "{self.account}"\n'
             f'[imap]\nhost = "{self.imap_host}"\nport = {self.imap_port}\ntls = "none"\n'
-            f'username = "{self.username}"\n'
+            f'username = "{self.username}"\n{poll}'
             f'[mqtt]\nhost = "127.0.0.1"\nport = {self.mqtt_port}\n'
             f'[cache]\npath = "{self.cache_path}"\n'
         )

@@ -1,0 +1,98 @@
+"""Show that Dovecot 2.3.19's NOTIFY goes silent for good under folder churn (docs/peers.md).
+
+One raw session (no daemon, no SELECT) runs `NOTIFY SET (personal (...))` and IDLE; another client
+makes the soak's change stream (20 changes/s: APPEND, flags, EXPUNGE, MOVE, CREATE, RENAME,
+DELETE, DELETE + CREATE) for 15 s. Printed: the stream's changes, the NOTIFY lines the raw
+session got per second, the last ones, and the changes made around the moment they stopped;
+then the tail of Dovecot's log. Run from the repository root (needs dovecot-imapd):
+
+    python3 bench/peer_notify_silence.py [--seed N] [--seconds 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cpmsync.testing import DovecotServer
+from cpmsync.testing.seed import seed_dovecot
+from tests.support.peers import ImapPeer
+from tests.support.soak.stream import ChangeStream
+
+NOTIFY = b"n NOTIFY SET (personal (MessageNew MessageExpunge FlagChange MailboxName))\r\n"
+
+
+def _until_tagged(f: socket.SocketIO | object, tag: bytes) -> bytes:
+    while True:
+        line = f.readline()  # type: ignore[attr-defined]
+        if not line or line.startswith(tag + b" "):
+            return bytes(line)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=1145420164)
+    ap.add_argument("--seconds", type=float, default=15.0)
+    args = ap.parse_args()
+    with DovecotServer(users={"soak": "pw"}) as dv:
+        seed_dovecot(dv, "soak", 300, 2, seed=args.seed)
+        s = socket.create_connection((dv.host, dv.port))
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"l LOGIN soak pw\r\n")
+        _until_tagged(f, b"l")
+        s.sendall(NOTIFY)
+        print("A:", _until_tagged(f, b"n").decode().strip())
+        s.sendall(b"i IDLE\r\n")
+        print("A:", f.readline().decode().strip())
+        got: list[tuple[float, bytes]] = []
+        t0 = time.monotonic()
+        w0 = time.time()
+
+        def reader() -> None:
+            try:
+                for line in f:
+                    got.append((time.monotonic() - t0, line))
+            except OSError:
+                pass
+
+        threading.Thread(target=reader, daemon=True).start()
+        stream = ChangeStream(ImapPeer("dovecot", dv.host, dv.port, "soak", "pw"), args.seed, 20.0)
+        stream.open()
+        stop = threading.Event()
+        writer = threading.Thread(target=stream.run, args=(stop,))
+        writer.start()
+        time.sleep(args.seconds)
+        stop.set()
+        writer.join()
+        stream.close()
+        end = time.monotonic() - t0
+        time.sleep(10)
+        per_s: dict[int, int] = {}
+        for ts, _ in got:
+            per_s[int(ts)] = per_s.get(int(ts), 0) + 1
+        print(f"B made {len(stream.changes)} changes from 0 to {end:.1f} s")
+        print("A got NOTIFY lines per second (second: lines):", sorted(per_s.items()) or "none")
+        news = [(ts, line) for ts, line in got if not line.startswith(b"* OK Still here")]
+        last = news[-1][0] if news else 0.0
+        print(f"A's last news (then none for {end + 10 - last:.1f} s, keep-alives aside):")
+        for ts, line in news[-3:]:
+            print(f"  {ts:6.2f}s {line.decode(errors='replace').strip()}")
+        print("B's changes around the moment A went silent:")
+        for c in stream.changes:
+            rel = c.t - w0
+            if last - 1.0 < rel < last + 0.3:
+                print(f"  {rel:6.2f}s {c.describe(w0).split(' ', 2)[2]}")
+        print("Dovecot's log, last lines:")
+        for line in dv.log_path.read_text(errors="replace").splitlines()[-4:]:
+            print("  " + line[:240])
+
+
+if __name__ == "__main__":
+    main()
