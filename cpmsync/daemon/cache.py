@@ -487,6 +487,7 @@ class Cache:
         wanted = list(dict.fromkeys(names))
         folders: dict[str, Folder | None] = dict.fromkeys(wanted)
         pending: set[str] = set()
+        seqs: dict[str, OutboxSeq] = s.info.setdefault("outbox_seq", {})
         for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
             part = wanted[i : i + 500]
             q = select(Folder).where(Folder.account_id == self.account_id, col(Folder.name).in_(part))
@@ -495,6 +496,13 @@ class Cache:
                 PendingFolder.account_id == self.account_id, col(PendingFolder.name).in_(part)
             )
             pending.update(s.exec(q2))
+            q3 = select(OutboxSeq).where(col(OutboxSeq.folder).in_(part))
+            seqs.update({row.folder: row for row in s.exec(q3)})
+        # Every folder writes at least its summary: its outbox counter, read here for all at once.
+        for name in wanted:
+            if name not in seqs:
+                seqs[name] = OutboxSeq(folder=name, last_seq=0)
+                s.add(seqs[name])
         return _Batch(folders, pending)
 
     def _finish_batch(self, s: Session, b: _Batch) -> None:

@@ -13,6 +13,7 @@ import binascii
 import codecs
 import email.parser
 import email.policy
+import functools
 import html
 import re
 from dataclasses import dataclass
@@ -39,7 +40,10 @@ class MimeInfo:
     encoding: str = "7bit"
 
 
+@functools.lru_cache(maxsize=512)
 def _parse_headers(raw: bytes) -> MimeInfo:
+    # Cached: most messages of an account carry the same few header blocks, and the email
+    # package's parser costs more than the rest of a preview.
     try:
         msg: Message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
         ctype = msg.get_content_type() if msg.get("Content-Type") is not None else "text/plain"

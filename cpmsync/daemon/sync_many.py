@@ -52,6 +52,9 @@ log = logging.getLogger("cpmsync.daemon.sync")
 COMMIT_FOLDERS = 100
 """Folders per cache transaction: one commit (and one publisher wake-up) per this many."""
 
+PROBE_FOLDERS = 8
+"""Folders of a long sync sent first on their own, to learn how the server answers (see run)."""
+
 _State = Literal["pass1", "followup", "done", "alone", "gone"]
 _Kind = Literal["unselect", "select", "fetch", "followup"]
 
@@ -263,7 +266,14 @@ class _Runner:
         cached = self.cache.folders()
         jobs = [_job(self.imap, self.cache, n, listing, cached.get(n)) for n, listing in todo.items()]
         try:
-            await self._run([j for j in jobs if j.state == "pass1"], followup=False)
+            first = [j for j in jobs if j.state == "pass1"]
+            if not self.imap.fetch_raw_addresses and len(first) > PROBE_FOLDERS:
+                # One round trip to learn whether the server garbles addresses (Dovecot: `tel:`
+                # senders) before the rest goes out: their FETCH then brings the raw From/To,
+                # not a second pass over hundreds of folders.
+                await self._run(first[:PROBE_FOLDERS], followup=False)
+                first = first[PROBE_FOLDERS:]
+            await self._run(first, followup=False)
             await self._run([j for j in jobs if j.state == "followup"], followup=True)
         finally:
             self.commit()  # what is complete is kept, even when the link was cut
