@@ -94,6 +94,7 @@ class ImapServer:
         self._tg: asyncio.TaskGroup | None = None
         self._sessions: set[Session] = set()
         self._no_sessions = asyncio.Event()
+        self._ended_held_peak = 0
 
     @property
     def port(self) -> int:
@@ -214,6 +215,7 @@ class ImapServer:
         except Exception:
             log.exception("session crashed", extra=kv(session=session.id))
         finally:
+            self._ended_held_peak = max(self._ended_held_peak, session.held_peak)
             self._sessions.discard(session)
             if not self._sessions:
                 self._no_sessions.set()
@@ -224,6 +226,12 @@ class ImapServer:
     @property
     def session_count(self) -> int:
         return len(self._sessions)
+
+    @property
+    def held_bytes_peak(self) -> int:
+        """The most bytes one session has held for its client so far (commands read ahead,
+        replies not taken): bounded by output backpressure whatever the client does."""
+        return max([self._ended_held_peak, *(s.held_peak for s in self._sessions)])
 
 
 def serve_forever(settings: MsgstoreSettings) -> None:

@@ -28,7 +28,6 @@ from cpmsync.imap.state import SubState
 from cpmsync.logs import kv
 from cpmsync.msgstore.errors import StoreError
 from cpmsync.msgstore.session_base import (
-    _DATA,
     _Bad,
     _Close,
     _No,
@@ -76,13 +75,7 @@ class AuthCommands(PushMixin):
         # RFC 3501 6.2.1 / CVE-2011-0411: plaintext pipelined after STARTTLS must not run as if it had
         # come over TLS, so drop whatever was read before the handshake.
         self.conn.take_buffered()
-        kept = []
-        while not self._inbox.empty():
-            item = self._inbox.get_nowait()
-            if item[0] != _DATA:
-                kept.append(item)
-        for item in kept:
-            self._inbox.put_nowait(item)
+        self._drop_pending_input()
         assert self.ctx.ssl_context is not None
         try:
             async with asyncio.timeout(30):

@@ -60,6 +60,11 @@ _T = TypeVar("_T")
 _Handler = Callable[[Any, Any], Awaitable[None]]
 _H = TypeVar("_H", bound=_Handler)
 _WRITE_BATCH_BYTES = 64 * 1024
+# Read commands ahead of the one running up to this many bytes, then stop reading the socket: a
+# client that pipelines without reading its replies fills its own buffers (and the kernel's), not
+# ours; replies are written out every _WRITE_BATCH_BYTES and each write waits for the client.
+_READ_AHEAD_BYTES = 128 * 1024
+_READ_CHUNK = 64 * 1024
 _MAX_PENDING_EVENTS = 10_000  # like the hub's queue bound: beyond it, resync instead of queueing
 _FETCH_DATA_BATCH = 256  # messages whose bytes are read from the store in one call
 _FETCH_DATA_BATCH_BYTES = 8 * 1024 * 1024  # ... and at most about this many bytes
@@ -179,8 +184,10 @@ class SessionBase:
         self.notify: NotifySpec | None = None
         self.subscribed: set[str] = set()
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._inbox_bytes = 0  # bytes read from the socket, not yet handed to the parser
         self._read_paused = asyncio.Event()
         self._read_paused.set()
+        self.held_peak = 0  # most bytes this session held at once: read ahead + replies not yet taken
         self._sub: Subscription | None = None
         self._events: deque[StoreEvent] = deque()
         self._wake_queued = False
@@ -239,15 +246,47 @@ class SessionBase:
         try:
             while True:
                 await self._read_paused.wait()
-                data = await self.reader.read(65536)
+                data = await self.reader.read(_READ_CHUNK)
                 if not data:
                     break
                 self._inbox.put_nowait((_DATA, data))
-                if self._inbox.qsize() > 64:  # the session is behind: stop reading (backpressure)
+                self._inbox_bytes += len(data)
+                self._note_held()
+                if self._inbox_bytes >= _READ_AHEAD_BYTES:  # the session is behind: stop reading
                     self._read_paused.clear()
         except (ConnectionError, OSError, ssl.SSLError):
             pass
         self._inbox.put_nowait((_EOF, b""))
+
+    def _took_input(self, data: bytes) -> None:
+        """`data` left the inbox for the parser: read on once the read-ahead is half used."""
+        self._inbox_bytes -= len(data)
+        if not self._read_paused.is_set() and self._inbox_bytes < _READ_AHEAD_BYTES // 2:
+            self._read_paused.set()
+
+    def _drop_pending_input(self) -> None:
+        """Forget the bytes read but not parsed (STARTTLS: plaintext sent before the handshake),
+        keeping the inbox's other items (EOF, push wake-ups, shutdown)."""
+        kept = []
+        while not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            if item[0] != _DATA:
+                kept.append(item)
+        for item in kept:
+            self._inbox.put_nowait(item)
+        self._inbox_bytes = 0
+        self._read_paused.set()
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes this session holds for its client: commands read ahead, replies not yet written
+        to the socket, and written ones the socket has not taken (the transport's buffer)."""
+        return self._inbox_bytes + self._out_size + self.writer.transport.get_write_buffer_size()
+
+    def _note_held(self) -> None:
+        held = self.held_bytes
+        if held > self.held_peak:
+            self.held_peak = held
 
     async def _pump(self, sub: Subscription) -> None:
         async for ev in sub:
@@ -312,6 +351,7 @@ class SessionBase:
         self._out.clear()
         self._out_size = 0
         self.writer.write(self.conn.wire(data))
+        self._note_held()
         try:  # a client that stops reading for as long as an idle one may sleep is gone
             async with asyncio.timeout(self.settings.server.idle_timeout_s):
                 await self.writer.drain()
@@ -372,8 +412,7 @@ class SessionBase:
                 if kind == _WAKE:
                     self._wake_queued = False
                 if kind == _DATA:
-                    if not self._read_paused.is_set() and self._inbox.qsize() < 16:
-                        self._read_paused.set()
+                    self._took_input(data)
                     self._last_activity = time.monotonic()
                     try:
                         self.conn.receive_data(data)
@@ -394,6 +433,8 @@ class SessionBase:
                     continue
                 await self._throttle()
                 await self._command(ev)  # type: ignore[arg-type]
+                if self._out_size >= _WRITE_BATCH_BYTES:  # pipelined commands: replies go out as
+                    await self._flush_out()  # they add up, each write waits for the client
             except _Close:
                 await self._flush_out()
                 return

@@ -4,6 +4,8 @@ one leaves the connection (or at least every other connection) usable."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 
 from server_testlib import Client, make_settings, message, running_server
@@ -131,3 +133,69 @@ async def test_fetching_more_bytes_than_one_batch_holds() -> None:
         got = (await c.cmd("FETCH 1:* (RFC822.SIZE BODY.PEEK[])")).of(FetchData)
         assert [f.seq for f in got] == [1, 2, 3, 4]
         assert all(f.body() == big for f in got)
+
+
+def _flood_without_reading(port: int, count: int) -> tuple[socket.socket, bytes, int]:
+    """Log in, then pipeline `count` NOOPs without reading a reply until sending stalls (the
+    client's small receive buffer is full, and the server has stopped taking commands)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+    sock.connect(("127.0.0.1", port))
+    sock.settimeout(30)
+    got = b""
+    sock.sendall(b"l LOGIN alice alice-pw\r\n")
+    while b"l OK" not in got:
+        got += sock.recv(4096)
+    data = b"".join(b"n%d NOOP\r\n" % i for i in range(count))
+    sent, stalled_since = 0, time.monotonic()
+    sock.setblocking(False)
+    while sent < len(data) and time.monotonic() - stalled_since < 2:  # no progress for 2 s: stalled
+        try:
+            sent += sock.send(data[sent : sent + 65536])
+            stalled_since = time.monotonic()
+        except BlockingIOError:
+            time.sleep(0.02)
+    return sock, data, sent
+
+
+def _read_all_replies(sock: socket.socket, data: bytes, sent: int, count: int) -> list[int]:
+    """Read every tagged reply (sending the rest of the NOOPs as the server takes them)."""
+    tags: list[int] = []
+    buf = b""
+    sock.setblocking(True)
+    sock.settimeout(0.05)
+    while not tags or tags[-1] != count - 1:
+        if sent < len(data):
+            with contextlib.suppress(TimeoutError, BlockingIOError):
+                sent += sock.send(data[sent : sent + 65536])
+        try:
+            chunk = sock.recv(1 << 20)
+        except TimeoutError:
+            continue
+        assert chunk, "server closed the connection"
+        buf += chunk
+        lines = buf.split(b"\r\n")
+        buf = lines.pop()
+        tags += [int(line.split(b" ", 1)[0][1:]) for line in lines if line.startswith(b"n")]
+        assert all(line.endswith(b"OK NOOP completed") for line in lines if line.startswith(b"n"))
+    return tags
+
+
+async def test_a_client_that_pipelines_without_reading_is_not_read_ahead_of() -> None:
+    """300,000 pipelined NOOPs (4 MB) from a client that reads nothing: the server stops reading
+    its commands once its replies back up, so what it holds for the client stays small (not the
+    megabytes of commands the kernel lets it read); once the client reads, every NOOP is answered,
+    in order. (Read-ahead without a bound holds 1-2 MB here.)"""
+    count = 300_000
+    async with running_server() as srv:
+        sock, data, sent = await asyncio.to_thread(_flood_without_reading, srv.port, count)
+        try:
+            held_while_stalled = srv.server.held_bytes_peak
+            tags = await asyncio.to_thread(_read_all_replies, sock, data, sent, count)
+        finally:
+            sock.close()
+        held = srv.server.held_bytes_peak
+    assert tags == list(range(count))
+    # what the server held at once is a few batches of 64 KiB
+    assert held_while_stalled <= 512 * 1024 and held <= 512 * 1024, (held_while_stalled, held)
