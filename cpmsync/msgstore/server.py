@@ -237,6 +237,9 @@ class ImapServer:
 def serve_forever(settings: MsgstoreSettings) -> None:
     """Open the store, serve until SIGTERM/SIGINT, close cleanly (the CLI's `serve`). On PostgreSQL
     the instance also listens for the changes of other instances on the same database."""
+    from cpmsync.msgstore.memory import return_large_blocks_to_os
+
+    return_large_blocks_to_os()  # before any worker thread has an arena
     store = MessageStore.from_settings(settings)
 
     async def main() -> None:
