@@ -198,3 +198,14 @@ def enc(s: str) -> bytes:
 
 def dec(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
+
+
+def text_of(v: RawValue) -> str | None:
+    """An astring as text (NIL is the word "NIL" there); None when `v` is a list, not a string."""
+    if isinstance(v, bytes):
+        return dec(v)
+    if isinstance(v, str):
+        return v
+    if v is None:
+        return "NIL"
+    return None

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ._lexer import RawValue, dec, tokenize
+from ._lexer import RawValue, dec, text_of, tokenize
 from .commands import *  # noqa: F403  (h11 style: the value classes, by their own __all__)
 from .datetimes import parse_date, parse_datetime
 from .errors import ImapProtocolError
@@ -94,13 +94,10 @@ _END: RawValue = ["<end>"]  # a unique object never produced by the tokenizer
 
 
 def _astring(v: RawValue, what: str) -> str:
-    if isinstance(v, bytes):
-        return dec(v)
-    if isinstance(v, str):
-        return v
-    if v is None:
-        return "NIL"
-    raise BadArgs(f"{what} must be a string")
+    text = text_of(v)
+    if text is None:
+        raise BadArgs(f"{what} must be a string")
+    return text
 
 
 def _atom(v: RawValue, what: str) -> str:

@@ -56,50 +56,56 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class CapabilityCommand:
+class _TagOnly:
+    """A command without arguments: its class says which (equality and hash include the class)."""
+
     tag: str
 
 
 @dataclass(frozen=True, slots=True)
-class NoopCommand:
+class _OnMailbox:
+    """A command whose one argument is a mailbox name."""
+
     tag: str
+    mailbox: str
 
 
-@dataclass(frozen=True, slots=True)
-class LogoutCommand:
-    tag: str
+class CapabilityCommand(_TagOnly):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class StartTlsCommand:
-    tag: str
+class NoopCommand(_TagOnly):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class NamespaceCommand:
-    tag: str
+class LogoutCommand(_TagOnly):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class CheckCommand:
-    tag: str
+class StartTlsCommand(_TagOnly):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class CloseCommand:
-    tag: str
+class NamespaceCommand(_TagOnly):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class UnselectCommand:
-    tag: str
+class CheckCommand(_TagOnly):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class IdleCommand:
+class CloseCommand(_TagOnly):
+    __slots__ = ()
+
+
+class UnselectCommand(_TagOnly):
+    __slots__ = ()
+
+
+class IdleCommand(_TagOnly):
     """RFC 2177; after "+ idling" the server reads one raw line (DONE) via expect_raw_line()."""
 
-    tag: str
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,28 +166,20 @@ class SelectCommand:
     qresync: QresyncParams | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CreateCommand:
-    tag: str
-    mailbox: str
+class CreateCommand(_OnMailbox):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class DeleteCommand:
-    tag: str
-    mailbox: str
+class DeleteCommand(_OnMailbox):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class SubscribeCommand:
-    tag: str
-    mailbox: str
+class SubscribeCommand(_OnMailbox):
+    __slots__ = ()
 
 
-@dataclass(frozen=True, slots=True)
-class UnsubscribeCommand:
-    tag: str
-    mailbox: str
+class UnsubscribeCommand(_OnMailbox):
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)

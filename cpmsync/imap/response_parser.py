@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 
 from ._framer import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LITERAL_BYTES, DEFAULT_MAX_MESSAGE_BYTES, Framer
-from ._lexer import RawValue, dec, tokenize, unquote
+from ._lexer import RawValue, dec, text_of, tokenize, unquote
 from .datetimes import parse_datetime
 from .errors import ImapProtocolError
 from .events import NEED_DATA, NeedData
@@ -65,13 +65,10 @@ def _int(v: RawValue, what: str, raw: bytes, *, limit: int = 2**63 - 1) -> int:
 
 def _str(v: RawValue) -> str:
     """An astring/nstring as text (NIL -> "NIL" for astring positions is the caller's choice)."""
-    if isinstance(v, bytes):
-        return dec(v)
-    if isinstance(v, str):
-        return v
-    if v is None:
-        return "NIL"
-    raise TypeError("expected a string")
+    text = text_of(v)
+    if text is None:
+        raise TypeError("expected a string")
+    return text
 
 
 def _nstr(v: RawValue) -> str | None:

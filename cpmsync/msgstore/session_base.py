@@ -26,7 +26,6 @@ from cpmsync.imap import (
     ContinuationNeeded,
     ContinuationRequest,
     CopyCommand,
-    FetchAtt,
     FetchData,
     FlagsData,
     ImapLimitError,
@@ -139,6 +138,12 @@ def handles(*commands: type[Command]) -> Callable[[_H], _H]:
 
 class SessionBase:
     """One connection's protocol state and I/O; `run()` returns when the connection is over."""
+
+    # Provided by the concern modules: session_auth (_raw_line: DONE and SASL lines),
+    # session_message (_fetch_items), session_push (_flush_push).
+    _raw_line: Callable[[bytes], Awaitable[None]]
+    _fetch_items: Callable[..., Awaitable[None]]
+    _flush_push: Callable[[], Awaitable[None]]
 
     # command class -> handler, from the @handles marks of this class and its bases
     handlers: ClassVar[dict[type, _Handler]] = {}
@@ -549,22 +554,6 @@ class SessionBase:
 
     def _ok(self, tag: str, text: str, code: ResponseCode | None = None) -> None:
         self._tagged(tag, "OK", text, code)
-
-    async def _raw_line(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    async def _fetch_items(
-        self,
-        seqset: SequenceSet,
-        raw_items: Sequence[FetchAtt],
-        uid_mode: bool,
-        *,
-        changedsince: int | None = None,
-    ) -> None:
-        raise NotImplementedError
-
-    async def _flush_push(self) -> None:
-        raise NotImplementedError
 
 
 class _CloseNow(Exception):
