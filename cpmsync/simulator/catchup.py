@@ -428,6 +428,28 @@ class ImapSession:
         self.down(self.ok(t, "Unselect completed."))
         self.selected = None
 
+    def apply_actions(self, folder: str, uids: Sequence[int], modseq: int) -> None:
+        """An app's actions on one folder as the daemon sends them (daemon/actions.py): SELECT,
+        one UID STORE per message with UNCHANGEDSINCE, UNSELECT, pipelined in one flight."""
+        name = '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        tags = [self.tag() for _ in range(len(uids) + 2)]
+        up = [f"{tags[0]} SELECT {name}\r\n".encode()]
+        up += [
+            f"{t} UID STORE {u} +FLAGS.SILENT (\\Seen) (UNCHANGEDSINCE {modseq})\r\n".encode()
+            for t, u in zip(tags[1:-1], uids, strict=True)
+        ]
+        up.append(f"{tags[-1]} UNSELECT\r\n".encode())
+        self.counter.send("up", b"".join(up))
+        down = [
+            b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n",
+            b"* 20 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY 1732712345] UIDs valid\r\n",
+            f"* OK [HIGHESTMODSEQ {modseq}] Highest\r\n".encode(),
+            f"{tags[0]} OK [READ-WRITE] Select completed.\r\n".encode(),
+        ]
+        down += [f"{t} OK Store completed.\r\n".encode() for t in tags[1:-1]]
+        down.append(f"{tags[-1]} OK Unselect completed.\r\n".encode())
+        self.down_raw(b"".join(down))
+
     def push_status(self, folder: Folder) -> None:
         """A NOTIFY event for a non-selected mailbox: an untagged STATUS (RFC 5465 §5.2)."""
         self.down_raw(_status_line(folder.name, _status_values(folder)))

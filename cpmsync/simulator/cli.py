@@ -216,6 +216,12 @@ def schedule(
     radio: str = typer.Option("lte", "--radio", help="lte, 3g, nr, wifi, all, a profile name, or a path."),
     nat_timeout_s: float = typer.Option(600.0, "--nat-timeout", min=0, help="Carrier NAT idle timeout, s."),
     changes_per_day: float = typer.Option(40.0, "--changes-per-day", min=0, help="Server changes per day."),
+    actions_per_day: float = typer.Option(
+        0.0, "--actions-per-day", min=0, help="The user's own actions on the device (apps over MQTT) per day."
+    ),
+    actions_per_burst: int = typer.Option(
+        1, "--actions-per-burst", min=1, help="Actions arriving together (within the action window)."
+    ),
     poll_s: float | None = typer.Option(
         None, "--poll", min=1, help="Price a client polling every S s instead."
     ),
@@ -253,6 +259,8 @@ def schedule(
         changes_per_day=changes_per_day,
         folders=folders,
         discovery=picked_discovery,
+        actions_per_day=actions_per_day,
+        actions_per_burst=actions_per_burst,
     )
     for p in prices:
         d = p.as_dict()

@@ -50,6 +50,10 @@ class Arrivals(_Model):
     read_delay_mean_s: float = Field(default=600.0, ge=0)
     folders_created_per_day: float = Field(default=0.0, ge=0)
     folders_deleted_per_day: float = Field(default=0.0, ge=0)
+    # The user's own actions on this device (apps over MQTT: mark read, delete...), in bursts of
+    # `actions_per_burst` that arrive within the daemon's action window: one wake per burst.
+    actions_per_day: float = Field(default=0.0, ge=0)
+    actions_per_burst: int = Field(default=1, ge=1)
 
     @field_validator("diurnal")
     @classmethod

@@ -83,6 +83,8 @@ def price_schedule(
     folders: int = 1000,
     discovery: Strategy = DiscoveryStrategy.LIST_CHANGEDSINCE,
     connection_losses_per_day: float = 6.0,
+    actions_per_day: float = 0.0,
+    actions_per_burst: int = 1,
     seed: int = 1,
     duration_s: float = 86400.0,
     learned: bool = True,
@@ -123,7 +125,11 @@ def price_schedule(
         seed=seed,
         days=duration_s / 86400.0,
         arrivals=Arrivals(
-            messages_per_day=changes_per_day, read_elsewhere_share=0.0, folders_created_per_day=0.0
+            messages_per_day=changes_per_day,
+            read_elsewhere_share=0.0,
+            folders_created_per_day=0.0,
+            actions_per_day=actions_per_day,
+            actions_per_burst=actions_per_burst,
         ),
         device=device,
     )

@@ -13,6 +13,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from cpmsync.daemon.schedule import IDLE_MAX_S, HeartbeatLadder, WakeSchedule
 from cpmsync.daemon.settings import HeartbeatSection
@@ -222,6 +223,15 @@ def plan_day(
             reidle_seq = seq
             push(sched.next_wake(), "reidle")
 
+    # The user's own actions (apps over MQTT), a burst per wake: each burst arrives within the
+    # daemon's action window, so it goes out in one wake, or rides on a wake already under way.
+    if scn.arrivals.actions_per_day > 0:
+        act_rng = _stream(scn.seed, "actions")
+        rate = scn.arrivals.actions_per_day / scn.arrivals.actions_per_burst / 86400
+        t_act = act_rng.expovariate(rate)
+        while t_act < end:
+            push(t_act, "actions")
+            t_act += act_rng.expovariate(rate)
     if spec.push:
         if dev.server_keepalive_s:
             push(dev.server_keepalive_s, "server_keepalive")
@@ -395,6 +405,31 @@ def plan_day(
                     act(t, "reidle-dead", _dead_send, session)
                     connected, nat_dead, session = False, False, None
                     push(t + dev.heartbeat.reply_timeout_s, "reconnect")
+        elif kind == "actions":
+            n = scn.arrivals.actions_per_burst
+            target = next(iter(acct.folders), "")
+            uids = list(range(1, n + 1))
+
+            def abody(
+                s: ImapSession, fresh: bool, target: str = target, uids: list[int] = uids
+            ) -> list[float]:
+                if fresh:
+                    s.connect(compress=spec.compress)
+                else:
+                    s.counter.send("up", b"DONE\r\n")
+                    s.down(s.ok(s._idle_tag, "Idle completed."))
+                s.apply_actions(target, uids, acct.modseq)
+                if fresh:
+                    s.logout()
+                else:
+                    s.idle()
+                return []
+
+            if alive and session is not None:
+                act(t, "actions", partial(abody, fresh=False), session)
+            elif not spec.push:  # a polling client opens a connection for them
+                act(t, "actions", partial(abody, fresh=True), ImapSession(wire))
+            # push with the link down: they wait in the queue for the reconnect's wake
         elif kind == "push_poll":
             if alive and session is not None:
                 act(t, "push-poll", check_body, session)

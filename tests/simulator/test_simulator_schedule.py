@@ -63,3 +63,17 @@ def test_bad_config_is_one_line(tmp_path: Path) -> None:
         timeout=60,
     )
     assert out.returncode == 2 and "Traceback" not in out.stderr and "heartbeat" in out.stderr
+
+
+def test_actions_are_priced_and_a_burst_costs_one_wake() -> None:
+    """Apps' actions are wakes of their own unless they arrive together (the action window) or
+    while the link is awake anyway: forty singles cost wakes, four bursts of ten almost none."""
+    base = schedule("--nat-timeout", "600", "--folders", "100")
+    singles = schedule("--nat-timeout", "600", "--folders", "100", "--actions-per-day", "40")
+    bursts = schedule(
+        "--nat-timeout", "600", "--folders", "100", "--actions-per-day", "40", "--actions-per-burst", "10"
+    )
+    assert base["wakes_per_day"] < singles["wakes_per_day"] <= base["wakes_per_day"] + 40
+    assert bursts["wakes_per_day"] <= base["wakes_per_day"] + 4  # at most one wake per burst
+    assert singles["joules_per_day"] > bursts["joules_per_day"] > base["joules_per_day"]
+    assert bursts["wire_bytes_per_day"] > base["wire_bytes_per_day"]  # the STOREs went out
