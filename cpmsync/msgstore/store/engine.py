@@ -164,6 +164,7 @@ class StoreEngine:
         self._raw_take_uid_by_name = _RawStatement(_TAKE_UID_BY_NAME, dialect)
         self._raw_insert_blob = _RawStatement(_INSERT_BLOB, dialect, ("data",))
         self._raw_insert_message = _RawStatement(_INSERT_MESSAGE, dialect, _MESSAGE_KEYS)
+        self._raw_fetch: dict[tuple[int, bool, bool], _RawStatement] = {}  # see MessageOps.fetch
 
     @classmethod
     def from_settings(cls, settings: Any, *, hub: ChangeHub | None = None) -> Self:
@@ -271,6 +272,27 @@ class StoreEngine:
             if _is_busy(e):
                 raise StoreBusy("the database is busy, try again") from None
             raise
+
+    def _raw_read(self, stmt: _RawStatement, values: dict[str, Any]) -> list[Any]:
+        """All rows of one SELECT on a bare DBAPI cursor: one statement is its own snapshot, and
+        SQLAlchemy's per-execute work (compile cache, context, result rows) is skipped."""
+        try:
+            raw = self._engine.raw_connection()
+            try:
+                cur = raw.cursor()
+                cur.execute(stmt.sql, stmt.params(values))
+                rows: list[Any] = list(cur.fetchall())
+                cur.close()
+                if not self._sqlite:
+                    raw.rollback()  # end the read transaction the driver opened
+            finally:
+                raw.close()
+        except self._dbapi_error as e:
+            text = str(e).lower()
+            if "locked" in text or "busy" in text:
+                raise StoreBusy("the database is busy, try again") from None
+            raise
+        return rows
 
     @contextlib.contextmanager
     def _admin(self) -> Iterator[Connection]:

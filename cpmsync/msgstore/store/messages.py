@@ -11,6 +11,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     insert,
+    or_,
     select,
     update,
 )
@@ -38,13 +39,16 @@ from cpmsync.msgstore.records import (
 from cpmsync.msgstore.store.engine import StoreEngine, _Txn
 from cpmsync.msgstore.store.statements import (
     _DELETED,
+    _MAX_OR_RANGES,
     _MSG_COLS,
     DELIMITER,
     _chunks,
     _flags_of,
     _kw_text,
     _new_objectid,
+    _RawStatement,
     _record,
+    _record_of_tuple,
     _split_flags,
     _to_epoch,
     _uid_filter,
@@ -157,9 +161,43 @@ class MessageOps(StoreEngine):
         with_data: bool = False,
     ) -> list[MessageRecord]:
         """Metadata (and bytes if asked) of the messages in `uids`, ascending UID; CHANGEDSINCE filters."""
+        if isinstance(mailbox, int):
+            found = self._fetch_by_id(user, mailbox, uids, changedsince, with_data)
+            if found:  # none: the path below tells a missing mailbox or user from no messages
+                return found
         with self._read() as conn:
             mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
             return self._fetch_rows(conn, mb.id, uids, changedsince, with_data)
+
+    def _fetch_by_id(
+        self, user: str, mailbox_id: int, uids: UidSet | None, changedsince: int | None, with_data: bool
+    ) -> list[MessageRecord]:
+        """FETCH's hot path (a session's selected mailbox): one precompiled SELECT on the DBAPI
+        cursor, the user's ownership of the mailbox checked inside it. One statement per number
+        of UID ranges, so random sequence sets do not each cost a SQL compile."""
+        recheck: UidSet | None = None
+        values: dict[str, Any] = {"p_user": user, "p_mb": mailbox_id}
+        if uids is None or uids.is_all:
+            ranges: list[tuple[int, int]] = []
+        elif not uids.ranges:
+            return []
+        elif len(uids.ranges) <= _MAX_OR_RANGES:
+            ranges = list(uids.ranges)
+        else:
+            ranges, recheck = [(uids.ranges[0][0], uids.ranges[-1][1])], uids
+        for i, (lo, hi) in enumerate(ranges):
+            values[f"lo{i}"], values[f"hi{i}"] = lo, hi
+        if changedsince is not None:
+            values["p_since"] = changedsince
+        key = (len(ranges), with_data, changedsince is not None)
+        stmt = self._raw_fetch.get(key)
+        if stmt is None:
+            stmt = self._raw_fetch[key] = _RawStatement(_fetch_statement(*key), self._engine.dialect)
+        rows = self._raw_read(stmt, values)
+        out = [_record_of_tuple(r) for r in rows]
+        if recheck is not None:
+            out = [r for r in out if r.uid in recheck]
+        return out
 
     def fetch_data(self, user: str, mailbox: str | int, uid: int) -> bytes:
         with self._read() as conn:
@@ -379,3 +417,26 @@ class MessageOps(StoreEngine):
         with self._read() as conn:
             mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
             return self._vanished(conn, mb.id, modseq, uids)
+
+
+def _fetch_statement(n_ranges: int, with_data: bool, changedsince: bool) -> Any:
+    """SELECT _MSG_COLS [, blob data] of mailbox :p_mb if user :p_user owns it, UIDs in ranges
+    (:lo0, :hi0) ... (none: all), [MODSEQ > :p_since], by UID."""
+    m = t.message
+    owned = (
+        select(t.mailbox.c.id)
+        .select_from(t.mailbox.join(t.user, t.user.c.id == t.mailbox.c.user_id))
+        .where(t.mailbox.c.id == bindparam("p_mb"), t.user.c.name == bindparam("p_user"))
+        .scalar_subquery()
+    )
+    if with_data:
+        q = select(*_MSG_COLS, t.blob.c.data).select_from(m.join(t.blob, t.blob.c.id == m.c.blob_id))
+    else:
+        q = select(*_MSG_COLS)
+    q = q.where(m.c.mailbox_id == owned)
+    if n_ranges:
+        ranges = [m.c.uid.between(bindparam(f"lo{i}"), bindparam(f"hi{i}")) for i in range(n_ranges)]
+        q = q.where(or_(*ranges))
+    if changedsince:
+        q = q.where(m.c.modseq > bindparam("p_since"))
+    return q.order_by(m.c.uid)

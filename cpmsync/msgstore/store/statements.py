@@ -4,6 +4,7 @@ and the row-to-record functions."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
@@ -113,7 +114,9 @@ def _kw_parse(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+@functools.lru_cache(maxsize=4096)
 def _flags_of(bits: int, keywords_text: str) -> frozenset[str]:
+    """Flags of a stored row; cached, as a mailbox's messages share a few flag combinations."""
     return frozenset([name for bit, name in _FLAG_NAMES.items() if bits & bit]) | _kw_parse(keywords_text)
 
 
@@ -129,8 +132,13 @@ def _to_epoch(internaldate: datetime | None) -> tuple[int, int, int]:
     return epoch, tz_min, (epoch + tz_min * 60) // 86400
 
 
+@functools.lru_cache(maxsize=256)
+def _zone(tz_min: int) -> timezone:
+    return timezone(timedelta(minutes=tz_min))
+
+
 def _from_epoch(epoch: int, tz_min: int) -> datetime:
-    return datetime.fromtimestamp(epoch, timezone(timedelta(minutes=tz_min)))
+    return datetime.fromtimestamp(epoch, _zone(tz_min))
 
 
 def _check_name(name: str) -> str:
@@ -179,6 +187,21 @@ _MSG_COLS = (
     t.message.c.threadid,
     t.message.c.blob_id,
 )
+
+
+def _record_of_tuple(row: Sequence[Any]) -> MessageRecord:
+    """A MessageRecord from a DBAPI row of `_MSG_COLS` (+ the blob's data, when selected)."""
+    data = row[11] if len(row) > 11 else None
+    return MessageRecord(
+        uid=row[1],
+        modseq=row[2],
+        flags=_flags_of(row[3], row[4]),
+        internaldate=_from_epoch(row[5], row[6]),
+        size=row[7],
+        emailid=row[8],
+        threadid=row[9],
+        data=data if data is None or type(data) is bytes else bytes(data),
+    )
 
 
 def _record(row: Any, data: bytes | None = None) -> MessageRecord:
