@@ -311,56 +311,62 @@ class StoreEngine:
     def _writer(self, user: str) -> Iterator[tuple[Connection, list[StoreEvent]]]:
         """The user's lock and one write transaction; the events put in the list are published
         after the commit, still under the lock, so subscribers get them in commit (MODSEQ) order."""
-        events: list[StoreEvent] = []
-        token: int | None = None
-        try:
-            with self._user_lock(user), self._engine.connect() as conn:
-                conn.execution_options(cpm_write=True)
-                with conn.begin():
-                    yield conn, events
-                    token = self._announce(conn.exec_driver_sql, user, events)
-                # Committed: now, and only now, other sessions may hear about it.
-                if events and self._bus is None:
-                    self.hub.publish(events)
-        except OperationalError as e:
-            self._abandon(token)
-            if _is_busy(e):
-                raise StoreBusy("the database is busy, try again") from None
-            raise
-        except BaseException:
-            self._abandon(token)
-            raise
-        if token is not None:
-            self._settle(token)
+        with self._published(user, self._core_txn(), OperationalError) as (conn, events):
+            yield conn, events
 
     @contextlib.contextmanager
     def _raw_writer(self, user: str) -> Iterator[tuple[Any, list[StoreEvent]]]:
         """`_writer` on a bare DBAPI cursor (for `_RawStatement`s): same lock, same BEGIN IMMEDIATE
         on SQLite, commit before the events are published under the lock."""
+        with self._published(user, self._raw_txn(), self._dbapi_error) as (cur, events):
+            yield cur, events
+
+    @contextlib.contextmanager
+    def _core_txn(self) -> Iterator[tuple[Connection, Any]]:
+        with self._engine.connect() as conn:
+            conn.execution_options(cpm_write=True)
+            with conn.begin():
+                yield conn, conn.exec_driver_sql
+
+    @contextlib.contextmanager
+    def _raw_txn(self) -> Iterator[tuple[Any, Any]]:
+        raw = self._engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            if self._sqlite:
+                cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur, cur.execute
+            except BaseException:
+                raw.rollback()
+                raise
+            raw.commit()
+        finally:
+            raw.close()  # back to the pool (which rolls back anything left open)
+
+    @contextlib.contextmanager
+    def _published(
+        self,
+        user: str,
+        txn: contextlib.AbstractContextManager[tuple[Any, Any]],
+        db_error: type[Exception],
+    ) -> Iterator[tuple[Any, list[StoreEvent]]]:
+        """Run `txn` under the user's lock; its events go to the other instances inside the
+        transaction (pg_notify) and to this process's hub right after the commit."""
         events: list[StoreEvent] = []
         token: int | None = None
         try:
             with self._user_lock(user):
-                raw = self._engine.raw_connection()
-                try:
-                    cur = raw.cursor()
-                    if self._sqlite:
-                        cur.execute("BEGIN IMMEDIATE")
-                    try:
-                        yield cur, events
-                        token = self._announce(cur.execute, user, events)
-                    except BaseException:
-                        raw.rollback()
-                        raise
-                    raw.commit()
-                finally:
-                    raw.close()  # back to the pool (which rolls back anything left open)
+                with txn as (handle, execute):
+                    yield handle, events
+                    token = self._announce(execute, user, events)
                 # Committed: now, and only now, other sessions may hear about it.
                 if events and self._bus is None:
                     self.hub.publish(events)
-        except self._dbapi_error as e:
+        except db_error as e:
             self._abandon(token)
-            text = str(e).lower()
+            # SQLAlchemy wraps the driver's error (its text then holds the SQL too): look inside.
+            text = str(e.orig if isinstance(e, OperationalError) else e).lower()
             if "locked" in text or "busy" in text:
                 raise StoreBusy("the database is busy, try again") from None
             raise
