@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ._lexer import RawValue, dec, text_of, tokenize
@@ -91,6 +91,14 @@ class Args:
 
 
 _END: RawValue = ["<end>"]  # a unique object never produced by the tokenizer
+
+
+def _options(v: RawValue, what: str) -> Iterator[tuple[str, Args]]:
+    """Each name of a parenthesised option list (upper case), with the cursor just after it: an
+    option that takes a value takes it from there."""
+    cur = Args(_list(v, f"{what}s"), 0, what)
+    while cur.more():
+        yield _atom(cur.take(what), what).upper(), cur
 
 
 def _astring(v: RawValue, what: str) -> str:
@@ -386,18 +394,13 @@ def read_select(readonly: bool) -> Reader:
         condstore = False
         qresync = None
         if a.more():
-            params = _list(a.take("select parameters"), "select parameters")
-            j = 0
-            while j < len(params):
-                name = _atom(params[j], "select parameter").upper()
-                j += 1
+            for name, opt in _options(a.take("select parameters"), "select parameter"):
                 if name == "CONDSTORE":
                     condstore = True
                 elif name == "QRESYNC":
-                    if j >= len(params):
+                    if not opt.more():
                         raise BadArgs("QRESYNC needs parameters")
-                    q = _list(params[j], "QRESYNC parameters")
-                    j += 1
+                    q = _list(opt.take("QRESYNC parameters"), "QRESYNC parameters")
                     if not 2 <= len(q) <= 4:
                         raise BadArgs("QRESYNC needs (uidvalidity modseq [known-uids [seq-match]])")
                     known = _seqset(q[2], "known UIDs") if len(q) > 2 else None
@@ -441,20 +444,16 @@ def read_list(tag: str, a: Args, uid: bool) -> Command:
     selection: list[str] = []
     changedsince: int | None = None
     if isinstance(a.peek(), list):
-        opts = _list(a.take("selection options"), "selection options")
-        j = 0
-        while j < len(opts):
-            name = _atom(opts[j], "selection option").upper()
-            j += 1
+        for name, opt in _options(a.take("selection options"), "selection option"):
             # RFC 5258 names each option once; "last one wins" would hide a client bug.
             if name in selection or (name == "CHANGEDSINCE" and changedsince is not None):
                 raise BadArgs(f"selection option {name} given twice")
             if name == "CHANGEDSINCE":
-                arg = opts[j] if j < len(opts) else None
-                if not isinstance(arg, list) or len(arg) != 1:
+                arg = opt.peek()
+                if not isinstance(arg, list) or len(arg) != 1 or arg is _END:
                     raise BadArgs("CHANGEDSINCE needs (mod-sequence-value)")
+                opt.take("CHANGEDSINCE")
                 changedsince = _number(arg[0], "CHANGEDSINCE mod-sequence")
-                j += 1
             else:
                 selection.append(name)
     ref = _mailbox(a.take("reference name"), "reference name")
@@ -473,18 +472,13 @@ def read_list(tag: str, a: Args, uid: bool) -> Command:
         kw = a.take("RETURN")
         if not isinstance(kw, str) or kw.upper() != "RETURN":
             raise BadArgs("expected RETURN")
-        rl = _list(a.take("return options"), "return options")
-        j = 0
-        while j < len(rl):
-            name = _atom(rl[j], "return option").upper()
-            j += 1
+        for name, opt in _options(a.take("return options"), "return option"):
             if name == "STATUS":
-                if j >= len(rl):
+                if not opt.more():
                     raise BadArgs("RETURN STATUS needs a list of items")
-                return_status = _words(rl[j], "status item")
+                return_status = _words(opt.take("STATUS"), "status item")
                 if not return_status:
                     raise BadArgs("RETURN STATUS needs at least one item")
-                j += 1
             else:
                 return_opts.append(name)
     a.end()
@@ -557,16 +551,11 @@ def read_fetch(tag: str, a: Args, uid: bool) -> Command:
     changedsince = None
     vanished = False
     if a.more():
-        mods = _list(a.take("fetch modifiers"), "fetch modifiers")
-        j = 0
-        while j < len(mods):
-            name = _atom(mods[j], "fetch modifier").upper()
-            j += 1
+        for name, opt in _options(a.take("fetch modifiers"), "fetch modifier"):
             if name == "CHANGEDSINCE":
-                if j >= len(mods):
+                if not opt.more():
                     raise BadArgs("CHANGEDSINCE needs a mod-sequence")
-                changedsince = _number(mods[j], "CHANGEDSINCE mod-sequence")
-                j += 1
+                changedsince = _number(opt.take("CHANGEDSINCE"), "CHANGEDSINCE mod-sequence")
             elif name == "VANISHED":
                 vanished = True
             else:

@@ -57,7 +57,6 @@ from cpmsync.msgstore.store.statements import (
     _USER_ID,
     DELIMITER,
     _chunks,
-    _is_busy,
     _names_in,
     _new_objectid,
     _parent_of,
@@ -265,13 +264,8 @@ class StoreEngine:
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
-        try:
-            with self._engine.connect() as conn, conn.begin():
-                yield conn
-        except OperationalError as e:
-            if _is_busy(e):
-                raise StoreBusy("the database is busy, try again") from None
-            raise
+        with _busy_is_store_busy(), self._engine.connect() as conn, conn.begin():
+            yield conn
 
     def _raw_read(self, stmt: _RawStatement, values: dict[str, Any]) -> list[Any]:
         """All rows of one SELECT on a bare DBAPI cursor: one statement is its own snapshot, and
@@ -297,15 +291,8 @@ class StoreEngine:
     @contextlib.contextmanager
     def _admin(self) -> Iterator[Connection]:
         """A write transaction that does not belong to one user (user add/delete)."""
-        try:
-            with self._write_lock, self._engine.connect() as conn:
-                conn.execution_options(cpm_write=True)
-                with conn.begin():
-                    yield conn
-        except OperationalError as e:
-            if _is_busy(e):
-                raise StoreBusy("the database is busy, try again") from None
-            raise
+        with _busy_is_store_busy(), self._write_lock, self._core_txn() as (conn, _execute):
+            yield conn
 
     @contextlib.contextmanager
     def _writer(self, user: str) -> Iterator[tuple[Connection, list[StoreEvent]]]:
@@ -365,9 +352,7 @@ class StoreEngine:
                     self.hub.publish(events)
         except db_error as e:
             self._abandon(token)
-            # SQLAlchemy wraps the driver's error (its text then holds the SQL too): look inside.
-            text = str(e.orig if isinstance(e, OperationalError) else e).lower()
-            if "locked" in text or "busy" in text:
+            if _busy(e):
                 raise StoreBusy("the database is busy, try again") from None
             raise
         except BaseException:
@@ -485,3 +470,20 @@ class StoreEngine:
         if st is None:
             raise NoSuchMailbox(f"no such mailbox #{mailbox_id}")
         return st
+
+
+def _busy(e: Exception) -> bool:
+    """SQLite's "database is locked" / "busy"; SQLAlchemy wraps the driver's error (its text then
+    holds the SQL too), so look inside."""
+    text = str(e.orig if isinstance(e, OperationalError) else e).lower()
+    return "locked" in text or "busy" in text
+
+
+@contextlib.contextmanager
+def _busy_is_store_busy() -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as e:
+        if _busy(e):
+            raise StoreBusy("the database is busy, try again") from None
+        raise

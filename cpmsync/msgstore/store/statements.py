@@ -25,7 +25,6 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.exc import OperationalError
 
 from cpmsync.msgstore import schema as t
 from cpmsync.msgstore.errors import (
@@ -167,11 +166,6 @@ def _uid_filter(col: Any, uids: UidSet | None) -> tuple[ColumnElement[bool], Uid
     if len(uids.ranges) <= _MAX_OR_RANGES:
         return or_(*[col == lo if lo == hi else col.between(lo, hi) for lo, hi in uids.ranges]), None
     return col.between(uids.ranges[0][0], uids.ranges[-1][1]), uids
-
-
-def _is_busy(e: OperationalError) -> bool:
-    text = str(e.orig).lower()
-    return "locked" in text or "busy" in text
 
 
 _MSG_COLS = (
