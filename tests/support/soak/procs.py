@@ -48,6 +48,13 @@ class Peer:
     def log_tail(self, n: int = 4000) -> str:
         return tail(self.log_path, n)
 
+    def log_problems(self, n: int = 20) -> list[str]:
+        """The server's own warnings, errors and crashes (Dovecot's `Fatal:`, a msgstore traceback),
+        so a failure report shows when the peer, not the daemon, went wrong."""
+        marks = ("Warning:", "Error:", "Fatal:", "Panic:", "level=warning", "level=error", "Traceback")
+        keep = [ln for ln in tail(self.log_path, 400_000).splitlines() if any(m in ln for m in marks)]
+        return keep[-n:]
+
     def close(self) -> None:
         close = getattr(self._closer, "close", None)
         if close is not None:

@@ -68,6 +68,7 @@ class SoakResult:
     problems: list[str] = field(default_factory=list)
     trails: list[str] = field(default_factory=list)
     daemon_log: list[str] = field(default_factory=list)
+    peer_log: list[str] = field(default_factory=list)  # the server's warnings, errors, crashes
     phases: dict[str, float] = field(default_factory=dict)  # wall seconds per phase of the run
 
     @property
@@ -104,6 +105,9 @@ class SoakResult:
         if self.daemon_log and not self.ok:
             lines.append("daemon log (warnings, errors, starts):")
             lines += [f"  {ln[:300]}" for ln in self.daemon_log]
+        if self.peer_log:
+            lines.append(f"{self.peer} log (warnings, errors, crashes):")
+            lines += [f"  {ln[:300]}" for ln in self.peer_log]
         return "\n".join(lines)
 
 
@@ -242,6 +246,7 @@ async def _judge(rig: Rig, stream: ChangeStream, truth: Snapshot, t_last: float,
     result.imap_connections = rig.proxy.connections_total
     result.trails = _trails(list(report) + _named(changes + dups, events), stream, events, truth)
     result.daemon_log = rig.daemon.log_problems()
+    result.peer_log = rig.peer.log_problems()
 
 
 def _named(problems: list[str], events: list[dict[str, Any]]) -> list[str]:
