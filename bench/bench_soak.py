@@ -32,7 +32,6 @@ async def soak(args: argparse.Namespace) -> int:
     head = f"{'peer':9} {'fault':8} {'seed':>11} {'changes':>8} {'faults':>6} {'events':>7}"
     print(f"{head} {'converged s':>12} mismatches")
     failed = 0
-    reports = []
     for p in peers:
         for f in faults:
             r = await run_soak(p, f, seconds=args.minutes * 60, seed=args.seed)
@@ -42,11 +41,9 @@ async def soak(args: argparse.Namespace) -> int:
                 f"{len(r.problems)}",
                 flush=True,
             )
-            if not r.ok:
+            if not r.ok:  # at once: a long run should not hide its first failure for an hour
                 failed += 1
-                reports.append(r.report(limit=20))
-    for rep in reports:
-        print("\n" + rep)
+                print(r.report(limit=20) + "\n", flush=True)
     return 1 if failed else 0
 
 
