@@ -391,10 +391,19 @@ class Cache:
     def _folder_row(self, s: Session, name: str) -> Folder | None:
         return s.exec(select(Folder).where(Folder.account_id == self.account_id, Folder.name == name)).first()
 
-    def folders(self) -> dict[str, FolderState]:
+    def folders(self, names: Iterable[str] | None = None) -> dict[str, FolderState]:
+        """Every cached folder, or those of `names` that are cached (a push sync of one folder
+        need not read ten thousand)."""
         with Session(self._engine) as s:
-            rows = s.exec(select(Folder).where(Folder.account_id == self.account_id))
-            return {f.name: _folder_state(f) for f in rows}
+            q = select(Folder).where(Folder.account_id == self.account_id)
+            if names is None:
+                return {f.name: _folder_state(f) for f in s.exec(q)}
+            wanted = sorted(set(names))
+            out: dict[str, FolderState] = {}
+            for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+                part = s.exec(q.where(col(Folder.name).in_(wanted[i : i + 500])))
+                out.update({f.name: _folder_state(f) for f in part})
+            return out
 
     def folder(self, name: str) -> FolderState | None:
         with Session(self._engine) as s:

@@ -263,7 +263,7 @@ class _Runner:
     # ---- the whole run -----------------------------------------------------------------------
 
     async def run(self, todo: dict[str, FolderListing | None]) -> SyncManyResult:
-        cached = self.cache.folders()
+        cached = self.cache.folders(todo)
         jobs = [_job(self.imap, self.cache, n, listing, cached.get(n)) for n, listing in todo.items()]
         try:
             first = [j for j in jobs if j.state == "pass1"]
