@@ -357,6 +357,8 @@ class SessionBase:
         self._out_size = 0
         self.writer.write(self.conn.wire(data))
         self._note_held()
+        if not self.writer.transport.get_write_buffer_size():
+            return  # the socket took it all: nothing to wait for (and no timer to arm)
         try:  # a client that stops reading for as long as an idle one may sleep is gone
             async with asyncio.timeout(self.settings.server.idle_timeout_s):
                 await self.writer.drain()
