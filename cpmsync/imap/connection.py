@@ -42,7 +42,7 @@ class ImapConnection:
     """The protocol state of one connection, for `role`'s side of it.
 
     Server: events are typed commands, `ContinuationNeeded` (write `+` now) and `RawLine` (a DONE
-    or SASL line after `expect_raw_line`). Client: events are typed responses. `plain_in` and
+    or SASL line after `enter_idle` / `enter_sasl`). Client: events are typed responses. `plain_in` and
     `plain_out` count the bytes at the IMAP layer (before deflate), the caller counts the wire.
     """
 
@@ -84,8 +84,17 @@ class ImapConnection:
                 return ev
             self._feed(self._inflate(None))
 
-    def expect_raw_line(self) -> None:
-        """Server: the next line is delivered as RawLine, as read (IDLE's DONE, a SASL response)."""
+    def enter_idle(self) -> None:
+        """Server, after `+ idling`: the IDLE sub-state, and the next line is a RawLine (DONE)."""
+        self.state.enter_idle()
+        self._expect_raw_line()
+
+    def enter_sasl(self) -> None:
+        """Server, after a SASL challenge: the SASL sub-state, the next line is a RawLine."""
+        self.state.enter_sasl()
+        self._expect_raw_line()
+
+    def _expect_raw_line(self) -> None:
         assert isinstance(self._parser, CommandParser)
         self._parser.expect_raw_line()
 

@@ -102,8 +102,7 @@ class AuthCommands(PushMixin):
             await self._sasl_plain(cmd.tag, cmd.initial_response)
             return
         self._sasl_tag = cmd.tag
-        self.state.enter_sasl()
-        self.conn.expect_raw_line()
+        self.conn.enter_sasl()
         self._emit(ContinuationRequest(""))
 
     async def _raw_line(self, data: bytes) -> None:

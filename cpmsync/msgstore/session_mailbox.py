@@ -338,8 +338,7 @@ class MailboxCommands(PushMixin):
     @handles(IdleCommand)
     async def _idle(self, cmd: IdleCommand) -> None:
         self._idle_tag = cmd.tag
-        self.state.enter_idle()
-        self.conn.expect_raw_line()
+        self.conn.enter_idle()
         self._emit(ContinuationRequest("idling"))
 
     @handles(NotifyCommand)
