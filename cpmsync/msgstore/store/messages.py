@@ -39,7 +39,6 @@ from cpmsync.msgstore.records import (
 from cpmsync.msgstore.store.engine import StoreEngine, _Txn
 from cpmsync.msgstore.store.statements import (
     _DELETED,
-    _MAX_OR_RANGES,
     _MSG_COLS,
     DELIMITER,
     _chunks,
@@ -52,6 +51,7 @@ from cpmsync.msgstore.store.statements import (
     _split_flags,
     _to_epoch,
     _uid_filter,
+    _uid_ranges,
 )
 
 
@@ -174,17 +174,14 @@ class MessageOps(StoreEngine):
     ) -> list[MessageRecord]:
         """FETCH's hot path (a session's selected mailbox): one precompiled SELECT on the DBAPI
         cursor, the user's ownership of the mailbox checked inside it. One statement per number
-        of UID ranges, so random sequence sets do not each cost a SQL compile."""
+        of UID ranges (padded, `_uid_ranges`), so random sequence sets do not each cost a compile."""
         recheck: UidSet | None = None
         values: dict[str, Any] = {"p_user": user, "p_mb": mailbox_id}
-        if uids is None or uids.is_all:
-            ranges: list[tuple[int, int]] = []
-        elif not uids.ranges:
-            return []
-        elif len(uids.ranges) <= _MAX_OR_RANGES:
-            ranges = list(uids.ranges)
-        else:
-            ranges, recheck = [(uids.ranges[0][0], uids.ranges[-1][1])], uids
+        ranges: list[tuple[int, int]] = []
+        if uids is not None and not uids.is_all:
+            if not uids.ranges:
+                return []
+            ranges, recheck = _uid_ranges(uids)
         for i, (lo, hi) in enumerate(ranges):
             values[f"lo{i}"], values[f"hi{i}"] = lo, hi
         if changedsince is not None:

@@ -157,15 +157,26 @@ def _check_name(name: str) -> str:
     return canonical_name(name, DELIMITER)
 
 
+def _uid_ranges(uids: UidSet) -> tuple[list[tuple[int, int]], UidSet | None]:
+    """The (lo, hi) ranges SQL tests for a non-empty `uids`, plus the set to re-check in Python
+    when they are only a window (more than _MAX_OR_RANGES ranges). Padded to a power of two by
+    repeating the last range, so a statement comes in at most 7 shapes: every new shape is a
+    compile and an entry in SQLAlchemy's statement cache, and clients send sets of every shape."""
+    if len(uids.ranges) > _MAX_OR_RANGES:
+        return [(uids.ranges[0][0], uids.ranges[-1][1])], uids
+    ranges = list(uids.ranges)
+    ranges += [ranges[-1]] * ((1 << (len(ranges) - 1).bit_length()) - len(ranges))
+    return ranges, None
+
+
 def _uid_filter(col: Any, uids: UidSet | None) -> tuple[ColumnElement[bool], UidSet | None]:
     """SQL predicate for `uids`, plus the set to re-check in Python when the SQL is only a window."""
     if uids is None or uids.is_all:
         return true(), None
     if not uids.ranges:
         return false(), None
-    if len(uids.ranges) <= _MAX_OR_RANGES:
-        return or_(*[col == lo if lo == hi else col.between(lo, hi) for lo, hi in uids.ranges]), None
-    return col.between(uids.ranges[0][0], uids.ranges[-1][1]), uids
+    ranges, recheck = _uid_ranges(uids)
+    return or_(*[col.between(lo, hi) for lo, hi in ranges]), recheck
 
 
 _MSG_COLS = (
