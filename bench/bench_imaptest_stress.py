@@ -4,21 +4,24 @@ Each server runs as in production, in its own process(es) (msgstore: `cpmsync ms
 SQLite file, auth-failure delay off; Dovecot: a private instance), and gets the same load: imaptest's
 random mix of LOGIN, SELECT, FETCH, STORE, APPEND, EXPUNGE... from N clients for S seconds, taking
 messages from the same CPM-like mbox. The servers run one after the other, each alone on the machine
-(as far as the shared machine allows). Prints, per server and run: the tool's totals per command,
-its `Error:` lines (protocol violations it saw), and msgstore's RSS after each run; then the table
+(as far as the shared machine allows); with `--rounds N` each gets N runs, alternating who goes first
+so that a change in the machine's load falls on both. Prints, per server and run: the tool's totals
+per command, its `Error:` lines (protocol violations it saw), and msgstore's RSS after each run
+(one msgstore process for all runs: memory must not keep growing); then the summed table
 
-    stress (N clients, S s)   msgstore   dovecot   ratio
+    stress (N clients, R x S s)        msgstore   dovecot   ratio
     logins ...
 
-`--runs 3` stresses msgstore three times in a row on the same process (RSS after each: memory must
-not keep growing). Run from the repo root: python bench/bench_imaptest_stress.py [--clients 10]
-[--secs 30] [--runs 1] [--profile FILE: py-spy record msgstore during its first
-run, if installed; FILE.txt: collapsed stacks, else speedscope JSON]
+`--no-dovecot --rounds 3` stresses msgstore three times back to back (the RSS check).
+Run from the repo root: python bench/bench_imaptest_stress.py [--clients 10] [--secs 30]
+[--rounds 1] [--no-dovecot] [--profile FILE: py-spy record msgstore during its first run, if
+installed; FILE.txt: collapsed stacks, else speedscope JSON]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import re
 import shutil
@@ -126,53 +129,66 @@ def _profile(pid: int, secs: int, out: Path) -> subprocess.Popen[bytes] | None:
     )
 
 
+def _total(results: list[StressResult]) -> StressResult:
+    out = StressResult("", errors=[e for r in results for e in r.errors])
+    for r in results:
+        for col, n in r.totals.items():
+            out.totals[col] = out.totals.get(col, 0) + n
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--secs", type=int, default=30)
-    ap.add_argument("--runs", type=int, default=1, help="consecutive stress runs against one msgstore")
+    ap.add_argument("--rounds", type=int, default=1, help="stress runs per server, alternating servers")
     ap.add_argument("--messages", type=int, default=200, help="messages in the mbox imaptest appends from")
-    ap.add_argument("--profile", type=Path, help="py-spy speedscope output of msgstore's first run")
-    ap.add_argument("--no-dovecot", action="store_true")
+    ap.add_argument("--profile", type=Path, help="py-spy output of msgstore's first run")
+    ap.add_argument("--no-dovecot", action="store_true", help="msgstore only: its runs back to back")
     a = ap.parse_args()
     if not RUN.exists():
         raise SystemExit(f"imaptest not found at {RUN}")
     print(f"imaptest stress: {a.clients} clients, {a.secs} s per run; the machine is shared (2 cores)")
-    with tempfile.TemporaryDirectory(prefix="cpm-stress-") as d:
+    ours: list[StressResult] = []
+    theirs: list[StressResult] = []
+    rss: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="cpm-stress-") as d, contextlib.ExitStack() as stack:
         tmp = Path(d)
         mbox = tmp / "cpm.mbox"
         write_mbox(mbox, a.messages)
-        ours: list[StressResult] = []
-        rss: list[float] = []
-        with _msgstore(tmp) as ms:
-            rss0 = rss_mb(ms.pid)
-            for i in range(a.runs):
-                spy = _profile(ms.pid, a.secs, a.profile) if a.profile and i == 0 else None
-                ours.append(stress(ms.port, mbox, a.clients, a.secs, PASSWORD))
-                if spy is not None:
-                    spy.wait(60)
-                rss.append(rss_mb(ms.pid))
-                _show(f"msgstore run {i + 1}", ours[-1])
-            print(f"msgstore RSS MB: start {rss0:.0f}, after each run " + ", ".join(f"{r:.0f}" for r in rss))
-            if len(rss) > 1:
-                print(f"RSS after last run / after first: {rss[-1] / rss[0]:.2f}")
-        theirs: StressResult | None = None
-        if not a.no_dovecot:
-            dv = start_dovecot(users={USER: PASSWORD})
-            try:
-                theirs = stress(dv.port, mbox, a.clients, a.secs, dv.password(USER))
-            finally:
-                dv.close()
-            _show("dovecot", theirs)
-    first = ours[0]
-    print(f"\n{f'stress ({a.clients} clients, {a.secs} s)':28}{'msgstore':>10}{'dovecot':>10}{'ratio':>8}")
+        ms = stack.enter_context(_msgstore(tmp))
+        dv = None if a.no_dovecot else start_dovecot(users={USER: PASSWORD})
+        if dv is not None:
+            stack.callback(dv.close)
+        rss0 = rss_mb(ms.pid)
+        for i in range(a.rounds):
+            # alternate who goes first, so a change in the machine's load falls on both alike
+            order = ["msgstore", "dovecot"] if i % 2 == 0 else ["dovecot", "msgstore"]
+            for who in order:
+                if who == "dovecot" and dv is not None:
+                    theirs.append(stress(dv.port, mbox, a.clients, a.secs, dv.password(USER)))
+                    _show(f"dovecot  run {i + 1}", theirs[-1])
+                elif who == "msgstore":
+                    spy = _profile(ms.pid, a.secs, a.profile) if a.profile and i == 0 else None
+                    ours.append(stress(ms.port, mbox, a.clients, a.secs, PASSWORD))
+                    if spy is not None:
+                        spy.wait(60)
+                    rss.append(rss_mb(ms.pid))
+                    _show(f"msgstore run {i + 1}", ours[-1])
+        print(f"msgstore RSS MB: start {rss0:.0f}, after each run " + ", ".join(f"{r:.0f}" for r in rss))
+        if len(rss) > 1:
+            print(f"RSS after last run / after first: {rss[-1] / rss[0]:.2f}")
+    o_all = _total(ours)
+    t_all = _total(theirs) if theirs else None
+    title = f"stress ({a.clients} clients, {a.rounds} x {a.secs} s)"
+    print(f"\n{title:34}{'msgstore':>10}{'dovecot':>10}{'ratio':>8}")
     for col, label in SHOWN.items():
-        o = first.totals.get(col, 0)
-        t = theirs.totals.get(col, 0) if theirs else 0
+        o = o_all.totals.get(col, 0)
+        t = t_all.totals.get(col, 0) if t_all else 0
         ratio = f"{o / t:8.2f}" if t else f"{'-':>8}"
-        print(f"{label:28}{o:>10}{t if theirs else '-':>10}{ratio}")
-    t_err = len(theirs.errors) if theirs else "-"
-    print(f"{'Error: lines':28}{len(first.errors):>10}{t_err:>10}")
+        print(f"{label:34}{o:>10}{t if t_all else '-':>10}{ratio}")
+    t_err = len(t_all.errors) if t_all else "-"
+    print(f"{'Error: lines':34}{len(o_all.errors):>10}{t_err:>10}")
 
 
 if __name__ == "__main__":
