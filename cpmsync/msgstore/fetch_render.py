@@ -7,6 +7,7 @@ malformed message still gets an answer instead of an exception.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -64,12 +65,22 @@ def header_fields(header: bytes) -> list[tuple[str, bytes]]:
     return out
 
 
-def _field_value(header: bytes, name: str) -> str | None:
+@functools.lru_cache(maxsize=256)
+def _first_fields(header: bytes) -> dict[str, bytes]:
+    """Name -> raw bytes of its first field. ENVELOPE and BODYSTRUCTURE ask a header block for a
+    dozen names, and a client often fetches both: the block is split once. Read-only."""
+    first: dict[str, bytes] = {}
     for n, raw in header_fields(header):
-        if n == name:
-            value = raw.split(b":", 1)[1]
-            return re.sub(r"\r?\n[ \t]", " ", value.decode("utf-8", "surrogateescape")).strip()
-    return None
+        first.setdefault(n, raw)
+    return first
+
+
+def _field_value(header: bytes, name: str) -> str | None:
+    raw = _first_fields(header).get(name)
+    if raw is None:
+        return None
+    value = raw.split(b":", 1)[1]
+    return re.sub(r"\r?\n[ \t]", " ", value.decode("utf-8", "surrogateescape")).strip()
 
 
 def _params(value: str) -> tuple[str, list[tuple[str, str]]]:
