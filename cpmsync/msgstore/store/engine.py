@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 from cpmsync.msgstore.store.statements import (
     _CHUNK,
+    _FIRST_RECENT_UID,
     _INSERT_BLOB,
     _INSERT_MESSAGE,
     _LOCK_USER,
@@ -161,6 +162,7 @@ class StoreEngine:
         self._raw_take_modseq = _RawStatement(_TAKE_USER_MODSEQ, dialect)
         self._raw_take_uid_by_id = _RawStatement(_TAKE_UID_BY_ID, dialect)
         self._raw_take_uid_by_name = _RawStatement(_TAKE_UID_BY_NAME, dialect)
+        self._raw_first_recent = _RawStatement(_FIRST_RECENT_UID, dialect)
         self._raw_insert_blob = _RawStatement(_INSERT_BLOB, dialect, ("data",))
         self._raw_insert_message = _RawStatement(_INSERT_MESSAGE, dialect, _MESSAGE_KEYS)
         self._raw_fetch: dict[tuple[int, bool, bool], _RawStatement] = {}  # see MessageOps.fetch

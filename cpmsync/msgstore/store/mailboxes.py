@@ -240,6 +240,12 @@ class MailboxOps(MessageOps):  # renaming INBOX moves its messages (_copy_locked
         for that session (RFC 3501 2.3.2); the first session to claim a UID gets it, no other."""
         if not uids:
             return []
+        if isinstance(mailbox, int):
+            # Most arrivals were claimed already by another session that had the mailbox selected
+            # (the mark only moves up): then no write transaction, no wait for the write lock.
+            row = self._raw_read(self._raw_first_recent, {"p_mb": mailbox, "p_user": user})
+            if row and max(uids) < row[0][0]:
+                return []
         with self._write(user) as txn:
             mb = self._mailbox(txn.conn, txn.user_id, mailbox)
             claimed = [u for u in uids if u >= mb.first_recent_uid]

@@ -259,6 +259,12 @@ _TAKE_UID_SET = {
     "highestmodseq": bindparam("p_modseq"),
 }
 _TAKE_UID_RETURNING = (t.mailbox.c.id, t.mailbox.c.name, t.mailbox.c.uidnext, t.mailbox.c.uidvalidity)
+# The lowest UID still unclaimed as \Recent in mailbox :p_mb of user :p_user (claim_recent).
+_FIRST_RECENT_UID = (
+    select(t.mailbox.c.first_recent_uid)
+    .select_from(t.mailbox.join(t.user, t.user.c.id == t.mailbox.c.user_id))
+    .where(t.mailbox.c.id == bindparam("p_mb"), t.user.c.name == bindparam("p_user"))
+)
 _TAKE_UID_BY_ID = (
     update(t.mailbox)
     .where(t.mailbox.c.user_id == bindparam("p_uid"), t.mailbox.c.id == bindparam("p_mb"))
