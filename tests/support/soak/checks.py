@@ -370,11 +370,17 @@ def change_problems(
         if v not in name_of_v:
             continue
         final_name = name_of_v[v]
+        # The app learns the name by a folder event under that name (a rename notice may carry
+        # the UIDVALIDITY the daemon knew, if the folder was re-created just before) or by the
+        # folder's messages announced under it.
         if not any(
-            ev["kind"] in ("folder_renamed", "folder_added")
+            created_ts(ev) >= c.t
             and ev["folder"] == final_name
-            and created_ts(ev) >= c.t
-            for _, ev in by_v.get(v, [])
+            and (
+                ev["kind"] in ("folder_renamed", "folder_added")
+                or (ev["kind"] == "message_added" and ev.get("uidvalidity") == v)
+            )
+            for ev in events
         ):
             out.append(f"{c.describe(t0)}: an app never learned the name {final_name!r} (no folder_renamed)")
     for v, c in deleted.items():

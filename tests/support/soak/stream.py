@@ -184,7 +184,7 @@ class ChangeStream:
                 return
             victim = self.rng.choice(leaves)
             if kind == "rename":
-                self._rename(victim, self._new_name())
+                self._rename(victim, self._new_name(moving=victim))
             else:
                 self._delete(victim)
                 if kind == "recreate":  # DELETE + CREATE of the same name: a new UIDVALIDITY
@@ -198,10 +198,14 @@ class ChangeStream:
         self.changes.append(Change(n=len(self.changes) + 1, **kw))  # type: ignore[arg-type]
         self.last_done_mono = time.monotonic()
 
-    def _new_name(self) -> str:
+    def _new_name(self, moving: str | None = None) -> str:
+        """A fresh name, a third of the time under a top-level folder (never under `moving`, the
+        folder being renamed: a mailbox cannot become its own child, RFC 3501 6.3.5)."""
         self._names += 1
         base = f"soak-{self._names:05d}-{self.rng.randrange(10_000):04d}"
-        parents = [f for f in self.folders if "/" not in f and f.upper() not in ("INBOX", "DEFAULT")]
+        parents = [
+            f for f in self.folders if "/" not in f and f.upper() not in ("INBOX", "DEFAULT") and f != moving
+        ]
         if parents and self.rng.random() < 0.3:
             return f"{self.rng.choice(sorted(parents))}/{base}"
         return base
