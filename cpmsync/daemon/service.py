@@ -163,6 +163,8 @@ class ImapSession:
         self.synced = asyncio.Event()  # set after every successful catch-up (tests, benches)
         self.connections = 0
         self.errors = 0
+        self.backoff = Backoff(settings.imap.reconnect_min_s, settings.imap.reconnect_max_s)
+        self._went_online = False  # the current session finished its catch-up
         self._auth_reported = False
         self._cache_was_synced = False
         self.engine: SyncEngine | None = None
@@ -179,8 +181,9 @@ class ImapSession:
         cfg = self.settings.imap
         ensure_same_account(self.cache, self.settings)
         self._cache_was_synced = self.cache.watermark > 0
-        backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
+        backoff = self.backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
         while not self.stop.is_set():
+            self._went_online = False
             try:
                 await self._session()
                 return
@@ -193,6 +196,11 @@ class ImapSession:
                 log.exception("unexpected error in the IMAP session")
                 err, auth_failed = f"{type(e).__name__}: {e}", False
             self.errors += 1
+            if self._went_online:
+                # That session synced: the server works, this loss is a new incident. Without the
+                # reset a server that crashes now and then (Dovecot 2.3.19 under folder churn,
+                # docs/peers.md) pushed the retry towards reconnect_max_s, minutes of silence.
+                backoff.reset()
             if auth_failed:
                 # Not transient: retrying in 1-4 s only hammers the server (and may lock the
                 # account). Say what to fix once, then retry at the slowest rate.
@@ -267,6 +275,7 @@ class ImapSession:
                 ),
             )
             self._status("online", strategy=result.strategy, last_sync=datetime.now(UTC), last_error=None)
+            self._went_online = True
             if not self.ready.is_set():
                 self.ready.set()
                 sdnotify.notify("READY=1", "STATUS=synced")
