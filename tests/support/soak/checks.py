@@ -383,29 +383,21 @@ def change_problems(
             for ev in events
         ):
             out.append(f"{c.describe(t0)}: an app never learned the name {final_name!r} (no folder_renamed)")
+    # A folder deleted on the server must be gone from what an app holds, under whatever name the
+    # app knew it (it may never have learned a rename made while the daemon was down, and a
+    # re-created name is a new UIDVALIDITY: message_removed under the old one).
+    app = AppState()
+    for ev in events:
+        app.apply(ev)
     for v, c in deleted.items():
-        if v in name_of_v:
-            continue
-        evs = by_v.get(v, [])
-        if not evs:
-            continue  # never announced: nothing for an app to forget
-        # An app forgets a folder by name: a later folder_removed of that name (under the
-        # UIDVALIDITY of a re-created folder that was deleted in turn) ends this one too.
-        if not any(
-            ev["kind"] == "folder_removed" and created_ts(ev) >= c.t and ev["folder"] == c.folder
-            for ev in events
-        ):
-            recreated = any(
-                later.t >= c.t
-                and later.uidvalidity != v
-                and ((later.kind == "create" and later.folder == c.folder) or later.dest == c.folder)
-                for later in changes
+        if v in name_of_v or not by_v.get(v):
+            continue  # still on the server (renamed to a new UIDVALIDITY), or never announced
+        held = [n for n, f in app.folders.items() if f.uidvalidity == v and n not in truth]
+        held += [n for n, f in app.folders.items() if any(k[0] == v for k in f.msgs)]
+        if held:
+            out.append(
+                f"{c.describe(t0)}: v{v} is gone from the server and an app still holds it as {held[0]!r}"
             )
-            if recreated:
-                # Seen as a new UIDVALIDITY of the same name (the daemon's documented contract:
-                # message_removed under the old one); each message's removal is checked above.
-                continue
-            out.append(f"{c.describe(t0)}: v{v} was announced and never got a folder_removed")
     return out
 
 
