@@ -355,9 +355,12 @@ class SessionBase:
         data = b"".join(self._out)
         self._out.clear()
         self._out_size = 0
+        transport = self.writer.transport
+        if transport.is_closing():  # the client is gone: what drain() would have raised
+            raise ConnectionResetError("connection lost")
         self.writer.write(self.conn.wire(data))
         self._note_held()
-        if not self.writer.transport.get_write_buffer_size():
+        if not transport.get_write_buffer_size():
             return  # the socket took it all: nothing to wait for (and no timer to arm)
         try:  # a client that stops reading for as long as an idle one may sleep is gone
             async with asyncio.timeout(self.settings.server.idle_timeout_s):
