@@ -259,6 +259,7 @@ _TAKE_UID_SET = {
     "highestmodseq": bindparam("p_modseq"),
 }
 _TAKE_UID_RETURNING = (t.mailbox.c.id, t.mailbox.c.name, t.mailbox.c.uidnext, t.mailbox.c.uidvalidity)
+_PASSWORD_HASH = select(t.user.c.password_hash).where(t.user.c.name == bindparam("p_user"))
 # The lowest UID still unclaimed as \Recent in mailbox :p_mb of user :p_user (claim_recent).
 _FIRST_RECENT_UID = (
     select(t.mailbox.c.first_recent_uid)

@@ -91,9 +91,8 @@ class UserOps(StoreEngine):
             # Undecodable bytes from the wire (surrogate escapes) name no user and match no stored
             # password; the dummy hash still takes the same time. SQL and argon2 would raise instead.
             return verify_password(None, "")
-        with self._read() as conn:
-            stored = conn.execute(select(t.user.c.password_hash).where(t.user.c.name == name)).scalar()
-        return verify_password(stored, password)
+        rows = self._raw_read(self._raw_password_hash, {"p_user": name})  # every LOGIN: no Core
+        return verify_password(rows[0][0] if rows else None, password)
 
     def user_highest_modseq(self, user: str) -> int:
         with self._read() as conn:
