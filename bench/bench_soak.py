@@ -1,8 +1,11 @@
 """The long differential soak and the convergence benchmark (tests/support/soak/ does the work).
 
-    python bench/bench_soak.py soak [--minutes 10] [--peer msgstore|dovecot|both]
+    python bench/bench_soak.py soak [--minutes 10] [--peer msgstore|dovecot|msgstore-2|both|all]
                                     [--fault none|sigkill|broker|cut|all] [--seed N]
     python bench/bench_soak.py bursts [--bursts 20] [--size 40] [--peer both]
+
+`msgstore-2` is two msgstore instances on the machine's PostgreSQL, the daemon on one and the
+change stream on the other (cross-instance push); `both` is msgstore and Dovecot, `all` the three.
 
 `soak`: a change stream of --minutes per peer and fault mode at 20 changes/s over 300 folders
 (APPEND, flag changes, EXPUNGE, MOVE, CREATE, RENAME, DELETE, DELETE + CREATE of the same name);
@@ -23,11 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.soak import FAULTS, PEERS, percentile, run_bursts, run_soak
+from tests.support.soak import ALL_PEERS, FAULTS, PEERS, percentile, run_bursts, run_soak
+
+
+def _peers(choice: str) -> list[str]:
+    return list(PEERS) if choice == "both" else list(ALL_PEERS) if choice == "all" else [choice]
 
 
 async def soak(args: argparse.Namespace) -> int:
-    peers = list(PEERS) if args.peer == "both" else [args.peer]
+    peers = _peers(args.peer)
     faults = list(FAULTS) if args.fault == "all" else [args.fault]
     head = f"{'peer':9} {'fault':8} {'seed':>11} {'changes':>8} {'faults':>6} {'events':>7}"
     print(f"{head} {'converged s':>12} mismatches")
@@ -48,7 +55,7 @@ async def soak(args: argparse.Namespace) -> int:
 
 
 async def bursts(args: argparse.Namespace) -> int:
-    peers = list(PEERS) if args.peer == "both" else [args.peer]
+    peers = _peers(args.peer)
     print(f"{'peer':9} {'bursts':>6} {'size':>5} {'p50 s':>7} {'p99 s':>7} {'max s':>7} never  final verdict")
     bad = 0
     for p in peers:
@@ -72,13 +79,13 @@ def main() -> None:
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("soak")
     s.add_argument("--minutes", type=float, default=10.0)
-    s.add_argument("--peer", choices=[*PEERS, "both"], default="both")
+    s.add_argument("--peer", choices=[*ALL_PEERS, "both", "all"], default="both")
     s.add_argument("--fault", choices=[*FAULTS, "all"], default="all")
     s.add_argument("--seed", type=int, default=None)
     b = sub.add_parser("bursts")
     b.add_argument("--bursts", type=int, default=20)
     b.add_argument("--size", type=int, default=40)
-    b.add_argument("--peer", choices=[*PEERS, "both"], default="both")
+    b.add_argument("--peer", choices=[*ALL_PEERS, "both", "all"], default="both")
     b.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
     sys.exit(asyncio.run(soak(args) if args.cmd == "soak" else bursts(args)))

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -20,12 +21,18 @@ from typing import Self
 from cpmsync.testing import DovecotServer, MosquittoBroker, free_port, run_cli, seed_dovecot, seed_imap
 from cpmsync.testing._process import scratch_dir, start_process, stop_process, tail
 from cpmsync.testing.cli_run import cli_command
+from cpmsync.testing.msgstore_cluster import MsgstoreInstance, PgSchema
 from cpmsync.testing.ports import port_open
 from tests.support.peers import ImapPeer
 
-__all__ = ["PEERS", "Daemon", "Peer", "start_broker", "start_peer"]
+__all__ = ["ALL_PEERS", "CLUSTER_PEER", "PEERS", "Daemon", "Peer", "start_broker", "start_peer"]
 
 PEERS = ("msgstore", "dovecot")
+# Two msgstore instances on one PostgreSQL schema: the daemon on one, the change stream (and the
+# snapshot the verdict compares with) on the other, so every change reaches the daemon by
+# cross-instance push (issue 14). One short run in tests/daemon/test_soak.py, long ones in the bench.
+CLUSTER_PEER = "msgstore-2"
+ALL_PEERS = (*PEERS, CLUSTER_PEER)
 USER, PASSWORD = "soak", "soak-pw"
 
 # As the README asks of a device broker whose apps must see every event: no queue limit, sessions
@@ -39,10 +46,14 @@ def start_broker() -> MosquittoBroker:
 
 
 class Peer:
-    """A seeded IMAP server in its own process; `imap` is where other clients reach it."""
+    """A seeded IMAP server in its own process; `imap` is where other clients reach it,
+    `daemon_imap` where the daemon does (the same server but for CLUSTER_PEER)."""
 
-    def __init__(self, name: str, imap: ImapPeer, log_path: Path, closer: object) -> None:
+    def __init__(
+        self, name: str, imap: ImapPeer, log_path: Path, closer: object, daemon_imap: ImapPeer | None = None
+    ) -> None:
         self.name, self.imap, self.log_path = name, imap, log_path
+        self.daemon_imap = daemon_imap or imap
         self._closer = closer
 
     def log_tail(self, n: int = 4000) -> str:
@@ -105,8 +116,40 @@ class _Msgstore:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class _MsgstorePair:
+    """Two `cpmsync msgstore serve` on a fresh schema of the machine's PostgreSQL (CLUSTER_PEER)."""
+
+    def __init__(self) -> None:
+        self.schema = PgSchema.fresh(prefix="cpm_soak")
+        self.instances: list[MsgstoreInstance] = []
+
+    def start(self) -> _MsgstorePair:
+        try:
+            added = run_cli(
+                ["msgstore", "user", "add", USER, "--password-stdin", "--db", self.schema.url],
+                input=PASSWORD + "\n",
+            )
+            if added.returncode != 0:
+                raise RuntimeError(f"msgstore user add failed: {added.stderr}")
+            self.instances = [
+                MsgstoreInstance(self.schema.url, name=f"soak-{s}") for s in ("daemon", "writers")
+            ]
+            with ThreadPoolExecutor(len(self.instances)) as pool:  # start both at once
+                list(pool.map(MsgstoreInstance.start, self.instances))
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        for inst in self.instances:
+            inst.__exit__(None, None, None)
+        self.instances = []
+        self.schema.drop()
+
+
 def start_peer(name: str, folders: int, messages: int, seed: int) -> Peer:
-    """Start `name` ("msgstore" or "dovecot") with one user and seed `folders` x `messages`."""
+    """Start `name` (one of ALL_PEERS) with one user and seed `folders` x `messages`."""
     if name == "msgstore":
         ms = _Msgstore().start()
         try:
@@ -115,6 +158,21 @@ def start_peer(name: str, folders: int, messages: int, seed: int) -> Peer:
             ms.close()
             raise
         return Peer(name, ImapPeer(name, "127.0.0.1", ms.port, USER, PASSWORD), ms.log_path, ms)
+    if name == CLUSTER_PEER:
+        pair = _MsgstorePair().start()
+        for_daemon, for_writers = pair.instances
+        try:
+            seed_imap("127.0.0.1", for_writers.port, USER, PASSWORD, folders, messages, seed=seed)
+        except BaseException:
+            pair.close()
+            raise
+        return Peer(
+            name,
+            ImapPeer(name, "127.0.0.1", for_writers.port, USER, PASSWORD),
+            for_daemon.log,
+            pair,
+            daemon_imap=ImapPeer(name, "127.0.0.1", for_daemon.port, USER, PASSWORD),
+        )
     if name == "dovecot":
         dv = DovecotServer(users={USER: PASSWORD}).start()
         try:
@@ -123,7 +181,7 @@ def start_peer(name: str, folders: int, messages: int, seed: int) -> Peer:
             dv.close()
             raise
         return Peer(name, ImapPeer(name, dv.host, dv.port, USER, PASSWORD), dv.log_path, dv)
-    raise ValueError(f"unknown peer {name!r}; one of {PEERS}")
+    raise ValueError(f"unknown peer {name!r}; one of {ALL_PEERS}")
 
 
 @dataclass

@@ -132,7 +132,7 @@ async def _rig(peer_name: str, folders: int, messages: int, seed: int) -> AsyncI
     daemon: Daemon | None = None
     try:
         # The daemon reaches the peer through the fault proxy, so a fault can cut its connection.
-        proxy = await FaultProxy(peer.imap.host, peer.imap.port).start()
+        proxy = await FaultProxy(peer.daemon_imap.host, peer.daemon_imap.port).start()
         broker = await asyncio.to_thread(start_broker)
         topics = Topics(PREFIX, USER)
         # Dovecot 2.3.19's NOTIFY goes silent for good after seconds of this stream's folder churn
