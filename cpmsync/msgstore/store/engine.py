@@ -165,6 +165,8 @@ class StoreEngine:
         self._raw_take_uid_by_name = _RawStatement(_TAKE_UID_BY_NAME, dialect)
         self._raw_first_recent = _RawStatement(_FIRST_RECENT_UID, dialect)
         self._raw_password_hash = _RawStatement(_PASSWORD_HASH, dialect)
+        self._raw_user_id = _RawStatement(_USER_ID, dialect)
+        self._raw_status_of_one = _RawStatement(_STATUS_OF_ONE, dialect)
         self._raw_insert_blob = _RawStatement(_INSERT_BLOB, dialect, ("data",))
         self._raw_insert_message = _RawStatement(_INSERT_MESSAGE, dialect, _MESSAGE_KEYS)
         self._raw_fetch: dict[tuple[int, bool, bool], _RawStatement] = {}  # see MessageOps.fetch

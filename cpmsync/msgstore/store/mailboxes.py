@@ -37,6 +37,7 @@ from cpmsync.msgstore.store.statements import (
     _check_name,
     _kw_parse,
     _parent_of,
+    _status_row,
 )
 
 
@@ -221,6 +222,11 @@ class MailboxOps(MessageOps):  # renaming INBOX moves its messages (_copy_locked
 
     def status(self, user: str, mailbox: str | int) -> MailboxStatus:
         """STATUS: MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ SIZE MAILBOXID."""
+        if isinstance(mailbox, int):  # a session's own mailbox (after EXPUNGE, on push): no Core
+            owner = self._raw_read(self._raw_user_id, {"p_user": user})
+            rows = self._raw_read(self._raw_status_of_one, {"p_mb": mailbox}) if owner else []
+            if rows and rows[0][2] == owner[0][0]:
+                return _status_row(rows[0])
         with self._read() as conn:
             user_id = self._user_id(conn, user)
             mb = self._mailbox(conn, user_id, mailbox)
