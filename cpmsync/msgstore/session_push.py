@@ -74,7 +74,12 @@ class PushMixin(SessionBase):
             elif ev.kind is EventKind.DELETE:
                 sel.pending_expunge.update(sel.uids)
                 sel.pending_new.clear()
-            return
+            if ev.kind not in (EventKind.RENAME, EventKind.DELETE):
+                return
+            # A rename or deletion of the open mailbox is MailboxName news all the same: without
+            # it a NOTIFY client keeps the old name for good (the soak found it). Dovecot 2.3
+            # announces it too, then ends the session at its next command ("IMAP session state
+            # is inconsistent"): tests/msgstore/test_rfc5465_selected_vs_dovecot.py.
         spec = self.notify
         if spec is None or own:
             return

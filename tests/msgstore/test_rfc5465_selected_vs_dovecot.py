@@ -91,3 +91,23 @@ async def test_other_mailboxes_still_come_as_status_while_one_is_open(imap_peer:
     finally:
         await a.__aexit__(None, None, None)
         await w.__aexit__(None, None, None)
+
+
+async def test_rename_of_the_open_mailbox_is_announced(imap_peer: ImapPeer) -> None:
+    """MailboxName news is not message news: a rename of the mailbox the session has open is
+    announced as LIST with OLDNAME, as for any other mailbox. Dovecot 2.3.19 does so (and then
+    ends the session at its next command: "IMAP session state is inconsistent, please relogin").
+    msgstore renamed silently: the daemon had the folder EXAMINEd for a flag change when another
+    client renamed it, and kept the old name for good (found by the 10-minute soak)."""
+    a, w = await _watcher_and_writer(imap_peer, f"{SELECTED} {PERSONAL}", "open3")
+    try:
+        await w.command("RENAME open3 open3b")
+        lines: list[bytes] = []
+        async with asyncio.timeout(10):
+            while not any(b"open3b" in x for x in lines):
+                lines += await a.unsolicited(0.2)
+        news = [x for x in lines if b"open3b" in x]
+        assert news[0].startswith(b"* LIST ") and b"OLDNAME" in news[0] and b"open3" in news[0], lines
+    finally:
+        await a.__aexit__(None, None, None)
+        await w.__aexit__(None, None, None)
