@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
 import re
 import threading
 import uuid
@@ -473,3 +474,42 @@ async def test_a_client_behind_haproxy_gets_pushes_and_reconnects_to_a_surviving
             assert states == {"s0": "DOWN", "s1": "UP"}
     finally:
         doomed.__exit__(None, None, None)
+
+
+# ---------------------------------------------------------------- a change racing a new session
+
+
+async def test_a_change_committed_while_a_session_sets_notify_on_another_instance_is_never_missed(
+    cluster: list[MsgstoreInstance], user: str
+) -> None:
+    # A phone reconnecting does LOGIN, NOTIFY SET, then reads what changed; a MOVE on another
+    # instance commits at a random moment around that. Whenever the read does not show the MOVE
+    # yet, a pushed STATUS must follow (the gap a reconnecting client could otherwise fall into).
+    reader_side, writer_side = cluster[0], cluster[1]
+    rng = random.Random(14)
+    read_before_move = 0
+    async with connect(writer_side, user) as w:
+        await w.cmd("CREATE src")
+        await w.cmd("CREATE dst")
+        for _ in range(40):
+            await w.append("src")
+            await w.cmd("SELECT src")
+
+            async def move() -> None:
+                await asyncio.sleep(rng.uniform(0, 0.03))
+                await w.cmd("MOVE 1:* dst")
+
+            async with connect(reader_side, user) as phone:
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(move())
+                    await phone.cmd(
+                        "NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) "
+                        "(personal (MessageNew MessageExpunge FlagChange MailboxName))"
+                    )
+                    read = await phone.cmd("STATUS src (MESSAGES)")
+                answer = [line for line in read if line.startswith(b"* STATUS")][-1]
+                if b"MESSAGES 0)" not in answer:
+                    read_before_move += 1
+                    if not any(re.match(rb'\* STATUS "?src"? \(.*MESSAGES 0', line) for line in read):
+                        await phone.expect(r'^\* STATUS "?src"? \(.*MESSAGES 0')
+    assert read_before_move > 0, "the race never happened: the test showed nothing"
