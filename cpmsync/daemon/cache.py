@@ -32,6 +32,7 @@ from cpmsync.models.tables import (
     Account,
     ActionRow,
     Folder,
+    FolderGeneration,
     Message,
     NetworkHeartbeat,
     OutboxRow,
@@ -554,6 +555,7 @@ class Cache:
             s.exec(delete(Message).where(col(Message.folder_id) == f.id))
             s.delete(f)
             self._write_event(s, ev, self.topics.events(name))
+            self._bump_generation(s, name)
             self._write_summary(s, name, None)
             self._advance(s)
             self._commit(s)
@@ -572,6 +574,7 @@ class Cache:
                 s.exec(delete(Message).where(col(Message.folder_id) == stale.id))
                 s.delete(stale)
                 s.flush()
+                self._bump_generation(s, new)
             f.name = new
             s.add(f)
             # Queued app actions follow the folder (daemon/actions.py).
@@ -674,7 +677,23 @@ class Cache:
             s.execute(insert(OutboxRow), rows)
         s.commit()
 
-    def _event_payload(self, ev: _PendingEvent) -> FolderEvent:
+    def _generation(self, s: Session, name: str) -> int:
+        """How often `name` was dropped from the cache (see FolderGeneration), per transaction."""
+        known: dict[str, int] = s.info.setdefault("folder_generation", {})
+        if name not in known:
+            row = s.get(FolderGeneration, (self.account_id, name))
+            known[name] = row.removed if row is not None else 0
+        return known[name]
+
+    def _bump_generation(self, s: Session, name: str) -> None:
+        row = s.get(FolderGeneration, (self.account_id, name))
+        if row is None:
+            row = FolderGeneration(account_id=self.account_id, name=name)
+        row.removed += 1
+        s.add(row)
+        s.info.setdefault("folder_generation", {})[name] = row.removed
+
+    def _event_payload(self, ev: _PendingEvent, generation: int = 0) -> FolderEvent:
         m = ev.msg
         # A rename is identified by both names, so renaming back later is a new event.
         key = ev.folder if ev.old_folder is None else f"{ev.old_folder}\0{ev.folder}"
@@ -688,6 +707,7 @@ class Cache:
                 ev.kind,
                 # Without a MODSEQ, the new flags are what makes this flag change distinct.
                 " ".join(sorted(ev.flags)) if ev.modseq is None and ev.flags is not None else None,
+                generation,
             ),
             kind=ev.kind,
             account=self.account_id,
@@ -707,7 +727,7 @@ class Cache:
         )
 
     def _write_event(self, s: Session, ev: _PendingEvent, topic: str) -> None:
-        payload = self._event_payload(ev)
+        payload = self._event_payload(ev, self._generation(s, ev.folder))
         self._write_raw(s, topic, payload.to_json(), ev.folder, payload.id)
 
     def _write_summary(

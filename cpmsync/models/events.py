@@ -49,15 +49,20 @@ def event_id(
     modseq: int | None,
     kind: str,
     detail: str | None = None,
+    generation: int = 0,
 ) -> str:
     """Deterministic id: the same change detected twice yields the same id (32 hex digits).
 
     `detail` tells apart changes a MODSEQ cannot (a server without CONDSTORE: two flag changes
     of one message would otherwise share an id and the second be dropped as a duplicate).
+    `generation` counts how often the folder name was dropped from the cache: after a folder is
+    removed and added back, its messages are news again, under new ids.
     """
     parts: list[object] = [account, folder, uidvalidity, sorted(uids), modseq, kind]
     if detail is not None:
         parts.append(detail)
+    if generation:
+        parts.append(["generation", generation])
     key = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 

@@ -79,6 +79,17 @@ class Folder(SQLModel, table=True):
     last_synced_modseq: int = 0
 
 
+class FolderGeneration(SQLModel, table=True):
+    """How many times a folder name was dropped from the cache. A folder added back under that
+    name is a new incarnation and its events get new ids: an app that dropped the old ones with
+    the folder would otherwise drop the repeats as duplicates (event ids in models/events.py)."""
+
+    __tablename__ = "folder_generation"
+    account_id: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    removed: int = 0
+
+
 class Message(SQLModel, table=True):
     """One message's metadata and preview; the body only when configured and small enough."""
 

@@ -104,6 +104,21 @@ class CacheMachine(RuleBasedStateMachine):
     def delete(self, name: str) -> None:
         self.cache.delete_folder(name)
 
+    @rule(name=st.sampled_from(NAMES))
+    def delete_and_add_back(self, name: str) -> None:
+        """The folder is dropped (a listing that missed it) and then found again unchanged: the
+        same UIDVALIDITY, UIDs and MODSEQs. Its messages are news again for an app that dropped
+        them with the folder, so they must come under ids it has not seen."""
+        f = self.cache.folders().get(name)
+        if f is None:
+            return
+        held = [(m.uid, m.modseq, frozenset(m.flags)) for m in self.cache.messages(name)]
+        self.cache.delete_folder(name)
+        with self.cache.folder_sync(name) as fs:
+            fs.set_status(uidvalidity=f.uidvalidity, highestmodseq=f.highestmodseq)
+            for uid, modseq, flags in held:
+                fs.add_message(MessageData(uid=uid, modseq=modseq, flags=flags))
+
     @rule(old=st.sampled_from(NAMES), new=st.sampled_from(NAMES))
     def rename(self, old: str, new: str) -> None:
         self.cache.rename_folder(old, new)
