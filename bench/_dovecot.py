@@ -1,7 +1,7 @@
 """Dovecot for benchmarks: `from _dovecot import seeded_dovecot` in bench/<name>.py.
 
 Benches run as `python bench/<name>.py` from the repo root, so bench/ is on sys.path and this
-module imports as `_dovecot`. The launcher itself lives in `cpmsync.testing` (shared with the tests
+module imports as `_dovecot`. The launcher itself lives in `tests.support` (shared with the tests
 and the demo); this module only adds what a bench wants: one call that starts a private Dovecot,
 seeds it with the same CPM-like data the msgstore seed produces, and reports how long that took.
 
@@ -15,9 +15,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from cpmsync.testing import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
+
+from tests.support import (
     DEFAULT_USERS,
     DovecotMissingError,
     DovecotServer,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 
 import aiomqtt
 from _daemon_bench import msgstore_thread, seed_msgstore
@@ -36,7 +37,7 @@ from cpmsync.daemon.cache import open_cache
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.daemon.service import ImapSession
 from cpmsync.daemon.settings import DaemonSettings
-from cpmsync.testing import MosquittoBroker
+from tests.support import MosquittoBroker
 
 USER, PASSWORD = "bench", "bench-pw"
 MESSAGES = 3

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 
 from _daemon_bench import daemon_settings, msgstore_thread, seed_msgstore
 
@@ -30,7 +31,7 @@ from cpmsync.daemon.imap_client import ImapClient
 from cpmsync.daemon.service import setup
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.sync_engine import SyncEngine
-from cpmsync.testing import FaultProxy
+from tests.support import FaultProxy
 
 USER, PASSWORD = "bench", "bench-pw"
 

@@ -15,12 +15,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 
 import psutil
 from _daemon_bench import msgstore_thread, seed_msgstore
 
 from cpmsync.daemon.cache import Cache
-from cpmsync.testing import MosquittoBroker
+from tests.support import MosquittoBroker
 
 USER, PASSWORD = "bench", "bench-pw"
 

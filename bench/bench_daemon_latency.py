@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 
 import aiomqtt
 from _daemon_bench import daemon_settings, msgstore_thread, seed_msgstore
@@ -26,7 +27,7 @@ from imapclient import IMAPClient
 from cpmsync.daemon.cache import open_cache
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.daemon.service import ImapSession
-from cpmsync.testing import MosquittoBroker
+from tests.support import MosquittoBroker
 
 USER, PASSWORD = "bench", "bench-pw"
 

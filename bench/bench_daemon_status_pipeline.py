@@ -18,13 +18,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 
 from _daemon_bench import msgstore_thread, seed_msgstore
 
 from cpmsync.daemon.cache import Cache
 from cpmsync.daemon.discovery import DiscoveryStrategy, discover
 from cpmsync.daemon.imap_client import ImapClient
-from cpmsync.testing import FaultProxy
+from tests.support import FaultProxy
 
 USER, PASSWORD = "bench", "bench-pw"
 NO_LIST_STATUS = {"list_changedsince": False, "list_status": False}

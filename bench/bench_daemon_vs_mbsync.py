@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 
 from _dovecot import seeded_dovecot
 
-from cpmsync.testing import LinkProfile, ThreadedFaultProxy
+from tests.support import LinkProfile, ThreadedFaultProxy
 
 USER = "alice"
 SETUP_ROUND_TRIPS = 6  # connect+greeting, CAPABILITY, AUTHENTICATE, CAPABILITY, COMPRESS, ENABLE

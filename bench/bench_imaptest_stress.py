@@ -33,11 +33,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
+
 from _dovecot import start_dovecot
 
 from cpmsync.cpmdata import OWNER, chat_message, random_tel, random_uuid
 from cpmsync.msgstore import MessageStore
-from cpmsync.testing.msgstore_cluster import MsgstoreInstance
+from tests.support.msgstore_cluster import MsgstoreInstance
 
 RUN = Path(__file__).resolve().parents[2] / "shared/tools/imaptest/run"
 USER, PASSWORD = "stress", "stress-pw"

@@ -59,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 from cpmsync.msgstore import MessageStore  # noqa: E402
 from cpmsync.msgstore.passwords import hash_password  # noqa: E402
 from cpmsync.msgstore.store import users as store_users  # noqa: E402
-from cpmsync.testing.msgstore_cluster import MsgstoreInstance, PgSchema  # noqa: E402
+from tests.support.msgstore_cluster import MsgstoreInstance, PgSchema  # noqa: E402
 
 MSG = b"From: <tel:+15143457900>\r\nSubject: Lunch?\r\n\r\nsee you at noon\r\n"
 NOTIFY = b"NOTIFY SET (personal (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange))"

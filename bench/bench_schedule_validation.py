@@ -36,8 +36,8 @@ from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.simulator.radio import load_profile
 from cpmsync.simulator.runner import idle_floor_j
 from cpmsync.simulator.schedule_price import ScheduleSpec, price_schedule
-from cpmsync.testing import FaultProxy, MosquittoBroker
 from tests.msgstore.server_testlib import USERS, ThreadServer, make_settings
+from tests.support import FaultProxy, MosquittoBroker
 
 
 def _config(path: Path, proxy: FaultProxy, mqtt_port: int, cache: Path, scale: float) -> None:

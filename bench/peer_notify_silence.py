@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cpmsync.testing import DovecotServer
-from cpmsync.testing.seed import seed_dovecot
+from tests.support import DovecotServer
 from tests.support.peers import ImapPeer
+from tests.support.seed import seed_dovecot
 from tests.support.soak.stream import ChangeStream
 
 NOTIFY = b"n NOTIFY SET (personal (MessageNew MessageExpunge FlagChange MailboxName))\r\n"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cpmsync.testing import DovecotServer
+from tests.support import DovecotServer
 from tests.support.raw_imap import RawImap
 
 MESSAGE = "From: a@example.org\r\nSubject: x\r\n\r\nhello\r\n"

@@ -1,7 +1,7 @@
 """CPM-like account data: conversation folder names, chat messages and their flags.
 
 The one generator behind `msgstore seed`, the demo, the IMAP seeding of test servers
-(`cpmsync.testing.seed`) and the simulator's accounts, so "the same account shape" means the
+(`tests.support.seed`) and the simulator's accounts, so "the same account shape" means the
 same names and message sizes everywhere. Names follow the CR's examples (`Default`,
 `tel:+1514...`, UUID group chats, sub-conversations nested as `<uuid>/<uuid>` under an existing
 group); messages are RFC 5322 chat messages with the headers a CPM store keeps

@@ -31,8 +31,8 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from cpmsync.testing import DovecotServer, FaultProxy, MosquittoBroker  # noqa: E402
-from cpmsync.testing._process import tail  # noqa: E402
+from cpmsync.demo.processes import tail  # noqa: E402
+from tests.support import DovecotServer, FaultProxy, MosquittoBroker  # noqa: E402
 from tests.support.fixtures import DovecotAccount, start_broker_or_fail, start_dovecot_or_fail  # noqa: E402
 from tests.support.peers import ImapPeer  # noqa: E402
 

@@ -3,7 +3,7 @@
 The daemon publishes with MQTT v5 (persistent sessions, message expiry), so the probe is a real
 v5 CONNECT, not an open port. amqtt, the pure-Python broker, speaks MQTT 3.1.1 only (it refuses a
 v5 CONNECT with "Unsupported protocol version"), so the embedded broker is a private Mosquitto
-started through `cpmsync.testing.MosquittoBroker` (its own process group, stopped on every exit path).
+started through `cpmsync.demo.mosquitto.MosquittoBroker` (its own process group, stopped on every exit path).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import aiomqtt
 
 if TYPE_CHECKING:
-    from cpmsync.testing import MosquittoBroker
+    from cpmsync.demo.mosquitto import MosquittoBroker
 
 __all__ = ["BrokerChoice", "BrokerUnavailable", "choose_broker", "probe_mqtt_v5"]
 
@@ -74,7 +74,7 @@ async def choose_broker(host: str, port: int) -> tuple[BrokerChoice, str | None]
     if await probe_mqtt_v5(host, port):
         return BrokerChoice(host, port, "configured"), None
     why = f"no MQTT v5 broker answers at {host}:{port}"
-    from cpmsync.testing import MosquittoBroker, MosquittoError
+    from cpmsync.demo.mosquitto import MosquittoBroker, MosquittoError
 
     try:
         # Started synchronously (~50 ms): a cancellation can then never orphan the process.

@@ -22,8 +22,8 @@ from cpmsync.daemon.cache import open_cache
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.daemon.service import ImapSession
 from cpmsync.daemon.settings import DaemonSettings
-from cpmsync.testing import MosquittoBroker
 from tests.msgstore.server_testlib import USERS, ThreadServer, make_settings
+from tests.support import MosquittoBroker
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

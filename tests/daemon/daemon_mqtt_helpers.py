@@ -19,10 +19,10 @@ from paho.mqtt.properties import Properties
 
 from cpmsync.daemon.cache import Cache, MessageData
 from cpmsync.daemon.settings import MqttSettings
-from cpmsync.testing import MosquittoBroker
+from tests.support import MosquittoBroker
 
 # As config/daemon.toml recommends for the device broker: small PUBLISH/PUBACK packets not held
-# back by Nagle. Every daemon test broker gets it (shared launcher: cpmsync.testing.MosquittoBroker).
+# back by Nagle. Every daemon test broker gets it (shared launcher: cpmsync.demo.mosquitto.MosquittoBroker).
 BROKER_CONF = "set_tcp_nodelay true"
 SAVE_TIMEOUT_S = 10.0
 

@@ -15,7 +15,7 @@ from daemon_sync_helpers import WAIT_S, cache_state, daemon_settings, running_da
 
 from cpmsync.daemon.cache import Cache
 from cpmsync.daemon.settings import DaemonSettings
-from cpmsync.testing import free_port
+from tests.support import free_port
 
 State = dict[str, dict[int, frozenset[str]]]
 

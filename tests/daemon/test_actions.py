@@ -21,7 +21,7 @@ from daemon_actions_helpers import (
 )
 from daemon_sync_helpers import running_daemon
 
-from cpmsync.testing import MosquittoBroker
+from tests.support import MosquittoBroker
 from tests.support.peers import ImapPeer
 
 

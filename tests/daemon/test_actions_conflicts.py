@@ -11,7 +11,7 @@ from typing import Any
 from daemon_actions_helpers import device, running_app, seed, server_flags, server_folders, settings_for
 from daemon_sync_helpers import running_daemon
 
-from cpmsync.testing import MosquittoBroker
+from tests.support import MosquittoBroker
 from tests.support.peers import ImapPeer
 
 

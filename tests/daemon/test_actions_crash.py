@@ -13,7 +13,7 @@ from typing import Any
 from daemon_actions_helpers import b64, message, running_app, seed, server_flags, settings_for
 from daemon_sync_helpers import daemon_process, running_daemon
 
-from cpmsync.testing import MosquittoBroker
+from tests.support import MosquittoBroker
 from tests.support.peers import ImapPeer
 
 

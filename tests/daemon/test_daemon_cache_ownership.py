@@ -16,8 +16,8 @@ from daemon_sync_helpers import cache_with_one_message
 from cpmsync.config import ConfigError
 from cpmsync.daemon.cache import Cache
 from cpmsync.models.schema import APPLICATION_ID
-from cpmsync.testing import run_cli
 from tests.msgstore.server_testlib import make_store
+from tests.support import run_cli
 
 
 def _msgstore_db(tmp_path: Path) -> Path:

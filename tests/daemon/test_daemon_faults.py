@@ -18,7 +18,7 @@ import pytest
 from daemon_mqtt_helpers import BROKER_CONF, Collector
 from daemon_sync_helpers import *  # noqa: F403  (the shared daemon test helpers)
 
-from cpmsync.testing import MosquittoBroker
+from tests.support import MosquittoBroker
 
 pytestmark = pytest.mark.dovecot
 

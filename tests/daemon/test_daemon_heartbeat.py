@@ -14,8 +14,8 @@ from typing import Any
 from daemon_mqtt_helpers import Collector
 from daemon_sync_helpers import daemon_settings, other_client, running_daemon, wait_until
 
-from cpmsync.testing import FaultProxy, MosquittoBroker
 from tests.msgstore.server_testlib import USERS, ThreadServer, make_settings
+from tests.support import FaultProxy, MosquittoBroker
 
 NAT_S = 3.0
 HEARTBEAT = {

@@ -12,8 +12,8 @@ from daemon_sync_helpers import *  # noqa: F403  (the shared daemon test helpers
 from imapclient import IMAPClient
 
 from cpmsync.msgstore import MsgstoreSettings
-from cpmsync.testing import MosquittoBroker
 from tests.msgstore.server_testlib import ThreadServer
+from tests.support import MosquittoBroker
 
 _LEGACY = {"server": {"listen": ["127.0.0.1:0"]}, "limits": {"auth_failure_delay_ms": 0}}
 

@@ -13,7 +13,7 @@ from daemon_sync_helpers import daemon_settings, seed_small
 import cpmsync.daemon.sync_many as sync_many
 from cpmsync.daemon.cache import open_cache
 from cpmsync.daemon.service import ImapSession
-from cpmsync.testing import MosquittoBroker
+from tests.support import MosquittoBroker
 
 pytestmark = pytest.mark.dovecot
 

@@ -15,8 +15,8 @@ from cpmsync.config import ConfigError
 from cpmsync.daemon.cache import Cache
 from cpmsync.daemon.service import ImapSession
 from cpmsync.daemon.settings import DaemonSettings, load_daemon_settings
-from cpmsync.testing import run_cli
 from tests.msgstore.server_testlib import ThreadServer, make_settings
+from tests.support import run_cli
 
 NO_PASSWORD = "imap: no password: set imap.password_file or CPMSYNC_IMAP__PASSWORD"
 

@@ -16,7 +16,7 @@ from typing import Any
 from daemon_mqtt_helpers import Collector
 from daemon_sync_helpers import daemon_settings, other_client, running_daemon
 
-from cpmsync.testing import FaultProxy, MosquittoBroker
+from tests.support import FaultProxy, MosquittoBroker
 from tests.support.peers import ImapPeer
 
 HEARTBEAT = {"adaptive": False, "initial_s": 2.0, "min_s": 1.0, "reply_timeout_s": 2.0, "network_id": "t"}

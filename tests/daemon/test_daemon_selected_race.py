@@ -16,7 +16,7 @@ from typing import Any
 from daemon_mqtt_helpers import Collector
 from daemon_sync_helpers import daemon_settings, other_client, running_daemon
 
-from cpmsync.testing import FaultProxy, MosquittoBroker
+from tests.support import FaultProxy, MosquittoBroker
 from tests.support.peers import ImapPeer
 
 FOLDER = "tel:+15145550100"

@@ -16,7 +16,7 @@ from cpmsync.daemon.cache import open_cache
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.daemon.service import USED_CAPABILITIES, ImapSession
 from cpmsync.models.events import StatusPayload
-from cpmsync.testing import MosquittoBroker
+from tests.support import MosquittoBroker
 
 pytestmark = pytest.mark.dovecot
 

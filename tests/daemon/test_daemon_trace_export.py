@@ -12,8 +12,8 @@ from pathlib import Path
 from daemon_offline_helpers import offline_settings, sync_once
 
 from cpmsync.daemon.cache import Cache
-from cpmsync.testing import run_cli
 from tests.msgstore.server_testlib import ThreadServer, make_settings, message
+from tests.support import run_cli
 
 
 def _seed(port: int) -> None:

@@ -24,7 +24,7 @@ from daemon_mqtt_helpers import (
 
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.models.events import FolderEvent
-from cpmsync.testing import FaultProxy, MosquittoBroker
+from tests.support import FaultProxy, MosquittoBroker
 
 FOLDERS = ["INBOX", "Sent", "tel:+15143457900"]
 

@@ -13,7 +13,7 @@ from daemon_mqtt_helpers import BROKER_CONF, Collector, mqtt_settings, open_cach
 
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.models.events import StatusPayload
-from cpmsync.testing import FaultProxy, MosquittoBroker, free_port
+from tests.support import FaultProxy, MosquittoBroker, free_port
 
 HERE = Path(__file__).parent
 

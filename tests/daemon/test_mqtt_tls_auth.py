@@ -14,7 +14,7 @@ from daemon_mqtt_helpers import BROKER_CONF, Collector, mqtt_settings, open_cach
 
 from cpmsync.daemon.publisher import Publisher
 from cpmsync.msgstore.tls_cert import make_self_signed
-from cpmsync.testing import free_port
+from tests.support import free_port
 from tests.support.fixtures import start_broker_or_fail
 
 

@@ -12,7 +12,7 @@ import aiomqtt
 from daemon_mqtt_helpers import BROKER_CONF, mqtt_settings, open_cache, produce, wait_for
 
 from cpmsync.daemon.publisher import Publisher
-from cpmsync.testing import MosquittoBroker
+from tests.support import MosquittoBroker
 
 
 def write_config(path: Path, port: int, account: str) -> Path:

@@ -15,7 +15,7 @@ from daemon_sync_helpers import *  # noqa: F403  (the shared daemon test helpers
 from imapclient import IMAPClient
 
 from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
-from cpmsync.testing import MosquittoBroker
+from tests.support import MosquittoBroker
 
 pytestmark = pytest.mark.dovecot
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from daemon_sync_helpers import *  # noqa: F403  (the shared daemon test helpers)
 from imapclient import IMAPClient
 
-from cpmsync.testing import MosquittoBroker, run_cli
 from tests.msgstore.server_testlib import ThreadServer
+from tests.support import MosquittoBroker, run_cli
 
 USER, PW = "alice", "alice-pw"
 

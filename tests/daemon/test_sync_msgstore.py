@@ -17,8 +17,8 @@ from imapclient import IMAPClient
 
 from cpmsync.daemon.push import push_mode
 from cpmsync.msgstore import MsgstoreSettings
-from cpmsync.testing import MosquittoBroker
 from tests.msgstore.server_testlib import ThreadServer, make_settings
+from tests.support import MosquittoBroker
 
 _LEGACY = {"server": {"listen": ["127.0.0.1:0"]}, "limits": {"auth_failure_delay_ms": 0}}
 

@@ -25,7 +25,7 @@ from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.sync import sync_folder
 from cpmsync.daemon.sync_engine import SyncEngine
 from cpmsync.imap import FetchData
-from cpmsync.testing import FaultProxy, cpm_message
+from tests.support import FaultProxy, cpm_message
 from tests.support.peers import ImapPeer
 
 FOLDERS = 12

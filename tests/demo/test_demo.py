@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cpmsync.testing import MosquittoBroker, cli_command, free_port, run_cli
+from tests.support import MosquittoBroker, cli_command, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
-import cpmsync.testing.dovecot as dovecot_mod
-from cpmsync.testing import DovecotMissingError, DovecotServer, port_open, seed_dovecot
-from cpmsync.testing._process import group_members
-from cpmsync.testing.dovecot import DOVECOT_CAPABILITIES
+import tests.support.dovecot as dovecot_mod
+from cpmsync.demo.processes import group_members
+from tests.support import DovecotMissingError, DovecotServer, port_open, seed_dovecot
+from tests.support.dovecot import DOVECOT_CAPABILITIES
 from tests.support.fixtures import start_dovecot_or_fail
 
 REQUIRED_CAPABILITIES = {

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from cpmsync.testing import cpm_folder_names, cpm_message, free_port, port_open, run_cli, wait_port
+from tests.support import cpm_folder_names, cpm_message, free_port, port_open, run_cli, wait_port
 
 
 def test_free_port_can_be_bound_and_wait_port_sees_a_listener() -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import aiomqtt
 import pytest
 
-from cpmsync.testing import MosquittoBroker, port_open
+from tests.support import MosquittoBroker, port_open
 
 V5 = aiomqtt.ProtocolVersion.V5
 

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from cpmsync.testing import DovecotServer, FaultProxy, LinkProfile, MosquittoBroker
+from tests.support import DovecotServer, FaultProxy, LinkProfile, MosquittoBroker
 from tests.support.raw_imap import RawImap
 
 ProxyFactory = Callable[..., Awaitable[FaultProxy]]
@@ -227,7 +227,7 @@ def test_link_profile_takes_the_simulators_lte_figures() -> None:
 def test_threaded_proxy_serves_blocking_clients(dovecot: DovecotServer) -> None:
     import imaplib
 
-    from cpmsync.testing import ThreadedFaultProxy
+    from tests.support import ThreadedFaultProxy
 
     with ThreadedFaultProxy(dovecot.host, dovecot.port) as px:
         m = imaplib.IMAP4(px.host, px.port, timeout=10)

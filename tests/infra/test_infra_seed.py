@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cpmsync.testing import DovecotServer, seed_dovecot, seed_imap
+from tests.support import DovecotServer, seed_dovecot, seed_imap
 from tests.support.fixtures import DovecotAccount
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from server_testlib import make_store, running_server
 
-from cpmsync.testing.dovecot import DovecotServer
+from tests.support.dovecot import DovecotServer
 
 RUN = Path(
     os.environ.get("CPMSYNC_IMAPTEST", Path(__file__).resolve().parents[3] / "shared/tools/imaptest/run")

@@ -24,8 +24,8 @@ import pytest
 
 from cpmsync.msgstore import MessageStore
 from cpmsync.msgstore.connection_limits import SharedUserConnections
-from cpmsync.testing.haproxy import HaproxyFront, check_config
-from cpmsync.testing.msgstore_cluster import MsgstoreInstance, PgSchema
+from tests.support.haproxy import HaproxyFront, check_config
+from tests.support.msgstore_cluster import MsgstoreInstance, PgSchema
 from tests.support.raw_imap import RawImap
 
 pytestmark = pytest.mark.slow

@@ -9,8 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from cpmsync.testing import free_port, run_cli
-from cpmsync.testing.cli_run import cli_command
+from tests.support import free_port, run_cli
+from tests.support.cli_run import cli_command
 
 
 def _wait_ready(proc: subprocess.Popen[str], timeout_s: float = 20) -> str:

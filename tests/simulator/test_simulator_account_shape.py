@@ -13,8 +13,8 @@ from pathlib import Path
 from cpmsync.cpmdata import folder_message
 from cpmsync.msgstore.seed import seed_account
 from cpmsync.simulator.account import make_account, make_message
-from cpmsync.testing import cpm_folder_names
 from tests.msgstore.server_testlib import make_store
+from tests.support import cpm_folder_names
 
 
 def test_simulator_msgstore_and_test_seeding_share_folder_names(tmp_path: Path) -> None:

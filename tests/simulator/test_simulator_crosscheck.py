@@ -16,7 +16,7 @@ import pytest
 import cpmsync.imap as imap
 from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.simulator.catchup import STATUS_ITEMS, predict_catchup_bytes
-from cpmsync.testing import seed_dovecot
+from tests.support import seed_dovecot
 
 
 class RawClient:

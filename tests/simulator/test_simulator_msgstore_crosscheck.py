@@ -55,8 +55,8 @@ from cpmsync.msgstore.seed import seed_account
 from cpmsync.simulator.account import make_message
 from cpmsync.simulator.catchup import PREVIEW_BYTES, ImapSession, predict_catchup_bytes
 from cpmsync.simulator.wire import WireConfig, WireCount
-from cpmsync.testing import FaultProxy
 from tests.msgstore.server_testlib import make_settings, make_store, message, running_server
+from tests.support import FaultProxy
 
 FOLDERS = 400  # the first sync is one EXAMINE + FETCH per folder: ~15 ms each
 MESSAGES_PER_FOLDER = 2

@@ -1,7 +1,56 @@
-"""Test support: re-exports of `cpmsync.testing` (the launchers live in the package so benches and
-the demo can use them too) plus test-only helpers. Prefer the fixtures in tests/conftest.py."""
+"""Test support: real peers for tests and benchmarks (private Dovecot, HAProxy, msgstore clusters,
+a fault-injecting proxy, seeding) and test-only helpers. Prefer the fixtures in tests/conftest.py.
 
-from cpmsync.testing import *  # noqa: F403
-from cpmsync.testing import __all__ as _testing_all
+The private Mosquitto launcher is the demo's (`cpmsync demo` starts one when no broker answers),
+so it stays in the runtime package (`cpmsync.demo.mosquitto`) and is re-exported here.
+"""
 
-__all__ = list(_testing_all)
+from cpmsync.demo.mosquitto import MosquittoBroker, MosquittoError, MosquittoMissingError, mosquitto_available
+from cpmsync.demo.ports import free_port, port_open, wait_port
+from tests.support.cli_run import cli_command, run_cli
+from tests.support.dovecot import (
+    DEFAULT_USERS,
+    DovecotError,
+    DovecotMissingError,
+    DovecotServer,
+    dovecot_available,
+)
+from tests.support.proxy import Direction, FaultProxy, LinkProfile, ThreadedFaultProxy, TraceEntry
+from tests.support.seed import (
+    SeedError,
+    SeedResult,
+    cpm_folder_names,
+    cpm_message,
+    imap_quote,
+    seed_dovecot,
+    seed_imap,
+)
+
+__all__ = [
+    "DEFAULT_USERS",
+    "Direction",
+    "DovecotError",
+    "DovecotMissingError",
+    "DovecotServer",
+    "FaultProxy",
+    "LinkProfile",
+    "MosquittoBroker",
+    "MosquittoError",
+    "MosquittoMissingError",
+    "SeedError",
+    "SeedResult",
+    "ThreadedFaultProxy",
+    "TraceEntry",
+    "cli_command",
+    "cpm_folder_names",
+    "cpm_message",
+    "dovecot_available",
+    "free_port",
+    "imap_quote",
+    "mosquitto_available",
+    "port_open",
+    "run_cli",
+    "seed_dovecot",
+    "seed_imap",
+    "wait_port",
+]

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from cpmsync.testing import DovecotError, DovecotServer, MosquittoBroker, MosquittoError
+from tests.support import DovecotError, DovecotServer, MosquittoBroker, MosquittoError
 
 __all__ = ["DovecotAccount", "start_broker_or_fail", "start_dovecot_or_fail"]
 

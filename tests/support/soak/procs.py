@@ -18,11 +18,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from cpmsync.testing import DovecotServer, MosquittoBroker, free_port, run_cli, seed_dovecot, seed_imap
-from cpmsync.testing._process import scratch_dir, start_process, stop_process, tail
-from cpmsync.testing.cli_run import cli_command
-from cpmsync.testing.msgstore_cluster import MsgstoreInstance, PgSchema
-from cpmsync.testing.ports import port_open
+from cpmsync.demo.ports import port_open
+from cpmsync.demo.processes import scratch_dir, start_process, stop_process, tail
+from tests.support import DovecotServer, MosquittoBroker, free_port, run_cli, seed_dovecot, seed_imap
+from tests.support.cli_run import cli_command
+from tests.support.msgstore_cluster import MsgstoreInstance, PgSchema
 from tests.support.peers import ImapPeer
 
 __all__ = ["ALL_PEERS", "CLUSTER_PEER", "PEERS", "Daemon", "Peer", "start_broker", "start_peer"]

@@ -19,8 +19,8 @@ from functools import partial
 from typing import Any
 
 from cpmsync.daemon.topics import Topics
-from cpmsync.testing import FaultProxy, MosquittoBroker
-from cpmsync.testing._process import scratch_dir
+from cpmsync.demo.processes import scratch_dir
+from tests.support import FaultProxy, MosquittoBroker
 from tests.support.soak.checks import (
     AppState,
     cache_problems,

@@ -25,7 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from cpmsync.daemon.topics import Topics
-from cpmsync.testing import imap_quote
+from tests.support import imap_quote
 from tests.support.peers import ImapPeer
 from tests.support.soak.stream import list_name
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cpmsync.testing import cpm_message, imap_quote
+from tests.support import cpm_message, imap_quote
 from tests.support.peers import ImapPeer
 
 __all__ = ["Change", "ChangeStream", "StreamError", "list_name"]

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Self
 
-from cpmsync.testing._process import PrivateServer, scratch_dir, start_process, stop_process, tail
-from cpmsync.testing.ports import free_port
+from cpmsync.demo.ports import free_port
+from cpmsync.demo.processes import PrivateServer, scratch_dir, start_process, stop_process, tail
 
 __all__ = [
     "MOSQUITTO_BIN",
@@ -82,7 +82,7 @@ class MosquittoBroker(PrivateServer):
 
     def _write_conf(self) -> None:
         lines = [
-            "# Written by cpmsync.testing.mosquitto for one private broker.",
+            "# Written by cpmsync.demo.mosquitto for one private broker.",
             f"listener {self.port} {self.host}",
             "allow_anonymous true",
             f"persistence {'true' if self.persistence else 'false'}",

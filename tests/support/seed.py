@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from cpmsync.cpmdata import OWNER, folder_message, folder_names, message_flags, message_time
-from cpmsync.testing.dovecot import DovecotServer
+from tests.support.dovecot import DovecotServer
 
 __all__ = [
     "SeedError",

@@ -20,9 +20,9 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
-from cpmsync.testing._process import scratch_dir, start_process, stop_process, tail
-from cpmsync.testing.cli_run import cli_command
-from cpmsync.testing.ports import free_port
+from cpmsync.demo.ports import free_port
+from cpmsync.demo.processes import scratch_dir, start_process, stop_process, tail
+from tests.support.cli_run import cli_command
 
 __all__ = ["DEFAULT_PG_URL", "MsgstoreInstance", "PgSchema"]
 

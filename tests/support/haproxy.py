@@ -19,11 +19,10 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
-from cpmsync.testing._process import scratch_dir, start_process, stop_process, tail
-from cpmsync.testing.ports import free_port
+from cpmsync.demo.ports import free_port
+from cpmsync.demo.processes import Managed, scratch_dir, start_process, stop_process, tail
 
 __all__ = ["HAPROXY_BIN", "HaproxyError", "HaproxyFront", "check_config"]
 
@@ -51,7 +50,7 @@ def check_config(path: Path) -> str:
     return r.stdout + r.stderr
 
 
-class HaproxyFront:
+class HaproxyFront(Managed):
     """One HAProxy process balancing `backends` (host, port) on 127.0.0.1:`port`."""
 
     def __init__(
@@ -77,7 +76,7 @@ class HaproxyFront:
 
     def config_text(self) -> str:
         servers = "\n".join(f"    server s{i} {h}:{p} check" for i, (h, p) in enumerate(self.backends))
-        return f"""# Written by cpmsync.testing.haproxy (production example: config/haproxy-msgstore.cfg).
+        return f"""# Written by tests.support.haproxy (production example: config/haproxy-msgstore.cfg).
 global
     log stdout format raw local0 info
     stats socket {self.stats_socket} mode 600 level admin
@@ -155,11 +154,7 @@ backend msgstore
             stop_process(self._proc)
             self._proc = None
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def close(self) -> None:
+        """Stop and delete the private directory."""
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
