@@ -13,11 +13,12 @@ Strategies (how a client finds the folders that changed):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -418,6 +419,26 @@ class ImapSession:
             self.ok(t, "Fetch completed."),
         )
 
+    @contextlib.contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Commands and answers inside go out as one flight each way, as the daemon's multi-folder
+        sync pipelines EXAMINE + UID FETCH of folder after folder (daemon/sync_many.py): one
+        deflate flush per direction instead of one per command."""
+        real = self.counter.send
+        held: dict[str, list[bytes]] = {"up": [], "down": []}
+
+        def hold(direction: str, data: bytes) -> None:
+            held[direction].append(data)
+
+        self.counter.send = hold  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            self.counter.send = real  # type: ignore[method-assign]
+            for direction in ("up", "down"):
+                if held[direction]:
+                    real(direction, b"".join(held[direction]))
+
     def unselect(self) -> None:
         """UNSELECT after the last folder (the daemon EXAMINEs, so nothing to expunge)."""
         imap = _imap()
@@ -530,20 +551,21 @@ def predict_catchup_bytes(
         strategy, folders, changed_list, last_modseq, status_items=tuple(status_items), pipelined=pipelined
     )
     if fetch_changed:
-        for n in changed_list:
-            if n not in folders:
-                continue
-            f = folders[n]
-            raws = list((new_messages or {}).get(n, ()))
-            first = f.uidnext - len(raws)
-            sess.sync_folder(
-                f,
-                (known_modseqs or {}).get(n, last_modseq),
-                [(first + i, raw) for i, raw in enumerate(raws)],
-                list((flag_changes or {}).get(n, ())),
-                preview_bytes=preview_bytes,
-            )
-        sess.unselect()
+        with sess.pipelined():
+            for n in changed_list:
+                if n not in folders:
+                    continue
+                f = folders[n]
+                raws = list((new_messages or {}).get(n, ()))
+                first = f.uidnext - len(raws)
+                sess.sync_folder(
+                    f,
+                    (known_modseqs or {}).get(n, last_modseq),
+                    [(first + i, raw) for i, raw in enumerate(raws)],
+                    list((flag_changes or {}).get(n, ())),
+                    preview_bytes=preview_bytes,
+                )
+            sess.unselect()
     if logout:
         sess.logout()
     after = sess.finish()
