@@ -1,4 +1,4 @@
-"""The differential soak, short (20 s of changes per peer and fault mode): see tests/support/soak/.
+"""The differential soak, short (15 s of changes per peer and fault mode): see tests/support/soak/.
 
 A real daemon process, a private Mosquitto, msgstore or Dovecot behind the fault proxy (so a fault
 can cut the daemon's connection), another client making 20 changes/s over 300 folders: APPEND,
@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.soak import CLUSTER_PEER, FAULTS, PEERS, run_soak
 
-SECONDS = float(os.environ.get("CPMSYNC_SOAK_S", "20"))
+SECONDS = float(os.environ.get("CPMSYNC_SOAK_S", "15"))
 
 
 @pytest.mark.timeout(300)
