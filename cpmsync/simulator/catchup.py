@@ -207,10 +207,14 @@ class ImapSession:
         self.up(imap.IdleCommand(tag=self._idle_tag))
         self.down(imap.ContinuationRequest(text="idling"))
 
-    def reidle(self) -> None:
-        """Client keep-alive: DONE, tagged OK, IDLE again (RFC 2177 asks for this within 29 min)."""
+    def done(self) -> None:
+        """End IDLE: DONE and its tagged OK (the counterpart of `idle`)."""
         self.counter.send("up", b"DONE\r\n")
         self.down(self.ok(self._idle_tag, "Idle completed."))
+
+    def reidle(self) -> None:
+        """Client keep-alive: DONE, tagged OK, IDLE again (RFC 2177 asks for this within 29 min)."""
+        self.done()
         self.idle()
 
     def noop(self) -> None:
@@ -452,24 +456,37 @@ class ImapSession:
     def apply_actions(self, folder: str, uids: Sequence[int], modseq: int) -> None:
         """An app's actions on one folder as the daemon sends them (daemon/actions.py): SELECT,
         one UID STORE per message with UNCHANGEDSINCE, UNSELECT, pipelined in one flight."""
-        name = '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        tags = [self.tag() for _ in range(len(uids) + 2)]
-        up = [f"{tags[0]} SELECT {name}\r\n".encode()]
-        up += [
-            f"{t} UID STORE {u} +FLAGS.SILENT (\\Seen) (UNCHANGEDSINCE {modseq})\r\n".encode()
-            for t, u in zip(tags[1:-1], uids, strict=True)
-        ]
-        up.append(f"{tags[-1]} UNSELECT\r\n".encode())
-        self.counter.send("up", b"".join(up))
-        down = [
-            b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n",
-            b"* 20 EXISTS\r\n* 0 RECENT\r\n* OK [UIDVALIDITY 1732712345] UIDs valid\r\n",
-            f"* OK [HIGHESTMODSEQ {modseq}] Highest\r\n".encode(),
-            f"{tags[0]} OK [READ-WRITE] Select completed.\r\n".encode(),
-        ]
-        down += [f"{t} OK Store completed.\r\n".encode() for t in tags[1:-1]]
-        down.append(f"{tags[-1]} OK Unselect completed.\r\n".encode())
-        self.down_raw(b"".join(down))
+        imap = _imap()
+        rc = imap.ResponseCode
+        select = self.tag()
+        stores = [self.tag() for _ in uids]
+        unselect = self.tag()
+        self.up(
+            imap.SelectCommand(tag=select, mailbox=folder),
+            *(
+                imap.StoreCommand(
+                    tag=t,
+                    seqset=imap.SequenceSet.from_ints([u]),
+                    mode="+",
+                    flags=("\\Seen",),
+                    silent=True,
+                    uid=True,
+                    unchangedsince=modseq,
+                )
+                for t, u in zip(stores, uids, strict=True)
+            ),
+            imap.UnselectCommand(tag=unselect),
+        )
+        self.down(
+            imap.FlagsData(flags=("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")),
+            imap.ExistsData(count=len(uids)),
+            imap.StatusResponse(
+                tag=None, status="OK", code=rc(name="HIGHESTMODSEQ", value=modseq), text="Highest"
+            ),
+            self.ok(select, "Select completed.", rc(name="READ-WRITE")),
+            *(self.ok(t, "Store completed.") for t in stores),
+            self.ok(unselect, "Unselect completed."),
+        )
 
     def push_status(self, folder: Folder) -> None:
         """A NOTIFY event for a non-selected mailbox: an untagged STATUS (RFC 5465 §5.2)."""

@@ -101,15 +101,13 @@ def event_costs(spec: StrategySpec, wire: WireConfig | None = None) -> dict[str,
         x.push_status(acct.folders[name])
 
     def sync_new(x: ImapSession) -> None:
-        x.counter.send("up", b"DONE\r\n")
-        x.down(x.ok(x._idle_tag, "Idle completed."))
+        x.done()
         x.sync_folder(acct.folders[name], acct.modseq - 1, [(uid, msg)])
         x.unselect()
         x.idle()
 
     def sync_read(x: ImapSession) -> None:
-        x.counter.send("up", b"DONE\r\n")
-        x.down(x.ok(x._idle_tag, "Idle completed."))
+        x.done()
         x.sync_folder(acct.folders[name], acct.modseq - 1, (), [uid])
         x.unselect()
         x.idle()

@@ -297,8 +297,7 @@ def plan_day(
 
     def check_body(s: ImapSession) -> list[float]:
         """DONE, a discovery check and its syncs, IDLE again: a poll over the held connection."""
-        s.counter.send("up", b"DONE\r\n")
-        s.down(s.ok(s._idle_tag, "Idle completed."))
+        s.done()
         s.discover(spec.discovery, acct.folders, list(pending), known_modseq)
         got = sync_pending(s)
         s.idle()
@@ -368,8 +367,7 @@ def plan_day(
             if alive and session is not None and pending:
 
                 def body(s: ImapSession) -> list[float]:
-                    s.counter.send("up", b"DONE\r\n")
-                    s.down(s.ok(s._idle_tag, "Idle completed."))
+                    s.done()
                     got = sync_pending(s)
                     s.idle()
                     return got
@@ -416,8 +414,7 @@ def plan_day(
                 if fresh:
                     s.connect(compress=spec.compress)
                 else:
-                    s.counter.send("up", b"DONE\r\n")
-                    s.down(s.ok(s._idle_tag, "Idle completed."))
+                    s.done()
                 s.apply_actions(target, uids, acct.modseq)
                 if fresh:
                     s.logout()
