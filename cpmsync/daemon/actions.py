@@ -567,7 +567,6 @@ class ActionQueue:
         except ImapError:
             self._suspect.update(row.seq or 0 for row, *_ in plan)
             raise
-        imap.selected = current if results[sel].status.status == "OK" else None
         out: dict[int, _Outcome] = {}
         for row, req, s_i, store_is, f_i in plan:
             select, fetch = results[s_i], results[f_i]
@@ -787,9 +786,7 @@ async def _select_rw(imap: ImapClient, folder: str) -> CommandResult:
         if imap.has("UNSELECT") or imap.selected is None:
             res = await imap.select(cmd)
         else:
-            imap.selected = None  # SELECT closes the old mailbox without expunging (6.3.1)
-            res = await imap.execute(cmd)
-            imap.selected = folder
+            res = await imap.execute(cmd)  # SELECT closes the old mailbox without expunging (6.3.1)
     except ImapCommandError as e:
         if _gone(e):
             raise _FolderMissing(folder) from e

@@ -59,6 +59,7 @@ from cpmsync.imap import (
 )
 from cpmsync.imap.connection import ImapConnection, Role, StreamCorrupt
 from cpmsync.imap.responses import ESearchData, Response
+from cpmsync.imap.state import SessionState, SubState
 from cpmsync.logs import kv
 
 __all__ = [
@@ -219,11 +220,6 @@ class ImapClient:
         self.conn_id = conn_id or f"{host}:{port}@{time.time():.3f}"
         self.capabilities: tuple[str, ...] = ()
         self.enabled: set[str] = set()
-        self.selected: str | None = None
-        # The mailbox selected at the point of the response stream the reader has reached: an
-        # EXISTS that arrives just before a SELECT of another folder is answered belongs to the
-        # old one, and a push hint must name that one (attributing it to None lost it).
-        self._stream_selected: str | None = None
         self.fetch_raw_addresses = False
         """The server garbled an ENVELOPE address on this connection: fetch raw From/To with new
         messages (cpmsync.daemon.sync), not in a second FETCH."""
@@ -241,7 +237,6 @@ class ImapClient:
         self._closed: BaseException | None = None
         self._entered = False
         self._stack: contextlib.AsyncExitStack | None = None
-        self._idle_tag: str | None = None
         self._reader_task: asyncio.Task[None] | None = None
 
     # ---- lifetime -------------------------------------------------------------------------
@@ -373,6 +368,19 @@ class ImapClient:
         """COMPRESS=DEFLATE is on (both ways)."""
         return self._conn.compressed
 
+    @property
+    def state(self) -> SessionState:
+        """Where the connection is in RFC 3501's state machine, as far as the reader has read."""
+        return self._conn.state
+
+    @property
+    def selected(self) -> str | None:
+        """The mailbox selected at the point of the response stream the reader has reached (the
+        connection's RFC 3501 state, moved by the answers to SELECT/EXAMINE, UNSELECT, CLOSE):
+        an EXISTS that arrives just before a SELECT of another folder is answered belongs to the
+        old one, and a push hint must name that one."""
+        return self._conn.state.mailbox
+
     async def _read_loop(self) -> None:
         assert self._reader is not None
         try:
@@ -412,7 +420,6 @@ class ImapClient:
             if p is None:
                 log.warning("tagged response for unknown tag %s", resp.tag, extra=kv(conn=self.conn_id))
                 return
-            self._track_selection(p.cmd, ok=resp.status == "OK")
             if resp.status == "OK" and p.on_ok is not None:
                 p.on_ok()
             if resp.code and resp.code.name == "CAPABILITY":
@@ -429,13 +436,11 @@ class ImapClient:
         if isinstance(resp, StatusResponse) and resp.status == "BYE":
             log.info("server says BYE: %s", resp.text, extra=kv(conn=self.conn_id))
             return  # the close follows; pending commands fail then
-        if isinstance(resp, StatusResponse) and resp.code is not None and resp.code.name == "CLOSED":
-            self._stream_selected = None  # RFC 7162 3.2.11: what follows is the new mailbox's
         if isinstance(resp, CapabilityData):
             self.capabilities = resp.capabilities
         if isinstance(resp, StatusResponse) and resp.code and resp.code.name == "CAPABILITY":
             self.capabilities = tuple(resp.code.value)  # type: ignore[arg-type]
-        if self._idle_tag is None:
+        if self._conn.state.sub is not SubState.IDLE:
             for i, p in enumerate(self._pending.values()):
                 # A SELECT's data comes after every command sent before it is answered: until
                 # then an EXISTS or FETCH is about the mailbox still selected, not the new one,
@@ -448,17 +453,9 @@ class ImapClient:
         if isinstance(resp, StatusResponse) and resp.status in ("NO", "BAD"):
             log.warning("untagged %s: %s", resp.status, resp.text, extra=kv(conn=self.conn_id))
         if log.isEnabledFor(logging.DEBUG):
-            where = kv(conn=self.conn_id, selected=self._stream_selected)
+            where = kv(conn=self.conn_id, selected=self.selected)
             log.debug("push %s", type(resp).__name__, extra=where)
-        self.push.put(PushEvent(resp, self._stream_selected))
-
-    def _track_selection(self, cmd: Command, *, ok: bool) -> None:
-        """Follow the selected mailbox along the response stream (see `_stream_selected`)."""
-        if isinstance(cmd, SelectCommand):
-            # A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
-            self._stream_selected = cmd.mailbox if ok else None
-        elif isinstance(cmd, UnselectCommand | CloseCommand) and ok:
-            self._stream_selected = None
+        self.push.put(PushEvent(resp, self.selected))
 
     # ---- commands -------------------------------------------------------------------------
 
@@ -735,22 +732,18 @@ class ImapClient:
         QRESYNC send no [CLOSED] to mark the switch).
         """
         if self.selected is None:
-            res = await self.execute(cmd)
-        else:
-            self.selected = None
-            close, res = await self.execute_pipelined([self.unselect_command(), cmd], window=2, check=False)
-            if close.status.status != "OK":
-                raise ImapCommandError(close)
-            if res.status.status != "OK":
-                raise ImapCommandError(res)
-        self.selected = cmd.mailbox
+            return await self.execute(cmd)
+        close, res = await self.execute_pipelined([self.unselect_command(), cmd], window=2, check=False)
+        if close.status.status != "OK":
+            raise ImapCommandError(close)
+        if res.status.status != "OK":
+            raise ImapCommandError(res)
         return res
 
     async def unselect(self) -> None:
         if self.selected is None:
             return
         await self.execute(self.unselect_command())
-        self.selected = None
 
     async def notify_set(self, cmd: NotifyCommand) -> None:
         await self.execute(cmd)
@@ -766,13 +759,11 @@ class ImapClient:
             async with self._within(self.command_timeout_s, "IDLE"):
                 self._send_command(p)
                 await self._wait_continuation(p)
-            self._idle_tag = p.cmd.tag
             body_ok = False
             try:
                 yield
                 body_ok = True
             finally:
-                self._idle_tag = None
                 try:
                     if self._closed is None:
                         self._send_raw(self._conn.send_done())

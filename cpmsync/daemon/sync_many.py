@@ -122,7 +122,6 @@ class _Runner:
         answers taught, e.g. to fetch raw addresses); `order` says what each answer is."""
         unselect = self.imap.unselect_command()
         selected = self.imap.selected is not None
-        self.imap.selected = None
         for job in jobs:
             if self.stop.is_set():
                 return
@@ -156,12 +155,10 @@ class _Runner:
             return
         order: deque[tuple[_Job, _Kind, object]] = deque()
         window = self.settings.sync_window
-        last: _Job | None = None
         stream = self._stream(jobs, order, followup=followup)
         async with contextlib.aclosing(self.imap.pipeline(stream, window=window)) as answers:
             async for res in answers:
                 job, kind, what = order.popleft()
-                last = job
                 if kind == "unselect":
                     continue
                 job.due -= 1
@@ -182,8 +179,6 @@ class _Runner:
                         read_followup(self.imap, self.settings, what, res.responses, job.nm, job.plan.name)
                 if followup and job.state == "followup" and job.due == 0:
                     self._done(job)
-        ok = last is not None and last.select is not None and last.select.status.status == "OK"
-        self.imap.selected = last.plan.name if ok and last is not None else None
 
     # ---- reading the answers -----------------------------------------------------------------
 

@@ -17,16 +17,36 @@ import zlib
 from ._framer import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LITERAL_BYTES, DEFAULT_MAX_MESSAGE_BYTES
 from .command_parser import CommandParser
 from .command_writer import command_chunks
-from .commands import Command
+from .commands import (
+    AuthenticateCommand,
+    CloseCommand,
+    Command,
+    IdleCommand,
+    LoginCommand,
+    LogoutCommand,
+    SelectCommand,
+    UnselectCommand,
+)
 from .compress import DeflateCodec, IdentityCodec, StreamCodec
 from .events import NEED_DATA, ContinuationNeeded, NeedData, RawLine
 from .response_parser import ResponseParser
 from .response_writer import serialize_response
-from .responses import Response
+from .responses import ContinuationRequest, Response, StatusResponse
 from .sasl import IDLE_DONE, encode_sasl_response
-from .state import SessionState
+from .state import ConnState, SessionState, SubState
 
 __all__ = ["ImapConnection", "Role", "StreamCorrupt"]
+
+# The commands whose answer moves the client's side of the state machine (RFC 3501 3, 6.3.1).
+_STATEFUL = (
+    SelectCommand,
+    UnselectCommand,
+    CloseCommand,
+    LoginCommand,
+    AuthenticateCommand,
+    LogoutCommand,
+    IdleCommand,
+)
 
 
 class Role(enum.Enum):
@@ -44,6 +64,9 @@ class ImapConnection:
     Server: events are typed commands, `ContinuationNeeded` (write `+` now) and `RawLine` (a DONE
     or SASL line after `enter_idle` / `enter_sasl`). Client: events are typed responses. `plain_in` and
     `plain_out` count the bytes at the IMAP layer (before deflate), the caller counts the wire.
+    A client's `state` follows its own commands along the response stream: SELECT/EXAMINE,
+    UNSELECT/CLOSE, LOGIN/AUTHENTICATE, LOGOUT and IDLE move it when their answer is read, so at
+    any point of the stream `state.mailbox` names the mailbox the server's data is about.
     """
 
     def __init__(
@@ -68,6 +91,7 @@ class ImapConnection:
         self.state = SessionState()
         self.plain_in = 0
         self.plain_out = 0
+        self._awaiting: dict[str, Command] = {}  # client: sent state-changing commands by tag
 
     # ---- receiving --------------------------------------------------------------------------
 
@@ -81,8 +105,47 @@ class ImapConnection:
         while True:
             ev = self._parser.next_event()
             if ev is not NEED_DATA or not self.codec.pending:
+                if isinstance(ev, StatusResponse | ContinuationRequest) and self.role is Role.CLIENT:
+                    self._follow(ev)
                 return ev
             self._feed(self._inflate(None))
+
+    def _follow(self, resp: StatusResponse | ContinuationRequest) -> None:
+        """Client: move `state` by an answer to one of its own commands (RFC 3501 3, 6.3.1, RFC
+        2177, RFC 7162 3.2.11). A server that answers out of turn leaves the state alone."""
+        st = self.state
+        if isinstance(resp, ContinuationRequest):
+            waiting = next(reversed(self._awaiting.values()), None)  # `+` answers the latest
+            if st.sub is SubState.NONE and isinstance(waiting, IdleCommand):
+                st.enter_idle()
+            elif st.sub is SubState.NONE and isinstance(waiting, AuthenticateCommand):
+                if st.state is ConnState.NOT_AUTHENTICATED:
+                    st.enter_sasl()
+            return
+        if resp.tag is None:
+            if resp.status == "PREAUTH" and st.state is ConnState.NOT_AUTHENTICATED:
+                st.authenticated()
+            elif resp.code is not None and resp.code.name == "CLOSED":
+                st.deselected()  # what follows is about the mailbox being selected
+            return
+        cmd = self._awaiting.pop(resp.tag, None)
+        ok = resp.status == "OK"
+        if isinstance(cmd, SelectCommand):
+            if ok and st.authenticated_:
+                st.selected(cmd.mailbox)
+            else:
+                st.deselected()  # a failed SELECT leaves no mailbox selected (6.3.1)
+        elif isinstance(cmd, UnselectCommand | CloseCommand):
+            if ok:
+                st.deselected()
+        elif isinstance(cmd, LoginCommand | AuthenticateCommand):
+            st.leave_sub()
+            if ok and st.state is ConnState.NOT_AUTHENTICATED:
+                st.authenticated()
+        elif isinstance(cmd, LogoutCommand):
+            st.logout()
+        elif isinstance(cmd, IdleCommand):
+            st.leave_sub()
 
     def enter_idle(self) -> None:
         """Server, after `+ idling`: the IDLE sub-state, and the next line is a RawLine (DONE)."""
@@ -121,6 +184,8 @@ class ImapConnection:
 
     def send_command(self, cmd: Command, *, literal_plus: bool = False) -> list[bytes]:
         """Client: the command's IMAP bytes, split where a synchronizing literal waits for `+`."""
+        if isinstance(cmd, _STATEFUL):
+            self._awaiting[cmd.tag] = cmd
         return command_chunks(cmd, literal_plus=literal_plus)
 
     @staticmethod

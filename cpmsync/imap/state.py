@@ -41,6 +41,8 @@ class SessionState:
 
     state: ConnState = ConnState.NOT_AUTHENTICATED
     sub: SubState = SubState.NONE
+    mailbox: str | None = None
+    """The selected mailbox's name where the side knows it (the client, from its own SELECT)."""
 
     def check(self, spec: CommandSpec) -> None:
         """Raise StateError if the command of `spec` may not run now (RFC 3501 6.1-6.4)."""
@@ -63,17 +65,20 @@ class SessionState:
         self.state = ConnState.AUTHENTICATED
         self.sub = SubState.NONE
 
-    def selected(self) -> None:
+    def selected(self, mailbox: str | None = None) -> None:
         assert self.state in (ConnState.AUTHENTICATED, ConnState.SELECTED)
         self.state = ConnState.SELECTED
+        self.mailbox = mailbox
 
     def deselected(self) -> None:
         if self.state is ConnState.SELECTED:
             self.state = ConnState.AUTHENTICATED
+        self.mailbox = None
 
     def logout(self) -> None:
         self.state = ConnState.LOGOUT
         self.sub = SubState.NONE
+        self.mailbox = None
 
     def enter_idle(self) -> None:
         assert self.sub is SubState.NONE

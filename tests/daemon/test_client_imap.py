@@ -21,6 +21,7 @@ from cpmsync.daemon.imap_client import (
 from cpmsync.daemon.push import NOTIFY_SET
 from cpmsync.imap import AppendCommand, ListData, NoopCommand, SelectCommand, StatusData
 from cpmsync.imap.compress import MAX_INFLATE_STEP_BYTES
+from cpmsync.imap.state import ConnState, SubState
 
 pytestmark = pytest.mark.dovecot
 
@@ -41,6 +42,32 @@ async def test_login_capabilities_enable_compress(dovecot_account: Any) -> None:
         assert imap.counters.wire_in < imap.counters.imap_in  # deflate on the socket
         res = await imap.execute(NoopCommand(""))
         assert res.bytes.imap_out == len(b"C7 NOOP\r\n") and 0 < res.bytes.wire_out < 20
+
+
+async def test_the_connection_state_follows_the_answers(dovecot_account: Any) -> None:
+    """RFC 3501 section 3 as the client sees it, moved by the server's answers and nothing else."""
+    acct = dovecot_account
+    _other(acct).create_folder("A")
+    async with ImapClient(acct.host, acct.port, tls="none") as imap:
+        assert (imap.state.state, imap.selected) == (ConnState.NOT_AUTHENTICATED, None)
+        with pytest.raises(ImapCommandError):
+            await imap.login(acct.user, "wrong")
+        assert imap.state.state is ConnState.NOT_AUTHENTICATED and imap.state.sub is SubState.NONE
+        await imap.login(acct.user, acct.password)
+        assert imap.state.state is ConnState.AUTHENTICATED
+        await imap.select(SelectCommand("", "A", readonly=True))
+        assert (imap.state.state, imap.selected) == (ConnState.SELECTED, "A")
+        async with imap.idle():
+            assert imap.state.sub is SubState.IDLE
+        assert imap.state.sub is SubState.NONE and imap.selected == "A"
+        with pytest.raises(ImapCommandError):
+            await imap.select(SelectCommand("", "missing", readonly=True))
+        assert (imap.state.state, imap.selected) == (ConnState.AUTHENTICATED, None)  # RFC 3501 6.3.1
+        await imap.select(SelectCommand("", "INBOX", readonly=True))
+        await imap.unselect()
+        assert (imap.state.state, imap.selected) == (ConnState.AUTHENTICATED, None)
+        await imap.logout()
+        assert imap.state.state is ConnState.LOGOUT
 
 
 def test_plaintext_to_a_remote_host_is_refused() -> None:
