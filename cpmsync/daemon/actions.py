@@ -34,6 +34,8 @@ from sqlmodel import Session, col, select
 from cpmsync.daemon.cache import Cache, LocalChange
 from cpmsync.daemon.imap_client import CommandResult, ImapClient, ImapCommandError, ImapError
 from cpmsync.daemon.settings import DaemonSettings
+from cpmsync.daemon.sync import uid_search
+from cpmsync.daemon.topics import Topics
 from cpmsync.imap import (
     AppendCommand,
     CopyCommand,
@@ -45,14 +47,13 @@ from cpmsync.imap import (
     ListCommand,
     MoveCommand,
     RenameCommand,
-    SearchCommand,
     SearchKey,
     SelectCommand,
     SequenceSet,
     StatusResponse,
     StoreCommand,
 )
-from cpmsync.imap.responses import AppendUid, CopyUid, ESearchData, ListData, SearchData, StatusData
+from cpmsync.imap.responses import AppendUid, CopyUid, ListData, StatusData
 from cpmsync.logs import kv
 from cpmsync.models.actions import (
     ACTION_KINDS,
@@ -68,7 +69,7 @@ from cpmsync.models.tables import ActionRow
 if TYPE_CHECKING:
     from cpmsync.daemon.sync_engine import SyncEngine
 
-__all__ = ["ActionInbox", "ActionQueue", "ActionTopics", "Reply"]
+__all__ = ["ActionInbox", "ActionQueue", "Reply"]
 
 log = logging.getLogger("cpmsync.daemon.actions")
 
@@ -88,22 +89,6 @@ _FINAL_CODES = frozenset(
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class ActionTopics:
-    """`{prefix}/{account}/actions` (apps publish) and `.../actions/results` (the daemon answers)."""
-
-    prefix: str
-    account: str
-
-    @property
-    def actions(self) -> str:
-        return f"{self.prefix}/{self.account}/actions"
-
-    @property
-    def results(self) -> str:
-        return f"{self.prefix}/{self.account}/actions/results"
 
 
 @dataclass(frozen=True)
@@ -165,7 +150,7 @@ class ActionQueue:
         self.cache = cache
         self.cfg = settings.actions
         self.account_id = settings.account.id
-        self.topics = ActionTopics(settings.mqtt.topic_prefix, settings.account.id)
+        self.topics = Topics(settings.mqtt.topic_prefix, settings.account.id)
         self.arrived = asyncio.Event()  # an action was queued: the push loop may want to wake
         self.replies_due = asyncio.Event()  # something to send on a response topic
         self._retry_at: dict[int, float] = {}  # seq -> monotonic time of the next try
@@ -228,7 +213,7 @@ class ActionQueue:
             ).first()
             if row is not None:  # raced with itself (a broker redelivery): the first one counts
                 result = ActionResult.model_validate_json(row.result)
-                lc.write(self.topics.results, result.to_json(), _RESULTS_KEY)
+                lc.write(self.topics.action_results, result.to_json(), _RESULTS_KEY)
             else:
                 self._optimistic(lc, req)
                 result = ActionResult(
@@ -252,7 +237,7 @@ class ActionQueue:
                     updated=now,
                 )
                 lc.session.add(row)
-                lc.write(self.topics.results, result.to_json(), _RESULTS_KEY)
+                lc.write(self.topics.action_results, result.to_json(), _RESULTS_KEY)
         self.arrived.set()
         if response_topic:
             self.replies_due.set()
@@ -291,7 +276,7 @@ class ActionQueue:
         """A known id: its recorded result again, nothing applied twice."""
         result = ActionResult.model_validate_json(row.result)
         with self.cache.local_change() as lc:
-            lc.write(self.topics.results, result.to_json(), _RESULTS_KEY)
+            lc.write(self.topics.action_results, result.to_json(), _RESULTS_KEY)
         if response_topic:
             self._ephemeral.append(Reply(response_topic, correlation, result.to_json().encode(), None, ""))
             self.replies_due.set()
@@ -310,7 +295,7 @@ class ActionQueue:
         """Bad input: a failed result (durable on the results topic), nothing queued."""
         result = ActionResult(id=aid, action=kind, state="failed", reason=reason, text=text, created=_now())
         with self.cache.local_change() as lc:
-            lc.write(self.topics.results, result.to_json(), _RESULTS_KEY)
+            lc.write(self.topics.action_results, result.to_json(), _RESULTS_KEY)
         if response_topic:
             self._ephemeral.append(Reply(response_topic, correlation, result.to_json().encode(), None, ""))
             self.replies_due.set()
@@ -363,7 +348,7 @@ class ActionQueue:
                 .where(col(ActionRow.seq) == row.seq)
                 .values(state=out.state, result=result.to_json(), updated=_now(), folder=result.folder or "")
             )
-            lc.write(self.topics.results, result.to_json(), _RESULTS_KEY)
+            lc.write(self.topics.action_results, result.to_json(), _RESULTS_KEY)
             self._prune(lc.session)
         self._retry_at.pop(row.seq or 0, None)
         self._suspect.discard(row.seq or 0)
@@ -934,7 +919,7 @@ async def _expunge_exactly(imap: ImapClient, uids: list[int]) -> int | None:
         _check(r[0])
         _check(r[1])
         return _highestmodseq(r[1])
-    others = await _search(imap, (SearchKey("DELETED"), SearchKey("NOT", (SearchKey("UID", (seqset,)),))))
+    others = await uid_search(imap, (SearchKey("DELETED"), SearchKey("NOT", (SearchKey("UID", (seqset,)),))))
     if others:
         raise _Refused(
             "unsupported", "no UIDPLUS, and other messages are \\Deleted: EXPUNGE would remove them too"
@@ -950,17 +935,6 @@ def _highestmodseq(res: CommandResult) -> int | None:
     if code is not None and code.name.upper() == "HIGHESTMODSEQ" and isinstance(code.value, int):
         return code.value
     return None
-
-
-async def _search(imap: ImapClient, keys: tuple[SearchKey, ...]) -> set[int]:
-    res = await imap.execute(SearchCommand("", keys, uid=True))
-    out: set[int] = set()
-    for r in res.responses:
-        if isinstance(r, SearchData):
-            out.update(r.ids)
-        elif isinstance(r, ESearchData) and r.all is not None:
-            out.update(r.all.iter_ints(0))
-    return out
 
 
 async def _delete(imap: ImapClient, req: dict[str, Any]) -> _Outcome:
@@ -1108,7 +1082,7 @@ async def _appended_before(imap: ImapClient, folder: str, raw: bytes) -> _Outcom
         if _gone(e):
             raise _FolderMissing(folder) from e
         raise
-    found = await _search(imap, (SearchKey("HEADER", ("Message-ID", str(mid).strip())),))
+    found = await uid_search(imap, (SearchKey("HEADER", ("Message-ID", str(mid).strip())),))
     if not found:
         return None
     return _Outcome("applied", new_uids=sorted(found), text="stored by an earlier try")

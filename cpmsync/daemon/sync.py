@@ -47,7 +47,14 @@ from cpmsync.imap.responses import ESearchData, SearchData
 from cpmsync.imap.seqset import STAR
 from cpmsync.logs import kv
 
-__all__ = ["FolderChanges", "FolderGone", "apply_changes", "fetch_folder_changes", "sync_folder"]
+__all__ = [
+    "FolderChanges",
+    "FolderGone",
+    "apply_changes",
+    "fetch_folder_changes",
+    "sync_folder",
+    "uid_search",
+]
 
 log = logging.getLogger("cpmsync.daemon.sync")
 
@@ -303,7 +310,12 @@ async def fetch_folder_changes(
 
 
 async def _uid_search_all(imap: ImapClient) -> set[int]:
-    res = await imap.execute(SearchCommand("", (SearchKey("ALL"),), uid=True))
+    return await uid_search(imap, (SearchKey("ALL"),))
+
+
+async def uid_search(imap: ImapClient, keys: tuple[SearchKey, ...]) -> set[int]:
+    """The UIDs a UID SEARCH answers, from SEARCH or ESEARCH data."""
+    res = await imap.execute(SearchCommand("", keys, uid=True))
     out: set[int] = set()
     for r in res.responses:
         if isinstance(r, SearchData):

@@ -74,6 +74,16 @@ class Topics:
     def all_events(self) -> str:
         return f"{self.prefix}/{self.account}/folders/+/events"
 
+    @property
+    def actions(self) -> str:
+        """Where apps publish actions (cpmsync.models.actions)."""
+        return f"{self.prefix}/{self.account}/actions"
+
+    @property
+    def action_results(self) -> str:
+        """Where the daemon answers them."""
+        return f"{self.prefix}/{self.account}/actions/results"
+
     def parse(self, topic: str) -> tuple[str, str | None]:
         """`(kind, folder)` with kind in status|summary|events|other; folder decoded."""
         base = f"{self.prefix}/{self.account}/"
