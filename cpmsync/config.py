@@ -12,12 +12,13 @@ import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = ["ConfigError", "CpmSettings", "UserInputError", "load_config", "read_secret"]
 
 S = TypeVar("S", bound="CpmSettings")
+M = TypeVar("M", bound=BaseModel)
 
 
 class UserInputError(Exception):
@@ -59,22 +60,49 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
+def read_toml(path: Path, what: str) -> dict[str, Any]:
+    """The TOML file at `path` as a dict; a ConfigError naming the file if it cannot be read."""
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what} file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+
+
+def shipped_or_path(name_or_path: str | Path, folder: Path, what: str) -> Path:
+    """A file shipped in `folder` by name (`<name>.toml`), or any TOML file by path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        return path
+    shipped = folder / f"{name_or_path}.toml"
+    if not shipped.exists():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.toml")))
+        raise ConfigError(f"unknown {what} {str(name_or_path)!r} (known: {known}, or a path to a .toml)")
+    return shipped
+
+
+def model_from(cls: type[M], data: dict[str, Any], path: Path) -> M:
+    """`cls(**data)`; a ConfigError naming `path` and each bad key if the data does not fit."""
+    try:
+        return cls(**data)
+    except ValidationError as e:
+        problems = "; ".join(f"key {'.'.join(map(str, x['loc']))!r}: {x['msg']}" for x in e.errors())
+        raise ConfigError(f"{path}: {problems}") from None
+    except ValueError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
 def load_config(cls: type[S], path: Path | str | None) -> S:
     """Load `cls` from the TOML file at `path` (or defaults only), then environment overrides."""
     data: dict[str, Any] = {}
     where = "defaults and environment"
     if path is not None:
-        p = Path(path)
-        where = str(p)
-        try:
-            with p.open("rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"{p}: no such configuration file") from None
-        except PermissionError:
-            raise ConfigError(f"{p}: permission denied") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{p}: not valid TOML: {e}") from None
+        where = str(path)
+        data = read_toml(Path(path), "configuration")
     try:
         return cls(**data)
     except ValidationError as e:

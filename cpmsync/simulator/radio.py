@@ -8,15 +8,14 @@ has a `promotion_ms` first pays that promotion (RRC setup, FACH->DCH, RRC resume
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from cpmsync.config import ConfigError
+from cpmsync.config import ConfigError, model_from, read_toml, shipped_or_path
 
 __all__ = [
     "Phase",
@@ -168,30 +167,11 @@ def builtin_profile_names() -> list[str]:
 def load_profile(name_or_path: str | Path) -> RadioProfile:
     """Load a shipped profile by name (`lte`, `3g-aro`, alias `nr`) or any TOML file by path."""
     s = str(name_or_path)
-    path = Path(s)
-    if not (path.suffix == ".toml" or path.exists()):
+    if not (Path(s).suffix == ".toml" or Path(s).exists()):
         s = RADIO_ALIASES.get(s.lower(), s.lower())
-        path = _profiles_dir() / f"{s}.toml"
-        if not path.exists():
-            known = ", ".join(builtin_profile_names())
-            raise ConfigError(
-                f"unknown radio profile {name_or_path!r} (known: {known}, or a path to a .toml)"
-            )
-    try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such radio profile file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    data = _apply_units(data, data.get("mw_per_unit"), str(path))
-    try:
-        return RadioProfile(**data)
-    except ValidationError as e:
-        problems = "; ".join(f"key {'.'.join(map(str, x['loc']))!r}: {x['msg']}" for x in e.errors())
-        raise ConfigError(f"{path}: {problems}") from None
-    except ValueError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    path = shipped_or_path(s, _profiles_dir(), "radio profile")
+    data = read_toml(path, "radio profile")
+    return model_from(RadioProfile, _apply_units(data, data.get("mw_per_unit"), str(path)), path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,14 +6,13 @@ Shipped ones live in cpmsync/simulator/scenarios/ (config/scenarios/ links to th
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cpmsync.config import ConfigError
+from cpmsync.config import model_from, read_toml, shipped_or_path
 from cpmsync.daemon.settings import HeartbeatSection
 from cpmsync.simulator.catchup import STRATEGIES, Strategy
 
@@ -130,23 +129,5 @@ def builtin_scenario_names() -> list[str]:
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """A shipped scenario by name (`light`, `heavy-group-chat`, `archive`) or a TOML file by path."""
-    path = Path(name_or_path)
-    if not (path.suffix == ".toml" or path.exists()):
-        path = _scenarios_dir() / f"{name_or_path}.toml"
-        if not path.exists():
-            known = ", ".join(builtin_scenario_names())
-            raise ConfigError(
-                f"unknown scenario {str(name_or_path)!r} (known: {known}, or a path to a .toml)"
-            )
-    try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such scenario file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    try:
-        return Scenario(**data)
-    except ValidationError as e:
-        problems = "; ".join(f"key {'.'.join(map(str, x['loc']))!r}: {x['msg']}" for x in e.errors())
-        raise ConfigError(f"{path}: {problems}") from None
+    path = shipped_or_path(name_or_path, _scenarios_dir(), "scenario")
+    return model_from(Scenario, read_toml(path, "scenario"), path)
