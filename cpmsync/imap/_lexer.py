@@ -147,6 +147,20 @@ class Out:
         else:
             self.string(data)
 
+    def id_params(self, params: tuple[tuple[str, str | None], ...] | None) -> None:
+        """RFC 2971's `id-params-list`: NIL or `("key" "value" ...)` (the command's and the response's)."""
+        if params is None:
+            self.parts.append(b"NIL")
+            return
+        self.parts.append(b"(")
+        for i, (k, v) in enumerate(params):
+            if i:
+                self.parts.append(b" ")
+            self.string(enc(k))
+            self.parts.append(b" ")
+            self.nstring(None if v is None else enc(v))
+        self.parts.append(b")")
+
     def raw_value(self, v: object) -> None:
         """Write a raw value back (explicit stack: no recursion on nesting depth). Besides
         RawValue it takes tuples (as lists) and ints (as numbers), which server code builds;

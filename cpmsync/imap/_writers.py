@@ -102,17 +102,8 @@ def write_mailbox(name: bytes) -> Writer:
 
 
 def write_id(out: Out, c: IdCommand) -> None:
-    if c.params is None:
-        out.w(b"ID NIL")
-        return
-    out.w(b"ID (")
-    for i, (k, v) in enumerate(c.params):
-        if i:
-            out.w(b" ")
-        out.string(enc(k))
-        out.w(b" ")
-        out.nstring(None if v is None else enc(v))
-    out.w(b")")
+    out.w(b"ID ")
+    out.id_params(c.params)
 
 
 def write_login(out: Out, c: LoginCommand) -> None:

@@ -246,17 +246,10 @@ def _esearch(r: ESearchData) -> bytes:
 
 
 def _id(r: IdData) -> bytes:
-    if r.params is None:
-        return b"* ID NIL\r\n"
     out = Out()
-    out.w(b"* ID (")
-    for i, (k, v) in enumerate(r.params):
-        if i:
-            out.w(b" ")
-        out.string(enc(k))
-        out.w(b" ")
-        out.nstring(None if v is None else enc(v))
-    out.w(b")\r\n")
+    out.w(b"* ID ")
+    out.id_params(r.params)
+    out.w(b"\r\n")
     return out.finish()[0]
 
 
