@@ -13,7 +13,7 @@ import binascii
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from cpmsync.models.events import EVENT_SCHEMA_VERSION
 
@@ -82,6 +82,10 @@ def _check_name(v: str) -> str:
     return v
 
 
+# A mailbox name that can go to the server (see bad_folder_name), checked wherever one is given.
+_FolderName = Annotated[str, AfterValidator(_check_name)]
+
+
 def _check_flags(v: list[str]) -> list[str]:
     """A flag is an atom (RFC 3501 flag-keyword) or one of the \\ system flags."""
     for f in v:
@@ -98,12 +102,7 @@ class _Action(BaseModel):
 
 
 class _FolderAction(_Action):
-    folder: str = Field(description="Mailbox name (not encoded)")
-
-    @field_validator("folder")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return _check_name(v)
+    folder: _FolderName = Field(description="Mailbox name (not encoded)")
 
 
 _Uids = list[Annotated[int, Field(ge=1, le=2**32 - 1)]]
@@ -149,12 +148,7 @@ class MoveMessagesAction(_FolderAction):
 
     action: Literal["move_messages"]
     uids: _Uids = Field(min_length=1)
-    to: str
-
-    @field_validator("to")
-    @classmethod
-    def _to(cls, v: str) -> str:
-        return _check_name(v)
+    to: _FolderName
 
 
 class CreateFolderAction(_FolderAction):
@@ -163,12 +157,7 @@ class CreateFolderAction(_FolderAction):
 
 class RenameFolderAction(_FolderAction):
     action: Literal["rename_folder"]
-    to: str
-
-    @field_validator("to")
-    @classmethod
-    def _to(cls, v: str) -> str:
-        return _check_name(v)
+    to: _FolderName
 
 
 class DeleteFolderAction(_FolderAction):
