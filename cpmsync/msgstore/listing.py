@@ -15,31 +15,27 @@ from cpmsync.msgstore.records import MailboxListing, MailboxStatus
 __all__ = ["STATUS_ITEMS", "list_responses", "status_items"]
 
 DELIMITER = "/"
-STATUS_ITEMS = frozenset(
-    {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "MAILBOXID"}
-)
+# STATUS data item -> MailboxStatus field (RFC 3501 6.3.10, 7162 HIGHESTMODSEQ, 8474 MAILBOXID, 8438 SIZE).
+_STATUS_FIELDS = {
+    "MESSAGES": "messages",
+    "RECENT": "recent",
+    "UIDNEXT": "uidnext",
+    "UIDVALIDITY": "uidvalidity",
+    "UNSEEN": "unseen",
+    "HIGHESTMODSEQ": "highestmodseq",
+    "SIZE": "size",
+    "MAILBOXID": "mailboxid",
+}
+STATUS_ITEMS = frozenset(_STATUS_FIELDS)
 
 
 def status_items(st: MailboxStatus, items: Sequence[str]) -> dict[str, int | str]:
-    """STATUS data items in the order asked (RFC 3501 6.3.10, 7162 HIGHESTMODSEQ, 8474 MAILBOXID)."""
+    """STATUS data items in the order asked (items the server does not know are left out)."""
     out: dict[str, int | str] = {}
     for it in items:
-        if it == "MESSAGES":
-            out[it] = st.messages
-        elif it == "RECENT":
-            out[it] = st.recent
-        elif it == "UIDNEXT":
-            out[it] = st.uidnext
-        elif it == "UIDVALIDITY":
-            out[it] = st.uidvalidity
-        elif it == "UNSEEN":
-            out[it] = st.unseen
-        elif it == "HIGHESTMODSEQ":
-            out[it] = st.highestmodseq
-        elif it == "SIZE":
-            out[it] = st.size
-        elif it == "MAILBOXID":
-            out[it] = st.mailboxid
+        field = _STATUS_FIELDS.get(it)
+        if field is not None:
+            out[it] = getattr(st, field)
     return out
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import (
-    select,
-)
+from sqlalchemy import Connection, Table, select
 
 from cpmsync.msgstore import schema as t
 from cpmsync.msgstore.hub import EventKind, StoreEvent
@@ -80,26 +78,14 @@ class ChangeOps(StoreEngine):
                 if since < mb.created_modseq <= upto:
                     name = first_name.get(mb.id, mb.name)
                     events.append(StoreEvent(user, name, mb.id, EventKind.CREATE, (), mb.created_modseq))
-                msgs = conn.execute(
-                    select(t.message.c.uid, t.message.c.modseq).where(
-                        t.message.c.mailbox_id == mb.id, t.message.c.modseq.between(since + 1, upto)
-                    )
-                ).all()
-                if msgs:
-                    uids = tuple(sorted(r.uid for r in msgs))
-                    top = max(r.modseq for r in msgs)
+                changed_uids = _uids_changed(conn, t.message, mb.id, since, upto)
+                if changed_uids is not None:
+                    uids, top = changed_uids
                     events.append(StoreEvent(user, mb.name, mb.id, EventKind.APPEND, uids, top))
                     events.append(StoreEvent(user, mb.name, mb.id, EventKind.FLAGS, uids, top))
-                gone = conn.execute(
-                    select(t.expunged.c.uid, t.expunged.c.modseq).where(
-                        t.expunged.c.mailbox_id == mb.id, t.expunged.c.modseq.between(since + 1, upto)
-                    )
-                ).all()
-                if gone:
-                    uids = tuple(sorted(r.uid for r in gone))
-                    events.append(
-                        StoreEvent(user, mb.name, mb.id, EventKind.EXPUNGE, uids, max(r.modseq for r in gone))
-                    )
+                gone = _uids_changed(conn, t.expunged, mb.id, since, upto)
+                if gone is not None:
+                    events.append(StoreEvent(user, mb.name, mb.id, EventKind.EXPUNGE, *gone))
         events.sort(key=lambda e: e.modseq)
         return upto, events
 
@@ -122,3 +108,18 @@ class ChangeOps(StoreEngine):
                     .order_by(t.mailbox_tombstone.c.deleted_modseq.desc())
                 ).scalar()
             return str(name or ""), None
+
+
+def _uids_changed(
+    conn: Connection, table: Table, mailbox_id: int, since: int, upto: int
+) -> tuple[tuple[int, ...], int] | None:
+    """The UIDs of `table` (messages or expunged) in the mailbox whose modseq is in (since, upto],
+    sorted, and the highest such modseq; None if there are none."""
+    rows = conn.execute(
+        select(table.c.uid, table.c.modseq).where(
+            table.c.mailbox_id == mailbox_id, table.c.modseq.between(since + 1, upto)
+        )
+    ).all()
+    if not rows:
+        return None
+    return tuple(sorted(r.uid for r in rows)), max(r.modseq for r in rows)
