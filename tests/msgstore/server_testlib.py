@@ -78,6 +78,13 @@ class Running:
     def client(self, **kw: Any) -> Client:
         return Client(self.host, self.port, **kw)
 
+    @contextlib.asynccontextmanager
+    async def session(self, user: str = "alice") -> AsyncIterator[Client]:
+        """A client logged in as `user` (its password from USERS)."""
+        async with self.client() as c:
+            await c.login(user)
+            yield c
+
 
 @contextlib.asynccontextmanager
 async def running_server(

@@ -59,8 +59,7 @@ def _legacy() -> MsgstoreSettings:
 
 async def test_I_2_legacy_server_does_not_advertise_and_refuses_changedsince() -> None:
     async with running_server(_legacy()) as srv:
-        async with srv.client() as c:
-            await c.login()
+        async with srv.session() as c:
             caps = {x.upper() for x in (await c.cmd("CAPABILITY")).of(CapabilityData)[0].capabilities}
             assert "LIST-CHANGEDSINCE" not in caps and "CONDSTORE" not in caps
             assert (await c.cmd('LIST (CHANGEDSINCE (1)) "" *')).status == "BAD"
@@ -172,8 +171,7 @@ async def test_I_5_nomodseq_mailbox_never_listed(srv: Running) -> None:
     ],
 )
 async def test_I_6_missing_empty_or_non_numeric_argument_is_bad(srv: Running, arg: str) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         reply = await c.cmd(f'LIST {arg} "" *')
         assert reply.status == "BAD"
         assert (await c.cmd("NOOP")).ok  # connection still usable

@@ -19,9 +19,7 @@ async def _done(c: Client) -> StatusResponse:
 
 
 async def test_idle_delivers_exists_from_another_session(srv: Running) -> None:
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         await a.cmd("SELECT INBOX")
         await _idle(a)
         await b.append("INBOX", message(1))
@@ -31,9 +29,7 @@ async def test_idle_delivers_exists_from_another_session(srv: Running) -> None:
 
 
 async def test_idle_delivers_flags_and_expunge(srv: Running) -> None:
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         for i in range(2):
             await b.append("INBOX", message(i))
         await a.cmd("SELECT INBOX")
@@ -66,8 +62,7 @@ async def test_idle_ignores_changes_in_other_mailboxes_and_other_users(srv: Runn
 
 
 async def test_idle_done_then_commands_work_and_bad_continuation(srv: Running) -> None:
-    async with srv.client() as a:
-        await a.login()
+    async with srv.session() as a:
         await a.cmd("SELECT INBOX")
         await _idle(a)
         await a.send(b"NOT-DONE\r\n")
@@ -87,16 +82,13 @@ async def test_no_keepalive_by_default_and_configurable_keepalive() -> None:
 
 
 async def test_idle_in_authenticated_state_is_allowed(srv: Running) -> None:
-    async with srv.client() as a:
-        await a.login()
+    async with srv.session() as a:
         await _idle(a)
         assert (await _done(a)).status == "OK"
 
 
 async def test_selected_mailbox_deleted_by_another_session(srv: Running) -> None:
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         await b.cmd("CREATE doomed")
         await b.append("doomed", message(1))
         await a.cmd("SELECT doomed")

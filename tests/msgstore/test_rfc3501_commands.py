@@ -69,8 +69,7 @@ async def test_users_are_isolated(srv: Running) -> None:
 
 
 async def test_6_3_1_select_reports_flags_exists_uidvalidity_uidnext(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         for i in range(3):
             assert (await c.append("INBOX", message(i))).ok
         reply = await c.cmd("SELECT INBOX")
@@ -82,8 +81,7 @@ async def test_6_3_1_select_reports_flags_exists_uidvalidity_uidnext(srv: Runnin
 
 
 async def test_6_3_2_examine_is_read_only(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.append("INBOX", message())
         reply = await c.cmd("EXAMINE INBOX")
         assert reply.tagged.code and reply.tagged.code.name == "READ-ONLY"
@@ -94,8 +92,7 @@ async def test_6_3_2_examine_is_read_only(srv: Running) -> None:
 
 
 async def test_6_3_3_to_6_3_5_create_delete_rename(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         assert (await c.cmd("CREATE a/b/c")).ok
         assert (await c.cmd("CREATE a")).status == "NO"
         assert (await c.cmd("RENAME a x")).ok
@@ -107,8 +104,7 @@ async def test_6_3_3_to_6_3_5_create_delete_rename(srv: Running) -> None:
 
 
 async def test_6_3_6_subscribe_and_6_3_9_lsub(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.cmd("CREATE news")
         assert (await c.cmd("SUBSCRIBE news")).ok
         lsub = (await c.cmd('LSUB "" *')).of(ListData)
@@ -118,8 +114,7 @@ async def test_6_3_6_subscribe_and_6_3_9_lsub(srv: Running) -> None:
 
 
 async def test_6_3_8_list_delimiter_query_and_percent(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.cmd("CREATE p/q")
         root = (await c.cmd('LIST "" ""')).of(ListData)
         assert root[0].delimiter == "/" and root[0].name == "" and "\\Noselect" in root[0].attributes
@@ -128,8 +123,7 @@ async def test_6_3_8_list_delimiter_query_and_percent(srv: Running) -> None:
 
 
 async def test_6_3_10_status(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.append("INBOX", message(1), "\\Seen")
         await c.append("INBOX", message(2))
         st = (await c.cmd("STATUS INBOX (MESSAGES UIDNEXT UNSEEN RECENT UIDVALIDITY)")).of(StatusData)[0]
@@ -139,8 +133,7 @@ async def test_6_3_10_status(srv: Running) -> None:
 
 
 async def test_6_3_11_append_with_flags_and_date_and_missing_mailbox(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         reply = await c.cmd('APPEND INBOX (\\Flagged) "14-Jul-2024 02:44:25 -0700"', literal=message())
         assert reply.ok
         reply = await c.append("nosuch", message())
@@ -152,8 +145,7 @@ async def test_6_3_11_append_with_flags_and_date_and_missing_mailbox(srv: Runnin
 
 
 async def test_6_4_2_close_expunges_deleted_silently(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         for i in range(3):
             await c.append("INBOX", message(i))
         await c.cmd("SELECT INBOX")
@@ -166,8 +158,7 @@ async def test_6_4_2_close_expunges_deleted_silently(srv: Running) -> None:
 
 
 async def test_6_4_3_expunge_sends_descending_safe_sequence_numbers(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         for i in range(5):
             await c.append("INBOX", message(i))
         await c.cmd("SELECT INBOX")
@@ -179,8 +170,7 @@ async def test_6_4_3_expunge_sends_descending_safe_sequence_numbers(srv: Running
 
 
 async def test_6_4_4_search(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.append("INBOX", message(1, subject="lunch plans"), "\\Seen")
         await c.append("INBOX", message(2, subject="dinner"), "\\Flagged")
         await c.append("INBOX", message(3, subject="Lunch again", body="pizza"))
@@ -211,8 +201,7 @@ async def test_6_4_5_fetch_items(srv: Running) -> None:
         b"--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nfirst part\r\n"
         b"--XX\r\nContent-Type: text/html\r\n\r\n<p>second</p>\r\n--XX--\r\n"
     )
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.append("INBOX", mime)
         await c.cmd("SELECT INBOX")
         f = (await c.cmd("FETCH 1 (ENVELOPE BODYSTRUCTURE RFC822.SIZE BODY.PEEK[1] BODY.PEEK[2.MIME])")).of(
@@ -235,8 +224,7 @@ async def test_6_4_5_fetch_items(srv: Running) -> None:
 
 
 async def test_6_4_6_store_modes(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.append("INBOX", message())
         await c.cmd("SELECT INBOX")
         f = (await c.cmd("STORE 1 +FLAGS (\\Flagged $Label)")).of(FetchData)[0]
@@ -249,8 +237,7 @@ async def test_6_4_6_store_modes(srv: Running) -> None:
 
 
 async def test_6_4_7_copy_and_uidplus_copyuid(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.cmd("CREATE archive")
         for i in range(3):
             await c.append("INBOX", message(i))
@@ -264,8 +251,7 @@ async def test_6_4_7_copy_and_uidplus_copyuid(srv: Running) -> None:
 
 
 async def test_6_4_8_uid_commands(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         for i in range(3):
             await c.append("INBOX", message(i))
         await c.cmd("SELECT INBOX")
@@ -278,8 +264,7 @@ async def test_6_4_8_uid_commands(srv: Running) -> None:
 
 
 async def test_namespace_id_enable_unselect_check(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         ns = (await c.cmd("NAMESPACE")).of(NamespaceData)[0]
         assert ns.personal[0].delimiter == "/"
         assert (await c.cmd('ID ("name" "test")')).ok
@@ -291,8 +276,7 @@ async def test_namespace_id_enable_unselect_check(srv: Running) -> None:
 
 
 async def test_move_sends_copyuid_then_expunge(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.cmd("CREATE dst")
         for i in range(3):
             await c.append("INBOX", message(i))
@@ -319,8 +303,7 @@ async def test_bad_command_keeps_connection_usable(srv: Running) -> None:
 async def test_search_return_esearch_form(srv: Running) -> None:
     from cpmsync.imap import ESearchData
 
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         for i in range(4):
             await c.append("INBOX", message(i), "\\Seen" if i % 2 else "")
         await c.cmd("SELECT INBOX")
@@ -331,16 +314,14 @@ async def test_search_return_esearch_form(srv: Running) -> None:
 
 
 async def test_6_3_1_failed_select_leaves_no_mailbox_selected(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.cmd("SELECT INBOX")
         assert (await c.cmd("SELECT nosuch")).status == "NO"
         assert (await c.cmd("FETCH 1:* FLAGS")).status == "BAD"
 
 
 async def test_6_3_11_append_to_selected_mailbox_reports_exists(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.cmd("SELECT INBOX")
         reply = await c.append("INBOX", message(1))
         assert reply.ok and reply.of(ExistsData)[0].count == 1
@@ -348,8 +329,7 @@ async def test_6_3_11_append_to_selected_mailbox_reports_exists(srv: Running) ->
 
 
 async def test_6_3_1_unseen_code_names_first_unseen_sequence_number(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.append("INBOX", message(1), "\\Seen")
         await c.append("INBOX", message(2))
         await c.append("INBOX", message(3))
@@ -359,8 +339,7 @@ async def test_6_3_1_unseen_code_names_first_unseen_sequence_number(srv: Running
 
 
 async def test_6_3_9_lsub_percent_names_unsubscribed_parent_as_noselect(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.cmd("CREATE foo/bar")
         await c.cmd("SUBSCRIBE foo/bar")
         rows = [(r.name, r.attributes) for r in (await c.cmd('LSUB "" %')).of(ListData)]
@@ -370,8 +349,7 @@ async def test_6_3_9_lsub_percent_names_unsubscribed_parent_as_noselect(srv: Run
 
 
 async def test_5_1_3_international_mailbox_names_in_modified_utf7(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         assert (await c.cmd("CREATE Entw&APw-rfe")).ok
         reply = await c.cmd('LIST "" Entw*')
         assert [r.name for r in reply.of(ListData)] == ["Entwürfe"]
@@ -382,9 +360,7 @@ async def test_5_1_3_international_mailbox_names_in_modified_utf7(srv: Running) 
 
 
 async def test_7_2_6_keyword_new_to_the_mailbox_comes_in_flags_before_any_fetch(srv: Running) -> None:
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         await a.append("INBOX", message())
         await a.cmd("SELECT INBOX")
         await b.cmd("SELECT INBOX")
@@ -407,8 +383,7 @@ async def test_7_2_6_keyword_new_to_the_mailbox_comes_in_flags_before_any_fetch(
 
 async def test_6_4_6_store_nil_is_the_keyword_nil(srv: Running) -> None:
     # NIL is an atom in the flag grammar; Dovecot stores it as the keyword NIL (imaptest `nil`)
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.append("INBOX", message())
         await c.cmd("SELECT INBOX")
         assert (await c.cmd("STORE 1 +FLAGS NIL")).ok
@@ -418,8 +393,7 @@ async def test_6_4_6_store_nil_is_the_keyword_nil(srv: Running) -> None:
 async def test_select_of_a_name_of_atom_specials_is_no_not_bad(srv: Running) -> None:
     # `[` without `]` and `}` are ATOM-CHARs; `&'` is not modified UTF-7, so no such mailbox can
     # exist: NO as Dovecot answers (imaptest `atoms`), and LIST with that pattern is OK and empty
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         reply = await c.cmd("SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}")
         assert reply.status == "NO"
         assert (await c.cmd("SELECT a[}")).status == "NO"
@@ -436,8 +410,7 @@ async def test_6_4_4_search_from_matches_the_address_not_the_raw_header(srv: Run
     def msg(sender: str) -> bytes:
         return f"From: {sender}\r\nTo: groupname: one@domain.org;\r\nSubject: s\r\n\r\nbody\r\n".encode()
 
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.append("INBOX", msg("<user-from (comment)@ (comment) domain.org>"))
         await c.append("INBOX", msg("user-from@domain.org (RealFrom)"))
         await c.append("INBOX", msg("user-from1@domain.org, other@domain.org"))

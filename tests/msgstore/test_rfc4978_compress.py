@@ -37,8 +37,7 @@ class _Deflated:
 
 
 async def test_compress_deflate_round_trip(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         for i in range(20):
             await c.cmd(f"CREATE folder-{i:03}")
         await c.append("INBOX", message(1, body="x" * 5000))

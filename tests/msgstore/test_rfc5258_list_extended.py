@@ -67,8 +67,7 @@ async def test_3_5_recursivematch_childinfo(srv: Running) -> None:
 
 
 async def test_3_1_recursivematch_alone_is_bad(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         assert (await c.cmd('LIST (RECURSIVEMATCH) "" %')).status == "BAD"
         assert (await c.cmd('LIST (BOGUS) "" %')).status == "BAD"
 
@@ -83,8 +82,7 @@ async def test_list_extended_switched_off_refuses_selection() -> None:
 
 
 async def test_3_5_recursivematch_nonexistent_parent_of_subscribed_name(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.cmd('SUBSCRIBE "Lost/child"')  # neither Lost nor Lost/child exists
         reply = await c.cmd('LIST (SUBSCRIBED RECURSIVEMATCH) "" %')
         rows = {r.name: (r.attributes, r.childinfo) for r in reply.of(ListData)}
@@ -93,8 +91,7 @@ async def test_3_5_recursivematch_nonexistent_parent_of_subscribed_name(srv: Run
 
 
 async def test_3_unknown_return_option_is_bad(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         assert (await c.cmd('LIST "" "" RETURN (imaptest)')).status == "BAD"
         assert (await c.cmd('LIST "" % RETURN (CHILDREN SUBSCRIBED)')).ok
 

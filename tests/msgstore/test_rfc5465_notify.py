@@ -10,9 +10,7 @@ from cpmsync.imap import ExistsData, FetchData, ListData, StatusData, StatusResp
 
 
 async def test_selected_messagenew_pushed_without_idle(srv: Running) -> None:
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         await a.cmd("SELECT INBOX")
         reply = await a.cmd("NOTIFY SET (selected (MessageNew (UID FLAGS) MessageExpunge FlagChange))")
         assert reply.ok
@@ -23,9 +21,7 @@ async def test_selected_messagenew_pushed_without_idle(srv: Running) -> None:
 
 
 async def test_personal_status_for_other_mailboxes(srv: Running) -> None:
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         await b.cmd("CREATE chat")
         reply = await a.cmd("NOTIFY SET (personal (MessageNew MessageExpunge))")
         assert reply.ok
@@ -35,8 +31,7 @@ async def test_personal_status_for_other_mailboxes(srv: Running) -> None:
 
 
 async def test_status_indicator_sends_initial_status(srv: Running) -> None:
-    async with srv.client() as a:
-        await a.login()
+    async with srv.session() as a:
         await a.cmd("CREATE one")
         reply = await a.cmd("NOTIFY SET STATUS (mailboxes (one INBOX) (MessageNew MessageExpunge))")
         assert sorted(s.mailbox for s in reply.of(StatusData)) == ["INBOX", "one"]
@@ -54,8 +49,7 @@ async def test_one_message_event_alone_is_taken_and_chooses_the_status_items(
     srv: Running, events: str, items: list[str]
 ) -> None:
     # RFC 5465 5 asks for the three together; Dovecot takes each alone (imaptest `notify`)
-    async with srv.client() as a:
-        await a.login()
+    async with srv.session() as a:
         await a.cmd("CREATE one")
         await a.append("one", message(1))
         reply = await a.cmd(f"NOTIFY SET STATUS (mailboxes one ({events}))")
@@ -65,9 +59,7 @@ async def test_one_message_event_alone_is_taken_and_chooses_the_status_items(
 
 
 async def test_mailboxname_and_subscription_events(srv: Running) -> None:
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         await a.cmd("NOTIFY SET (personal (MailboxName SubscriptionChange))")
         await b.cmd("CREATE fresh")
         r = (await a.wait_for(lambda r: isinstance(r, ListData)))[-1]
@@ -84,9 +76,7 @@ async def test_mailboxname_and_subscription_events(srv: Running) -> None:
 
 
 async def test_subtree_and_mailboxes_filters_limit_events(srv: Running) -> None:
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         for name in ("work", "work/x", "home"):
             await b.cmd(f"CREATE {name}")
         await a.cmd("NOTIFY SET (subtree work (MessageNew MessageExpunge))")
@@ -97,9 +87,7 @@ async def test_subtree_and_mailboxes_filters_limit_events(srv: Running) -> None:
 
 
 async def test_subscribed_filter(srv: Running) -> None:
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         await b.cmd("CREATE s1")
         await b.cmd("CREATE s2")
         await b.cmd("SUBSCRIBE s2")
@@ -111,9 +99,7 @@ async def test_subscribed_filter(srv: Running) -> None:
 
 
 async def test_notify_none_stops_pushes(srv: Running) -> None:
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         await a.cmd("NOTIFY SET (personal (MessageNew MessageExpunge))")
         assert (await a.cmd("NOTIFY NONE")).ok
         await b.append("INBOX", message(1))
@@ -122,16 +108,14 @@ async def test_notify_none_stops_pushes(srv: Running) -> None:
 
 
 async def test_unknown_event_is_badevent(srv: Running) -> None:
-    async with srv.client() as a:
-        await a.login()
+    async with srv.session() as a:
         reply = await a.cmd("NOTIFY SET (personal (AnnotationChange))")
         assert reply.status == "NO" and reply.tagged.code and reply.tagged.code.name == "BADEVENT"
         assert (await a.cmd("NOOP")).ok
 
 
 async def test_own_changes_are_not_echoed(srv: Running) -> None:
-    async with srv.client() as a:
-        await a.login()
+    async with srv.session() as a:
         await a.cmd("CREATE mine")
         await a.cmd("NOTIFY SET (personal (MessageNew MessageExpunge MailboxName))")
         reply = await a.append("mine", message(1))
@@ -144,9 +128,7 @@ async def test_own_changes_are_not_echoed(srv: Running) -> None:
 async def test_selected_delayed_holds_expunges_until_a_command(srv: Running) -> None:
     from cpmsync.imap import ExpungeData
 
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         for i in range(2):
             await b.append("INBOX", message(i))
         await a.cmd("SELECT INBOX")
@@ -162,9 +144,7 @@ async def test_selected_delayed_holds_expunges_until_a_command(srv: Running) -> 
 
 
 async def test_selected_filter_without_flagchange_defers_flags_to_next_command(srv: Running) -> None:
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         await b.append("INBOX", message(1))
         await a.cmd("SELECT INBOX")
         await a.cmd("NOTIFY SET (selected (MessageNew MessageExpunge))")
@@ -178,8 +158,7 @@ async def test_selected_filter_without_flagchange_defers_flags_to_next_command(s
 
 
 async def test_bad_messagenew_fetch_attribute_is_refused_at_set(srv: Running) -> None:
-    async with srv.client() as a:
-        await a.login()
+    async with srv.session() as a:
         await a.cmd("SELECT INBOX")
         assert (await a.cmd("NOTIFY SET (selected (MessageNew (UID BOGUS) MessageExpunge))")).status == "BAD"
         reply = await a.append("INBOX", message(1))  # nothing half-configured breaks the APPEND

@@ -10,8 +10,7 @@ from cpmsync.msgstore import BulkMailbox, BulkMessage
 
 
 async def test_list_status_pairs_and_item_order(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.cmd("CREATE a")
         await c.append("a", message(1), "\\Seen")
         await c.append("a", message(2))
@@ -24,16 +23,14 @@ async def test_list_status_pairs_and_item_order(srv: Running) -> None:
 
 
 async def test_no_status_for_nonexistent_subscribed_names(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.cmd("SUBSCRIBE ghost")
         reply = await c.cmd('LIST (SUBSCRIBED) "" * RETURN (STATUS (MESSAGES))')
         assert [r.name for r in reply.of(ListData)] == ["ghost"] and reply.of(StatusData) == []
 
 
 async def test_bad_status_item_is_bad(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         assert (await c.cmd('LIST "" * RETURN (STATUS (FOO))')).status == "BAD"
 
 
@@ -43,8 +40,7 @@ async def test_list_status_over_many_mailboxes(srv: Running) -> None:
         "alice",
         [BulkMailbox(f"tel:+1514{i:07}", [BulkMessage(message(i), ("\\Seen",), None)]) for i in range(n)],
     )
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         reply = await c.cmd('LIST "" * RETURN (STATUS (MESSAGES UIDNEXT HIGHESTMODSEQ))')
         assert len(reply.of(ListData)) == n + 1 and len(reply.of(StatusData)) == n + 1
         assert all(s.messages == 1 for s in reply.of(StatusData) if s.mailbox != "INBOX")

@@ -23,23 +23,19 @@ async def _state(c: Client) -> tuple[int, int]:
 
 
 async def test_3_2_3_enable_qresync(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         en = (await c.cmd("ENABLE QRESYNC")).of(EnabledData)[0]
         assert en.capabilities == ("QRESYNC",)
         assert (await c.cmd("ENABLE QRESYNC")).of(EnabledData)[0].capabilities == ()
 
 
 async def test_3_2_5_qresync_param_needs_enable(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         assert (await c.cmd("SELECT INBOX (QRESYNC (1 1))")).status == "BAD"
 
 
 async def test_3_2_5_select_qresync_vanished_earlier_and_changed_flags(srv: Running) -> None:
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         for i in range(6):
             await a.append("INBOX", message(i))
         uidvalidity, modseq = await _state(a)
@@ -62,8 +58,7 @@ async def test_3_2_5_select_qresync_vanished_earlier_and_changed_flags(srv: Runn
 
 
 async def test_3_2_5_wrong_uidvalidity_gives_full_select(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.append("INBOX", message())
         await c.cmd("ENABLE QRESYNC")
         reply = await c.cmd("SELECT INBOX (QRESYNC (1 1))")
@@ -71,8 +66,7 @@ async def test_3_2_5_wrong_uidvalidity_gives_full_select(srv: Running) -> None:
 
 
 async def test_3_2_6_uid_fetch_vanished_modifier(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         for i in range(4):
             await c.append("INBOX", message(i))
         await c.cmd("ENABLE QRESYNC")
@@ -88,9 +82,7 @@ async def test_3_2_6_uid_fetch_vanished_modifier(srv: Running) -> None:
 
 
 async def test_3_2_7_unsolicited_vanished_for_other_sessions_expunge(srv: Running) -> None:
-    async with srv.client() as a, srv.client() as b:
-        await a.login()
-        await b.login()
+    async with srv.session() as a, srv.session() as b:
         for i in range(3):
             await a.append("INBOX", message(i))
         await a.cmd("ENABLE QRESYNC")
@@ -103,8 +95,7 @@ async def test_3_2_7_unsolicited_vanished_for_other_sessions_expunge(srv: Runnin
 
 
 async def test_closed_code_when_reselecting(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.cmd("ENABLE QRESYNC")
         await c.cmd("SELECT INBOX")
         reply = await c.cmd("EXAMINE INBOX")

@@ -9,8 +9,7 @@ from cpmsync.imap import FetchData, StatusData, StatusResponse
 
 
 async def test_4_mailboxid_on_create_status_select_and_rename(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         reply = await c.cmd("CREATE chat")
         assert reply.tagged.code and reply.tagged.code.name == "MAILBOXID"
         created = reply.tagged.code.value
@@ -24,8 +23,7 @@ async def test_4_mailboxid_on_create_status_select_and_rename(srv: Running) -> N
 
 
 async def test_5_emailid_survives_copy(srv: Running) -> None:
-    async with srv.client() as c:
-        await c.login()
+    async with srv.session() as c:
         await c.cmd("CREATE other")
         await c.append("INBOX", message(1))
         await c.cmd("SELECT INBOX")

@@ -83,8 +83,7 @@ async def test_imapclient_idle_sees_other_session(srv: Running) -> None:
 
     task = asyncio.ensure_future(asyncio.to_thread(idler))
     await started.wait()
-    async with srv.client() as other:
-        await other.login()
+    async with srv.session() as other:
         await other.append("INBOX", message(1))
     got = await task
     assert (1, b"EXISTS") in got
@@ -109,8 +108,7 @@ async def test_aioimaplib_session(srv: Running) -> None:
     assert (await c.uid("copy", "1", "Archive")).result == "OK"
 
     idle = await c.idle_start(timeout=5)
-    async with srv.client() as other:
-        await other.login()
+    async with srv.session() as other:
         await other.append("INBOX", message(2))
     pushed = await c.wait_server_push(timeout=5)
     c.idle_done()

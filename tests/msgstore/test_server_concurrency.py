@@ -43,8 +43,7 @@ async def test_fifty_sessions_append_and_flag() -> None:
                     committed.append(ev.modseq)
         finally:
             sub.close()
-        async with srv.client() as c:
-            await c.login()
+        async with srv.session() as c:
             st = (await c.cmd("STATUS INBOX (MESSAGES HIGHESTMODSEQ)")).of(StatusData)[0]
             assert st.messages == SESSIONS * PER_SESSION
             await c.cmd("SELECT INBOX")

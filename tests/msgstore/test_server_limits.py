@@ -96,8 +96,7 @@ async def test_every_ok_change_is_committed_before_the_tagged_ok() -> None:
 async def test_client_vanishing_mid_literal_does_not_disturb_others() -> None:
     async with running_server() as srv, srv.client() as good:
         await good.login()
-        async with srv.client() as bad:
-            await bad.login()
+        async with srv.session() as bad:
             await bad.send(b"x APPEND INBOX {100000}\r\n")
             await bad.next_response()
             await bad.send(b"partial data")

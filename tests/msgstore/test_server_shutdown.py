@@ -58,8 +58,7 @@ async def test_client_that_stopped_reading_cannot_block_shutdown(monkeypatch: ob
         big = message(1, body="y" * 400_000)
         for _ in range(40):
             srv.store.append("alice", "INBOX", big)
-        async with srv.client() as c:
-            await c.login()
+        async with srv.session() as c:
             await c.cmd("SELECT INBOX")
             await c.send(b"f FETCH 1:* BODY.PEEK[]\r\n")  # ~16 MB the client never reads
             await asyncio.sleep(0.3)
