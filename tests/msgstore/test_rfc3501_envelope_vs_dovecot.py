@@ -8,6 +8,7 @@ wire too, since the parser accepts both `)(` and `) (`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
@@ -166,18 +167,8 @@ def _norm_envelope(e: Any, dovecot: bool) -> Any:
     def addrs(x: tuple[Address, ...] | None) -> tuple[Address, ...] | None:
         return None if x is None else tuple(_norm_address(a, dovecot) for a in x)
 
-    return Envelope(
-        e.date,
-        e.subject,
-        addrs(e.from_),
-        addrs(e.sender),
-        addrs(e.reply_to),
-        addrs(e.to),
-        addrs(e.cc),
-        addrs(e.bcc),
-        e.in_reply_to,
-        e.message_id,
-    )
+    fields = ("from_", "sender", "reply_to", "to", "cc", "bcc")
+    return dataclasses.replace(e, **{f: addrs(getattr(e, f)) for f in fields})
 
 
 def _up(v: Any) -> Any:

@@ -1,12 +1,11 @@
 """APPEND's four-statement path (UPDATE ... RETURNING on the counters, DBAPI cursor) keeps the
 store's guarantees on SQLite and PostgreSQL: a refused APPEND takes no MODSEQ and no UID, events
 arrive in commit order with the committed MODSEQ, mailbox ids and names both address the mailbox.
-PostgreSQL as in test_store_postgres.py (127.0.0.1:5432, own schema; a missing server fails)."""
+PostgreSQL as in test_store_postgres.py (127.0.0.1:5432, a fresh schema; a missing server fails)."""
 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,28 +13,20 @@ import pytest
 
 from cpmsync.msgstore import MessageStore, NoSuchMailbox, NoSuchUser, UidSet
 from cpmsync.msgstore.hub import StoreEvent
+from tests.support.msgstore_cluster import pg_store
 
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-PG_SCHEMA = "cpmsync_msgstore_test"
 MSG = b"From: <tel:+15143457900>\r\nSubject: hi\r\nDate: Fri, 27 Nov 2026 10:00:00 +0100\r\n\r\nyo\r\n"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[MessageStore, str]]:
-    if request.param == "sqlite":
-        s = MessageStore(f"sqlite:///{tmp_path / 'a.sqlite'}")
-    else:
-        from sqlalchemy import create_engine, text
-
-        admin = create_engine(PG)
-        with admin.begin() as c:
-            c.execute(text(f"CREATE SCHEMA IF NOT EXISTS {PG_SCHEMA}"))
-        admin.dispose()
-        s = MessageStore(f"{PG}?options=-csearch_path%3D{PG_SCHEMA}")
-    user = f"u{uuid.uuid4().hex[:12]}"
-    s.add_user(user, "pw")
-    yield s, user
-    s.delete_user(user)
+    if request.param == "postgresql":
+        with pg_store() as s_user:
+            yield s_user
+        return
+    s = MessageStore(f"sqlite:///{tmp_path / 'a.sqlite'}")
+    s.add_user("alice", "pw")
+    yield s, "alice"
     s.close()
 
 

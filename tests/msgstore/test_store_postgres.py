@@ -1,39 +1,27 @@
 """The same store on PostgreSQL (127.0.0.1:5432, trust auth, database `test`).
 
 Skipped only when no PostgreSQL driver is installed (`pip install 'psycopg[binary]'`); a server
-that is not there is a failure, not a skip. Runs in its own schema so it cannot touch other tables.
+that is not there is a failure, not a skip. Runs in a fresh schema so it cannot touch other tables.
 """
 
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from cpmsync.msgstore import FlagMode, MessageStore, SearchFilter, UidSet
+from tests.support.msgstore_cluster import pg_store
 
-BASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-SCHEMA = "cpmsync_msgstore_test"
 MSG = b"From: <tel:+15143457900>\r\nSubject: Lunch\r\n\r\nsee you\r\n"
 
 
 @pytest.fixture
 def store() -> Iterator[MessageStore]:
-    from sqlalchemy import create_engine, text
-
-    admin = create_engine(BASE)
-    with admin.begin() as c:
-        c.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
-    admin.dispose()
-    s = MessageStore(f"{BASE}?options=-csearch_path%3D{SCHEMA}")
-    user = f"u{uuid.uuid4().hex[:12]}"
-    s.add_user(user, "pw")
-    s.test_user = user  # type: ignore[attr-defined]
-    yield s
-    s.delete_user(user)
-    s.close()
+    with pg_store() as (s, user):
+        s.test_user = user  # type: ignore[attr-defined]
+        yield s
 
 
 def test_core_operations_on_postgresql(store: MessageStore) -> None:

@@ -10,11 +10,12 @@ loopback port, logging to a file the caller can read (`MsgstoreInstance.log`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import subprocess
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -22,9 +23,10 @@ from urllib.parse import quote
 
 from cpmsync.demo.ports import free_port
 from cpmsync.demo.processes import scratch_dir, start_process, stop_process, tail
+from cpmsync.msgstore import MessageStore
 from tests.support.cli_run import cli_command
 
-__all__ = ["DEFAULT_PG_URL", "MsgstoreInstance", "PgSchema"]
+__all__ = ["DEFAULT_PG_URL", "MsgstoreInstance", "PgSchema", "pg_store"]
 
 # The machine's PostgreSQL (trust authentication, database `test`).
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -63,6 +65,20 @@ class PgSchema:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.drop()
+
+
+@contextlib.contextmanager
+def pg_store(base_url: str = DEFAULT_PG_URL, prefix: str = "cpm_store") -> Iterator[tuple[MessageStore, str]]:
+    """A MessageStore on a fresh schema of the machine's PostgreSQL and a user in it (password
+    "pw"); the schema is dropped afterwards. A server that is not there fails, never skips."""
+    with PgSchema.fresh(base_url.replace("postgresql://", "postgresql+psycopg://"), prefix) as schema:
+        store = MessageStore(schema.url)
+        user = f"u{uuid.uuid4().hex[:12]}"
+        store.add_user(user, "pw")
+        try:
+            yield store, user
+        finally:
+            store.close()
 
 
 class MsgstoreInstance:
