@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: t
 from _dovecot import seeded_dovecot
 
 from tests.support import LinkProfile, ThreadedFaultProxy
+from tests.support.mbsync import mbsync_config
 
 USER = "alice"
 SETUP_ROUND_TRIPS = 6  # connect+greeting, CAPABILITY, AUTHENTICATE, CAPABILITY, COMPRESS, ENABLE
@@ -65,43 +66,10 @@ def _child(argv: list[str]) -> tuple[float, float, str]:
     return wall, ru.ru_utime + ru.ru_stime, out.decode(errors="replace")
 
 
-def _mbsync_conf(tmp: Path, port: int, password: str) -> Path:
-    mail = tmp / "mail"
-    mail.mkdir()
-    conf = tmp / "mbsyncrc"
-    conf.write_text(
-        f"""IMAPAccount bench
-Host 127.0.0.1
-Port {port}
-User {USER}
-Pass {password}
-SSLType None
-AuthMechs LOGIN
-
-IMAPStore bench-remote
-Account bench
-
-MaildirStore bench-local
-Path {mail}/
-Inbox {mail}/INBOX
-SubFolders Verbatim
-
-Channel bench
-Far :bench-remote:
-Near :bench-local:
-Patterns *
-Create Near
-Sync Pull
-SyncState *
-"""
-    )
-    return conf
-
-
 def run_mbsync(port: int, password: str) -> Run:
     with tempfile.TemporaryDirectory(dir="/dev/shm") as td:
         tmp = Path(td)
-        conf = _mbsync_conf(tmp, port, password)
+        conf = mbsync_config(tmp, port, USER, password, sync="Pull")
         wall, cpu, _out = _child(["mbsync", "-q", "-c", str(conf), "-a"])
         mail = tmp / "mail"
         folders = sum(1 for p in mail.rglob("cur") if p.is_dir())

@@ -9,41 +9,10 @@ from pathlib import Path
 
 from server_testlib import message, running_server
 
+from tests.support.mbsync import mbsync_config
+
 # A missing mbsync is a failure, not a skip: CI installs isync, and a silent skip would hide the gap.
 MBSYNC_MISSING = "mbsync not found: apt-get install isync (.ci/run does)"
-
-
-def _config(tmp: Path, port: int) -> Path:
-    mail = tmp / "mail"
-    mail.mkdir()
-    conf = tmp / "mbsyncrc"
-    conf.write_text(
-        f"""IMAPAccount cpm
-Host 127.0.0.1
-Port {port}
-User alice
-Pass alice-pw
-SSLType None
-AuthMechs LOGIN
-
-IMAPStore cpm-remote
-Account cpm
-
-MaildirStore cpm-local
-Path {mail}/
-Inbox {mail}/INBOX
-SubFolders Verbatim
-
-Channel cpm
-Far :cpm-remote:
-Near :cpm-local:
-Patterns *
-Create Near
-Sync All
-SyncState *
-"""
-    )
-    return conf
 
 
 async def _mbsync(conf: Path) -> str:
@@ -67,7 +36,7 @@ async def test_mbsync_mirrors_folder_tree_and_changes(tmp_path: Path) -> None:
             assert (await c.cmd(f'CREATE "{name}"')).ok
             assert (await c.append(name, message(1, subject=name))).ok
         await c.append("INBOX", message(2), "\\Seen")
-        conf = _config(tmp_path, srv.port)
+        conf = mbsync_config(tmp_path, srv.port, "alice", "alice-pw")
         await _mbsync(conf)
         mail = tmp_path / "mail"
         assert len(_messages(mail / "INBOX")) == 1
