@@ -38,14 +38,16 @@ from .state import ConnState, SessionState, SubState
 __all__ = ["ImapConnection", "Role", "StreamCorrupt"]
 
 # The commands whose answer moves the client's side of the state machine (RFC 3501 3, 6.3.1).
-_STATEFUL = (
-    SelectCommand,
-    UnselectCommand,
-    CloseCommand,
-    LoginCommand,
-    AuthenticateCommand,
-    LogoutCommand,
-    IdleCommand,
+_STATEFUL: frozenset[type] = frozenset(
+    {
+        SelectCommand,
+        UnselectCommand,
+        CloseCommand,
+        LoginCommand,
+        AuthenticateCommand,
+        LogoutCommand,
+        IdleCommand,
+    }
 )
 
 
@@ -92,6 +94,7 @@ class ImapConnection:
         self.plain_in = 0
         self.plain_out = 0
         self._awaiting: dict[str, Command] = {}  # client: sent state-changing commands by tag
+        self._client = role is Role.CLIENT
 
     # ---- receiving --------------------------------------------------------------------------
 
@@ -105,15 +108,17 @@ class ImapConnection:
         while True:
             ev = self._parser.next_event()
             if ev is not NEED_DATA or not self.codec.pending:
-                if isinstance(ev, StatusResponse | ContinuationRequest) and self.role is Role.CLIENT:
-                    self._follow(ev)
+                if self._client and (self._awaiting or (type(ev) is StatusResponse and ev.tag is None)):
+                    self._follow(ev)  # a cheap test first: most answers move nothing
                 return ev
             self._feed(self._inflate(None))
 
-    def _follow(self, resp: StatusResponse | ContinuationRequest) -> None:
+    def _follow(self, resp: object) -> None:
         """Client: move `state` by an answer to one of its own commands (RFC 3501 3, 6.3.1, RFC
         2177, RFC 7162 3.2.11). A server that answers out of turn leaves the state alone."""
         st = self.state
+        if not isinstance(resp, StatusResponse | ContinuationRequest):
+            return
         if isinstance(resp, ContinuationRequest):
             waiting = next(reversed(self._awaiting.values()), None)  # `+` answers the latest
             if st.sub is SubState.NONE and isinstance(waiting, IdleCommand):
@@ -129,6 +134,8 @@ class ImapConnection:
                 st.deselected()  # what follows is about the mailbox being selected
             return
         cmd = self._awaiting.pop(resp.tag, None)
+        if cmd is None:
+            return  # most answers: a command that moves no state
         ok = resp.status == "OK"
         if isinstance(cmd, SelectCommand):
             if ok and st.authenticated_:
@@ -184,7 +191,7 @@ class ImapConnection:
 
     def send_command(self, cmd: Command, *, literal_plus: bool = False) -> list[bytes]:
         """Client: the command's IMAP bytes, split where a synchronizing literal waits for `+`."""
-        if isinstance(cmd, _STATEFUL):
+        if type(cmd) in _STATEFUL:
             self._awaiting[cmd.tag] = cmd
         return command_chunks(cmd, literal_plus=literal_plus)
 
