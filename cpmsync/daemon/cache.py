@@ -27,6 +27,7 @@ from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.topics import Topics
 from cpmsync.logs import kv
 from cpmsync.models.events import EventKind, FolderEvent, FolderSummary, LastMessage, event_id
+from cpmsync.models.fields import from_attributes
 from cpmsync.models.schema import open_engine
 from cpmsync.models.tables import (
     Account,
@@ -142,18 +143,7 @@ class OutboxItem:
 
 
 def _folder_state(f: Folder) -> FolderState:
-    return FolderState(
-        name=f.name,
-        delimiter=f.delimiter,
-        attributes=tuple(f.attributes.split()) if f.attributes else (),
-        mailbox_id=f.mailbox_id,
-        uidvalidity=f.uidvalidity,
-        uidnext=f.uidnext,
-        highestmodseq=f.highestmodseq,
-        messages=f.messages,
-        unseen=f.unseen,
-        last_synced_modseq=f.last_synced_modseq,
-    )
+    return from_attributes(FolderState, f, attributes=tuple(f.attributes.split()) if f.attributes else ())
 
 
 @dataclass
@@ -435,23 +425,7 @@ class Cache:
             if f is None:
                 return []
             rows = s.exec(select(Message).where(Message.folder_id == f.id).order_by(col(Message.uid)))
-            return [
-                MessageData(
-                    uid=m.uid,
-                    modseq=m.modseq,
-                    flags=_flags_set(m.flags),
-                    internaldate=m.internaldate,
-                    size=m.size,
-                    from_=m.from_,
-                    to=m.to,
-                    subject=m.subject,
-                    date=m.date,
-                    message_id=m.message_id,
-                    preview=m.preview,
-                    body=m.body,
-                )
-                for m in rows
-            ]
+            return [from_attributes(MessageData, m, flags=_flags_set(m.flags)) for m in rows]
 
     # ---------------------------------------------------------------- writes
 
@@ -467,22 +441,31 @@ class Cache:
         for each; their rows, events, pending entries and one watermark step, or nothing at all.
         What is the same for every folder (their rows, new messages, superseded summaries, pending
         entries) is read or written in one statement per 500 folders, not one per folder."""
+        syncs: dict[str, FolderSync] = {}
+        with self._transaction() as s:
+            batch = self._batch(s, names)
+
+            def folder(name: str) -> FolderSync:
+                if name in syncs or name not in batch.folders:
+                    raise ValueError(f"folder {name!r} not expected in this transaction")
+                syncs[name] = FolderSync(self, s, name, batch)
+                return syncs[name]
+
+            yield folder
+            for fs in syncs.values():
+                fs._finish()
+            self._finish_batch(s, batch)
+        if syncs:
+            self._notify()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """The body's writes committed together, or rolled back on any exception; the acks that
+        waited for the transaction to end are applied after it."""
         with self._lock, Session(self._engine) as s:
             self._txn_open += 1
-            syncs: dict[str, FolderSync] = {}
             try:
-                batch = self._batch(s, names)
-
-                def folder(name: str) -> FolderSync:
-                    if name in syncs or name not in batch.folders:
-                        raise ValueError(f"folder {name!r} not expected in this transaction")
-                    syncs[name] = FolderSync(self, s, name, batch)
-                    return syncs[name]
-
-                yield folder
-                for fs in syncs.values():
-                    fs._finish()
-                self._finish_batch(s, batch)
+                yield s
                 self._commit(s)
             except BaseException:
                 s.rollback()
@@ -490,8 +473,6 @@ class Cache:
             finally:
                 self._txn_open -= 1
         self._apply_deferred_acks()
-        if syncs:
-            self._notify()
 
     def _batch(self, s: Session, names: Sequence[str]) -> _Batch:
         wanted = list(dict.fromkeys(names))
@@ -613,19 +594,10 @@ class Cache:
         """One transaction for a change the device made itself (an app's action): cache rows,
         their events and summaries, and whatever rows the caller adds, or nothing at all. Unlike
         `folder_sync` it claims nothing about the server: pending folders and the watermark stay."""
-        with self._lock, Session(self._engine) as s:
-            self._txn_open += 1
-            try:
-                lc = LocalChange(self, s)
-                yield lc
-                lc._finish()
-                self._commit(s)
-            except BaseException:
-                s.rollback()
-                raise
-            finally:
-                self._txn_open -= 1
-        self._apply_deferred_acks()
+        with self._transaction() as s:
+            lc = LocalChange(self, s)
+            yield lc
+            lc._finish()
         self._notify()
 
     # ---------------------------------------------------------------- outbox
@@ -887,21 +859,7 @@ class Cache:
                 .order_by(col(SyncRun.id).desc())
                 .limit(limit)
             )
-            return [
-                SyncRunState(
-                    id=r.id or 0,
-                    started=r.started,
-                    ended=r.ended,
-                    strategy=r.strategy,
-                    bytes_in=r.bytes_in,
-                    bytes_out=r.bytes_out,
-                    wire_bytes_in=r.wire_bytes_in,
-                    wire_bytes_out=r.wire_bytes_out,
-                    folders_touched=r.folders_touched,
-                    error=r.error,
-                )
-                for r in rows
-            ]
+            return [from_attributes(SyncRunState, r, id=r.id or 0) for r in rows]
 
     def add_trace(self, conn_id: str, entries: Iterable[tuple[float, Direction | str, int]]) -> None:
         """Append (unix time, direction, bytes) entries; the oldest go beyond trace_max_entries."""

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from cpmsync.config import ConfigError, CpmSettings, load_config, read_secret
 from cpmsync.daemon.schedule import HeartbeatSettings
+from cpmsync.models.fields import from_attributes
 
 __all__ = [
     "AccountSettings",
@@ -185,15 +186,7 @@ class HeartbeatSection(_Section):
         return self
 
     def ladder_settings(self) -> HeartbeatSettings:
-        return HeartbeatSettings(
-            adaptive=self.adaptive,
-            initial_s=self.initial_s,
-            min_s=self.min_s,
-            max_s=self.max_s,
-            step_s=self.step_s,
-            reprobe_after_s=self.reprobe_after_s,
-            reply_timeout_s=self.reply_timeout_s,
-        )
+        return from_attributes(HeartbeatSettings, self)
 
     def current_network(self) -> str:
         """The network id now: the platform's file, else the configured id, else "default"."""
