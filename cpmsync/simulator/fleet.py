@@ -417,13 +417,7 @@ def _shared_terms(fleet: Fleet, profile: RadioProfile, sl: slice) -> _Shared:
         u["push_new"] += lam * w[h]
         u["push_read"] += lam * w[h] * rs
         r["push_new"] += pushes
-        for key in ("connect", "disc_fixed", "notify"):
-            u[key] += recs
-            r[key] += recs
-        u["disc_per_folder"] += recs * f
-        u["disc_per_changed"] += recs * k_rec
-        u["fetch_changed"] += recs * k_rec
-        r["fetch_changed"] += recs * k_rec
+        _add_catchups(u, r, recs, ("connect", "disc_fixed", "notify"), folders=f, changed=k_rec)
         wk_push = n_ka * wk_p + n_q * wk_q + np.where(split, pushes, 0.0)
         push.energy += pushes * deb_e + n_ka * (e_p + pj_p) + n_q * (e_q + pj_q)
         push.wakes += wk_push
@@ -438,19 +432,35 @@ def _shared_terms(fleet: Fleet, profile: RadioProfile, sl: slice) -> _Shared:
             (polls, poll.ud, poll.rt),
             (changes, poll.delay_ud, poll.delay_rt),
         ):
-            for key in ("connect", "disc_fixed", "logout"):
-                target_ud[key] += weights
-                target_rt[key] += weights
-            target_ud["disc_per_folder"] += weights * f
-            target_ud["disc_per_changed"] += weights * k_poll
-            target_ud["fetch_changed"] += weights * k_poll
-            target_rt["fetch_changed"] += weights * k_poll
+            _add_catchups(
+                target_ud, target_rt, weights, ("connect", "disc_fixed", "logout"), folders=f, changed=k_poll
+            )
         poll.energy += polls * (e_after + pj)
         poll.wakes += polls * wk
         poll.on_s += polls * on_after
         poll.delay_num += changes * (t_poll / 2 + wk * wake_delay)
         delay_den += changes
     return _Shared(push, poll, delay_den)
+
+
+def _add_catchups(
+    ud: dict[str, F64],
+    rt: dict[str, F64],
+    weights: F64,
+    fixed: tuple[str, ...],
+    *,
+    folders: F64,
+    changed: F64,
+) -> None:
+    """`weights` catch-ups, each the `fixed` commands once, discovery over `folders` folders and
+    `changed` changed ones, and a fetch of the changed ones: bytes (`ud`) and round trips (`rt`)."""
+    for key in fixed:
+        ud[key] += weights
+        rt[key] += weights
+    ud["disc_per_folder"] += weights * folders
+    ud["disc_per_changed"] += weights * changed
+    ud["fetch_changed"] += weights * changed
+    rt["fetch_changed"] += weights * changed
 
 
 def _apply(

@@ -69,11 +69,7 @@ def plot_energy_vs_folders(rows: Sequence[Row], out: Path, *, title: str) -> Pat
         sec.set_ylabel("% of a 4000 mAh, 3.85 V battery")
     axes[0][0].legend(fontsize=8, loc="upper left")
     fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(plt, fig, out, dpi=110)
 
 
 def plot_timeline(
@@ -125,8 +121,13 @@ def plot_timeline(
         ax.set_title(label, fontsize=10)
         ax.legend(fontsize=7, ncol=4, loc="upper right")
         ax.grid(True, alpha=0.25)
+    return _save(plt, fig, out, dpi=100)
+
+
+def _save(plt: Any, fig: Any, out: Path, *, dpi: int) -> Path:
+    """Lay the figure out, write it to `out` (making its folder) and free it."""
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
