@@ -1,4 +1,7 @@
-"""A private Mosquitto MQTT broker for tests, benchmarks and the demo.
+"""A private Mosquitto MQTT broker: the demo's, when no MQTT v5 broker answers (`demo.broker`).
+
+The only Mosquitto launcher in the tree: tests and benchmarks start theirs through this one
+(`tests.support` re-exports it), so the demo and the tests cannot drift apart.
 
 One broker per use, on a free 127.0.0.1 port, anonymous access, persistence off by default, so
 retained messages and sessions never leak between tests (the shared broker on :1883 is left alone).
