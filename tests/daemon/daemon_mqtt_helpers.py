@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,17 @@ class Collector:
             password=self.password,
             tls_context=self.tls_context,
         )
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Collect in a task for the body of the `async with`, subscribed before the body runs."""
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(self.run())
+            await self.subscribed.wait()
+            try:
+                yield
+            finally:
+                task.cancel()
 
     async def run(self) -> None:
         while True:

@@ -10,8 +10,9 @@ import random
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from imapclient import IMAPClient
 
@@ -85,6 +86,60 @@ def server_state(host: str, port: int, user: str, password: str) -> State:
     finally:
         with contextlib.suppress(Exception):
             c.logout()
+
+
+class Account(Protocol):
+    """An IMAP account a test syncs: a LocalAccount, the shared Dovecot's or a peer's."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def password(self) -> str: ...
+
+
+def state_of(acct: Account) -> Callable[[], State]:
+    """What `wait_equal` compares the cache with: the account as another client sees it now."""
+    return lambda: server_state(acct.host, acct.port, acct.user, acct.password)
+
+
+def append_uid(acct: Account, folder: str, subject: str) -> int:
+    """Another device appends a message from a tel: sender to `folder`; its UID (APPENDUID)."""
+    c = other_client(acct.host, acct.port, acct.user, acct.password)
+    try:
+        res = c.append(folder, f"From: <tel:+15145550100>\r\nSubject: {subject}\r\n\r\nhi\r\n".encode())
+        return int(res.split(b"APPENDUID")[1].split()[1].rstrip(b"]"))
+    finally:
+        c.logout()
+
+
+@dataclass(frozen=True)
+class LocalAccount:
+    """An account on a server at 127.0.0.1:`port` (alice on a test msgstore unless told):
+    what the daemon syncs, and what another device sees and changes."""
+
+    port: int
+    user: str = "alice"
+    password: str = "alice-pw"
+    host: str = "127.0.0.1"
+
+    def client(self) -> IMAPClient:
+        return other_client(self.host, self.port, self.user, self.password)
+
+    def state(self) -> State:
+        return server_state(self.host, self.port, self.user, self.password)
+
+    def settings(self, mqtt_port: int, tmp: Path, **imap: Any) -> DaemonSettings:
+        return daemon_settings(self.host, self.port, self.user, self.password, mqtt_port, tmp, **imap)
+
+    async def seed(self, folders: int, messages: int, seed: int = 0) -> None:
+        """`seed_small` from a thread (imapclient blocks)."""
+        await asyncio.to_thread(
+            seed_small, self.host, self.port, self.user, self.password, folders, messages, seed
+        )
 
 
 def cache_state(cache: Cache) -> State:

@@ -9,8 +9,6 @@ import asyncio
 import logging
 import random
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import pytest
 from daemon_mqtt_helpers import BROKER_CONF, Collector
 from daemon_sync_helpers import *  # noqa: F403  (the shared daemon test helpers)
 
-from tests.support import MosquittoBroker
+from tests.support import MosquittoBroker, run_cli
 
 pytestmark = pytest.mark.dovecot
 
@@ -46,12 +44,9 @@ async def test_cut_at_random_points_of_syncs(
     )
     col = Collector(broker.port, [f"cpm/{acct.user}/#"], client_id=f"col-{acct.user}")
 
-    def server() -> State:
-        return server_state(acct.host, acct.port, acct.user, acct.password)
+    server = state_of(acct)
 
-    async with asyncio.TaskGroup() as tg:
-        ct = tg.create_task(col.run())
-        await col.subscribed.wait()
+    async with col.running():
         async with running_daemon(settings) as (session, cache):
             for i in range(5):
                 px.cut_after(down=rng.randint(20, 3000))
@@ -59,7 +54,6 @@ async def test_cut_at_random_points_of_syncs(
                 final = await wait_equal(cache, server)
             assert session.connections >= 2  # the cuts really happened
             await wait_replay(col, final)
-        ct.cancel()
 
 
 async def test_malformed_response_one_error_then_reconnect(
@@ -74,8 +68,7 @@ async def test_malformed_response_one_error_then_reconnect(
     )
     caplog.set_level(logging.INFO, logger="cpmsync")
 
-    def server() -> State:
-        return server_state(acct.host, acct.port, acct.user, acct.password)
+    server = state_of(acct)
 
     async with running_daemon(settings) as (session, cache):
         before = await wait_equal(cache, server)
@@ -100,12 +93,9 @@ async def test_broker_down_delays_events_never_loses_them(
     )
     col = Collector(b.port, [f"cpm/{acct.user}/#"], client_id=f"col-{acct.user}", persistent=True)
 
-    def server() -> State:
-        return server_state(acct.host, acct.port, acct.user, acct.password)
+    server = state_of(acct)
 
-    async with asyncio.TaskGroup() as tg:
-        ct = tg.create_task(col.run())
-        await col.subscribed.wait()
+    async with col.running():
         async with running_daemon(settings) as (_session, cache):
             await wait_equal(cache, server)
             b.stop()
@@ -115,7 +105,6 @@ async def test_broker_down_delays_events_never_loses_them(
             b.start()
             await wait_replay(col, final)
             await wait_until(lambda: cache.outbox_count() == 0)
-        ct.cancel()
 
 
 def _config(path: Path, acct: Any, mqtt_port: int, cache: Path) -> Path:
@@ -152,13 +141,10 @@ async def test_sigkill_mid_sync_then_restart_is_consistent(
     config = _config(tmp_path / "daemon.toml", acct, broker.port, cache_path)
     col = Collector(broker.port, [f"cpm/{acct.user}/#"], client_id=f"col-{acct.user}")
 
-    def server() -> State:
-        return server_state(acct.host, acct.port, acct.user, acct.password)
+    server = state_of(acct)
 
     rng = random.Random(5)
-    async with asyncio.TaskGroup() as tg:
-        ct = tg.create_task(col.run())
-        await col.subscribed.wait()
+    async with col.running():
         for round_ in range(3):
             proc = daemon_process(config, acct.password)
             await asyncio.to_thread(_changes, acct, 300 + round_, 8)
@@ -184,18 +170,12 @@ async def test_sigkill_mid_sync_then_restart_is_consistent(
         assert rc == 0, proc.stderr.read().decode() if proc.stderr else ""
         offline = [m for m in col.messages if m.topic.endswith("/status") and m.json]
         assert offline and offline[-1].json["state"] == "offline"
-        ct.cancel()
 
 
 def test_broken_config_is_one_clear_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[imap]\nhost = "mail.example.org"\ntls = "none"\nusername = "u"\n')
-    r = subprocess.run(
-        [sys.executable, "-m", "cpmsync.cli", "daemon", "run", "--config", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    r = run_cli(["daemon", "run", "--config", str(bad)])
     assert r.returncode == 2
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert (len(lines) == 1 and "plaintext" in lines[0].lower()) or "clear" in lines[0].lower(), r.stderr

@@ -15,7 +15,7 @@ from cpmsync.daemon.cache import Cache
 from cpmsync.daemon.headers import decode_words, header_addresses
 from cpmsync.daemon.sync import message_from_fetch
 from cpmsync.imap import Address, Envelope, FetchData
-from tests.msgstore.server_testlib import ThreadServer, make_settings
+from tests.support.peers import ImapPeer
 
 MESSAGES = [
     (
@@ -63,14 +63,9 @@ async def _check(tmp_path: Path, host: str, port: int, user: str, password: str)
     assert added == EXPECTED
 
 
-async def test_msgstore_subjects_decoded_and_tel_senders_whole(tmp_path: Path) -> None:
-    with ThreadServer(make_settings()) as srv:
-        await _check(tmp_path, "127.0.0.1", srv.port, "alice", "alice-pw")
-
-
-async def test_dovecot_subjects_decoded_and_tel_senders_whole(tmp_path: Path, dovecot_account: Any) -> None:
-    a = dovecot_account
-    await _check(tmp_path, a.host, a.port, a.user, a.password)
+async def test_subjects_decoded_and_tel_senders_whole(tmp_path: Path, imap_peer: ImapPeer) -> None:
+    p = imap_peer
+    await _check(tmp_path, p.host, p.port, p.user, p.password)
 
 
 def test_decode_words() -> None:

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from daemon_mqtt_helpers import Collector
-from daemon_sync_helpers import daemon_settings, other_client, running_daemon, wait_until
+from daemon_sync_helpers import (
+    LocalAccount,
+    append_uid,
+    daemon_settings,
+    other_client,
+    running_daemon,
+    wait_until,
+)
 
 from tests.msgstore.server_testlib import USERS, ThreadServer, make_settings
 from tests.support import FaultProxy, MosquittoBroker
@@ -28,15 +35,6 @@ HEARTBEAT = {
 }
 
 
-def _append(port: int, subject: str) -> int:
-    c = other_client("127.0.0.1", port, "alice", USERS["alice"])
-    try:
-        res = c.append("Default", f"From: <tel:+15145550100>\r\nSubject: {subject}\r\n\r\nhi\r\n".encode())
-        return int(res.split(b"APPENDUID")[1].split()[1].rstrip(b"]"))
-    finally:
-        c.logout()
-
-
 async def test_daemon_learns_the_nat_timeout_and_loses_no_change(
     broker: MosquittoBroker, tmp_path: Path, fault_proxy_factory: Any
 ) -> None:
@@ -49,9 +47,7 @@ async def test_daemon_learns_the_nat_timeout_and_loses_no_change(
         settings = daemon_settings(px.host, px.port, "alice", USERS["alice"], broker.port, tmp_path)
         settings = settings.model_copy(update={"heartbeat": settings.heartbeat.model_copy(update=HEARTBEAT)})
         col = Collector(broker.port, ["cpm/alice/#"], client_id="col-heartbeat")
-        async with asyncio.TaskGroup() as tg:
-            ct = tg.create_task(col.run())
-            await col.subscribed.wait()
+        async with col.running():
             async with running_daemon(settings) as (session, cache):
 
                 def learned() -> bool:
@@ -70,8 +66,8 @@ async def test_daemon_learns_the_nat_timeout_and_loses_no_change(
                 drops = px.nat_drops
                 await asyncio.sleep(3 * NAT_S)
                 assert px.nat_drops == drops
-                uid = await asyncio.to_thread(_append, srv.port, "after learning")
+                alice = LocalAccount(srv.port, password=USERS["alice"])
+                uid = await asyncio.to_thread(append_uid, alice, "Default", "after learning")
                 await col.wait_until(
                     lambda _m: any(e["kind"] == "message_added" and uid in e["uids"] for e in col.events())
                 )
-            ct.cancel()

@@ -3,13 +3,11 @@ would hear nothing, so the daemon says so once and polls; changes still reach th
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
 
 from daemon_sync_helpers import *  # noqa: F403  (the shared daemon test helpers)
-from imapclient import IMAPClient
 
 from cpmsync.msgstore import MsgstoreSettings
 from tests.msgstore.server_testlib import ThreadServer
@@ -23,27 +21,17 @@ async def test_missing_idle_folder_warns_once_and_polls(
 ) -> None:
     caplog.set_level(logging.INFO, logger="cpmsync")
     with ThreadServer(MsgstoreSettings.legacy(**_LEGACY)) as srv:  # IDLE, no NOTIFY
-        user, pw = "alice", "alice-pw"
-        await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, user, pw, 2, 1, 5)
-        settings = daemon_settings(
-            "127.0.0.1",
-            srv.port,
-            user,
-            pw,
-            broker.port,
-            tmp_path,
-            idle_folder="NoSuchFolder",
-            poll_interval_s=1,
-        )
+        acct = LocalAccount(srv.port)
+        await acct.seed(2, 1, 5)
+        settings = acct.settings(broker.port, tmp_path, idle_folder="NoSuchFolder", poll_interval_s=1)
 
         def warnings() -> list[str]:
             return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
         async with running_daemon(settings) as (_session, cache):
             await wait_until(lambda: bool(warnings()))
-            c = IMAPClient("127.0.0.1", srv.port, ssl=False, use_uid=True)
-            c.login(user, pw)
+            c = acct.client()
             c.append("Default", b"From: x@example.org\r\nSubject: later\r\n\r\nhi\r\n")
             c.logout()
-            await wait_equal(cache, lambda: server_state("127.0.0.1", srv.port, user, pw))  # by a poll
+            await wait_equal(cache, acct.state)  # by a poll
         assert warnings() == ["idle_folder 'NoSuchFolder' does not exist; polling every 1 s"]

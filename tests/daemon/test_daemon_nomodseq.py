@@ -8,32 +8,23 @@ import asyncio
 from pathlib import Path
 
 from daemon_offline_helpers import offline_settings, outbox_events, sync_once, sync_until_equal
-from daemon_sync_helpers import other_client, replay_events
-from imapclient import IMAPClient
+from daemon_sync_helpers import LocalAccount, replay_events
 
 from tests.msgstore.server_testlib import ThreadServer, make_settings, message
 
-USER, PW = "alice", "alice-pw"
-
-
-def _client(port: int) -> IMAPClient:
-    return other_client("127.0.0.1", port, USER, PW)
+USER, PW = LocalAccount.user, LocalAccount.password
 
 
 def _seed(port: int) -> None:
-    c = _client(port)
-    try:
+    with LocalAccount(port).client() as c:
         for name in ("Default", "Other"):
             c.create_folder(name)
             for n in range(3):
                 c.append(name, message(n))
-    finally:
-        c.logout()
 
 
 def _offline_changes(port: int) -> None:
-    c = _client(port)
-    try:
+    with LocalAccount(port).client() as c:
         c.append("Default", message(7, subject="while you were away"))
         c.select_folder("Default")
         uids = c.search("ALL")
@@ -41,16 +32,11 @@ def _offline_changes(port: int) -> None:
         c.add_flags([uids[1]], [b"\\Deleted"])
         c.uid_expunge([uids[1]])
         c.unselect_folder()
-    finally:
-        c.logout()
 
 
 def _status(port: int, folder: str) -> dict[bytes, int]:
-    c = _client(port)
-    try:
+    with LocalAccount(port).client() as c:
         return c.folder_status(folder, [b"MESSAGES", b"HIGHESTMODSEQ"])  # type: ignore[no-any-return]
-    finally:
-        c.logout()
 
 
 async def test_nomodseq_folder_changed_while_daemon_down_is_synced_on_restart(tmp_path: Path) -> None:

@@ -14,21 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from daemon_mqtt_helpers import Collector
-from daemon_sync_helpers import daemon_settings, other_client, running_daemon
+from daemon_sync_helpers import append_uid, daemon_settings, other_client, running_daemon
 
 from tests.support import FaultProxy, MosquittoBroker
 from tests.support.peers import ImapPeer
 
 HEARTBEAT = {"adaptive": False, "initial_s": 2.0, "min_s": 1.0, "reply_timeout_s": 2.0, "network_id": "t"}
-
-
-def _append(peer: ImapPeer, subject: str) -> int:
-    c = other_client(peer.host, peer.port, peer.user, peer.password)
-    try:
-        res = c.append("chat", f"From: <tel:+15145550100>\r\nSubject: {subject}\r\n\r\nhi\r\n".encode())
-        return int(res.split(b"APPENDUID")[1].split()[1].rstrip(b"]"))
-    finally:
-        c.logout()
 
 
 async def test_a_change_notify_never_reported_is_found_at_the_next_heartbeat(
@@ -37,7 +28,7 @@ async def test_a_change_notify_never_reported_is_found_at_the_next_heartbeat(
     c = other_client(imap_peer.host, imap_peer.port, imap_peer.user, imap_peer.password)
     c.create_folder("chat")
     c.logout()
-    await asyncio.to_thread(_append, imap_peer, "before")
+    await asyncio.to_thread(append_uid, imap_peer, "chat", "before")
     px: FaultProxy = await fault_proxy_factory(imap_peer.host, imap_peer.port)
     # Uncompressed, so the proxy can see (and drop) the NOTIFY line.
     settings = daemon_settings(
@@ -47,13 +38,11 @@ async def test_a_change_notify_never_reported_is_found_at_the_next_heartbeat(
     assert settings.imap.notify_check_on_heartbeat  # the default
     assert settings.imap.notify_poll_interval_s == 0  # no poll: only the heartbeat's check can find it
     col = Collector(broker.port, [f"cpm/{imap_peer.user}/#"], client_id=f"col-check-{imap_peer.name}")
-    async with asyncio.TaskGroup() as tg:
-        ct = tg.create_task(col.run())
-        await col.subscribed.wait()
+    async with col.running():
         async with running_daemon(settings) as (session, _cache):
             assert session.engine is not None and session.engine.imap.has("NOTIFY")
             px.replace_next_down_line(b"", startswith=b"* STATUS")
-            uid = await asyncio.to_thread(_append, imap_peer, "never notified")
+            uid = await asyncio.to_thread(append_uid, imap_peer, "chat", "never notified")
             await asyncio.wait_for(px.replaced.wait(), 30)  # the server did announce it; we dropped it
             await col.wait_until(
                 lambda _m: any(
@@ -61,7 +50,6 @@ async def test_a_change_notify_never_reported_is_found_at_the_next_heartbeat(
                     for e in col.events()
                 )
             )
-        ct.cancel()
 
 
 async def test_a_late_deletion_notice_does_not_remove_a_folder_that_exists(
@@ -76,15 +64,13 @@ async def test_a_late_deletion_notice_does_not_remove_a_folder_that_exists(
     c.create_folder("chat")
     c.create_folder("gone")
     c.logout()
-    uid = await asyncio.to_thread(_append, imap_peer, "kept")
+    uid = await asyncio.to_thread(append_uid, imap_peer, "chat", "kept")
     px: FaultProxy = await fault_proxy_factory(imap_peer.host, imap_peer.port)
     settings = daemon_settings(
         px.host, px.port, imap_peer.user, imap_peer.password, broker.port, tmp_path, compress=False
     )
     col = Collector(broker.port, [f"cpm/{imap_peer.user}/#"], client_id=f"col-late-{imap_peer.name}")
-    async with asyncio.TaskGroup() as tg:
-        ct = tg.create_task(col.run())
-        await col.subscribed.wait()
+    async with col.running():
         async with running_daemon(settings) as (_session, cache):
 
             def added(folder: str) -> list[dict[str, Any]]:
@@ -105,7 +91,6 @@ async def test_a_late_deletion_notice_does_not_remove_a_folder_that_exists(
             assert not [e for e in col.events() if e["kind"] == "folder_removed" and e["folder"] == "chat"]
             assert "chat" in cache.folders()
             assert len({e["id"] for e in added("chat")}) == 1  # not announced again
-        ct.cancel()
 
 
 async def test_a_link_lost_after_a_good_session_is_retried_at_once(

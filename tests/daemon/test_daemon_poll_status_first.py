@@ -4,13 +4,11 @@ pass every names_list_interval_s (documented in config/daemon.toml)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
 
 from daemon_sync_helpers import *  # noqa: F403  (the shared daemon test helpers)
-from imapclient import IMAPClient
 
 from cpmsync.msgstore import MsgstoreSettings
 from tests.msgstore.server_testlib import ThreadServer
@@ -24,18 +22,9 @@ async def test_polls_without_condstore_sync_only_moved_folders(
 ) -> None:
     caplog.set_level(logging.INFO, logger="cpmsync")
     with ThreadServer(MsgstoreSettings.legacy(**_LEGACY, extensions={"idle": False})) as srv:
-        user, pw = "alice", "alice-pw"
-        await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, user, pw, 6, 2, 5)
-        settings = daemon_settings(
-            "127.0.0.1",
-            srv.port,
-            user,
-            pw,
-            broker.port,
-            tmp_path,
-            poll_interval_s=0.2,
-            names_list_interval_s=2,
-        )
+        acct = LocalAccount(srv.port)
+        await acct.seed(6, 2, 5)
+        settings = acct.settings(broker.port, tmp_path, poll_interval_s=0.2, names_list_interval_s=2)
 
         def discoveries(full: bool) -> list[int]:
             return [
@@ -44,24 +33,20 @@ async def test_polls_without_condstore_sync_only_moved_folders(
                 if r.getMessage() == "discovery" and r.full is full and r.strategy == "list-status-per-folder"
             ]
 
-        def server() -> dict[str, dict[int, frozenset[str]]]:
-            return server_state("127.0.0.1", srv.port, user, pw)
-
         async with running_daemon(settings) as (_session, cache):
             assert discoveries(True)[0] == 7  # INBOX + 6 folders: the first pass compares them all
             await wait_until(lambda: len(discoveries(False)) >= 3)
             assert set(discoveries(False)) == {0}  # quiet polls: no folder SELECTed
 
-            c = IMAPClient("127.0.0.1", srv.port, ssl=False, use_uid=True)
-            c.login(user, pw)
+            c = acct.client()
             c.append("Default", b"From: x@example.org\r\nSubject: later\r\n\r\nhi\r\n")
-            await wait_equal(cache, server)
+            await wait_equal(cache, acct.state)
             assert 1 in discoveries(False) and max(discoveries(False)) == 1
 
             full_passes = len(discoveries(True))
             c.select_folder("Default")
             c.add_flags([min(c.search("ALL"))], [b"\\Flagged"])  # moves no STATUS value
             c.logout()
-            await wait_equal(cache, server)  # by the full pass
+            await wait_equal(cache, acct.state)  # by the full pass
             assert len(discoveries(True)) > full_passes
             assert max(discoveries(False)) == 1

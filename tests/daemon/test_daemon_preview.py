@@ -22,6 +22,7 @@ from imapclient import IMAPClient
 from cpmsync.daemon.cache import Cache
 from cpmsync.daemon.preview import needs_more, text_preview
 from tests.msgstore.server_testlib import ThreadServer, make_settings
+from tests.support.peers import ImapPeer
 
 GREETING = "Grüße aus Montréal — see you"
 
@@ -232,14 +233,9 @@ async def _check(
     return got
 
 
-async def test_msgstore_previews_are_decoded_text(tmp_path: Path) -> None:
-    with ThreadServer(make_settings()) as srv:
-        await _check(tmp_path, "127.0.0.1", srv.port, "alice", "alice-pw")
-
-
-async def test_dovecot_previews_are_decoded_text(tmp_path: Path, dovecot_account: Any) -> None:
-    a = dovecot_account
-    await _check(tmp_path, a.host, a.port, a.user, a.password)
+async def test_previews_are_decoded_text(tmp_path: Path, imap_peer: ImapPeer) -> None:
+    p = imap_peer
+    await _check(tmp_path, p.host, p.port, p.user, p.password)
 
 
 async def test_msgstore_no_retry_leaves_late_text_without_preview(tmp_path: Path) -> None:

@@ -9,36 +9,25 @@ import asyncio
 from pathlib import Path
 
 from daemon_offline_helpers import offline_settings, outbox_events, sync_once, sync_until_equal
-from daemon_sync_helpers import other_client, replay_events
-from imapclient import IMAPClient
+from daemon_sync_helpers import LocalAccount, replay_events
 
 from tests.msgstore.server_testlib import ThreadServer, make_settings, message
 
-USER, PW = "alice", "alice-pw"
-
-
-def _client(port: int) -> IMAPClient:
-    return other_client("127.0.0.1", port, USER, PW)
+USER, PW = LocalAccount.user, LocalAccount.password
 
 
 def _seed(port: int) -> None:
-    c = _client(port)
-    try:
+    with LocalAccount(port).client() as c:
         for i, name in enumerate(["keep", "doomed", "old-name"]):
             c.create_folder(name)
             c.append(name, message(i))
-    finally:
-        c.logout()
 
 
 def _offline(port: int) -> None:
-    c = _client(port)
-    try:
+    with LocalAccount(port).client() as c:
         c.delete_folder("doomed")
         c.rename_folder("old-name", "new-name")
         c.append("keep", message(9))
-    finally:
-        c.logout()
 
 
 async def test_strict_cr_server_folders_gone_while_down_leave_cache_on_restart(tmp_path: Path) -> None:

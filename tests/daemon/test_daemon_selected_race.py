@@ -14,22 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from daemon_mqtt_helpers import Collector
-from daemon_sync_helpers import daemon_settings, other_client, running_daemon
+from daemon_sync_helpers import append_uid, daemon_settings, other_client, running_daemon
 
 from tests.support import FaultProxy, MosquittoBroker
 from tests.support.peers import ImapPeer
 
 FOLDER = "tel:+15145550100"
-
-
-def _append(p: ImapPeer, folder: str, subject: str) -> int:
-    c = other_client(p.host, p.port, p.user, p.password)
-    try:
-        body = f"From: <tel:+15145550100>\r\nSubject: {subject}\r\n\r\nhi\r\n".encode()
-        res = c.append(folder, body)
-        return int(res.split(b"APPENDUID")[1].split()[1].rstrip(b"]"))
-    finally:
-        c.logout()
 
 
 def _seed(p: ImapPeer) -> None:
@@ -39,7 +29,7 @@ def _seed(p: ImapPeer) -> None:
         c.create_folder("Default")
     finally:
         c.logout()
-    _append(p, FOLDER, "first")
+    append_uid(p, FOLDER, "first")
 
 
 def _added(col: Collector, uid: int) -> bool:
@@ -59,17 +49,14 @@ async def test_append_while_the_folder_is_open_is_not_lost(
     )
     assert settings.imap.notify_poll_interval_s == 0  # nothing but push may find the change
     col = Collector(broker.port, [f"cpm/{imap_peer.user}/#"], client_id=f"col-race-{imap_peer.user}")
-    async with asyncio.TaskGroup() as tg:
-        ct = tg.create_task(col.run())
-        await col.subscribed.wait()
+    async with col.running():
         async with running_daemon(settings):
             px.hold_down_after(f"EXAMINE {FOLDER}".encode())
             second = await asyncio.to_thread(
-                _append, imap_peer, FOLDER, "second"
+                append_uid, imap_peer, FOLDER, "second"
             )  # the daemon opens the folder
             async with asyncio.timeout(30):
                 await px.held.wait()
-            third = await asyncio.to_thread(_append, imap_peer, FOLDER, "third")  # while it is open
+            third = await asyncio.to_thread(append_uid, imap_peer, FOLDER, "third")  # while it is open
             px.release_down()
             await col.wait_until(lambda _m: _added(col, second) and _added(col, third))
-        ct.cancel()

@@ -4,9 +4,10 @@ offline through the MQTT v5 Last Will when the daemon dies without a word."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 from daemon_mqtt_helpers import BROKER_CONF, Collector, mqtt_settings, open_cache, wait_for
@@ -26,14 +27,25 @@ def statuses(col: Collector, account: str) -> list[StatusPayload]:
     ]
 
 
-async def test_status_online_then_offline_on_clean_close(broker: MosquittoBroker, tmp_path: Path) -> None:
-    cache = open_cache(tmp_path / "c.sqlite", "st")
-    col = Collector(broker.port, ["cpm/st/status"], client_id="st-sub")
-    pub = Publisher(mqtt_settings(broker.port), "st", cache)
+@contextlib.asynccontextmanager
+async def watched_publisher(
+    broker: MosquittoBroker, tmp_path: Path, account: str, *, via_port: int | None = None
+) -> AsyncIterator[tuple[Publisher, Collector, asyncio.TaskGroup]]:
+    """A running Publisher of `account` (to the broker, or through the port `via_port`) and a
+    Collector of its status topic, subscribed before the publisher starts."""
+    cache = open_cache(tmp_path / "c.sqlite", account)
+    col = Collector(broker.port, [f"cpm/{account}/status"], client_id=f"{account}-sub")
+    pub = Publisher(mqtt_settings(via_port or broker.port), account, cache)
     async with asyncio.TaskGroup() as tg:
         sub = tg.create_task(col.run())
         await col.subscribed.wait()
         tg.create_task(pub.run())
+        yield pub, col, tg
+        sub.cancel()
+
+
+async def test_status_online_then_offline_on_clean_close(broker: MosquittoBroker, tmp_path: Path) -> None:
+    async with watched_publisher(broker, tmp_path, "st") as (pub, col, _tg):
         pub.set_status("syncing", capabilities=["QRESYNC", "NOTIFY"], strategy="list-status")
         await col.wait_until(lambda m: any(s.state == "syncing" for s in statuses(col, "st")))
         pub.set_status("online", last_error="imap: connection reset")
@@ -43,7 +55,6 @@ async def test_status_online_then_offline_on_clean_close(broker: MosquittoBroker
         assert last.last_error == "imap: connection reset"
         await pub.close()
         await col.wait_until(lambda m: statuses(col, "st")[-1].state == "offline")
-        sub.cancel()
 
 
 async def test_last_will_sets_offline_when_the_daemon_is_killed(
@@ -101,13 +112,7 @@ async def test_close_racing_a_status_publish_still_ends_offline(
     mqtt_broker_factory: Callable[..., MosquittoBroker], tmp_path: Path
 ) -> None:
     broker = mqtt_broker_factory(extra_conf=BROKER_CONF)
-    cache = open_cache(tmp_path / "c.sqlite", "race")
-    col = Collector(broker.port, ["cpm/race/status"], client_id="race-sub")
-    pub = Publisher(mqtt_settings(broker.port), "race", cache)
-    async with asyncio.TaskGroup() as tg:
-        sub = tg.create_task(col.run())
-        await col.subscribed.wait()
-        tg.create_task(pub.run())
+    async with watched_publisher(broker, tmp_path, "race") as (pub, col, tg):
         await col.wait_until(lambda m: bool(statuses(col, "race")))
         broker.pause()  # the next status publish waits for its PUBACK...
         try:
@@ -119,20 +124,13 @@ async def test_close_racing_a_status_publish_still_ends_offline(
             broker.resume()
         await closing
         await col.wait_until(lambda m: statuses(col, "race")[-1].state == "offline")
-        sub.cancel()
 
 
 async def test_reconnect_republishes_status_after_the_last_will(
     broker: MosquittoBroker, tmp_path: Path, fault_proxy_factory: Callable[..., Awaitable[FaultProxy]]
 ) -> None:
-    cache = open_cache(tmp_path / "c.sqlite", "recon")
-    col = Collector(broker.port, ["cpm/recon/status"], client_id="recon-sub")
     proxy = await fault_proxy_factory(broker.host, broker.port)
-    async with asyncio.TaskGroup() as tg:
-        pub = Publisher(mqtt_settings(proxy.port), "recon", cache)
-        sub = tg.create_task(col.run())
-        await col.subscribed.wait()
-        tg.create_task(pub.run())
+    async with watched_publisher(broker, tmp_path, "recon", via_port=proxy.port) as (pub, col, _tg):
         pub.set_status("online", strategy="list-status")
         await col.wait_until(lambda m: any(s.strategy == "list-status" for s in statuses(col, "recon")))
         await proxy.cut(rst=True)  # abrupt: the broker publishes the Last Will (offline)
@@ -140,4 +138,3 @@ async def test_reconnect_republishes_status_after_the_last_will(
         await col.wait_until(lambda m: statuses(col, "recon")[-1].state == "online")  # back after reconnect
         assert statuses(col, "recon")[-1].strategy == "list-status"
         await pub.close()
-        sub.cancel()

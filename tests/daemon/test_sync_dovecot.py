@@ -31,9 +31,7 @@ async def test_change_by_another_client_reaches_cache_and_mqtt(
     seed_small(acct.host, acct.port, acct.user, acct.password, 4, 2, 0)
     settings = daemon_settings(acct.host, acct.port, acct.user, acct.password, broker.port, tmp_path)
     col = Collector(broker.port, [f"cpm/{acct.user}/#"], client_id=f"col-{acct.user}")
-    async with asyncio.TaskGroup() as tg:
-        ct = tg.create_task(col.run())
-        await col.subscribed.wait()
+    async with col.running():
         async with running_daemon(settings) as (session, cache):
             assert session.engine is not None and session.engine.imap.compressed
             c = _other_client(acct)
@@ -52,7 +50,6 @@ async def test_change_by_another_client_reaches_cache_and_mqtt(
             assert runs[-1].strategy == "list-status"  # first sync: Dovecot offers LIST-STATUS
             assert len(runs) >= 2  # then a sync NOTIFY triggered (no poll is due for 300 s)
             assert all(r.wire_bytes_in < r.bytes_in for r in runs if r.bytes_in > 2000)  # COMPRESS
-        ct.cancel()
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -75,12 +72,9 @@ async def test_random_changes_cache_equals_server(
     col = Collector(broker.port, [f"cpm/{acct.user}/#"], client_id=f"col-{acct.user}")
     rng = random.Random(seed)
 
-    def server() -> dict[str, dict[int, frozenset[str]]]:
-        return server_state(acct.host, acct.port, acct.user, acct.password)
+    server = state_of(acct)
 
-    async with asyncio.TaskGroup() as tg:
-        ct = tg.create_task(col.run())
-        await col.subscribed.wait()
+    async with col.running():
         async with running_daemon(settings) as (_session, cache):
             for _round in range(3):
                 c = _other_client(acct)
@@ -88,7 +82,6 @@ async def test_random_changes_cache_equals_server(
                 c.logout()
                 final = await wait_equal(cache, server)
             await wait_replay(col, final)
-        ct.cancel()
 
 
 @pytest.mark.parametrize(
@@ -102,8 +95,7 @@ async def test_catch_up_after_offline_changes(
     seed_small(acct.host, acct.port, acct.user, acct.password, 6, 2, 7)
     settings = daemon_settings(acct.host, acct.port, acct.user, acct.password, broker.port, tmp_path)
 
-    def server() -> dict[str, dict[int, frozenset[str]]]:
-        return server_state(acct.host, acct.port, acct.user, acct.password)
+    server = state_of(acct)
 
     async with running_daemon(settings, forced_strategy=strategy) as (_s, cache):
         await wait_equal(cache, server)

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from daemon_mqtt_helpers import Collector
 from daemon_sync_helpers import *  # noqa: F403  (the shared daemon test helpers)
-from imapclient import IMAPClient
 
 from cpmsync.daemon.push import push_mode
 from cpmsync.msgstore import MsgstoreSettings
@@ -45,21 +44,14 @@ MODES: dict[str, tuple[Any, str]] = {
 async def test_msgstore_random_changes_every_mode(broker: MosquittoBroker, tmp_path: Path, mode: str) -> None:
     make, expected = MODES[mode]
     with ThreadServer(make()) as srv:
-        user, pw = "alice", "alice-pw"
-        await asyncio.to_thread(seed_small, "127.0.0.1", srv.port, user, pw, 4, 3, 5)
+        acct = LocalAccount(srv.port)
+        await acct.seed(4, 3, 5)
         # Without CONDSTORE polls compare STATUS only; a flag change that moves no count is found
         # by the full pass every names_list_interval_s.
-        intervals = {"poll_interval_s": 1, "names_list_interval_s": 2}
-        settings = daemon_settings("127.0.0.1", srv.port, user, pw, broker.port, tmp_path, **intervals)
-
-        def server() -> dict[str, dict[int, frozenset[str]]]:
-            return server_state("127.0.0.1", srv.port, user, pw)
-
-        col = Collector(broker.port, [f"cpm/{user}/#"], client_id=f"col-{mode}")
+        settings = acct.settings(broker.port, tmp_path, poll_interval_s=1, names_list_interval_s=2)
+        col = Collector(broker.port, [f"cpm/{acct.user}/#"], client_id=f"col-{mode}")
         rng = random.Random(mode)
-        async with asyncio.TaskGroup() as tg:
-            ct = tg.create_task(col.run())
-            await col.subscribed.wait()
+        async with col.running():
             async with running_daemon(settings) as (session, cache):
                 assert session.engine is not None
                 imap = session.engine.imap
@@ -72,11 +64,10 @@ async def test_msgstore_random_changes_every_mode(broker: MosquittoBroker, tmp_p
                 )
                 push = push_mode(imap)
                 for _round in range(2):
-                    c = IMAPClient("127.0.0.1", srv.port, ssl=False, use_uid=True)
-                    c.login(user, pw)
+                    c = acct.client()
                     await asyncio.to_thread(random_changes, c, rng, 12)
                     c.logout()
-                    final = await wait_equal(cache, server)
+                    final = await wait_equal(cache, acct.state)
                 discoveries = [
                     r.strategy for r in cache.runs(10_000) if r.strategy not in ("notify", "idle", "names")
                 ]
@@ -87,7 +78,6 @@ async def test_msgstore_random_changes_every_mode(broker: MosquittoBroker, tmp_p
             # A restart catches up with the cheapest discovery the server offers.
             async with running_daemon(settings) as (_session, cache):
                 strategies = {r.strategy for r in cache.runs()}
-            ct.cancel()
         assert expected in strategies
         assert (
             f"{method}/{push}"
