@@ -1,18 +1,16 @@
 """The console script and configuration errors, as a user meets them."""
 
-import subprocess
-import sys
 from pathlib import Path
 
+import pytest
 from pydantic import BaseModel
 
 from cpmsync.config import ConfigError, CpmSettings, load_config
+from tests.support import run_cli
 
 
 def test_help_lists_every_subcommand() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "cpmsync.cli", "--help"], capture_output=True, text=True, check=True
-    ).stdout
+    out = run_cli(["--help"], check=True).stdout
     for sub in ("msgstore", "daemon", "watch", "simulate", "demo"):
         assert sub in out
 
@@ -29,23 +27,16 @@ class _Settings(CpmSettings):
 def test_bad_key_names_file_and_key(tmp_path: Path) -> None:
     f = tmp_path / "d.toml"
     f.write_text('[imap]\nport = "nine"\n')
-    try:
+    with pytest.raises(ConfigError) as e:
         load_config(_Settings, f)
-    except ConfigError as e:
-        assert str(f) in str(e) and "imap.port" in str(e)
-    else:
-        raise AssertionError("invalid port accepted")
+    assert str(f) in str(e.value) and "imap.port" in str(e.value)
 
 
 def test_broken_toml_is_one_clear_error(tmp_path: Path) -> None:
     f = tmp_path / "d.toml"
     f.write_text("[imap\n")
-    try:
+    with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(_Settings, f)
-    except ConfigError as e:
-        assert "not valid TOML" in str(e)
-    else:
-        raise AssertionError("broken TOML accepted")
 
 
 def test_environment_overrides_file(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -57,11 +48,7 @@ def test_environment_overrides_file(tmp_path: Path, monkeypatch) -> None:  # typ
 
 
 def test_unknown_log_level_is_a_usage_error_not_a_traceback() -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "cpmsync.cli", "--log-level", "BOGUS", "simulate", "profiles"],
-        capture_output=True,
-        text=True,
-    )
+    r = run_cli(["--log-level", "BOGUS", "simulate", "profiles"])
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and "--log-level" in r.stderr
 
@@ -70,9 +57,5 @@ def test_bad_environment_value_names_the_variable(tmp_path: Path, monkeypatch) -
     f = tmp_path / "d.toml"
     f.write_text("[imap]\nport = 1\n")
     monkeypatch.setenv("CPMSYNC_IMAP__PORT", "nine")
-    try:
+    with pytest.raises(ConfigError, match="environment CPMSYNC_IMAP__PORT"):
         load_config(_Settings, f)
-    except ConfigError as e:
-        assert "environment CPMSYNC_IMAP__PORT" in str(e)
-    else:
-        raise AssertionError("invalid port accepted")

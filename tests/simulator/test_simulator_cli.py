@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import run_cli
+
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cpmsync.cli", "simulate", *args], capture_output=True, text=True, timeout=300
-    )
+    return run_cli(["simulate", *args], timeout_s=300)
 
 
 def test_bytes_json_shows_changedsince_is_independent_of_folder_count() -> None:
@@ -86,9 +85,7 @@ def test_run_writes_csv_json_and_a_timeline(tmp_path: Path) -> None:
 
 
 def test_unknown_scenario_is_one_line() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "cpmsync.cli", "simulate", "run", "nosuch"], capture_output=True, text=True
-    )
+    out = cli("run", "nosuch")
     assert out.returncode == 2 and "unknown scenario" in out.stderr and "Traceback" not in out.stderr
 
 
@@ -118,11 +115,7 @@ def test_trace_errors_name_the_line(tmp_path: Path) -> None:
 def test_malformed_trace_is_a_trace_error_not_a_configuration_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("t_s,direction,bytes\nx,up,3\n")
-    r = subprocess.run(
-        [sys.executable, "-m", "cpmsync.cli", "simulate", "trace", str(bad), "--radio", "lte"],
-        capture_output=True,
-        text=True,
-    )
+    r = cli("trace", str(bad), "--radio", "lte")
     assert r.returncode == 2
     assert r.stderr.startswith("trace error:") and "bad.csv:2" in r.stderr
     assert "Traceback" not in r.stderr

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -13,6 +10,7 @@ from cpmsync.simulator.fleet import Fleet, fleet_energy, fleet_energy_by_strateg
 from cpmsync.simulator.radio import load_profile
 from cpmsync.simulator.runner import run_scenario
 from cpmsync.simulator.scenario import Arrivals, Device, Scenario, StrategySpec
+from tests.support import run_cli
 
 ORDER = (
     DiscoveryStrategy.LIST_CHANGEDSINCE,
@@ -103,12 +101,7 @@ def test_every_strategy_is_costed_on_the_same_device_days() -> None:
 
 
 def test_fleet_cli_shows_every_strategy_on_the_same_devices() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "cpmsync.cli", "simulate", "fleet", "--devices", "2000"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_cli(["simulate", "fleet", "--devices", "2000"], timeout_s=300)
     assert out.returncode == 0, out.stderr
     assert "2,000 device-days x 12 strategies" in out.stdout and "same device-days" in out.stdout
     assert "sync J/day above idle" in out.stdout

@@ -6,21 +6,16 @@ The simulator re-IDLEs through daemon/schedule.py, so a daemon.toml change shows
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from tests.support import run_cli
 
 KEYS = {"wakes_per_day", "joules_per_day", "battery_pct_per_day", "median_delay_s", "p95_delay_s"}
 
 
 def schedule(*args: str) -> Any:
-    out = subprocess.run(
-        [sys.executable, "-m", "cpmsync.cli", "simulate", "schedule", "--json", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_cli(["simulate", "schedule", "--json", *args], timeout_s=300)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
@@ -56,12 +51,7 @@ def test_the_config_file_is_what_gets_priced(tmp_path: Path) -> None:
 def test_bad_config_is_one_line(tmp_path: Path) -> None:
     conf = tmp_path / "daemon.toml"
     conf.write_text("[heartbeat]\nmin_s = 500\ninitial_s = 100\n")
-    out = subprocess.run(
-        [sys.executable, "-m", "cpmsync.cli", "simulate", "schedule", "--config", str(conf)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = run_cli(["simulate", "schedule", "--config", str(conf)])
     assert out.returncode == 2 and "Traceback" not in out.stderr and "heartbeat" in out.stderr
 
 
