@@ -179,6 +179,8 @@ class _Pending:
             return isinstance(self.cmd, SelectCommand) and resp.status == "OK"
         if isinstance(resp, StatusData) and isinstance(self.cmd, StatusCommand):
             return resp.mailbox == self.cmd.mailbox
+        if isinstance(resp, StatusData) and isinstance(self.cmd, ListCommand):
+            return self.cmd.return_status is not None  # else NOTIFY news, never this LIST's
         if isinstance(resp, VanishedData) and isinstance(self.cmd, FetchCommand | SelectCommand):
             return resp.earlier
         if isinstance(resp, FetchData) and isinstance(self.cmd, SelectCommand):
@@ -681,17 +683,30 @@ class ImapClient:
             return_status=tuple(return_status) if return_status is not None else None,
         )
         res = await self.execute(cmd)
-        lists = [r for r in res.responses if isinstance(r, ListData)]
-        listed = {x.name for x in lists}
+        # NOTIFY news that crossed the command on the wire (sent by the server before it read the
+        # LIST, routed here because the reader saw it after the LIST left) is told apart by what
+        # this LIST cannot answer; it goes back to the push queue, never into the listing. Found by
+        # the soak: a STATUS read as a names-only LIST's answer, or a rename's `OLDNAME` LIST taken
+        # as a listed folder, lost that change for good.
+        plain = changedsince is None  # only LIST-CHANGEDSINCE reports gone and renamed folders
+        lists: list[ListData] = []
+        listed: set[str] = set()
         statuses: dict[str, StatusData] = {}
         for r in res.responses:
-            if not isinstance(r, StatusData):
-                continue
-            if r.mailbox in listed and r.mailbox not in statuses:
-                statuses[r.mailbox] = r
-            else:
-                # A second STATUS, or one for a mailbox this LIST did not name: NOTIFY news.
-                self.push.put_back(r, self.selected)
+            if isinstance(r, ListData):
+                gone_or_moved = r.oldname is not None or r.nonexistent
+                if r.name in listed or (plain and gone_or_moved):
+                    self.push.put_back(r, self.selected)
+                else:
+                    listed.add(r.name)
+                    lists.append(r)
+            elif isinstance(r, StatusData):
+                # RFC 5819: a mailbox's STATUS follows its LIST line. One before it, a second one,
+                # or any in a LIST without RETURN (STATUS) is news.
+                if return_status is not None and r.mailbox in listed and r.mailbox not in statuses:
+                    statuses[r.mailbox] = r
+                else:
+                    self.push.put_back(r, self.selected)
         return lists, statuses
 
     async def list_changed_since(

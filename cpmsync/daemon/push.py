@@ -78,7 +78,7 @@ def hints_from(events: Iterable[PushEvent]) -> Hints:
             h.folders.add(r.mailbox)
         elif isinstance(r, ListData):
             h.mailbox_names = True
-            if any(a.upper() == "\\NONEXISTENT" for a in r.attributes):
+            if r.nonexistent:
                 h.deleted.add(r.name)
                 h.folders.discard(r.name)
             elif r.oldname is not None:

@@ -132,6 +132,11 @@ class ListData:
     extra: tuple[tuple[str, RawValue], ...] = ()
     lsub: bool = False
 
+    @property
+    def nonexistent(self) -> bool:
+        """RFC 5258 \\NonExistent: the mailbox is gone (a NOTIFY deletion, a CHANGEDSINCE listing)."""
+        return any(a.upper() == "\\NONEXISTENT" for a in self.attributes)
+
 
 @dataclass(frozen=True, slots=True)
 class StatusData:

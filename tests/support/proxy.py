@@ -216,6 +216,9 @@ class FaultProxy:
         """Set when a `cut_after` budget ran out and the connection was cut."""
         self.replaced = asyncio.Event()
         """Set when `replace_next_down_line` has replaced a line."""
+        self.tap: Callable[[float, int, Direction, bytes], None] | None = None
+        """Sees every delivered chunk (seconds since start, connection, direction, bytes): the raw
+        exchange a failure report needs before anyone decides which peer is at fault."""
         self._server: asyncio.Server | None = None
         self._links: dict[int, _Link] = {}
         self._flowing = asyncio.Event()
@@ -225,6 +228,11 @@ class FaultProxy:
         self._hold_marker: bytes | None = None
         self.held = asyncio.Event()
         """Set when `hold_down_after` saw its marker go up and began holding the server's bytes."""
+        self._up_hold_marker: bytes | None = None
+        self._up_flowing = asyncio.Event()
+        self._up_flowing.set()
+        self.held_up = asyncio.Event()
+        """Set when `hold_up_at` saw its marker in the client's bytes and began holding them."""
         self._refusing = False
         self._cut_budget: dict[Direction, int | None] = {"up": None, "down": None}
         self._cut_rst = False
@@ -317,6 +325,17 @@ class FaultProxy:
     def release_down(self) -> None:
         self._hold_marker = None
         self._down_flowing.set()
+
+    def hold_up_at(self, marker: bytes) -> None:
+        """Arm a one-shot hold of the client's bytes: the chunk containing `marker` and all after it
+        wait (not lost) until `release_up()`. A test can so make the server's news cross a command
+        on the wire: it reaches the client after the command left it, before the server read it."""
+        self._up_hold_marker = marker
+        self.held_up.clear()
+
+    def release_up(self) -> None:
+        self._up_hold_marker = None
+        self._up_flowing.set()
 
     def cut_after(self, *, up: int | None = None, down: int | None = None, rst: bool = False) -> None:
         """Arm a one-shot cut: once `up`/`down` more bytes went through that way, cut that connection.
@@ -443,6 +462,12 @@ class FaultProxy:
         await self._flowing.wait()
         if direction == "down":
             await self._down_flowing.wait()
+        else:
+            if self._up_hold_marker is not None and self._up_hold_marker in chunk:
+                self._up_hold_marker = None
+                self._up_flowing.clear()
+                self.held_up.set()
+            await self._up_flowing.wait()
         if link.aborted:
             return False
         if direction == "down" and (self._line_rule is not None or link.line_buffer):
@@ -505,6 +530,8 @@ class FaultProxy:
             if chunk:
                 link.server_writer.write(chunk)
                 self._record(link.conn, "up", len(chunk), injected=False, taken=taken)
+                if self.tap is not None:
+                    self.tap(time.monotonic() - self._t0, link.conn, "up", chunk)
                 if self._hold_marker is not None and self._hold_marker in chunk:
                     self._hold_marker = None
                     self._down_flowing.clear()
@@ -527,6 +554,8 @@ class FaultProxy:
             return
         link.client_writer.write(data)
         self._record(link.conn, "down", len(data), injected=injected, taken=taken)
+        if self.tap is not None:
+            self.tap(time.monotonic() - self._t0, link.conn, "down", data)
         link.down_at_line_start = data.endswith(b"\n")
         if link.down_at_line_start and link.pending_inject:
             pending, link.pending_inject = link.pending_inject, []

@@ -195,6 +195,8 @@ class DaemonConfig:
     mqtt_port: int
     cache_path: Path
     notify_poll_interval_s: float = 0.0  # only for a peer whose NOTIFY is known to lose events
+    log_level: str = "info"
+    compress: bool = True  # off for a readable wire capture (CPMSYNC_SOAK_KEEP)
 
     def toml(self) -> str:
         # No interval, debounce or backoff is changed (but the documented NOTIFY safety poll for a
@@ -206,7 +208,8 @@ class DaemonConfig:
             f'[account]\nid = "{self.account}"\n'
             f'[imap]\nhost = "{self.imap_host}"\nport = {self.imap_port}\ntls = "none"\n'
             f'username = "{self.username}"\n{poll}'
-            f'[mqtt]\nhost = "127.0.0.1"\nport = {self.mqtt_port}\n'
+            + ("" if self.compress else "compress = false\n")
+            + f'[mqtt]\nhost = "127.0.0.1"\nport = {self.mqtt_port}\n'
             f'[cache]\npath = "{self.cache_path}"\n'
         )
 
@@ -225,7 +228,9 @@ class Daemon:
         self.kills = 0
 
     def start(self) -> None:
-        argv = cli_command(["--log-level", "info", "daemon", "run", "--config", str(self.config_path)])
+        argv = cli_command(
+            ["--log-level", self.config.log_level, "daemon", "run", "--config", str(self.config_path)]
+        )
         with self.log_path.open("ab") as log:
             log.write(f"----- daemon start {self.starts + 1}\n".encode())
         env = dict(os.environ, CPMSYNC_IMAP__PASSWORD=self.password)

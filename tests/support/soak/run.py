@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
 import re
 import shutil
@@ -16,7 +18,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from cpmsync.daemon.topics import Topics
 from cpmsync.demo.processes import scratch_dir
@@ -41,6 +44,10 @@ __all__ = ["FAULTS", "BurstResult", "SoakResult", "percentile", "run_bursts", "r
 FAULTS = ("none", "sigkill", "broker", "cut")
 PREFIX = "cpm"
 DOVECOT_NOTIFY_POLL_S = 10.0
+KEEP_ENV = "CPMSYNC_SOAK_KEEP"
+"""Set to a folder: each run keeps its evidence there (`<peer>-<fault>-<seed>/`): the daemon's
+debug log, the raw IMAP exchange between daemon and peer (`wire.log`, COMPRESS off so it reads)
+and the peer's log."""
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -124,15 +131,20 @@ class Rig:
 
 
 @asynccontextmanager
-async def _rig(peer_name: str, folders: int, messages: int, seed: int) -> AsyncIterator[Rig]:
+async def _rig(peer_name: str, folders: int, messages: int, seed: int, label: str) -> AsyncIterator[Rig]:
     workdir = scratch_dir("cpmsync-soak-")
+    keep = os.environ.get(KEEP_ENV)
     peer = await asyncio.to_thread(start_peer, peer_name, folders, messages, seed)
     proxy: FaultProxy | None = None
+    wire: TextIO | None = None
     broker: MosquittoBroker | None = None
     daemon: Daemon | None = None
     try:
         # The daemon reaches the peer through the fault proxy, so a fault can cut its connection.
         proxy = await FaultProxy(peer.daemon_imap.host, peer.daemon_imap.port).start()
+        if keep:
+            wire = (workdir / "wire.log").open("w")
+            proxy.tap = partial(_tap, wire)
         broker = await asyncio.to_thread(start_broker)
         topics = Topics(PREFIX, USER)
         # Dovecot 2.3.19's NOTIFY goes silent for good after seconds of this stream's folder churn
@@ -140,8 +152,9 @@ async def _rig(peer_name: str, folders: int, messages: int, seed: int) -> AsyncI
         # daemon as docs/peers.md tells users to run it against Dovecot, with the safety poll.
         poll_s = DOVECOT_NOTIFY_POLL_S if peer_name == "dovecot" else 0.0
         config = DaemonConfig(
-            USER, proxy.host, proxy.port, USER, broker.port, workdir / "cache.sqlite", poll_s
-        )
+            USER, proxy.host, proxy.port, USER, broker.port, workdir / "cache.sqlite", poll_s,
+            log_level="debug" if keep else "info", compress=not keep,
+        )  # fmt: skip
         daemon = Daemon(config, PASSWORD, workdir)
         observer = Observer(broker.port, topics)
         async with asyncio.TaskGroup() as tg:
@@ -160,7 +173,18 @@ async def _rig(peer_name: str, folders: int, messages: int, seed: int) -> AsyncI
         if proxy is not None:
             await proxy.aclose()
         await asyncio.to_thread(peer.close)
+        if keep:
+            if wire is not None:
+                wire.close()
+            with contextlib.suppress(OSError):
+                shutil.copy(peer.log_path, workdir / f"{peer_name}.log")
+            shutil.copytree(workdir, Path(keep) / label, dirs_exist_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _tap(out: TextIO, t: float, conn: int, direction: str, data: bytes) -> None:
+    """One line per delivered chunk: time, connection, direction, the bytes as Python shows them."""
+    out.write(f"{t:9.3f} c{conn} {'C:' if direction == 'up' else 'S:'} {data!r}\n")
 
 
 async def _wait(pred: Callable[[], bool], timeout_s: float, interval_s: float = 0.1) -> bool:
@@ -358,7 +382,7 @@ async def run_soak(
         result.phases[name] = round(now - mark, 2)
         mark = now
 
-    async with _rig(peer, folders, messages, seed) as rig:
+    async with _rig(peer, folders, messages, seed, f"{peer}-{fault}-{seed}") as rig:
         phase("start+seed")
         result.initial_sync_s = await _initial_sync(rig)
         phase("first sync")
@@ -420,7 +444,7 @@ async def run_bursts(
     seed = random.randrange(2**31) if seed is None else seed
     out = BurstResult(peer, seed, size, rate)
     result = SoakResult(peer, "none", seed, 0.0)
-    async with _rig(peer, folders, 2, seed) as rig:
+    async with _rig(peer, folders, 2, seed, f"{peer}-bursts-{seed}") as rig:
         result.initial_sync_s = await _initial_sync(rig)
         stream = ChangeStream(rig.peer.imap, seed, rate)
         await asyncio.to_thread(stream.open)
