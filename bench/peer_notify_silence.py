@@ -7,6 +7,12 @@ session got per second, the last ones, and the changes made around the moment th
 then the tail of Dovecot's log. Run from the repository root (needs dovecot-imapd):
 
     python3 bench/peer_notify_silence.py [--seed N] [--seconds 15]
+
+`--after-set GAP[,GAP...]`: the other way it goes silent. For each GAP, a fresh session runs NOTIFY
+SET; GAP seconds later another client renames a folder, then (one at a time, each given 1.5 s)
+deletes one, appends to one, creates one. Printed per GAP: which of the four were announced.
+
+    python3 bench/peer_notify_silence.py --after-set 0.05,0.3,1.0,1.6,3
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from imapclient import IMAPClient
 
 from tests.support import DovecotServer
 from tests.support.peers import ImapPeer
@@ -35,11 +43,57 @@ def _until_tagged(f: socket.SocketIO | object, tag: bytes) -> bytes:
             return bytes(line)
 
 
+def _news(s: socket.socket, wait_s: float) -> bytes:
+    """Whatever the session sends within `wait_s`."""
+    s.settimeout(wait_s)
+    out = b""
+    try:
+        while chunk := s.recv(65536):
+            out += chunk
+    except TimeoutError:
+        pass
+    return out
+
+
+def after_set(gaps: list[float]) -> None:
+    """A change within about 1.5 s of NOTIFY SET silences Dovecot 2.3.19's NOTIFY for the session."""
+    print(f"{'gap s':>6}  rename  delete  append  create")
+    for gap in gaps:
+        with DovecotServer(users={"u": "pw"}) as dv:
+            c = IMAPClient(dv.host, dv.port, ssl=False)
+            c.login("u", "pw")
+            for name in ("B", "C", "D"):
+                c.create_folder(name)
+            s = socket.create_connection((dv.host, dv.port))
+            _news(s, 0.5)
+            s.sendall(b"l LOGIN u pw\r\n")
+            _news(s, 0.5)
+            s.sendall(NOTIFY)
+            time.sleep(gap)
+            seen = []
+            steps = (
+                (lambda c=c: c.rename_folder("B", "B2"), b"OLDNAME"),
+                (lambda c=c: c.delete_folder("C"), b"NonExistent"),
+                (lambda c=c: c.append("D", b"Subject: x\r\n\r\nhi\r\n"), b"STATUS D"),
+                (lambda c=c: c.create_folder("E"), b'"/" E'),
+            )
+            for change, mark in steps:
+                change()
+                seen.append("yes" if mark in _news(s, 1.5) else "NO")
+            s.close()
+            c.logout()
+            print(f"{gap:6.2f}  " + "  ".join(f"{x:>6}" for x in seen))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=1145420164)
     ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--after-set", help="comma-separated gaps in seconds (see above)")
     args = ap.parse_args()
+    if args.after_set:
+        after_set([float(g) for g in args.after_set.split(",")])
+        return
     with DovecotServer(users={"soak": "pw"}) as dv:
         seed_dovecot(dv, "soak", 300, 2, seed=args.seed)
         s = socket.create_connection((dv.host, dv.port))
