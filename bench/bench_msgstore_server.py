@@ -4,10 +4,17 @@ Both servers get the same CPM-like account (folder names from `cpm_folder_names`
 message per folder) and are driven by the same minimal blocking client (it only frames lines and
 waits for the tagged reply, so client cost is equal and small). Prints:
   - LIST "" * RETURN (STATUS (MESSAGES UIDNEXT UNSEEN HIGHESTMODSEQ)) over N folders (median ms, ratio)
-  - APPEND throughput (messages/s, ratio) and server CPU per APPEND (ms, ratio: steadier on a busy host)
+  - APPEND throughput (messages/s) and server CPU per APPEND (user + system ms, steadier on a busy
+    host): `--rounds` rounds of `--appends` each, msgstore and Dovecot interleaved (who goes first
+    alternates), ratio per round against the Dovecot run next to it, then the median and range.
+    Durability as alike as the two allow: Dovecot runs with its test config's mail_fsync=never, so
+    the first msgstore row is sqlite_synchronous=OFF (no fsync either); the second is NORMAL (the
+    WAL is fsynced at each checkpoint, every few hundred APPENDs: the spikes that made single runs
+    range from 0.4x to 1x)
   - LIST (CHANGEDSINCE (m)) with 3 changed folders among 1,000 / 10,000 / ... (msgstore only: no other
     server implements it), next to the full LIST-STATUS it replaces.
 Run from the repo root: python bench/bench_msgstore_server.py [--folders 10000] [--sizes 1000,10000,100000]
+[--rounds 7] [--appends 600]
 [--in-process: msgstore in a thread of the benchmark process, the setup before 27 Nov 2026]
 """
 
@@ -22,6 +29,7 @@ import statistics
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +102,8 @@ class Wire:
         return time.perf_counter() - t0, got
 
 
-def _settings() -> MsgstoreSettings:
-    return MsgstoreSettings(server={"listen": ["127.0.0.1:0"]}, store={"sqlite_synchronous": "NORMAL"})
+def _settings(synchronous: str = "NORMAL") -> MsgstoreSettings:
+    return MsgstoreSettings(server={"listen": ["127.0.0.1:0"]}, store={"sqlite_synchronous": synchronous})
 
 
 class ThreadedMsgstore:
@@ -136,12 +144,12 @@ class ThreadedMsgstore:
         self.thread.join(10)
 
 
-def _serve_in_child(db_url: str, ports: Any, stop: Any) -> None:
+def _serve_in_child(db_url: str, ports: Any, stop: Any, synchronous: str) -> None:
     """Child process body: serve `db_url` until `stop` is set, then stop cleanly."""
 
     async def serve() -> None:
-        store = MessageStore(db_url, sqlite_synchronous="NORMAL")
-        server = ImapServer(_settings(), store)
+        store = MessageStore(db_url, sqlite_synchronous=synchronous)
+        server = ImapServer(_settings(synchronous), store)
         task = asyncio.create_task(server.serve())
         await server.ready.wait()
         ports.put(server.port)
@@ -157,11 +165,13 @@ class ProcessMsgstore:
     """Our server in its own process (the default), as it runs in production and as Dovecot runs
     here: the client's Python work does not compete with the server for one GIL."""
 
-    def __init__(self, db_url: str) -> None:
+    def __init__(self, db_url: str, synchronous: str = "NORMAL") -> None:
         ctx = mp.get_context("spawn")
         self._ports: Any = ctx.Queue()
         self._stop = ctx.Event()
-        self._proc = ctx.Process(target=_serve_in_child, args=(db_url, self._ports, self._stop), daemon=True)
+        self._proc = ctx.Process(
+            target=_serve_in_child, args=(db_url, self._ports, self._stop, synchronous), daemon=True
+        )
         self.port = 0
         self.pid: int | None = None
 
@@ -178,12 +188,14 @@ class ProcessMsgstore:
             self._proc.kill()
 
 
-def _server(store: MessageStore, db_url: str, in_process: bool) -> ThreadedMsgstore | ProcessMsgstore:
-    return ThreadedMsgstore(store) if in_process else ProcessMsgstore(db_url)
+def _server(
+    store: MessageStore, db_url: str, in_process: bool, synchronous: str = "NORMAL"
+) -> ThreadedMsgstore | ProcessMsgstore:
+    return ThreadedMsgstore(store) if in_process else ProcessMsgstore(db_url, synchronous)
 
 
-def _store(tmp: Path, name: str, folders: list[str]) -> MessageStore:
-    store = MessageStore(f"sqlite:///{tmp / name}", sqlite_synchronous="NORMAL")
+def _store(db: Path, folders: list[str], synchronous: str = "NORMAL") -> MessageStore:
+    store = MessageStore(f"sqlite:///{db}", sqlite_synchronous=synchronous)
     store.add_user(USER, PASSWORD)
     batch = 2000
     for i in range(0, len(folders), batch):
@@ -228,31 +240,78 @@ def _appends(w: Wire, n: int, server_pid: int | None) -> tuple[float, float]:
 LIST_STATUS = b'LIST "" * RETURN (STATUS (MESSAGES UIDNEXT UNSEEN HIGHESTMODSEQ))'
 
 
-def run(folders: int, sizes: list[int], repeats: int, appends: int, in_process: bool) -> None:
+@dataclass
+class _Side:
+    """One server under the APPEND rounds: its client, the pid whose CPU is counted, the figures."""
+
+    name: str
+    wire: Wire
+    pid: int | None
+    rates: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+
+
+def _append_rounds(sides: list[_Side], dovecot: _Side, rounds: int, appends: int) -> None:
+    """`rounds` x `appends` APPENDs per server, interleaved: each round runs every server once,
+    who goes first alternating, so a change in the machine's load falls on all of them alike."""
+    for s in [*sides, dovecot]:
+        for _ in range(max(10, appends // 10)):  # warm: first WAL pages, Dovecot's index files
+            s.wire.cmd(b"APPEND INBOX", MSG)
+    for i in range(rounds):
+        order = [*sides, dovecot] if i % 2 == 0 else [dovecot, *reversed(sides)]
+        for s in order:
+            rate, cpu = _appends(s.wire, appends, s.pid)
+            s.rates.append(rate)
+            s.cpu_ms.append(cpu)
+        figures = "  ".join(f"{s.name} {s.rates[-1]:5.0f}/s {s.cpu_ms[-1]:.3f} ms" for s in [*sides, dovecot])
+        print(f"  round {i + 1}: {figures}")
+
+
+def _print_appends(sides: list[_Side], dovecot: _Side) -> None:
+    dv_cpu = statistics.median(dovecot.cpu_ms)
+    head = f"{'msg/s':>9}{'CPU ms':>9}{'rate ratio':>12}{'range':>12}{'CPU ratio':>11}"
+    print(f"{'APPEND (median of rounds)':28}{head}")
+    for s in [*sides, dovecot]:
+        cpu = statistics.median(s.cpu_ms)
+        line = f"{s.name:28}{statistics.median(s.rates):9.0f}{cpu:9.3f}"
+        if s is not dovecot:
+            ratios = [o / t for o, t in zip(s.rates, dovecot.rates, strict=True)]
+            span = f"{min(ratios):.2f}-{max(ratios):.2f}"
+            line += f"{statistics.median(ratios):12.2f}{span:>12}{cpu / dv_cpu:11.2f}"
+        print(line)
+
+
+def run(folders: int, sizes: list[int], repeats: int, appends: int, rounds: int, in_process: bool) -> None:
     names = cpm_folder_names(folders)
     where = "a thread of the benchmark process" if in_process else "its own process"
     print(f"LIST-STATUS and APPEND, {folders} folders x 1 message, same client, median of {repeats}")
     print(f"msgstore runs in {where}; APPEND waits for the continuation (no LITERAL+), as for Dovecot")
-    with tempfile.TemporaryDirectory(prefix="cpm-bench-") as d:
-        store = _store(Path(d), "a.sqlite", names)
-        with _server(store, f"sqlite:///{Path(d) / 'a.sqlite'}", in_process) as ms:
+    print(f"APPEND: {rounds} rounds x {appends}, interleaved; server CPU is user + system of its processes")
+    with tempfile.TemporaryDirectory(prefix="cpm-bench-") as d, contextlib.ExitStack() as stack:
+        sides: list[_Side] = []
+        for sync in ("OFF", "NORMAL"):
+            db = Path(d) / f"{sync.lower()}.sqlite"
+            store = _store(db, names, sync)
+            stack.callback(store.close)
+            ms = _server(store, f"sqlite:///{db}", in_process, sync)
+            stack.enter_context(ms)
             w = Wire("127.0.0.1", ms.port)
             w.cmd(f'LOGIN {USER} "{PASSWORD}"'.encode())
-            w.cmd(LIST_STATUS)  # warm
-            ours_ms, ours_bytes = _median_ms(w, LIST_STATUS, repeats)
-            ours_app, ours_cpu = _appends(w, appends, ms.pid)
-        store.close()
-    with seeded_dovecot(folders, 1, user=USER) as (dv, _seeded):
+            sides.append(_Side(f"msgstore sync={sync}", w, ms.pid))
+        dv, _seeded = stack.enter_context(seeded_dovecot(folders, 1, user=USER))
         w = Wire(dv.host, dv.port)
         w.cmd(f'LOGIN {USER} "{dv.password(USER)}"'.encode())
-        w.cmd(LIST_STATUS)
-        dv_ms, dv_bytes = _median_ms(w, LIST_STATUS, repeats)
-        dv_app, dv_cpu = _appends(w, appends, dv.pid)
+        dovecot = _Side("dovecot fsync=never", w, dv.pid)
+        listing = {}
+        for s in (sides[0], dovecot):
+            s.wire.cmd(LIST_STATUS)  # warm
+            listing[s.name] = _median_ms(s.wire, LIST_STATUS, repeats)
+        _append_rounds(sides, dovecot, rounds, appends)
+    (ours_ms, ours_bytes), (dv_ms, dv_bytes) = listing[sides[0].name], listing[dovecot.name]
     print(f"{'':28}{'msgstore':>12}{'dovecot':>12}{'ratio':>8}")
     print(f"{'LIST-STATUS ms':28}{ours_ms:12.1f}{dv_ms:12.1f}{ours_ms / dv_ms:8.2f}")
     print(f"{'LIST-STATUS bytes':28}{ours_bytes:12d}{dv_bytes:12d}{ours_bytes / max(1, dv_bytes):8.2f}")
-    print(f"{'APPEND messages/s':28}{ours_app:12.0f}{dv_app:12.0f}{ours_app / dv_app:8.2f}")
-    print(f"{'APPEND server CPU ms/msg':28}{ours_cpu:12.3f}{dv_cpu:12.3f}{ours_cpu / dv_cpu:8.2f}")
+    _print_appends(sides, dovecot)
     if not sizes:
         return
 
@@ -260,7 +319,7 @@ def run(folders: int, sizes: list[int], repeats: int, appends: int, in_process: 
     print(f"{'folders':>10}{'CHANGEDSINCE ms':>18}{'bytes':>10}{'LIST-STATUS ms':>17}{'bytes':>10}")
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="cpm-bench-") as d:
-            store = _store(Path(d), f"s{n}.sqlite", cpm_folder_names(n))
+            store = _store(Path(d) / f"s{n}.sqlite", cpm_folder_names(n))
             with _server(store, f"sqlite:///{Path(d) / f's{n}.sqlite'}", in_process) as ms:
                 w = Wire("127.0.0.1", ms.port)
                 w.cmd(f'LOGIN {USER} "{PASSWORD}"'.encode())
@@ -280,12 +339,13 @@ def main() -> None:
     ap.add_argument("--folders", type=int, default=10_000)
     ap.add_argument("--sizes", default="1000,10000,100000")
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--appends", type=int, default=500)
+    ap.add_argument("--appends", type=int, default=600, help="APPENDs per server and round")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved APPEND rounds")
     ap.add_argument(
         "--in-process", action="store_true", help="run msgstore in a thread of this process (old setup)"
     )
     a = ap.parse_args()
-    run(a.folders, [int(x) for x in a.sizes.split(",") if x], a.repeats, a.appends, a.in_process)
+    run(a.folders, [int(x) for x in a.sizes.split(",") if x], a.repeats, a.appends, a.rounds, a.in_process)
 
 
 if __name__ == "__main__":
