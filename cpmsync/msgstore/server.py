@@ -26,6 +26,7 @@ from cpmsync.logs import kv
 from cpmsync.msgstore.connection_limits import SharedUserConnections, UserConnections, user_connections
 from cpmsync.msgstore.settings import MsgstoreSettings, parse_hostport
 from cpmsync.msgstore.store import MessageStore
+from cpmsync.msgstore.store_calls import StoreWorkers
 
 if TYPE_CHECKING:
     from cpmsync.msgstore.session import Session
@@ -63,6 +64,7 @@ class ServerContext:
     ssl_context: ssl.SSLContext | None
     per_user: UserConnections
     per_address: Counter[str] = field(default_factory=Counter)
+    store_calls: StoreWorkers = field(default_factory=StoreWorkers)  # the sessions' store calls
 
     async def claim_user(self, user: str) -> bool:
         """A connection slot for `user` (across instances on PostgreSQL: connection_limits.py)."""
@@ -120,6 +122,8 @@ class ImapServer:
             if len(eg.exceptions) == 1 and isinstance(eg.exceptions[0], OSError):
                 raise eg.exceptions[0] from None
             raise
+        finally:  # every session is over: no store call can come any more
+            await self.ctx.store_calls.aclose()
 
     async def _serve(self) -> None:
         async with asyncio.TaskGroup() as tg:

@@ -374,7 +374,7 @@ class SessionBase:
 
     async def _db(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """Run one store call in a worker thread (the store is synchronous and thread-safe)."""
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await self.ctx.store_calls.call(fn, *args, **kwargs)
 
     async def _next_item(self) -> tuple[str, bytes]:
         """The next inbox item, or raise TimeoutError (idle timeout) / return a keep-alive tick."""
