@@ -14,7 +14,7 @@ import asyncio
 import enum
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
@@ -65,11 +65,14 @@ class HubWatcher(Protocol):
 
 
 class Subscription:
-    """A bounded queue of one user's events, consumed on the loop that created it."""
+    """A bounded queue of one user's events, consumed on the loop that created it. A consumer that
+    polls (`get_nowait`) sets `on_delivery`, called on the loop after each event is queued, instead
+    of keeping a task awaiting `get()`."""
 
     def __init__(self, hub: ChangeHub, user: str, loop: asyncio.AbstractEventLoop, max_queued: int) -> None:
         self.user = user
-        self.overflowed = False
+        self.overflowed = False  # an OVERFLOW marker is queued; later events are dropped until it is taken
+        self.on_delivery: Callable[[], None] | None = None
         self._hub = hub
         self._loop = loop
         self._max = max_queued
@@ -89,11 +92,19 @@ class Subscription:
             self._queue.append(event)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+        if self.on_delivery is not None:
+            self.on_delivery()
 
     # -- consumer API --
+    def _take(self) -> StoreEvent:
+        ev = self._queue.popleft()
+        if ev.kind is EventKind.OVERFLOW:
+            self.overflowed = False  # the consumer resyncs from here: queue again
+        return ev
+
     def get_nowait(self) -> StoreEvent | None:
         """The next queued event, or None."""
-        return self._queue.popleft() if self._queue else None
+        return self._take() if self._queue else None
 
     async def get(self) -> StoreEvent:
         """Wait for the next event."""
@@ -105,7 +116,7 @@ class Subscription:
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._queue.popleft()
+        return self._take()
 
     def pending(self) -> int:
         return len(self._queue)

@@ -1,12 +1,13 @@
 """One IMAP connection: the sans-I/O ImapConnection (server role), the store, and push.
 
-Three tasks per connection, owned by one TaskGroup: a reader that moves socket bytes into the
-inbox, a pump that moves this user's committed changes (ChangeHub) into the session, and the
-session loop itself, which runs one command at a time. Responses are collected and written in
-large batches (one write and drain per ~64 KiB), never one drain per line. The commands live in
-concept modules (session_auth, session_mailbox, session_message, session_push) on top of
-session_base; this class only assembles them. Each handler is marked with the commands it
-handles (`@handles`), and the dispatch table is built from those marks.
+Two tasks per connection, owned by one TaskGroup: a reader that moves socket bytes into the
+inbox, and the session loop itself, which runs one command at a time; this user's committed
+changes (ChangeHub) queue in the session's subscription, whose deliveries wake the loop.
+Responses are collected and written in large batches (one write and drain per ~64 KiB), never
+one drain per line. The commands live in concept modules (session_auth, session_mailbox,
+session_message, session_push) on top of session_base; this class only assembles them. Each
+handler is marked with the commands it handles (`@handles`), and the dispatch table is built
+from those marks.
 """
 
 from __future__ import annotations

@@ -159,9 +159,7 @@ class AuthCommands(PushMixin):
             raise _No("Too many connections for this user", "LIMIT")
         self.user = user
         self.state.authenticated()
-        assert self._tg is not None
-        self._sub = self.store.hub.subscribe(user)
-        self._tasks.append(self._tg.create_task(self._pump(self._sub)))
+        self._hear_changes(user)
         try:
             subs = await self._db(self.store.list_mailboxes, user, "", ["*"], subscribed_only=True)
             self.subscribed = {m.name for m in subs}

@@ -13,7 +13,6 @@ import itertools
 import logging
 import ssl
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +43,7 @@ from cpmsync.imap.connection import ImapConnection, Role, StreamCorrupt
 from cpmsync.imap.state import ConnState, StateError, SubState
 from cpmsync.logs import kv
 from cpmsync.msgstore.errors import NoSuchMailbox, StoreError
-from cpmsync.msgstore.hub import EventKind, StoreEvent, Subscription
+from cpmsync.msgstore.hub import Subscription
 from cpmsync.msgstore.notify import NotifySpec
 from cpmsync.msgstore.records import UidSet
 
@@ -64,7 +63,6 @@ _WRITE_BATCH_BYTES = 64 * 1024
 # ours; replies are written out every _WRITE_BATCH_BYTES and each write waits for the client.
 _READ_AHEAD_BYTES = 128 * 1024
 _READ_CHUNK = 64 * 1024
-_MAX_PENDING_EVENTS = 10_000  # like the hub's queue bound: beyond it, resync instead of queueing
 _FETCH_DATA_BATCH = 256  # messages whose bytes are read from the store in one call
 _FETCH_DATA_BATCH_BYTES = 8 * 1024 * 1024  # ... and at most about this many bytes
 _SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
@@ -194,7 +192,6 @@ class SessionBase:
         self._read_paused.set()
         self.held_peak = 0  # most bytes this session held at once: read ahead + replies not yet taken
         self._sub: Subscription | None = None
-        self._events: deque[StoreEvent] = deque()
         self._wake_queued = False
         self._pending_status: dict[int, str] = {}
         self._pending_lists: list[Response] = []
@@ -293,16 +290,16 @@ class SessionBase:
         if held > self.held_peak:
             self.held_peak = held
 
-    async def _pump(self, sub: Subscription) -> None:
-        async for ev in sub:
-            if len(self._events) >= _MAX_PENDING_EVENTS:
-                # a client that stopped reading must not make us hold every change: resync later
-                self._events.clear()
-                self._events.append(StoreEvent(ev.user, "", 0, EventKind.OVERFLOW))
-            self._events.append(ev)
-            if not self._wake_queued:
-                self._wake_queued = True
-                self._inbox.put_nowait((_WAKE, b""))
+    def _hear_changes(self, user: str) -> None:
+        """Hear this user's committed changes: they queue in the subscription (bounded: beyond
+        the hub's limit the session resyncs instead) and each delivery wakes the command loop."""
+        self._sub = self.store.hub.subscribe(user)
+        self._sub.on_delivery = self._wake
+
+    def _wake(self) -> None:
+        if not self._wake_queued:
+            self._wake_queued = True
+            self._inbox.put_nowait((_WAKE, b""))
 
     def _emit(self, resp: Response) -> None:
         if type(resp) is FetchData and self.sel is not None:

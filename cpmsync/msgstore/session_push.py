@@ -38,13 +38,10 @@ class PushMixin(SessionBase):
 
     def _drain_events(self) -> None:
         """Apply every change committed so far (own echo ignored where we answered ourselves)."""
-        while True:
-            if self._events:
-                ev = self._events.popleft()
-            elif self._sub is not None and (got := self._sub.get_nowait()) is not None:
-                ev = got
-            else:
-                return
+        sub = self._sub
+        if sub is None:
+            return
+        while (ev := sub.get_nowait()) is not None:
             self._apply_event(ev)
 
     def _apply_event(self, ev: StoreEvent) -> None:

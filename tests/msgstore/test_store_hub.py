@@ -107,7 +107,12 @@ async def test_slow_subscriber_gets_one_overflow_marker() -> None:
     await asyncio.sleep(0)
     evs = _drain(sub)
     assert [e.kind for e in evs] == [EventKind.APPEND] * 3 + [EventKind.OVERFLOW]
-    assert sub.overflowed
+    # the marker taken (the consumer resyncs from there), events queue again, and a second
+    # overflow is marked too: without it that consumer would miss changes for good
+    assert not sub.overflowed
+    hub.publish(StoreEvent("alice", "a", 1, EventKind.APPEND, (i,), i) for i in range(10, 20))
+    await asyncio.sleep(0)
+    assert [e.kind for e in _drain(sub)] == [EventKind.APPEND] * 3 + [EventKind.OVERFLOW]
     sub.close()
     assert hub.subscriber_count("alice") == 0
     with pytest.raises(SubscriptionClosed):
