@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from cpmsync.config import ConfigError
 from cpmsync.logs import kv
 from cpmsync.msgstore.connection_limits import SharedUserConnections, UserConnections, user_connections
+from cpmsync.msgstore.session_base import SessionProtocol
 from cpmsync.msgstore.settings import MsgstoreSettings, parse_hostport
 from cpmsync.msgstore.store import MessageStore
 from cpmsync.msgstore.store_calls import StoreWorkers
@@ -126,19 +127,24 @@ class ImapServer:
             await self.ctx.store_calls.aclose()
 
     async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             listeners: list[asyncio.Server] = []
             try:
                 for hp in self.settings.server.listen:
                     host, port = parse_hostport(hp)
-                    srv = await asyncio.start_server(self._accept_plain, host, port, limit=2**16)
+                    srv = await loop.create_server(lambda: SessionProtocol(self._accept_plain), host, port)
                     listeners.append(srv)
                     self.addresses += [s.getsockname()[:2] for s in srv.sockets]
                 for hp in self.settings.server.tls_listen:
                     host, port = parse_hostport(hp)
-                    srv = await asyncio.start_server(
-                        self._accept_tls, host, port, ssl=self.ctx.ssl_context, ssl_handshake_timeout=30
+                    srv = await loop.create_server(
+                        lambda: SessionProtocol(self._accept_tls),
+                        host,
+                        port,
+                        ssl=self.ctx.ssl_context,
+                        ssl_handshake_timeout=30,
                     )
                     listeners.append(srv)
                     self.tls_addresses += [s.getsockname()[:2] for s in srv.sockets]

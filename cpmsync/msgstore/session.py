@@ -1,8 +1,9 @@
 """One IMAP connection: the sans-I/O ImapConnection (server role), the store, and push.
 
-Two tasks per connection, owned by one TaskGroup: a reader that moves socket bytes into the
-inbox, and the session loop itself, which runs one command at a time; this user's committed
-changes (ChangeHub) queue in the session's subscription, whose deliveries wake the loop.
+One task per connection, the session loop, which runs one command at a time. What wakes it goes
+through its inbox: bytes the connection's protocol (SessionProtocol) received, the end of the
+connection, and a wake-up when this user's committed changes (ChangeHub) queue in the session's
+subscription.
 Responses are collected and written in large batches (one write and drain per ~64 KiB), never
 one drain per line. The commands live in concept modules (session_auth, session_mailbox,
 session_message, session_push) on top of session_base; this class only assembles them. Each

@@ -13,10 +13,11 @@ import itertools
 import logging
 import ssl
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from cpmsync.imap import (
     NEED_DATA,
@@ -58,11 +59,12 @@ _T = TypeVar("_T")
 _Handler = Callable[[Any, Any], Awaitable[None]]
 _H = TypeVar("_H", bound=_Handler)
 _WRITE_BATCH_BYTES = 64 * 1024
-# Read commands ahead of the one running up to this many bytes, then stop reading the socket: a
-# client that pipelines without reading its replies fills its own buffers (and the kernel's), not
-# ours; replies are written out every _WRITE_BATCH_BYTES and each write waits for the client.
-_READ_AHEAD_BYTES = 128 * 1024
-_READ_CHUNK = 64 * 1024
+# Read commands ahead of the one running until this many bytes wait unparsed, then stop reading
+# the socket (the transport's pause_reading) until half of them are parsed: a client that pipelines
+# without reading its replies fills its own buffers (and the kernel's), not ours; replies are
+# written out every _WRITE_BATCH_BYTES and each write waits for the client. One read of the
+# transport can bring up to 256 KiB on top.
+_READ_AHEAD_BYTES = 64 * 1024
 _FETCH_DATA_BATCH = 256  # messages whose bytes are read from the store in one call
 _FETCH_DATA_BATCH_BYTES = 8 * 1024 * 1024  # ... and at most about this many bytes
 _SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
@@ -134,6 +136,40 @@ def handles(*commands: type[Command]) -> Callable[[_H], _H]:
     return mark
 
 
+class SessionProtocol(asyncio.StreamReaderProtocol):
+    """The server's protocol for a connection: a StreamReaderProtocol (so StreamWriter, drain and
+    STARTTLS work as ever) whose received bytes go straight to the session (`attach`) instead of
+    through a StreamReader and a reader task, one task switch per chunk fewer. b"" is the end."""
+
+    def __init__(self, client_connected_cb: Callable[[Any, Any], None], limit: int = 2**16) -> None:
+        super().__init__(asyncio.StreamReader(limit=limit), client_connected_cb)
+        self._feed: Callable[[bytes], None] | None = None
+        self._early: list[bytes] = []  # received before the session attached
+
+    def attach(self, feed: Callable[[bytes], None]) -> None:
+        self._feed = feed
+        early, self._early = self._early, []
+        for data in early:
+            feed(data)
+
+    def _give(self, data: bytes) -> None:
+        if self._feed is None:
+            self._early.append(data)
+        else:
+            self._feed(data)
+
+    def data_received(self, data: bytes) -> None:
+        self._give(data)
+
+    def eof_received(self) -> bool:
+        self._give(b"")
+        return bool(super().eof_received())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._give(b"")
+        super().connection_lost(exc)
+
+
 class SessionBase:
     """One connection's protocol state and I/O; `run()` returns when the connection is over."""
 
@@ -186,10 +222,12 @@ class SessionBase:
         self.qresync = False
         self.notify: NotifySpec | None = None
         self.subscribed: set[str] = set()
-        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        # what the command loop has to handle, in order: bytes read, EOF, wake-ups, shutdown
+        self._inbox: deque[tuple[str, bytes]] = deque()
+        self._inbox_waiter: asyncio.Future[None] | None = None
         self._inbox_bytes = 0  # bytes read from the socket, not yet handed to the parser
-        self._read_paused = asyncio.Event()
-        self._read_paused.set()
+        self._reading_paused = False
+        self._eof = False
         self.held_peak = 0  # most bytes this session held at once: read ahead + replies not yet taken
         self._sub: Subscription | None = None
         self._wake_queued = False
@@ -198,8 +236,6 @@ class SessionBase:
         self._out: list[bytes] = []
         self._out_size = 0
         self._shutdown = False
-        self._tg: asyncio.TaskGroup | None = None
-        self._tasks: list[asyncio.Task[None]] = []
         self._last_activity = time.monotonic()
         self._tokens = max(1.0, lim.max_commands_per_s)
         self._token_time = time.monotonic()
@@ -215,19 +251,16 @@ class SessionBase:
     def request_shutdown(self) -> None:
         """Server stopping: finish the current command, say BYE, close."""
         self._shutdown = True
-        self._inbox.put_nowait((_SHUTDOWN, b""))
+        self._put((_SHUTDOWN, b""))
 
     async def run(self) -> None:
+        protocol = self.writer.transport.get_protocol()
+        if not isinstance(protocol, SessionProtocol):
+            raise TypeError("a session needs a connection made by SessionProtocol")
         try:
-            async with asyncio.TaskGroup() as tg:
-                self._tg = tg
-                self._tasks.append(tg.create_task(self._read_loop()))
-                try:
-                    await self._main()
-                finally:
-                    for t in self._tasks:
-                        t.cancel()
-        except* (ConnectionError, ssl.SSLError, OSError, _CloseNow):
+            protocol.attach(self._received)
+            await self._main()
+        except (ConnectionError, ssl.SSLError, OSError, _CloseNow):
             pass
         finally:
             if self._sub is not None:
@@ -244,40 +277,51 @@ class SessionBase:
         except (Exception, asyncio.CancelledError):
             pass
 
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                await self._read_paused.wait()
-                data = await self.reader.read(_READ_CHUNK)
-                if not data:
-                    break
-                self._inbox.put_nowait((_DATA, data))
-                self._inbox_bytes += len(data)
-                self._note_held()
-                if self._inbox_bytes >= _READ_AHEAD_BYTES:  # the session is behind: stop reading
-                    self._read_paused.clear()
-        except (ConnectionError, OSError, ssl.SSLError):
-            pass
-        self._inbox.put_nowait((_EOF, b""))
+    def _put(self, item: tuple[str, bytes]) -> None:
+        self._inbox.append(item)
+        waiter = self._inbox_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _received(self, data: bytes) -> None:
+        """From SessionProtocol, on the loop: bytes read from the client, or b"" at its end."""
+        if not data:
+            if not self._eof:
+                self._eof = True
+                self._put((_EOF, b""))
+            return
+        self._put((_DATA, data))
+        self._inbox_bytes += len(data)
+        self._note_held()
+        if self._inbox_bytes >= _READ_AHEAD_BYTES and not self._reading_paused:
+            self._reading_paused = True  # the session is behind: stop reading
+            self._transport().pause_reading()
 
     def _took_input(self, data: bytes) -> None:
         """`data` left the inbox for the parser: read on once the read-ahead is half used."""
         self._inbox_bytes -= len(data)
-        if not self._read_paused.is_set() and self._inbox_bytes < _READ_AHEAD_BYTES // 2:
-            self._read_paused.set()
+        if self._reading_paused and self._inbox_bytes < _READ_AHEAD_BYTES // 2:
+            self._resume_reading()
+
+    def _resume_reading(self) -> None:
+        self._reading_paused = False
+        transport = self._transport()
+        if not transport.is_closing():
+            transport.resume_reading()
+
+    def _transport(self) -> asyncio.Transport:
+        """The connection's transport (a new one after STARTTLS), reading side included."""
+        return cast(asyncio.Transport, self.writer.transport)
 
     def _drop_pending_input(self) -> None:
         """Forget the bytes read but not parsed (STARTTLS: plaintext sent before the handshake),
         keeping the inbox's other items (EOF, push wake-ups, shutdown)."""
-        kept = []
-        while not self._inbox.empty():
-            item = self._inbox.get_nowait()
-            if item[0] != _DATA:
-                kept.append(item)
-        for item in kept:
-            self._inbox.put_nowait(item)
+        kept = [item for item in self._inbox if item[0] != _DATA]
+        self._inbox.clear()
+        self._inbox.extend(kept)
         self._inbox_bytes = 0
-        self._read_paused.set()
+        if self._reading_paused:
+            self._resume_reading()
 
     @property
     def held_bytes(self) -> int:
@@ -299,7 +343,7 @@ class SessionBase:
     def _wake(self) -> None:
         if not self._wake_queued:
             self._wake_queued = True
-            self._inbox.put_nowait((_WAKE, b""))
+            self._put((_WAKE, b""))
 
     def _emit(self, resp: Response) -> None:
         if type(resp) is FetchData and self.sel is not None:
@@ -375,18 +419,28 @@ class SessionBase:
 
     async def _next_item(self) -> tuple[str, bytes]:
         """The next inbox item, or raise TimeoutError (idle timeout) / return a keep-alive tick."""
+        if self._inbox:
+            return self._inbox.popleft()
         server = self.settings.server
-        deadline = self._last_activity + server.idle_timeout_s
+        when = self._last_activity + server.idle_timeout_s
+        tick = False
         if self.state.sub is SubState.IDLE and server.idle_keepalive_s > 0:
-            tick = time.monotonic() + server.idle_keepalive_s
-            if tick < deadline:
-                try:
-                    async with asyncio.timeout_at(_loop_time(tick)):
-                        return await self._inbox.get()
-                except TimeoutError:
-                    return ("tick", b"")
-        async with asyncio.timeout_at(_loop_time(deadline)):
-            return await self._inbox.get()
+            at = time.monotonic() + server.idle_keepalive_s
+            if at < when:
+                when, tick = at, True
+        loop = asyncio.get_running_loop()
+        waiter = self._inbox_waiter = loop.create_future()
+        timer = loop.call_at(_loop_time(when), _set_done, waiter)  # one timer, no Timeout context
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._inbox_waiter = None
+        if self._inbox:
+            return self._inbox.popleft()
+        if tick:
+            return ("tick", b"")
+        raise TimeoutError
 
     async def _main(self) -> None:
         await self._greeting()
@@ -590,6 +644,11 @@ def _aware(d: datetime) -> datetime:
     from datetime import UTC
 
     return d if d.tzinfo is not None else d.replace(tzinfo=UTC)
+
+
+def _set_done(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _loop_time(monotonic_deadline: float) -> float:
