@@ -41,15 +41,23 @@ if TYPE_CHECKING:
 
 from cpmsync.msgstore.store.statements import (
     _CHUNK,
+    _DELETE_MESSAGE,
+    _DELETE_UNUSED_BLOB,
+    _EXPUNGED_KEYS,
     _FIRST_RECENT_UID,
     _INSERT_BLOB,
+    _INSERT_EXPUNGED,
     _INSERT_MESSAGE,
     _LOCK_USER,
     _MAILBOX_BY_ID,
     _MAILBOX_BY_NAME,
+    _MAILBOX_NAME,
     _MESSAGE_KEYS,
     _PASSWORD_HASH,
     _SAVE_USER_COUNTERS,
+    _SET_HIGHESTMODSEQ,
+    _SET_MESSAGE_FLAGS,
+    _SET_USER_MODSEQ,
     _STATUS_OF_IDS,
     _STATUS_OF_ONE,
     _STATUS_OF_USER,
@@ -170,6 +178,15 @@ class StoreEngine:
         self._raw_insert_blob = _RawStatement(_INSERT_BLOB, dialect, ("data",))
         self._raw_insert_message = _RawStatement(_INSERT_MESSAGE, dialect, _MESSAGE_KEYS)
         self._raw_fetch: dict[tuple[int, bool, bool], _RawStatement] = {}  # see MessageOps.fetch
+        self._raw_expunge_candidates: dict[int, _RawStatement] = {}  # by number of UID ranges
+        self._raw_lock_user = _RawStatement(_LOCK_USER, dialect)
+        self._raw_mailbox_name = _RawStatement(_MAILBOX_NAME, dialect)
+        self._raw_set_user_modseq = _RawStatement(_SET_USER_MODSEQ, dialect)
+        self._raw_set_highestmodseq = _RawStatement(_SET_HIGHESTMODSEQ, dialect)
+        self._raw_delete_message = _RawStatement(_DELETE_MESSAGE, dialect)
+        self._raw_insert_expunged = _RawStatement(_INSERT_EXPUNGED, dialect, _EXPUNGED_KEYS)
+        self._raw_delete_unused_blob = _RawStatement(_DELETE_UNUSED_BLOB, dialect)
+        self._raw_set_message_flags = _RawStatement(_SET_MESSAGE_FLAGS, dialect)
 
     @classmethod
     def from_settings(cls, settings: Any, *, hub: ChangeHub | None = None) -> Self:

@@ -175,26 +175,48 @@ class MessageOps(StoreEngine):
         """FETCH's hot path (a session's selected mailbox): one precompiled SELECT on the DBAPI
         cursor, the user's ownership of the mailbox checked inside it. One statement per number
         of UID ranges (padded, `_uid_ranges`), so random sequence sets do not each cost a compile."""
+        query = self._fetch_query(user, mailbox_id, uids, changedsince, with_data)
+        if query is None:
+            return []
+        stmt, values, recheck = query
+        return _records(self._raw_read(stmt, values), recheck)
+
+    def _fetch_query(
+        self, user: str, mailbox_id: int, uids: UidSet | None, changedsince: int | None, with_data: bool
+    ) -> tuple[_RawStatement, dict[str, Any], UidSet | None] | None:
+        """The precompiled SELECT of `_fetch_by_id`, its values and the UIDs to re-check in
+        Python (None: nothing to select)."""
         recheck: UidSet | None = None
         values: dict[str, Any] = {"p_user": user, "p_mb": mailbox_id}
         ranges: list[tuple[int, int]] = []
         if uids is not None and not uids.is_all:
             if not uids.ranges:
-                return []
+                return None
             ranges, recheck = _uid_ranges(uids)
-        for i, (lo, hi) in enumerate(ranges):
-            values[f"lo{i}"], values[f"hi{i}"] = lo, hi
+        _range_values(values, ranges)
         if changedsince is not None:
             values["p_since"] = changedsince
         key = (len(ranges), with_data, changedsince is not None)
         stmt = self._raw_fetch.get(key)
         if stmt is None:
             stmt = self._raw_fetch[key] = _RawStatement(_fetch_statement(*key), self._engine.dialect)
-        rows = self._raw_read(stmt, values)
-        out = [_record_of_tuple(r) for r in rows]
-        if recheck is not None:
-            out = [r for r in out if r.uid in recheck]
-        return out
+        return stmt, values, recheck
+
+    def _raw_locked_mailbox(self, cur: Any, user: str, mailbox_id: int) -> tuple[int, int, str]:
+        """In a raw write transaction: (user id, the user's MODSEQ, the mailbox's name), the user's
+        row locked as `_write` locks it and the mailbox checked to be the user's."""
+        urow = self._raw_lock_user.run(cur, {"p_user": user})
+        if urow is None:
+            raise NoSuchUser(f"no such user {user!r}")
+        mrow = self._raw_mailbox_name.run(cur, {"p_uid": urow[0], "p_mb": mailbox_id})
+        if mrow is None:
+            raise NoSuchMailbox(f"no such mailbox #{mailbox_id}")
+        return urow[0], urow[1], mrow[0]
+
+    def _raw_save_modseq(self, cur: Any, user_id: int, mailbox_id: int, modseq: int) -> None:
+        """The change's MODSEQ becomes the mailbox's HIGHESTMODSEQ and the user's counter."""
+        self._raw_set_highestmodseq.run(cur, {"p_mb": mailbox_id, "p_modseq": modseq})
+        self._raw_set_user_modseq.run(cur, {"p_id": user_id, "p_modseq": modseq})
 
     def fetch_data(self, user: str, mailbox: str | int, uid: int) -> bytes:
         with self._read() as conn:
@@ -220,26 +242,14 @@ class MessageOps(StoreEngine):
         origin: object | None = None,
     ) -> StoreResult:
         """STORE: one MODSEQ for every message it changes; UNCHANGEDSINCE failures go to `modified`."""
+        if isinstance(mailbox, int):
+            return self._raw_store_flags(user, mailbox, uids, mode, flags, unchangedsince, origin)
         bits, keywords = _split_flags(flags)
         with self._write(user, origin) as txn:
             conn = txn.conn
             mb = self._mailbox(conn, txn.user_id, mailbox)
             rows = self._fetch_rows(conn, mb.id, uids, None, False)
-            modified: list[int] = []
-            passed: list[tuple[MessageRecord, int, frozenset[str]]] = []
-            for rec in rows:
-                if unchangedsince is not None and rec.modseq > unchangedsince:
-                    modified.append(rec.uid)
-                    continue
-                old_bits, old_kw = _split_flags(rec.flags)
-                if mode is FlagMode.REPLACE:
-                    nb, nk = bits, keywords
-                elif mode is FlagMode.ADD:
-                    nb, nk = old_bits | bits, old_kw | keywords
-                else:
-                    nb, nk = old_bits & ~bits, old_kw - keywords
-                passed.append((rec, nb, nk))
-            changed = [(rec, nb, nk) for rec, nb, nk in passed if _flags_of(nb, _kw_text(nk)) != rec.flags]
+            modified, passed, changed = _flag_plan(rows, mode, bits, keywords, unchangedsince)
             modseq: int | None = None
             if changed:
                 modseq = txn.next_modseq()
@@ -251,25 +261,49 @@ class MessageOps(StoreEngine):
                 )
                 conn.execute(update(t.mailbox).where(t.mailbox.c.id == mb.id).values(highestmodseq=modseq))
                 txn.emit(mb.name, mb.id, EventKind.FLAGS, [rec.uid for rec, _, _ in changed], modseq)
-            changed_uids = {rec.uid for rec, _, _ in changed}
-            updated = [
-                MessageRecord(
-                    uid=rec.uid,
-                    modseq=modseq if rec.uid in changed_uids and modseq is not None else rec.modseq,
-                    flags=_flags_of(nb, _kw_text(nk)),
-                    internaldate=rec.internaldate,
-                    size=rec.size,
-                    emailid=rec.emailid,
-                    threadid=rec.threadid,
-                )
-                for rec, nb, nk in passed
-            ]
-            return StoreResult(
-                updated=updated,
-                changed_uids=sorted(changed_uids),
-                modified=UidSet.from_uids(modified),
-                modseq=modseq,
+            return _store_result(passed, changed, modified, modseq)
+
+    def _raw_store_flags(
+        self,
+        user: str,
+        mailbox_id: int,
+        uids: UidSet | None,
+        mode: FlagMode,
+        flags: Iterable[str],
+        unchangedsince: int | None,
+        origin: object | None,
+    ) -> StoreResult:
+        """STORE on a mailbox by id (a session's selected one), on the DBAPI cursor: the rows read
+        with FETCH's precompiled SELECT and rewritten with one executemany, no Core statement
+        built, compiled or cached per call (they were most of a STORE's CPU)."""
+        bits, keywords = _split_flags(flags)
+        with self._raw_writer(user) as (cur, events):
+            user_id, modseq, name = self._raw_locked_mailbox(cur, user, mailbox_id)
+            query = self._fetch_query(user, mailbox_id, uids, None, False)
+            rows = [] if query is None else _records(query[0].rows(cur, query[1]), query[2])
+            modified, passed, changed = _flag_plan(rows, mode, bits, keywords, unchangedsince)
+            if not changed:
+                return _store_result(passed, changed, modified, None)
+            modseq += 1
+            self._raw_set_message_flags.run_many(
+                cur,
+                [
+                    {
+                        "p_mb": mailbox_id,
+                        "p_uid": rec.uid,
+                        "p_bits": nb,
+                        "p_kw": _kw_text(nk),
+                        "p_modseq": modseq,
+                    }
+                    for rec, nb, nk in changed
+                ],
             )
+            self._raw_save_modseq(cur, user_id, mailbox_id, modseq)
+            changed_uids = tuple(rec.uid for rec, _, _ in changed)
+            events.append(
+                StoreEvent(user, name, mailbox_id, EventKind.FLAGS, changed_uids, modseq, None, origin)
+            )
+            return _store_result(passed, changed, modified, modseq)
 
     def _expunge_locked(self, txn: _Txn, mb: Any, uid_rows: Sequence[Any], kind_modseq: int) -> None:
         conn = txn.conn
@@ -289,6 +323,8 @@ class MessageOps(StoreEngine):
         self, user: str, mailbox: str | int, uids: UidSet | None = None, *, origin: object | None = None
     ) -> ExpungeResult:
         """EXPUNGE / UID EXPUNGE (RFC 4315): removes \\Deleted messages, keeps (uid, modseq) tombstones."""
+        if isinstance(mailbox, int):
+            return self._raw_expunge(user, mailbox, uids, origin)
         with self._write(user, origin) as txn:
             conn = txn.conn
             mb = self._mailbox(conn, txn.user_id, mailbox)
@@ -311,6 +347,44 @@ class MessageOps(StoreEngine):
             modseq = txn.next_modseq()
             self._expunge_locked(txn, mb, rows, modseq)
             return ExpungeResult(uids=[r.uid for r in rows], modseq=modseq)
+
+    def _raw_expunge(
+        self, user: str, mailbox_id: int, uids: UidSet | None, origin: object | None
+    ) -> ExpungeResult:
+        """EXPUNGE of a mailbox by id (a session's selected one) on the DBAPI cursor: one
+        precompiled SELECT per number of UID ranges, then executemany for the rows, tombstones and
+        blobs left unused: the same statements as `_expunge_locked` without Core's per-call cost."""
+        ranges: list[tuple[int, int]] = []
+        recheck: UidSet | None = None
+        if uids is not None and not uids.is_all and uids.ranges:
+            ranges, recheck = _uid_ranges(uids)
+        values: dict[str, Any] = {"p_mb": mailbox_id}
+        _range_values(values, ranges)
+        stmt = self._raw_expunge_candidates.get(len(ranges))
+        if stmt is None:
+            stmt = _RawStatement(_expunge_candidates(len(ranges)), self._engine.dialect)
+            self._raw_expunge_candidates[len(ranges)] = stmt
+        with self._raw_writer(user) as (cur, events):
+            user_id, modseq, name = self._raw_locked_mailbox(cur, user, mailbox_id)
+            if uids is not None and not uids.is_all and not uids.ranges:
+                return ExpungeResult(uids=[], modseq=None)
+            rows = [r for r in stmt.rows(cur, values) if recheck is None or r[1] in recheck]
+            if not rows:
+                return ExpungeResult(uids=[], modseq=None)
+            modseq += 1
+            gone = [r[1] for r in rows]
+            self._raw_delete_message.run_many(cur, [{"p_id": r[0]} for r in rows])
+            # A UID can be expunged only once per UIDVALIDITY, so these never collide.
+            self._raw_insert_expunged.run_many(
+                cur, [{"mailbox_id": mailbox_id, "uid": uid, "modseq": modseq} for uid in gone]
+            )
+            blobs = sorted({r[2] for r in rows if r[2] is not None})
+            self._raw_delete_unused_blob.run_many(cur, [{"p_blob": b} for b in blobs])
+            self._raw_save_modseq(cur, user_id, mailbox_id, modseq)
+            events.append(
+                StoreEvent(user, name, mailbox_id, EventKind.EXPUNGE, tuple(gone), modseq, None, origin)
+            )
+            return ExpungeResult(uids=gone, modseq=modseq)
 
     def _copy_locked(
         self, txn: _Txn, src_id: int, uids: UidSet | None, dst_id: int, *, move: bool
@@ -416,6 +490,91 @@ class MessageOps(StoreEngine):
             return self._vanished(conn, mb.id, modseq, uids)
 
 
+def _records(rows: Sequence[Any], recheck: UidSet | None) -> list[MessageRecord]:
+    out = [_record_of_tuple(r) for r in rows]
+    return out if recheck is None else [r for r in out if r.uid in recheck]
+
+
+def _range_values(values: dict[str, Any], ranges: Sequence[tuple[int, int]]) -> None:
+    """The :lo<i>/:hi<i> values of a statement from `_uid_ranges` ranges."""
+    for i, (lo, hi) in enumerate(ranges):
+        values[f"lo{i}"], values[f"hi{i}"] = lo, hi
+
+
+def _uid_in_ranges(col: Any, n_ranges: int) -> Any:
+    """`col` within one of the ranges (:lo0, :hi0) ... (see `_range_values`)."""
+    return or_(*[col.between(bindparam(f"lo{i}"), bindparam(f"hi{i}")) for i in range(n_ranges)])
+
+
+def _flag_plan(
+    rows: Sequence[MessageRecord],
+    mode: FlagMode,
+    bits: int,
+    keywords: frozenset[str],
+    unchangedsince: int | None,
+) -> tuple[
+    list[int],
+    list[tuple[MessageRecord, int, frozenset[str]]],
+    list[tuple[MessageRecord, int, frozenset[str]]],
+]:
+    """STORE's decision per row: (UIDs failing UNCHANGEDSINCE, rows that pass with their new bits
+    and keywords, those of them whose flags change)."""
+    modified: list[int] = []
+    passed: list[tuple[MessageRecord, int, frozenset[str]]] = []
+    for rec in rows:
+        if unchangedsince is not None and rec.modseq > unchangedsince:
+            modified.append(rec.uid)
+            continue
+        old_bits, old_kw = _split_flags(rec.flags)
+        if mode is FlagMode.REPLACE:
+            nb, nk = bits, keywords
+        elif mode is FlagMode.ADD:
+            nb, nk = old_bits | bits, old_kw | keywords
+        else:
+            nb, nk = old_bits & ~bits, old_kw - keywords
+        passed.append((rec, nb, nk))
+    changed = [(rec, nb, nk) for rec, nb, nk in passed if _flags_of(nb, _kw_text(nk)) != rec.flags]
+    return modified, passed, changed
+
+
+def _store_result(
+    passed: Sequence[tuple[MessageRecord, int, frozenset[str]]],
+    changed: Sequence[tuple[MessageRecord, int, frozenset[str]]],
+    modified: Sequence[int],
+    modseq: int | None,
+) -> StoreResult:
+    changed_uids = {rec.uid for rec, _, _ in changed}
+    updated = [
+        MessageRecord(
+            uid=rec.uid,
+            modseq=modseq if rec.uid in changed_uids and modseq is not None else rec.modseq,
+            flags=_flags_of(nb, _kw_text(nk)),
+            internaldate=rec.internaldate,
+            size=rec.size,
+            emailid=rec.emailid,
+            threadid=rec.threadid,
+        )
+        for rec, nb, nk in passed
+    ]
+    return StoreResult(
+        updated=updated,
+        changed_uids=sorted(changed_uids),
+        modified=UidSet.from_uids(modified),
+        modseq=modseq,
+    )
+
+
+def _expunge_candidates(n_ranges: int) -> Any:
+    """SELECT id, uid, blob_id of the \\Deleted messages of mailbox :p_mb [UIDs in ranges], by UID."""
+    m = t.message
+    q = select(m.c.id, m.c.uid, m.c.blob_id).where(
+        m.c.mailbox_id == bindparam("p_mb"), m.c.sysflags.op("&")(_DELETED) != 0
+    )
+    if n_ranges:
+        q = q.where(_uid_in_ranges(m.c.uid, n_ranges))
+    return q.order_by(m.c.uid)
+
+
 def _fetch_statement(n_ranges: int, with_data: bool, changedsince: bool) -> Any:
     """SELECT _MSG_COLS [, blob data] of mailbox :p_mb if user :p_user owns it, UIDs in ranges
     (:lo0, :hi0) ... (none: all), [MODSEQ > :p_since], by UID."""
@@ -432,8 +591,7 @@ def _fetch_statement(n_ranges: int, with_data: bool, changedsince: bool) -> Any:
         q = select(*_MSG_COLS)
     q = q.where(m.c.mailbox_id == owned)
     if n_ranges:
-        ranges = [m.c.uid.between(bindparam(f"lo{i}"), bindparam(f"hi{i}")) for i in range(n_ranges)]
-        q = q.where(or_(*ranges))
+        q = q.where(_uid_in_ranges(m.c.uid, n_ranges))
     if changedsince:
         q = q.where(m.c.modseq > bindparam("p_since"))
     return q.order_by(m.c.uid)

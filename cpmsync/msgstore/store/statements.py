@@ -17,6 +17,8 @@ from sqlalchemy import (
     Table,
     bindparam,
     case,
+    delete,
+    exists,
     false,
     func,
     insert,
@@ -266,6 +268,27 @@ _FIRST_RECENT_UID = (
     .select_from(t.mailbox.join(t.user, t.user.c.id == t.mailbox.c.user_id))
     .where(t.mailbox.c.id == bindparam("p_mb"), t.user.c.name == bindparam("p_user"))
 )
+# EXPUNGE and STORE on the DBAPI cursor (MessageOps._raw_expunge, _raw_store_flags): the mailbox's
+# name for the event (owner checked), then per-row changes as executemany.
+_MAILBOX_NAME = select(t.mailbox.c.name).where(
+    t.mailbox.c.user_id == bindparam("p_uid"), t.mailbox.c.id == bindparam("p_mb")
+)
+_SET_USER_MODSEQ = update(t.user).where(t.user.c.id == bindparam("p_id")).values(modseq=bindparam("p_modseq"))
+_SET_HIGHESTMODSEQ = (
+    update(t.mailbox).where(t.mailbox.c.id == bindparam("p_mb")).values(highestmodseq=bindparam("p_modseq"))
+)
+_DELETE_MESSAGE = delete(t.message).where(t.message.c.id == bindparam("p_id"))
+_INSERT_EXPUNGED = insert(t.expunged)
+_EXPUNGED_KEYS = ("mailbox_id", "uid", "modseq")
+# A blob goes with the last message that uses it (copies share it).
+_DELETE_UNUSED_BLOB = delete(t.blob).where(
+    t.blob.c.id == bindparam("p_blob"), ~exists().where(t.message.c.blob_id == bindparam("p_blob"))
+)
+_SET_MESSAGE_FLAGS = (
+    update(t.message)
+    .where(t.message.c.mailbox_id == bindparam("p_mb"), t.message.c.uid == bindparam("p_uid"))
+    .values(sysflags=bindparam("p_bits"), keywords=bindparam("p_kw"), modseq=bindparam("p_modseq"))
+)
 _TAKE_UID_BY_ID = (
     update(t.mailbox)
     .where(t.mailbox.c.user_id == bindparam("p_uid"), t.mailbox.c.id == bindparam("p_mb"))
@@ -376,6 +399,16 @@ class _RawStatement:
         """Execute; the first row of a RETURNING statement (None when no row matched)."""
         cur.execute(self.sql, self.params(values))
         return cur.fetchone() if cur.description is not None else None
+
+    def rows(self, cur: Any, values: dict[str, Any]) -> list[Any]:
+        """Execute a SELECT; all its rows."""
+        cur.execute(self.sql, self.params(values))
+        return list(cur.fetchall())
+
+    def run_many(self, cur: Any, values: Sequence[dict[str, Any]]) -> None:
+        """One statement for each set of values (executemany)."""
+        if values:
+            cur.executemany(self.sql, [self.params(v) for v in values])
 
 
 def _with_status(m: MailboxListing, st: MailboxStatus | None) -> MailboxListing:
