@@ -161,8 +161,7 @@ class AuthCommands(PushMixin):
         self.state.authenticated()
         self._hear_changes(user)
         try:
-            subs = await self._db(self.store.list_mailboxes, user, "", ["*"], subscribed_only=True)
-            self.subscribed = {m.name for m in subs}
+            self.subscribed = await self._db(self.store.subscribed_names, user)
         except StoreError:
             self.subscribed = set()
         log.info("login", extra=kv(session=self.id, user=user, peer=self.peer_host))

@@ -98,6 +98,26 @@ async def test_subscribed_filter(srv: Running) -> None:
         assert st.mailbox == "s2"
 
 
+async def test_subscribed_filter_knows_subscriptions_made_before_login(srv: Running) -> None:
+    """The `subscribed` filter of a session that logs in later covers what was subscribed before
+    (read at LOGIN), and only that."""
+    async with srv.client() as b:
+        await b.login()
+        for name in ("s1", "s2", "s3"):
+            await b.cmd(f"CREATE {name}")
+        await b.cmd("SUBSCRIBE s2")
+        await b.cmd("SUBSCRIBE s3")
+        await b.cmd("UNSUBSCRIBE s3")
+        async with srv.client() as a:
+            await a.login()
+            await a.cmd("NOTIFY SET (subscribed (MessageNew MessageExpunge))")
+            for name in ("s1", "s3", "s2"):
+                await b.append(name, message(1))
+            st = (await a.wait_for(lambda r: isinstance(r, StatusData)))[-1]
+            reply = await a.cmd("NOOP")
+            assert [r.mailbox for r in reply.of(StatusData)] + [st.mailbox] == ["s2"]
+
+
 async def test_notify_none_stops_pushes(srv: Running) -> None:
     async with srv.session() as a, srv.session() as b:
         await a.cmd("NOTIFY SET (personal (MessageNew MessageExpunge))")

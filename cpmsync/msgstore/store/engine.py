@@ -61,6 +61,7 @@ from cpmsync.msgstore.store.statements import (
     _STATUS_OF_IDS,
     _STATUS_OF_ONE,
     _STATUS_OF_USER,
+    _SUBSCRIBED_NAMES,
     _TAKE_UID_BY_ID,
     _TAKE_UID_BY_NAME,
     _TAKE_USER_MODSEQ,
@@ -180,6 +181,7 @@ class StoreEngine:
         self._raw_fetch: dict[tuple[int, bool, bool], _RawStatement] = {}  # see MessageOps.fetch
         self._raw_expunge_candidates: dict[int, _RawStatement] = {}  # by number of UID ranges
         self._raw_lock_user = _RawStatement(_LOCK_USER, dialect)
+        self._raw_subscribed_names = _RawStatement(_SUBSCRIBED_NAMES, dialect)
         self._raw_mailbox_name = _RawStatement(_MAILBOX_NAME, dialect)
         self._raw_set_user_modseq = _RawStatement(_SET_USER_MODSEQ, dialect)
         self._raw_set_highestmodseq = _RawStatement(_SET_HIGHESTMODSEQ, dialect)

@@ -42,6 +42,11 @@ class ListingOps(StoreEngine):
             for r in conn.execute(select(t.subscription.c.name).where(t.subscription.c.user_id == user_id))
         }
 
+    def subscribed_names(self, user: str) -> set[str]:
+        """The names `user` is subscribed to (LOGIN reads them once: one precompiled SELECT, not
+        the whole account's mailboxes that LSUB "*" walks); empty for an unknown user."""
+        return {r[0] for r in self._raw_read(self._raw_subscribed_names, {"p_user": user})}
+
     @staticmethod
     def _sort_key(name: str) -> tuple[int, str]:
         return (0 if name == _INBOX or name.startswith(_INBOX + DELIMITER) else 1, name)

@@ -268,6 +268,12 @@ _FIRST_RECENT_UID = (
     .select_from(t.mailbox.join(t.user, t.user.c.id == t.mailbox.c.user_id))
     .where(t.mailbox.c.id == bindparam("p_mb"), t.user.c.name == bindparam("p_user"))
 )
+# LOGIN: the user's subscribed names (what a session's NOTIFY "subscribed" filter and LSUB use).
+_SUBSCRIBED_NAMES = (
+    select(t.subscription.c.name)
+    .select_from(t.subscription.join(t.user, t.user.c.id == t.subscription.c.user_id))
+    .where(t.user.c.name == bindparam("p_user"))
+)
 # EXPUNGE and STORE on the DBAPI cursor (MessageOps._raw_expunge, _raw_store_flags): the mailbox's
 # name for the event (owner checked), then per-row changes as executemany.
 _MAILBOX_NAME = select(t.mailbox.c.name).where(
