@@ -6,11 +6,14 @@ random mix of LOGIN, SELECT, FETCH, STORE, APPEND, EXPUNGE... from N clients for
 messages from the same CPM-like mbox. The servers run one after the other, each alone on the machine
 (as far as the shared machine allows); with `--rounds N` each gets N runs, alternating who goes first
 so that a change in the machine's load falls on both. Prints, per server and run: the tool's totals
-per command, its `Error:` lines (protocol violations it saw), and msgstore's RSS after each run
-(one msgstore process for all runs: memory must not keep growing); then the summed table
+per command, its `Error:` lines (protocol violations it saw), the CPU the server's processes spent
+(user + system; Dovecot's ended imap processes included), and msgstore's RSS after each run (one
+msgstore process for all runs: memory must not keep growing); then the summed table
 
     stress (N clients, R x S s)        msgstore   dovecot   ratio
     logins ...
+    server CPU ms per login (session)  ...       (imaptest's sessions are one LOGIN each; the
+                                                  steadier figure when the machine's load moves)
 
 `--no-dovecot --rounds 3` stresses msgstore three times back to back (the RSS check).
 Run from the repo root: python bench/bench_imaptest_stress.py [--clients 10] [--secs 30]
@@ -57,6 +60,7 @@ class StressResult:
     output: str
     totals: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    cpu_s: float = 0.0  # CPU (user + system) the server's processes spent during the run
 
 
 def write_mbox(path: Path, count: int, seed: int = 0) -> None:
@@ -84,7 +88,21 @@ def parse(output: str) -> StressResult:
     return res
 
 
-def stress(port: int, mbox: Path, clients: int, secs: int, password: str) -> StressResult:
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a server's processes: the root, its live descendants and
+    the children it has reaped (Dovecot's imap processes end at each LOGOUT)."""
+    root = psutil.Process(pid)
+    t = root.cpu_times()
+    total = float(t.user + t.system + t.children_user + t.children_system)
+    for p in root.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            c = p.cpu_times()
+            total += c.user + c.system
+    return total
+
+
+def stress(port: int, mbox: Path, clients: int, secs: int, password: str, server_pid: int) -> StressResult:
+    cpu0 = server_cpu_s(server_pid)
     out = subprocess.run(
         [str(RUN), "127.0.0.1", str(port), USER, password, "stress", str(mbox), str(clients), str(secs)],
         capture_output=True,
@@ -93,7 +111,9 @@ def stress(port: int, mbox: Path, clients: int, secs: int, password: str) -> Str
         timeout=secs + 120,
         check=False,
     )
-    return parse(out.stdout + out.stderr)
+    res = parse(out.stdout + out.stderr)
+    res.cpu_s = server_cpu_s(server_pid) - cpu0
+    return res
 
 
 def rss_mb(pid: int) -> float:
@@ -112,7 +132,7 @@ def _msgstore(tmp: Path) -> MsgstoreInstance:
 
 def _show(name: str, res: StressResult) -> None:
     cols = "  ".join(f"{c}={res.totals.get(c, 0)}" for c in COLUMNS if c in res.totals)
-    print(f"{name}: {cols}; Error: lines {len(res.errors)}")
+    print(f"{name}: {cols}; Error: lines {len(res.errors)}; server CPU {res.cpu_s:.1f} s")
     for line in res.errors[:10]:
         print(f"    {line}")
     if not res.totals:
@@ -125,15 +145,17 @@ def _profile(pid: int, secs: int, out: Path) -> subprocess.Popen[bytes] | None:
         print("py-spy not installed: no profile")
         return None
     fmt = "raw" if out.suffix == ".txt" else "speedscope"  # raw: collapsed stacks, one per line
+    # --gil: only the thread holding the GIL, i.e. the Python work that limits one process (worker
+    # threads waiting for jobs or for the GIL would otherwise show up as busy)
     return subprocess.Popen(
-        [spy, "record", "-p", str(pid), "-d", str(secs), "-o", str(out), "-f", fmt, "--nonblocking"],
+        [spy, "record", "-p", str(pid), "-d", str(secs), "-o", str(out), "-f", fmt, "--gil", "--nonblocking"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
 
 
 def _total(results: list[StressResult]) -> StressResult:
-    out = StressResult("", errors=[e for r in results for e in r.errors])
+    out = StressResult("", errors=[e for r in results for e in r.errors], cpu_s=sum(r.cpu_s for r in results))
     for r in results:
         for col, n in r.totals.items():
             out.totals[col] = out.totals.get(col, 0) + n
@@ -163,17 +185,19 @@ def main() -> None:
         dv = None if a.no_dovecot else start_dovecot(users={USER: PASSWORD})
         if dv is not None:
             stack.callback(dv.close)
+            assert dv.pid is not None
+            dv_pid = dv.pid
         rss0 = rss_mb(ms.pid)
         for i in range(a.rounds):
             # alternate who goes first, so a change in the machine's load falls on both alike
             order = ["msgstore", "dovecot"] if i % 2 == 0 else ["dovecot", "msgstore"]
             for who in order:
                 if who == "dovecot" and dv is not None:
-                    theirs.append(stress(dv.port, mbox, a.clients, a.secs, dv.password(USER)))
+                    theirs.append(stress(dv.port, mbox, a.clients, a.secs, dv.password(USER), dv_pid))
                     _show(f"dovecot  run {i + 1}", theirs[-1])
                 elif who == "msgstore":
                     spy = _profile(ms.pid, a.secs, a.profile) if a.profile and i == 0 else None
-                    ours.append(stress(ms.port, mbox, a.clients, a.secs, PASSWORD))
+                    ours.append(stress(ms.port, mbox, a.clients, a.secs, PASSWORD, ms.pid))
                     if spy is not None:
                         spy.wait(60)
                     rss.append(rss_mb(ms.pid))
@@ -192,6 +216,13 @@ def main() -> None:
         print(f"{label:34}{o:>10}{t if t_all else '-':>10}{ratio}")
     t_err = len(t_all.errors) if t_all else "-"
     print(f"{'Error: lines':34}{len(o_all.errors):>10}{t_err:>10}")
+    # steadier than the counts on a shared machine: what one login's session cost the server
+    o_ms = 1000 * o_all.cpu_s / max(1, o_all.totals.get("Logi", 0))
+    if t_all:
+        t_ms = 1000 * t_all.cpu_s / max(1, t_all.totals.get("Logi", 0))
+        print(f"{'server CPU ms per login (session)':34}{o_ms:>10.2f}{t_ms:>10.2f}{o_ms / t_ms:>8.2f}")
+    else:
+        print(f"{'server CPU ms per login (session)':34}{o_ms:>10.2f}{'-':>10}{'-':>8}")
 
 
 if __name__ == "__main__":
