@@ -186,6 +186,9 @@ class Cache:
         # so the publisher never waits on (or deadlocks with) the sync's SQLite write lock.
         self._txn_open = 0
         self._deferred_acks: set[int] = set()
+        self.events_committed = 0
+        """Events this process committed (every kind): how the session loop tells a connection
+        that delivered news before it failed from one that got nowhere (its reconnect backoff)."""
         with Session(engine) as s:
             if s.get(Account, account_id) is None:
                 s.add(Account(id=account_id))
@@ -648,6 +651,8 @@ class Cache:
             s.flush()
             s.execute(insert(OutboxRow), rows)
         s.commit()
+        if rows:
+            self.events_committed += sum(1 for r in rows if r["event_id"] is not None)
 
     def _generation(self, s: Session, name: str) -> int:
         """How often `name` was dropped from the cache (see FolderGeneration), per transaction."""

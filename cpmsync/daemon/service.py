@@ -184,6 +184,7 @@ class ImapSession:
         backoff = self.backoff = Backoff(cfg.reconnect_min_s, cfg.reconnect_max_s)
         while not self.stop.is_set():
             self._went_online = False
+            news = self.cache.events_committed
             try:
                 await self._session()
                 return
@@ -196,10 +197,14 @@ class ImapSession:
                 log.exception("unexpected error in the IMAP session")
                 err, auth_failed = f"{type(e).__name__}: {e}", False
             self.errors += 1
-            if self._went_online:
-                # That session synced: the server works, this loss is a new incident. Without the
-                # reset a server that crashes now and then (Dovecot 2.3.19 under folder churn,
-                # docs/peers.md) pushed the retry towards reconnect_max_s, minutes of silence.
+            if self._went_online or self.cache.events_committed > news:
+                # That session synced, or delivered news before it failed: the server works, this
+                # loss is a new incident. Without the reset a server that crashes now and then
+                # (Dovecot 2.3.19 under folder churn, docs/peers.md) pushed the retry towards
+                # reconnect_max_s, minutes of silence; so did a link cut every few seconds, each
+                # cut ending a catch-up that had committed part of its folders (the cut soak on two
+                # msgstore instances: waits of 67 s and 134 s). A session that got nowhere (login
+                # refused, the same failure before any news) still backs off.
                 backoff.reset()
             if auth_failed:
                 # Not transient: retrying in 1-4 s only hammers the server (and may lock the

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon_mqtt_helpers import Collector
-from daemon_sync_helpers import append_uid, daemon_settings, other_client, running_daemon
+from daemon_sync_helpers import append_uid, daemon_settings, other_client, running_daemon, wait_until
 
 from tests.support import FaultProxy, MosquittoBroker
 from tests.support.peers import ImapPeer
@@ -116,3 +116,40 @@ async def test_a_link_lost_after_a_good_session_is_retried_at_once(
             # One failed try since the last good session, whatever came before.
             assert session.backoff.attempt == 1, (n, session.backoff.attempt)
         assert session.connections >= 6
+
+
+async def test_a_catch_up_cut_after_it_delivered_news_is_retried_at_once(
+    imap_peer: ImapPeer, broker: MosquittoBroker, tmp_path: Path, fault_proxy_factory: Any
+) -> None:
+    """A link that breaks every few seconds cuts catch-up after catch-up before it finishes; each
+    still delivers news (what it committed stays). Such a session counts as a good one for the
+    backoff: the soak's cut mode on two msgstore instances (2 minutes, seed 1283426653) saw the
+    retries grow to 67 s and 134 s and the daemon miss its 60 s bound by far. Here: failed tries
+    first (the proxy refuses), then a catch-up that commits a deletion and is cut while its
+    EXAMINEs wait in the proxy."""
+    c = other_client(imap_peer.host, imap_peer.port, imap_peer.user, imap_peer.password)
+    for name in ("chat", "gone"):
+        c.create_folder(name)
+    px: FaultProxy = await fault_proxy_factory(imap_peer.host, imap_peer.port)
+    settings = daemon_settings(
+        px.host, px.port, imap_peer.user, imap_peer.password, broker.port, tmp_path,
+        reconnect_min_s=0.05, reconnect_max_s=300, compress=False,  # EXAMINE in clear for the hold
+    )  # fmt: skip
+    async with running_daemon(settings) as (session, cache):
+        px.refuse(True)
+        await px.cut()
+        await wait_until(lambda: session.backoff.attempt >= 4)  # tries that reached nothing
+        c.delete_folder("gone")
+        await asyncio.to_thread(append_uid, imap_peer, "chat", "while offline")
+        px.hold_down_after(b"EXAMINE")  # the catch-up's sync of "chat" waits for its answers
+        session.synced.clear()
+        px.refuse(False)
+        async with asyncio.timeout(30):
+            await px.held.wait()
+        await wait_until(lambda: "gone" not in cache.folders())  # news delivered: folder_removed
+        await px.cut()
+        px.release_down()
+        async with asyncio.timeout(30):
+            await session.synced.wait()  # the next try caught up
+        assert session.backoff.attempt == 1  # one failed try since the session that delivered news
+    c.logout()
