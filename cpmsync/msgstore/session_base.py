@@ -417,6 +417,14 @@ class SessionBase:
         """Run one store call in a worker thread (the store is synchronous and thread-safe)."""
         return await self.ctx.store_calls.call(fn, *args, **kwargs)
 
+    async def _db_short(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """`_db` for a call bounded by its arguments (one message, one user's rows): on the loop
+        itself when no other store call runs and the store's commits wait neither for the disk
+        nor for the network (StoreWorkers.call_short), else as `_db`."""
+        if self.store.commits_without_waiting:
+            return await self.ctx.store_calls.call_short(fn, *args, **kwargs)
+        return await self.ctx.store_calls.call(fn, *args, **kwargs)
+
     async def _next_item(self) -> tuple[str, bytes]:
         """The next inbox item, or raise TimeoutError (idle timeout) / return a keep-alive tick."""
         if self._inbox:

@@ -59,6 +59,10 @@ from cpmsync.msgstore.session_push import PushMixin
 
 __all__ = ["MailboxCommands"]
 
+# An APPEND of at most this many bytes is a short store call (`_db_short`): a chat message, a
+# delivery report; a large file transfer goes to a worker thread whatever the load.
+_SHORT_APPEND_BYTES = 256 * 1024
+
 
 class MailboxCommands(PushMixin):
     # ================================================================ authenticated
@@ -326,7 +330,8 @@ class MailboxCommands(PushMixin):
     @handles(AppendCommand)
     async def _append(self, cmd: AppendCommand) -> None:
         flags = [f for f in cmd.flags if f.lower() != "\\recent"]
-        res = await self._db(
+        db = self._db_short if len(cmd.message) <= _SHORT_APPEND_BYTES else self._db
+        res = await db(
             self.store.append, self.user, cmd.mailbox, cmd.message, flags, cmd.date_time, origin=self
         )
         await self._after_command(allow_expunge=True)

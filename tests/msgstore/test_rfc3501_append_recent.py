@@ -4,13 +4,28 @@ other session."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 from server_testlib import message, running_server
 
 from cpmsync.imap import ExistsData, FetchData, RecentData
+from cpmsync.msgstore import MessageStore
 
 
-async def test_append_to_selected_mailbox_is_recent_for_that_session() -> None:
-    async with running_server() as srv, srv.client() as c, srv.client() as other:
+@pytest.fixture(params=["FULL", "NORMAL"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MessageStore]:
+    """FULL: every APPEND goes to a worker thread; NORMAL: an APPEND with no other store call
+    running is run on the loop itself (`_db_short`): the replies must not tell them apart."""
+    s = MessageStore(f"sqlite:///{tmp_path / 'store.sqlite'}", sqlite_synchronous=request.param)
+    s.add_user("alice", "alice-pw")
+    yield s
+    s.close()
+
+
+async def test_append_to_selected_mailbox_is_recent_for_that_session(store: MessageStore) -> None:
+    async with running_server(store=store) as srv, srv.client() as c, srv.client() as other:
         await c.login()
         await other.login()
         assert (await c.cmd('CREATE "Default"')).ok
@@ -30,8 +45,8 @@ async def test_append_to_selected_mailbox_is_recent_for_that_session() -> None:
         assert [r.count for r in sel2.of(RecentData)] == [0]
 
 
-async def test_examine_session_does_not_claim_recent() -> None:
-    async with running_server() as srv, srv.client() as reader, srv.client() as c:
+async def test_examine_session_does_not_claim_recent(store: MessageStore) -> None:
+    async with running_server(store=store) as srv, srv.client() as reader, srv.client() as c:
         await reader.login()
         await c.login()
         assert (await c.cmd('CREATE "Default"')).ok

@@ -161,6 +161,9 @@ class StoreEngine:
         self._user_locks_guard = threading.Lock()
         if self._sqlite:
             self._install_sqlite_hooks(sqlite_synchronous.upper(), sqlite_busy_timeout_ms)
+        # A commit here neither crosses the network nor waits for the disk (SQLite's WAL written,
+        # fsynced only at checkpoints with NORMAL, never with OFF): a short write is CPU only.
+        self.commits_without_waiting = self._sqlite and sqlite_synchronous.upper() in ("OFF", "NORMAL")
         t.metadata.create_all(self._engine)
         if not self._sqlite:
             with self._engine.connect() as conn:
