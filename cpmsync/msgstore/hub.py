@@ -191,12 +191,21 @@ class ChangeHub:
             self.watcher.user_unwatched(sub.user)
 
     def publish(self, events: Iterable[StoreEvent]) -> None:
-        """Thread-safe; keeps the order of `events` for every subscriber."""
+        """Thread-safe; keeps the order of `events` for every subscriber. A subscriber on the
+        publishing thread's own loop (a store call run on the loop) gets them with call_soon:
+        same queue, same order, no wake-up write to the loop's self-pipe."""
+        try:
+            here: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread
+            here = None
         for ev in events:
             with self._lock:
                 targets = list(self._subs.get(ev.user, ()))
             for sub in targets:
                 try:
-                    sub._loop.call_soon_threadsafe(sub._deliver, ev)
+                    if sub._loop is here:
+                        here.call_soon(sub._deliver, ev)
+                    else:
+                        sub._loop.call_soon_threadsafe(sub._deliver, ev)
                 except RuntimeError:  # that loop is closed: its session is gone
                     self._remove(sub)
