@@ -43,7 +43,7 @@ from cpmsync.imap.command_specs import spec_of
 from cpmsync.imap.connection import ImapConnection, Role, StreamCorrupt
 from cpmsync.imap.state import ConnState, StateError, SubState
 from cpmsync.logs import kv
-from cpmsync.msgstore.errors import NoSuchMailbox, StoreError
+from cpmsync.msgstore.errors import NoSuchMailbox, StoreBusy, StoreError
 from cpmsync.msgstore.hub import Subscription
 from cpmsync.msgstore.notify import NotifySpec
 from cpmsync.msgstore.records import UidSet
@@ -418,12 +418,18 @@ class SessionBase:
         return await self.ctx.store_calls.call(fn, *args, **kwargs)
 
     async def _db_short(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        """`_db` for a call bounded by its arguments (one message, one user's rows): on the loop
-        itself when no other store call runs and the store's commits wait neither for the disk
-        nor for the network (StoreWorkers.call_short), else as `_db`."""
-        if self.store.commits_without_waiting:
-            return await self.ctx.store_calls.call_short(fn, *args, **kwargs)
-        return await self.ctx.store_calls.call(fn, *args, **kwargs)
+        """`_db` for a write bounded by its arguments (one message, one user's rows) that takes
+        `wait`: on the loop itself when no other store call runs and the store's commits wait
+        neither for the disk nor for the network (StoreWorkers.call_short). There it must not
+        wait for the write lock (another process may hold it for long): if it is taken, the call
+        goes to a worker thread and waits there, as every call does otherwise."""
+        calls = self.ctx.store_calls
+        if self.store.commits_without_waiting and calls.idle:
+            try:
+                return await calls.call_short(fn, *args, wait=False, **kwargs)
+            except StoreBusy:
+                pass
+        return await calls.call(fn, *args, **kwargs)
 
     async def _next_item(self) -> tuple[str, bytes]:
         """The next inbox item, or raise TimeoutError (idle timeout) / return a keep-alive tick."""

@@ -55,6 +55,11 @@ class StoreWorkers:
         finally:
             self._inflight -= 1
 
+    @property
+    def idle(self) -> bool:
+        """No call is running: `call_short` would run its call on the loop."""
+        return not self._inflight
+
     async def call_short(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
         """`call` for a call the caller knows to be short and not to wait for I/O: when no other
         call is running, it runs right here on the loop (the hop to a thread and back costs more

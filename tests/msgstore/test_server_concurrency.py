@@ -4,10 +4,13 @@ increasing in commit order, nothing lost, and every session's view converges."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 
 from server_testlib import Client, Running, message, running_server
 
-from cpmsync.imap import FetchData, SearchData, StatusData
+from cpmsync.imap import ExistsData, FetchData, SearchData, StatusData
+from cpmsync.msgstore import MessageStore
 
 SESSIONS = 50
 PER_SESSION = 4
@@ -57,3 +60,34 @@ async def test_fifty_sessions_append_and_flag() -> None:
     # one MODSEQ per STORE, shared by its messages, distinct between STOREs
     assert len(set(modseqs)) == SESSIONS
     assert max(f.modseq for f in fetched) == st.highestmodseq == committed[-1]
+
+
+async def test_an_append_waiting_for_another_writer_does_not_stall_other_sessions(tmp_path: Path) -> None:
+    """On a NORMAL store a lone APPEND runs on the server's loop (`_db_short`). When another
+    process holds SQLite's write lock (here a second connection to the file, as the CLI would
+    have), that APPEND must wait on a worker thread, not on the loop: other sessions are served
+    meanwhile, and the APPEND completes once the lock is free."""
+    db = tmp_path / "store.sqlite"
+    store = MessageStore(f"sqlite:///{db}", sqlite_synchronous="NORMAL")
+    store.add_user("alice", "alice-pw")
+    other = sqlite3.connect(db, isolation_level=None)
+    try:
+        async with running_server(store=store) as srv, srv.client() as a, srv.client() as b:
+            await a.login()
+            await b.login()
+            other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+            try:
+                append = asyncio.create_task(a.append("INBOX", message(1)))
+                async with asyncio.timeout(10):
+                    while srv.server.ctx.store_calls.idle:  # noqa: ASYNC110 (no callback to await)
+                        await asyncio.sleep(0.01)  # until the APPEND waits on a worker
+                    noop = await b.cmd("NOOP")
+                assert noop.ok and not append.done()
+            finally:
+                other.rollback()
+            reply = await append
+            assert reply.ok, reply
+            assert [r.count for r in (await a.cmd("SELECT INBOX")).of(ExistsData)] == [1]
+    finally:
+        other.close()
+        store.close()

@@ -152,6 +152,7 @@ class StoreEngine:
             kwargs["max_overflow"] = 40
             kwargs["pool_pre_ping"] = True
         self._engine: Engine = create_engine(u, **kwargs)
+        self._busy_timeout_ms = int(sqlite_busy_timeout_ms)
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if self._sqlite else contextlib.nullcontext()
         )
@@ -291,6 +292,20 @@ class StoreEngine:
             return lock
 
     @contextlib.contextmanager
+    def _user_lock_now(self, user: str) -> Iterator[None]:
+        """The user's lock if it is free now, else StoreBusy."""
+        lock = self._user_lock(user)
+        if isinstance(lock, contextlib.nullcontext):
+            yield
+            return
+        if not lock.acquire(blocking=False):  # type: ignore[attr-defined]
+            raise StoreBusy("the write lock is taken")
+        try:
+            yield
+        finally:
+            lock.release()  # type: ignore[attr-defined]
+
+    @contextlib.contextmanager
     def _read(self) -> Iterator[Connection]:
         with _busy_is_store_busy(), self._engine.connect() as conn, conn.begin():
             yield conn
@@ -330,10 +345,11 @@ class StoreEngine:
             yield conn, events
 
     @contextlib.contextmanager
-    def _raw_writer(self, user: str) -> Iterator[tuple[Any, list[StoreEvent]]]:
+    def _raw_writer(self, user: str, *, wait: bool = True) -> Iterator[tuple[Any, list[StoreEvent]]]:
         """`_writer` on a bare DBAPI cursor (for `_RawStatement`s): same lock, same BEGIN IMMEDIATE
-        on SQLite, commit before the events are published under the lock."""
-        with self._published(user, self._raw_txn(), self._dbapi_error) as (cur, events):
+        on SQLite, commit before the events are published under the lock. `wait=False` (SQLite):
+        StoreBusy at once, nothing done, when the write lock is held here or by another process."""
+        with self._published(user, self._raw_txn(wait), self._dbapi_error, wait=wait) as (cur, events):
             yield cur, events
 
     @contextlib.contextmanager
@@ -344,11 +360,17 @@ class StoreEngine:
                 yield conn, conn.exec_driver_sql
 
     @contextlib.contextmanager
-    def _raw_txn(self) -> Iterator[tuple[Any, Any]]:
+    def _raw_txn(self, wait: bool = True) -> Iterator[tuple[Any, Any]]:
         raw = self._engine.raw_connection()
         try:
             cur = raw.cursor()
-            if self._sqlite:
+            if self._sqlite and not wait:
+                cur.execute("PRAGMA busy_timeout = 0")
+                try:
+                    cur.execute("BEGIN IMMEDIATE")
+                finally:
+                    cur.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            elif self._sqlite:
                 cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur, cur.execute
@@ -365,13 +387,15 @@ class StoreEngine:
         user: str,
         txn: contextlib.AbstractContextManager[tuple[Any, Any]],
         db_error: type[Exception],
+        *,
+        wait: bool = True,
     ) -> Iterator[tuple[Any, list[StoreEvent]]]:
         """Run `txn` under the user's lock; its events go to the other instances inside the
         transaction (pg_notify) and to this process's hub right after the commit."""
         events: list[StoreEvent] = []
         token: int | None = None
         try:
-            with self._user_lock(user):
+            with self._user_lock(user) if wait else self._user_lock_now(user):
                 with txn as (handle, execute):
                     yield handle, events
                     token = self._announce(execute, user, events)

@@ -69,8 +69,11 @@ class MessageOps(StoreEngine):
         internaldate: datetime | None = None,
         *,
         origin: object | None = None,
+        wait: bool = True,
     ) -> AppendResult:
-        """APPEND: one MODSEQ, the next UID; returns APPENDUID data (RFC 4315)."""
+        """APPEND: one MODSEQ, the next UID; returns APPENDUID data (RFC 4315). `wait=False`:
+        StoreBusy at once, nothing done, if another writer holds the lock (a caller on an event
+        loop that must not block then goes to a worker thread and waits there)."""
         bits, keywords = _split_flags(flags)
         epoch, tz_min, day = _to_epoch(internaldate)
         meta = parse_meta(data)
@@ -82,7 +85,7 @@ class MessageOps(StoreEngine):
             name = canonical_name(mailbox.rstrip(DELIMITER) or mailbox, DELIMITER)
             take_uid, where = self._raw_take_uid_by_name, {"p_name": name}
             what = repr(mailbox)
-        with self._raw_writer(user) as (cur, events):
+        with self._raw_writer(user, wait=wait) as (cur, events):
             urow = self._raw_take_modseq.run(cur, {"p_user": user})
             if urow is None:
                 raise NoSuchUser(f"no such user {user!r}")
