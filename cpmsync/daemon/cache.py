@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import and_, delete, func, insert, text, update
+from sqlalchemy import and_, case, delete, func, insert, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -415,11 +415,12 @@ class Cache:
 
     def message_flags(self, name: str) -> dict[int, tuple[int, frozenset[str]]]:
         with Session(self._engine) as s:
-            f = self._folder_row(s, name)
-            if f is None:
-                return {}
-            rows = s.exec(select(Message.uid, Message.modseq, Message.flags).where(Message.folder_id == f.id))
-            return {uid: (modseq or 0, _flags_set(flags)) for uid, modseq, flags in rows}
+            q = (
+                select(Message.uid, Message.modseq, Message.flags)
+                .join(Folder, col(Folder.id) == col(Message.folder_id))
+                .where(Folder.account_id == self.account_id, Folder.name == name)
+            )
+            return {uid: (modseq or 0, _flags_set(flags)) for uid, modseq, flags in s.exec(q)}
 
     def messages(self, name: str) -> list[MessageData]:
         """All cached messages of a folder, by UID (apps and tests)."""
@@ -520,7 +521,10 @@ class Cache:
                 )
             )
         s.flush()
-        self._advance(s)
+        if b.synced:
+            # The watermark follows the pending folders only (`_advance`): a batch that synced
+            # none of them (a push sync) leaves it where the last change to them put it.
+            self._advance(s)
 
     def delete_folder(self, name: str) -> bool:
         """The folder is gone on the server: drop it, publish folder_removed and clear its summary."""
@@ -855,6 +859,37 @@ class Cache:
             s.add(run)
             s.commit()
 
+    def record_run(
+        self,
+        strategy: str,
+        started: datetime,
+        *,
+        bytes_in: int = 0,
+        bytes_out: int = 0,
+        wire_bytes_in: int = 0,
+        wire_bytes_out: int = 0,
+        folders_touched: int = 0,
+        error: str | None = None,
+    ) -> None:
+        """A short run (a push sync) in one write once it is over: `start_run` + `finish_run` cost
+        a commit before its first command, on the path from a change to its event."""
+        with self._lock, Session(self._engine) as s:
+            s.add(
+                SyncRun(
+                    account_id=self.account_id,
+                    started=started,
+                    ended=_now(),
+                    strategy=strategy,
+                    bytes_in=bytes_in,
+                    bytes_out=bytes_out,
+                    wire_bytes_in=wire_bytes_in,
+                    wire_bytes_out=wire_bytes_out,
+                    folders_touched=folders_touched,
+                    error=error,
+                )
+            )
+            s.commit()
+
     def runs(self, limit: int = 50) -> list[SyncRunState]:
         """The latest runs, newest first."""
         with Session(self._engine) as s:
@@ -1105,32 +1140,28 @@ class FolderSync:
             if self._new:
                 self._s.execute(insert(Message), list(self._new.values()))
                 self._new.clear()
-        if self._messages is not None:
-            f.messages = self._messages
-        else:
-            f.messages = int(
-                self._s.exec(select(func.count()).select_from(Message).where(Message.folder_id == f.id)).one()
-            )
-        if self._unseen is not None:
-            f.unseen = self._unseen
-        else:
-            f.unseen = int(
-                self._s.exec(
-                    select(func.count())
-                    .select_from(Message)
-                    .where(Message.folder_id == f.id, col(Message.seen).is_(False))
-                ).one()
-            )
-        if f.highestmodseq is not None:
-            f.last_synced_modseq = max(f.last_synced_modseq, f.highestmodseq)
-        self._s.add(f)
-        topic = c.topics.events(self.name)
-        for ev in self._events:
-            if ev.modseq is None and ev.kind in ("message_removed", "folder_added"):
-                ev.modseq = f.highestmodseq
-            c._write_event(self._s, ev, topic)
-        b.summaries.add(c.topics.summary(self.name))
-        c._write_summary(self._s, self.name, f, last=last, purge=False)
+        # The message rows are flushed (above): what follows reads nothing else the session holds,
+        # so no autoflush (each one an UPDATE of the folder or its outbox counter) until commit.
+        with self._s.no_autoflush:
+            if self._messages is None or self._unseen is None:
+                unseen = func.count(case((col(Message.seen).is_(False), 1)))
+                q = select(func.count(), unseen).select_from(Message).where(Message.folder_id == f.id)
+                total, unseen_n = self._s.exec(q).one()
+                if self._messages is None:
+                    self._messages = int(total)
+                if self._unseen is None:
+                    self._unseen = int(unseen_n)
+            f.messages, f.unseen = self._messages, self._unseen
+            if f.highestmodseq is not None:
+                f.last_synced_modseq = max(f.last_synced_modseq, f.highestmodseq)
+            self._s.add(f)
+            topic = c.topics.events(self.name)
+            for ev in self._events:
+                if ev.modseq is None and ev.kind in ("message_removed", "folder_added"):
+                    ev.modseq = f.highestmodseq
+                c._write_event(self._s, ev, topic)
+            b.summaries.add(c.topics.summary(self.name))
+            c._write_summary(self._s, self.name, f, last=last, purge=False)
         if self.name in b.pending:
             b.synced.append(self.name)
 

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from cpmsync.daemon.cache import Cache, FolderState
 from cpmsync.daemon.discovery import Discovery, FolderListing, choose_strategy, discover, list_names
@@ -136,7 +137,9 @@ class SyncEngine:
     ) -> RunResult:
         before = self.imap.counters.snapshot()
         t0 = time.monotonic()
-        run_id = self.cache.start_run(strategy)
+        # A catch-up shows in `daemon stats` while it runs; a push sync is recorded once over.
+        started = datetime.now(UTC)
+        run_id = self.cache.start_run(strategy) if discovery is not None else None
         touched = 0
         pending = 0
         interrupted = False
@@ -211,14 +214,16 @@ class SyncEngine:
             raise
         finally:
             used = self.imap.counters.since(before)
-            self.cache.finish_run(
-                run_id,
-                bytes_in=used.imap_in,
-                bytes_out=used.imap_out,
-                wire_bytes_in=used.wire_in,
-                wire_bytes_out=used.wire_out,
-                folders_touched=touched,
-                error=error,
-            )
+            counts = {
+                "bytes_in": used.imap_in,
+                "bytes_out": used.imap_out,
+                "wire_bytes_in": used.wire_in,
+                "wire_bytes_out": used.wire_out,
+                "folders_touched": touched,
+            }
+            if run_id is None:
+                self.cache.record_run(strategy, started, error=error, **counts)
+            else:
+                self.cache.finish_run(run_id, error=error, **counts)
             self.flush_trace()
         return RunResult(strategy, touched, used, time.monotonic() - t0, pending, interrupted)
