@@ -65,6 +65,7 @@ from cpmsync.logs import kv
 __all__ = [
     "ByteCounters",
     "CommandResult",
+    "IdleEnd",
     "ImapClient",
     "ImapCommandError",
     "ImapConnectionLost",
@@ -766,29 +767,65 @@ class ImapClient:
     # ---- push -----------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def idle(self, *, done_timeout_s: float | None = None) -> AsyncIterator[None]:
+    async def idle(self, *, done_timeout_s: float | None = None) -> AsyncIterator[IdleEnd]:
         """IDLE for the body of the `async with`; unsolicited responses arrive on `push`.
 
-        `done_timeout_s`: how long DONE may wait for its answer (a heartbeat's dead-link test)."""
-        async with self._lock, self._pending_call(self._with_tag(IdleCommand(""))) as p:
-            async with self._within(self.command_timeout_s, "IDLE"):
-                self._send_command(p)
-                await self._wait_continuation(p)
-            body_ok = False
+        `done_timeout_s`: how long DONE may wait for its answer (a heartbeat's dead-link test).
+        The body may set `end.wait_for_answer = False` (news came, commands follow): DONE then
+        leaves without waiting for IDLE's tagged OK, and the next command goes out in the same
+        round trip. The server answers in order, so that command's answer (and its timeout)
+        comes after the IDLE's; responses before the OK are news, as during IDLE."""
+        end = IdleEnd()
+        async with self._lock:
+            if self._closed is not None:
+                raise ImapConnectionLost(str(self._closed))
+            cmd = self._with_tag(IdleCommand(""))
+            p = _Pending(cmd, asyncio.get_running_loop().create_future())
+            self._pending[cmd.tag] = p
+            deferred = False
             try:
-                yield
-                body_ok = True
-            finally:
+                async with self._within(self.command_timeout_s, "IDLE"):
+                    self._send_command(p)
+                    await self._wait_continuation(p)
+                body_ok = False
                 try:
-                    if self._closed is None:
-                        self._send_raw(self._conn.send_done())
-                        async with self._within(done_timeout_s or self.command_timeout_s, "IDLE DONE"):
-                            await p.future
-                except ImapTimeout:
-                    if body_ok:  # else the body's own exception goes on
-                        raise
-            if body_ok and self._closed is not None:
-                raise ImapConnectionLost(str(self._closed))  # never a silent "DONE answered"
+                    yield end
+                    body_ok = True
+                finally:
+                    try:
+                        if self._closed is None:
+                            self._send_raw(self._conn.send_done())
+                            if body_ok and not end.wait_for_answer:
+                                deferred = True
+                                p.future.add_done_callback(self._idle_answered)
+                            else:
+                                async with self._within(
+                                    done_timeout_s or self.command_timeout_s, "IDLE DONE"
+                                ):
+                                    await p.future
+                    except ImapTimeout:
+                        if body_ok:  # else the body's own exception goes on
+                            raise
+                if body_ok and self._closed is not None:
+                    raise ImapConnectionLost(str(self._closed))  # never a silent "DONE answered"
+            finally:
+                if not deferred:
+                    self._pending.pop(cmd.tag, None)
+
+    def _idle_answered(self, fut: asyncio.Future[CommandResult]) -> None:
+        """The tagged answer to an IDLE whose DONE did not wait (the reader unregistered it)."""
+        if fut.cancelled() or fut.exception() is not None:
+            return  # the connection is gone: the command sent after DONE fails with it
+        st = fut.result().status
+        if st.status != "OK":
+            log.warning("IDLE ended with %s: %s", st.status, st.text, extra=kv(conn=self.conn_id))
+
+
+@dataclass
+class IdleEnd:
+    """How `ImapClient.idle()` ends: wait for IDLE's tagged OK after DONE (a heartbeat) or not."""
+
+    wait_for_answer: bool = True
 
 
 class PushStream:

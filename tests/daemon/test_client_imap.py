@@ -19,7 +19,7 @@ from cpmsync.daemon.imap_client import (
     ImapTimeout,
 )
 from cpmsync.daemon.push import NOTIFY_SET
-from cpmsync.imap import AppendCommand, ListData, NoopCommand, SelectCommand, StatusData
+from cpmsync.imap import AppendCommand, ExistsData, ListData, NoopCommand, SelectCommand, StatusData
 from cpmsync.imap.compress import MAX_INFLATE_STEP_BYTES
 from cpmsync.imap.state import ConnState, SubState
 
@@ -106,6 +106,37 @@ async def test_notify_news_during_idle_arrive_in_order(dovecot_account: Any) -> 
                 while not isinstance(ev.response, StatusData):
                     ev = await anext(imap.push)
         assert ev.response.mailbox == "INBOX"
+    c.logout()
+
+
+async def test_after_news_the_next_command_goes_out_behind_done_without_its_round_trip(
+    imap_peer: Any, fault_proxy_factory: Any
+) -> None:
+    """News ended the IDLE: DONE does not wait for IDLE's answer (a cellular round trip, 50-70 ms,
+    on the way from a change to its event); the EXAMINE goes out behind it and both are answered,
+    in order, on either server."""
+    peer = imap_peer
+    c = other_client(peer.host, peer.port, peer.user, peer.password)
+    px = await fault_proxy_factory(peer.host, peer.port)
+    async with ImapClient(px.host, px.port, tls="none") as imap:
+        await imap.login(peer.user, peer.password)
+        await imap.enable("QRESYNC")
+        await imap.notify_set(NOTIFY_SET)
+        async with imap.idle() as end:
+            c.append("INBOX", b"Subject: one\r\n\r\nhi\r\n")
+            async with asyncio.timeout(10):
+                await imap.push.wait()
+            px.pause()  # the server's answer to DONE cannot arrive before the EXAMINE is sent
+            end.wait_for_answer = False
+        assert imap.in_flight == 1  # the IDLE, still unanswered
+        examine = asyncio.create_task(imap.select(SelectCommand("", "INBOX", readonly=True)))
+        await wait_until(lambda: imap.in_flight == 2)  # sent behind DONE, not after its answer
+        px.resume()
+        async with asyncio.timeout(10):
+            res = await examine
+        assert imap.in_flight == 0 and imap.selected == "INBOX"
+        assert any(isinstance(r, ExistsData) and r.count == 1 for r in res.responses)
+        await imap.noop()  # the connection carries on: every answer was routed to its command
     c.logout()
 
 
