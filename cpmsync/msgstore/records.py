@@ -148,6 +148,7 @@ class SelectInfo:
     uids: list[int]
     keywords: list[str]  # keywords in use in this mailbox, for FLAGS / PERMANENTFLAGS
     recent_uids: list[int]
+    first_unseen: int | None = None  # sequence number of the first message without \Seen ([UNSEEN n])
 
     @property
     def id(self) -> int:

@@ -4,7 +4,6 @@ SUBSCRIBE UNSUBSCRIBE NAMESPACE LIST LSUB STATUS APPEND IDLE NOTIFY COMPRESS.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,7 +42,7 @@ from cpmsync.imap import (
 from cpmsync.msgstore.listing import STATUS_ITEMS, list_responses, status_items
 from cpmsync.msgstore.mailbox_pattern import PatternSet
 from cpmsync.msgstore.notify import NotifyError, NotifySpec
-from cpmsync.msgstore.records import MailboxListing, SearchFilter
+from cpmsync.msgstore.records import MailboxListing
 from cpmsync.msgstore.session_base import (
     _FETCH_DATA,
     _FETCH_SIMPLE,
@@ -106,10 +105,8 @@ class MailboxCommands(PushMixin):
         self._emit(StatusResponse(None, "OK", ResponseCode("PERMANENTFLAGS", perm), "Limited"))
         self._emit(ExistsData(len(info.uids)))
         self._emit(RecentData(len(info.recent_uids)))
-        if st.unseen:
-            first = await self._db(self._first_unseen, st.id, info.uids)
-            if first:
-                self._emit(StatusResponse(None, "OK", ResponseCode("UNSEEN", first), "First unseen"))
+        if info.first_unseen:
+            self._emit(StatusResponse(None, "OK", ResponseCode("UNSEEN", info.first_unseen), "First unseen"))
         self._emit(StatusResponse(None, "OK", ResponseCode("UIDVALIDITY", st.uidvalidity), "UIDs valid"))
         self._emit(StatusResponse(None, "OK", ResponseCode("UIDNEXT", st.uidnext), "Predicted next UID"))
         if self._ext("CONDSTORE"):
@@ -144,15 +141,6 @@ class MailboxCommands(PushMixin):
                     )
         access = "READ-ONLY" if cmd.readonly else "READ-WRITE"
         self._ok(cmd.tag, f"{'EXAMINE' if cmd.readonly else 'SELECT'} completed", ResponseCode(access))
-
-    def _first_unseen(self, mbid: int, uids: list[int]) -> int | None:
-        """Sequence number of the first unseen message (SELECT's [UNSEEN n]), found in SQL."""
-        found = self.store.search(self.user or "", mbid, SearchFilter(flags_unset=["\\Seen"])).uids
-        for u in sorted(found):
-            i = bisect.bisect_left(uids, u)
-            if i < len(uids) and uids[i] == u:
-                return i + 1
-        return None
 
     @handles(CreateCommand)
     async def _create(self, cmd: CreateCommand) -> None:

@@ -266,12 +266,18 @@ class MailboxOps(MessageOps):  # renaming INBOX moves its messages (_copy_locked
     ) -> SelectInfo:
         mb = self._mailbox(conn, user_id, mailbox)
         status = self._status(conn, user_id, mb.id)
-        uids = [
-            r[0]
-            for r in conn.execute(
-                select(t.message.c.uid).where(t.message.c.mailbox_id == mb.id).order_by(t.message.c.uid)
-            )
-        ]
+        # The [UNSEEN n] of SELECT comes from the same pass (it was a SEARCH in a second transaction:
+        # a first sync of 10,000 folders spent most of its server time there).
+        m = t.message
+        seen = m.c.sysflags.op("&")(t.FLAG_BITS["\\seen"])
+        uids: list[int] = []
+        first_unseen: int | None = None
+        for uid, seen_bit in conn.execute(
+            select(m.c.uid, seen).where(m.c.mailbox_id == mb.id).order_by(m.c.uid)
+        ):
+            uids.append(uid)
+            if first_unseen is None and not seen_bit:
+                first_unseen = len(uids)
         kw: set[str] = set()
         for r in conn.execute(
             select(t.message.c.keywords)
@@ -282,4 +288,6 @@ class MailboxOps(MessageOps):  # renaming INBOX moves its messages (_copy_locked
         recent = [u for u in uids if u >= mb.first_recent_uid]
         if claim_recent and mb.first_recent_uid < mb.uidnext:
             conn.execute(update(t.mailbox).where(t.mailbox.c.id == mb.id).values(first_recent_uid=mb.uidnext))
-        return SelectInfo(status=status, uids=uids, keywords=sorted(kw), recent_uids=recent)
+        return SelectInfo(
+            status=status, uids=uids, keywords=sorted(kw), recent_uids=recent, first_unseen=first_unseen
+        )
