@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,26 @@ from cpmsync.msgstore.store.statements import (
     _RawStatement,
     _status_row,
 )
+
+
+class _ThreadConnection:
+    """A thread's own SQLite connection, detached from the pool: closed when that thread ends (its
+    thread-local goes, and this with it) or when the store closes."""
+
+    __slots__ = ("__weakref__", "busy", "raw")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw: Any = raw
+        self.busy = False
+
+    def close(self) -> None:
+        raw, self.raw = self.raw, None
+        if raw is not None:
+            with contextlib.suppress(Exception):
+                raw.close()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 @dataclass
@@ -153,6 +174,8 @@ class StoreEngine:
             kwargs["pool_pre_ping"] = True
         self._engine: Engine = create_engine(u, **kwargs)
         self._busy_timeout_ms = int(sqlite_busy_timeout_ms)
+        self._local = threading.local()  # SQLite: each thread's own DBAPI connection (_raw_connection)
+        self._kept: weakref.WeakSet[_ThreadConnection] = weakref.WeakSet()
         self._write_lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if self._sqlite else contextlib.nullcontext()
         )
@@ -272,6 +295,8 @@ class StoreEngine:
             self._bus.settle(token)
 
     def close(self) -> None:
+        for own in list(self._kept):
+            own.close()
         self._engine.dispose()
 
     def __enter__(self) -> Self:
@@ -314,16 +339,13 @@ class StoreEngine:
         """All rows of one SELECT on a bare DBAPI cursor: one statement is its own snapshot, and
         SQLAlchemy's per-execute work (compile cache, context, result rows) is skipped."""
         try:
-            raw = self._engine.raw_connection()
-            try:
+            with self._raw_connection() as raw:
                 cur = raw.cursor()
                 cur.execute(stmt.sql, stmt.params(values))
                 rows: list[Any] = list(cur.fetchall())
                 cur.close()
                 if not self._sqlite:
                     raw.rollback()  # end the read transaction the driver opened
-            finally:
-                raw.close()
         except self._dbapi_error as e:
             text = str(e).lower()
             if "locked" in text or "busy" in text:
@@ -361,8 +383,7 @@ class StoreEngine:
 
     @contextlib.contextmanager
     def _raw_txn(self, wait: bool = True) -> Iterator[tuple[Any, Any]]:
-        raw = self._engine.raw_connection()
-        try:
+        with self._raw_connection() as raw:
             cur = raw.cursor()
             if self._sqlite and not wait:
                 cur.execute("PRAGMA busy_timeout = 0")
@@ -374,12 +395,35 @@ class StoreEngine:
                 cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur, cur.execute
+                raw.commit()
             except BaseException:
                 raw.rollback()
                 raise
-            raw.commit()
+
+    @contextlib.contextmanager
+    def _raw_connection(self) -> Iterator[Any]:
+        """A DBAPI connection for `_RawStatement`s. SQLite: this thread's own, kept out of the pool
+        (checking one out and back in, with the pool's rollback on return, cost about as much as
+        an APPEND's four statements); its user ends every transaction. Otherwise, and when this
+        thread's is in use already, one from the pool."""
+        own: _ThreadConnection | None = getattr(self._local, "conn", None) if self._sqlite else None
+        if self._sqlite and own is None:
+            fairy = self._engine.raw_connection()
+            fairy.detach()  # closing it now closes the connection; the pool forgets it
+            own = self._local.conn = _ThreadConnection(fairy)
+            self._kept.add(own)
+        if own is None or own.busy or own.raw is None:
+            raw = self._engine.raw_connection()
+            try:
+                yield raw
+            finally:
+                raw.close()  # back to the pool (which rolls back anything left open)
+            return
+        own.busy = True
+        try:
+            yield own.raw
         finally:
-            raw.close()  # back to the pool (which rolls back anything left open)
+            own.busy = False
 
     @contextlib.contextmanager
     def _published(
