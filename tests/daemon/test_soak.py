@@ -51,5 +51,4 @@ async def test_daemon_on_one_instance_converges_with_the_changes_made_on_another
     # a loaded machine slows the stream more than on one process: half the rate still exercises it.
     assert result.changes >= 0.5 * 20 * seconds, f"the stream fell behind:\n{result.report()}"
     assert result.faults, "the fault never happened"
-    if not result.ok:  # open in issue 14: the 2-instance set-up under cuts
-        pytest.xfail(f"{CLUSTER_PEER}/cut did not converge exactly:\n{result.report()}")
+    assert result.ok, result.report()
