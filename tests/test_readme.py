@@ -32,11 +32,15 @@ RUN_FOR_REAL = (
 
 
 def _commands() -> list[str]:
+    """Every cpmsync or bench command of an indented line, also those after `&&` in the main command."""
     lines = []
     for raw in README.read_text().splitlines():
-        m = re.match(r"^ {4}(cpmsync .*|python bench/\S+.*)$", raw)
-        if m:
-            lines.append(m.group(1).split("  #")[0].strip())
+        if not raw.startswith("    "):
+            continue
+        for part in raw.split(" && "):
+            m = re.match(r"^(cpmsync .*|python bench/\S+.*)$", part.strip())
+            if m:
+                lines.append(m.group(1).split("  #")[0].strip())
     return lines
 
 
@@ -45,6 +49,16 @@ def test_readme_has_the_two_commands_first() -> None:
     demo = text.index("pip install -c constraints.txt -e . && cpmsync demo")
     tests = text.index("bash .ci/run")
     assert demo < tests < text.index("## What the demo shows")
+
+
+def test_readme_main_command_starts_a_broker_before_the_demo() -> None:
+    # The demo starts no broker, and installing the package starts none where systemd does not run
+    # (a container): the command starts one itself, and must go on where one already answers.
+    line = next(raw.strip() for raw in README.read_text().splitlines() if raw.endswith("&& cpmsync demo"))
+    assert subprocess.run(["bash", "-n", "-c", line]).returncode == 0  # one valid shell line
+    steps = [s.strip() for s in line.split(" && ")]
+    start = next(i for i, s in enumerate(steps) if re.fullmatch(r"\(mosquitto -d\b.*\|\| true\)", s))
+    assert steps.index("apt-get install -y mosquitto") < start < steps.index("cpmsync demo")
 
 
 def _is_group(cmd: Any) -> bool:

@@ -87,7 +87,7 @@ def demo(
     broker: str = typer.Option(
         "127.0.0.1:1883",
         "--broker",
-        help="MQTT broker to use if it answers; else an embedded one is started.",
+        help="MQTT v5 broker to use (it must be running: `mosquitto -d` starts one on 127.0.0.1:1883).",
     ),
     messages: int = typer.Option(3, "--messages", min=1, help="Messages per folder when seeding."),
     changes_per_s: float = typer.Option(
@@ -106,8 +106,10 @@ def demo(
         help="Also serve the reference inbox page at HOST:PORT (e.g. 127.0.0.1:8025) and print its URL.",
     ),
 ) -> None:
-    """Run msgstore, broker, daemon and a change generator together, and show what they do."""
+    """Run msgstore, daemon, an app and a change generator with a running MQTT broker; show what they do."""
     import asyncio
+
+    from rich.markup import escape
 
     from cpmsync.config import ConfigError
     from cpmsync.demo.broker import BrokerUnavailable
@@ -141,7 +143,7 @@ def demo(
         err.print(f"stopped cleanly ({e}); no process left behind")
         raise typer.Exit(128 + e.signum) from None
     except BrokerUnavailable as e:
-        err.print(f"[bold red]error:[/] {e}")
+        err.print(f"[bold red]error:[/] {escape(str(e))}")
         raise typer.Exit(2) from None
     except Exception as e:  # one line, not a traceback (--verbose logs it in full)
         logging.getLogger("cpmsync.demo").debug("demo failed", exc_info=True)

@@ -1,10 +1,10 @@
 """`cpmsync demo`: msgstore, MQTT broker, daemon, an app and another device, in one asyncio process.
 
 Everything runs as tasks of one TaskGroup in this process (the msgstore server, the daemon as
-`run_daemon` runs it as a service, the app's subscriber, the change generator), except a private
-Mosquitto when no broker answers at the configured address (its own process group, stopped on
-every exit path). SIGINT/SIGTERM set one stop event: each phase is waited on together with it, so
-a signal ends the current phase and the `finally` blocks stop the parts in reverse order of start.
+`run_daemon` runs it as a service, the app's subscriber, the change generator); the broker is one
+that already runs (`demo.broker`): without it the demo says so and starts nothing. SIGINT/SIGTERM
+set one stop event: each phase is waited on together with it, so a signal ends the current phase
+and the `finally` blocks stop the parts in reverse order of start.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
-from cpmsync.demo.broker import BrokerChoice, choose_broker
+from cpmsync.demo.broker import Broker, require_broker
 from cpmsync.demo.changes import ChangeGenerator, ChangeSettings
 from cpmsync.demo.measure import (
     STRATEGIES,
@@ -87,7 +87,6 @@ class DemoReport:
     messages: int
     duration_s: float
     broker: str
-    broker_kind: str
     data_dir: str | None
     first_sync: dict[str, Any] = field(default_factory=dict)
     changes: dict[str, int] = field(default_factory=dict)
@@ -223,7 +222,7 @@ async def run_demo(opts: DemoOptions, console: Console, *, log_level: int = logg
             )
         elif len(got) == 1 and main is not None:
             # Impatient: cancel instead of waiting for graceful stops; `finally` blocks still
-            # stop the broker and remove the data dir.
+            # stop the msgstore and the daemon and remove the data dir.
             console.print("[yellow]cancelling…[/]")
             main.cancel()
         got.append(signum)
@@ -231,12 +230,15 @@ async def run_demo(opts: DemoOptions, console: Console, *, log_level: int = logg
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
-    workdir = _make_workdir()
+    workdir: Path | None = None
     run_id = uuid.uuid4().hex[:8]  # unique topics and account: other runs' retained messages never show
     report: DemoReport | None = None
     try:
+        # No broker: say what to do before seeding anything (BrokerUnavailable).
+        broker = await _until(stop, require_broker(opts.broker_host, opts.broker_port))
+        workdir = _make_workdir()
         with _quiet_logs(log_level):
-            report = await _run(opts, console, stop, workdir, run_id)
+            report = await _run(opts, console, stop, workdir, run_id, broker)
         return report
     except _Stopped:
         raise Interrupted(got[0] if got else signal.SIGINT) from None
@@ -247,7 +249,7 @@ async def run_demo(opts: DemoOptions, console: Console, *, log_level: int = logg
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
-        if opts.keep:
+        if workdir is not None and opts.keep:
             workdir = _persist(workdir)
             hints = kept_hints(workdir, f"demo-{run_id}")
             if report is not None:
@@ -255,7 +257,7 @@ async def run_demo(opts: DemoOptions, console: Console, *, log_level: int = logg
             else:
                 for line in hints:
                     console.print(line)
-        else:
+        elif workdir is not None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -326,7 +328,7 @@ async def _seed(opts: DemoOptions, store: Any, console: Console, stop: asyncio.E
 
 
 async def _run(
-    opts: DemoOptions, console: Console, stop: asyncio.Event, workdir: Path, run_id: str
+    opts: DemoOptions, console: Console, stop: asyncio.Event, workdir: Path, run_id: str, broker: Broker
 ) -> DemoReport:
     from cpmsync.msgstore.settings import ExtensionsSection, MsgstoreSettings, ServerSection, StoreSection
     from cpmsync.msgstore.store import MessageStore
@@ -351,38 +353,29 @@ async def _run(
             f"msgstore: user [bold]{DEMO_USER}[/], {len(names):,} folders, {seeded:,} messages "
             f"seeded in {time.monotonic() - t0:.1f} s"
         )
-        broker, why = await _until(stop, choose_broker(opts.broker_host, opts.broker_port))
+        console.print(f"mqtt: using the MQTT broker at {broker.address} (it answered an MQTT v5 CONNECT)")
+        report = DemoReport(
+            folders=len(names),
+            messages=seeded,
+            duration_s=opts.duration_s,
+            broker=broker.address,
+            data_dir=str(workdir) if opts.keep else None,
+            radio=opts.radio,
+            poll_interval_s=opts.poll_interval_s,
+        )
+        prefix = f"cpmsync-demo-{run_id}"
         try:
-            if why:
-                console.print(f"mqtt: {why}; using {broker.describe()}")
-            else:
-                console.print(f"mqtt: using {broker.describe()}")
-            report = DemoReport(
-                folders=len(names),
-                messages=seeded,
-                duration_s=opts.duration_s,
-                broker=broker.address,
-                broker_kind=broker.kind,
-                data_dir=str(workdir) if opts.keep else None,
-                radio=opts.radio,
-                poll_interval_s=opts.poll_interval_s,
+            await _services(
+                opts, console, stop, workdir, msettings, store, broker, password, names, report, prefix
             )
-            prefix = f"cpmsync-demo-{run_id}"
-            try:
-                await _services(
-                    opts, console, stop, workdir, msettings, store, broker, password, names, report, prefix
-                )
-            finally:
-                if broker.embedded is None:
-                    await _clear_retained(broker, prefix)
         finally:
-            broker.close()
+            await _clear_retained(broker, prefix)
     finally:
         store.close()
     return report
 
 
-async def _clear_retained(broker: BrokerChoice, prefix: str) -> None:
+async def _clear_retained(broker: Broker, prefix: str) -> None:
     """Leave a shared broker as we found it: empty every retained topic this run left under its prefix."""
     import aiomqtt
 
@@ -412,7 +405,7 @@ async def _services(
     workdir: Path,
     msettings: Any,
     store: Any,
-    broker: BrokerChoice,
+    broker: Broker,
     password: str,
     names: list[str],
     report: DemoReport,

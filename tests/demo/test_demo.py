@@ -1,5 +1,6 @@
 """`cpmsync demo` end to end, run as a newcomer would: a subprocess with real parts only
-(the msgstore, the daemon, a subscriber and a change generator in one process; Mosquitto as broker)."""
+(the msgstore, the daemon, a subscriber and a change generator in one process; a private Mosquitto
+from tests/support stands for the broker the user runs)."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_demo_events_arrive_and_changedsince_is_cheapest(
     assert re.search(r"^app\s+message_added .* tel:\+\d+: ", r.stdout, re.M), out[-5000:]
 
     summary = json.loads(summary_path.read_text())
-    assert summary["broker_kind"] == "configured"
+    assert summary["broker"] == f"{mqtt_broker.host}:{mqtt_broker.port}"
     assert summary["events_after_first_sync"] == live
     changes = summary["changes"]
     assert changes["appended"] > 0
@@ -77,10 +78,9 @@ def test_demo_events_arrive_and_changedsince_is_cheapest(
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_demo_signal_mid_run_stops_everything(sig: signal.Signals) -> None:
-    # Nothing listens on this port, so the demo starts its own Mosquitto: a child it must stop.
-    port = free_port()
-    args = ["demo", "--folders", "50", "--duration", "60", "--broker", f"127.0.0.1:{port}"]
+def test_demo_signal_mid_run_stops_everything(sig: signal.Signals, mqtt_broker: MosquittoBroker) -> None:
+    broker = f"{mqtt_broker.host}:{mqtt_broker.port}"
+    args = ["demo", "--folders", "50", "--duration", "60", "--broker", broker]
     proc = subprocess.Popen(
         cli_command(args),
         stdout=subprocess.PIPE,
@@ -105,8 +105,7 @@ def test_demo_signal_mid_run_stops_everything(sig: signal.Signals) -> None:
     reader.start()
     try:
         assert event_shown.wait(MARKER_TIMEOUT_S), "".join(lines)[-5000:]
-        children = psutil.Process(proc.pid).children(recursive=True)
-        assert any("mosquitto" in c.name() for c in children), [c.name() for c in children]
+        children = psutil.Process(proc.pid).children(recursive=True)  # none today; all must go
         proc.send_signal(sig)
         rc = proc.wait(STOP_TIMEOUT_S)
     finally:
@@ -133,6 +132,17 @@ def test_demo_bad_options_fail_in_one_line_before_starting_anything() -> None:
         assert needle in r.stderr
         assert "Traceback" not in r.stderr
         assert "data dir" not in r.stdout  # nothing was started
+
+
+def test_demo_without_a_broker_says_how_to_get_one_before_starting_anything() -> None:
+    port = free_port()  # nothing listens here
+    r = run_cli(["demo", "--broker", f"127.0.0.1:{port}"], env=WIDE, timeout_s=RUN_TIMEOUT_S)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.strip() == (
+        f"error: no MQTT v5 broker answers on 127.0.0.1:{port}: start one (`mosquitto -d`, "
+        "Debian package mosquitto) or pass --broker HOST:PORT"
+    )
+    assert "data dir" not in r.stdout  # nothing was seeded or started
 
 
 def test_keep_moves_a_ram_work_dir_to_disk() -> None:
