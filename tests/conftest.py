@@ -31,10 +31,10 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))
 
-from cpmsync.demo.processes import tail  # noqa: E402
 from tests.support import DovecotServer, FaultProxy, MosquittoBroker  # noqa: E402
 from tests.support.fixtures import DovecotAccount, start_broker_or_fail, start_dovecot_or_fail  # noqa: E402
 from tests.support.peers import ImapPeer  # noqa: E402
+from tests.support.processes import tail  # noqa: E402
 
 _DOVECOT_FIXTURES = {"dovecot", "dovecot_factory", "shared_dovecot", "dovecot_account"}
 

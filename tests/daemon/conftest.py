@@ -1,7 +1,7 @@
 """Fixtures for the daemon tests: one private Mosquitto per test module (retained messages and
 sessions never leak between modules; client ids and topics are unique per test within one).
 Brokers a test stops, kills or pauses come from the shared `mqtt_broker_factory` (tests/conftest.py)
-with `extra_conf=BROKER_CONF`; the launcher is cpmsync.demo.mosquitto.MosquittoBroker."""
+with `extra_conf=BROKER_CONF`; the launcher is tests.support.mosquitto.MosquittoBroker."""
 
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ from cpmsync.daemon.settings import MqttSettings
 from tests.support import MosquittoBroker
 
 # As config/daemon.toml recommends for the device broker: small PUBLISH/PUBACK packets not held
-# back by Nagle. Every daemon test broker gets it (shared launcher: cpmsync.demo.mosquitto.MosquittoBroker).
+# back by Nagle. Every daemon test broker gets it (shared launcher: tests.support.mosquitto.MosquittoBroker).
 BROKER_CONF = "set_tcp_nodelay true"
 SAVE_TIMEOUT_S = 10.0
 

@@ -10,10 +10,10 @@ from collections.abc import Callable
 import pytest
 
 import tests.support.dovecot as dovecot_mod
-from cpmsync.demo.processes import group_members
 from tests.support import DovecotMissingError, DovecotServer, port_open, seed_dovecot
 from tests.support.dovecot import DOVECOT_CAPABILITIES
 from tests.support.fixtures import start_dovecot_or_fail
+from tests.support.processes import group_members
 
 REQUIRED_CAPABILITIES = {
     "IMAP4REV1",

@@ -1,12 +1,8 @@
 """Test support: real peers for tests and benchmarks (private Dovecot, HAProxy, msgstore clusters,
-a fault-injecting proxy, seeding) and test-only helpers. Prefer the fixtures in tests/conftest.py.
-
-The private Mosquitto launcher is the demo's (`cpmsync demo` starts one when no broker answers),
-so it stays in the runtime package (`cpmsync.demo.mosquitto`) and is re-exported here.
+a private Mosquitto, a fault-injecting proxy, seeding) and test-only helpers. Prefer the fixtures in
+tests/conftest.py. None of it ships in the runtime package: `cpmsync demo` starts no server of its own.
 """
 
-from cpmsync.demo.mosquitto import MosquittoBroker, MosquittoError, MosquittoMissingError, mosquitto_available
-from cpmsync.demo.ports import free_port, port_open, wait_port
 from tests.support.cli_run import cli_command, run_cli
 from tests.support.dovecot import (
     DEFAULT_USERS,
@@ -15,6 +11,13 @@ from tests.support.dovecot import (
     DovecotServer,
     dovecot_available,
 )
+from tests.support.mosquitto import (
+    MosquittoBroker,
+    MosquittoError,
+    MosquittoMissingError,
+    mosquitto_available,
+)
+from tests.support.ports import free_port, port_open, wait_port
 from tests.support.proxy import Direction, FaultProxy, LinkProfile, ThreadedFaultProxy, TraceEntry
 from tests.support.seed import (
     SeedError,

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Self
 
-from cpmsync.demo.ports import free_port
-from cpmsync.demo.processes import (
+from tests.support.ports import free_port
+from tests.support.processes import (
     PrivateServer,
     group_members,
     scratch_dir,

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Self
 
-from cpmsync.demo.ports import free_port
-from cpmsync.demo.processes import Managed, scratch_dir, start_process, stop_process, tail
+from tests.support.ports import free_port
+from tests.support.processes import Managed, scratch_dir, start_process, stop_process, tail
 
 __all__ = ["HAPROXY_BIN", "HaproxyError", "HaproxyFront", "check_config"]
 

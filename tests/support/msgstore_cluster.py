@@ -21,10 +21,10 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
-from cpmsync.demo.ports import free_port
-from cpmsync.demo.processes import scratch_dir, start_process, stop_process, tail
 from cpmsync.msgstore import MessageStore
 from tests.support.cli_run import cli_command
+from tests.support.ports import free_port
+from tests.support.processes import scratch_dir, start_process, stop_process, tail
 
 __all__ = ["DEFAULT_PG_URL", "MsgstoreInstance", "PgSchema", "pg_store"]
 

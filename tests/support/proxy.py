@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
-from cpmsync.demo.processes import Managed
+from tests.support.processes import Managed
 
 __all__ = ["Direction", "FaultProxy", "LinkProfile", "ThreadedFaultProxy", "TraceEntry"]
 

@@ -18,12 +18,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from cpmsync.demo.ports import port_open
-from cpmsync.demo.processes import scratch_dir, start_process, stop_process, tail
-from tests.support import DovecotServer, MosquittoBroker, free_port, run_cli, seed_dovecot, seed_imap
+from tests.support import (
+    DovecotServer,
+    MosquittoBroker,
+    free_port,
+    port_open,
+    run_cli,
+    seed_dovecot,
+    seed_imap,
+)
 from tests.support.cli_run import cli_command
 from tests.support.msgstore_cluster import MsgstoreInstance, PgSchema
 from tests.support.peers import ImapPeer
+from tests.support.processes import scratch_dir, start_process, stop_process, tail
 
 __all__ = ["ALL_PEERS", "CLUSTER_PEER", "PEERS", "Daemon", "Peer", "start_broker", "start_peer"]
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cpmsync.daemon.topics import Topics
-from cpmsync.demo.processes import scratch_dir
 from tests.support import FaultProxy, MosquittoBroker
+from tests.support.processes import scratch_dir
 from tests.support.soak.checks import (
     AppState,
     cache_problems,

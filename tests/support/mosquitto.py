@@ -1,7 +1,6 @@
-"""A private Mosquitto MQTT broker: the demo's, when no MQTT v5 broker answers (`demo.broker`).
+"""A private Mosquitto MQTT broker for tests and benchmarks (`tests.support` re-exports it).
 
-The only Mosquitto launcher in the tree: tests and benchmarks start theirs through this one
-(`tests.support` re-exports it), so the demo and the tests cannot drift apart.
+The only Mosquitto launcher in the tree (`cpmsync demo` uses a running broker and starts none).
 
 One broker per use, on a free 127.0.0.1 port, anonymous access, persistence off by default, so
 retained messages and sessions never leak between tests (the shared broker on :1883 is left alone).
@@ -19,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Self
 
-from cpmsync.demo.ports import free_port
-from cpmsync.demo.processes import PrivateServer, scratch_dir, start_process, stop_process, tail
+from tests.support.ports import free_port
+from tests.support.processes import PrivateServer, scratch_dir, start_process, stop_process, tail
 
 __all__ = [
     "MOSQUITTO_BIN",
@@ -85,7 +84,7 @@ class MosquittoBroker(PrivateServer):
 
     def _write_conf(self) -> None:
         lines = [
-            "# Written by cpmsync.demo.mosquitto for one private broker.",
+            "# Written by tests.support.mosquitto for one private broker.",
             f"listener {self.port} {self.host}",
             "allow_anonymous true",
             f"persistence {'true' if self.persistence else 'false'}",
