@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import (
     Connection,
+    bindparam,
     delete,
     func,
     insert,
@@ -38,6 +39,19 @@ from cpmsync.msgstore.store.statements import (
     _kw_parse,
     _parent_of,
     _status_row,
+)
+
+# SELECT's two reads of a mailbox's messages, built once (a statement built per call cost more
+# than running it: a first sync SELECTs every folder).
+_SELECT_UIDS = (
+    select(t.message.c.uid, t.message.c.sysflags.op("&")(t.FLAG_BITS["\\seen"]))
+    .where(t.message.c.mailbox_id == bindparam("mb"))
+    .order_by(t.message.c.uid)
+)
+_SELECT_KEYWORDS = (
+    select(t.message.c.keywords)
+    .where(t.message.c.mailbox_id == bindparam("mb"), t.message.c.keywords != "")
+    .distinct()
 )
 
 
@@ -268,22 +282,14 @@ class MailboxOps(MessageOps):  # renaming INBOX moves its messages (_copy_locked
         status = self._status(conn, user_id, mb.id)
         # The [UNSEEN n] of SELECT comes from the same pass (it was a SEARCH in a second transaction:
         # a first sync of 10,000 folders spent most of its server time there).
-        m = t.message
-        seen = m.c.sysflags.op("&")(t.FLAG_BITS["\\seen"])
         uids: list[int] = []
         first_unseen: int | None = None
-        for uid, seen_bit in conn.execute(
-            select(m.c.uid, seen).where(m.c.mailbox_id == mb.id).order_by(m.c.uid)
-        ):
+        for uid, seen_bit in conn.execute(_SELECT_UIDS, {"mb": mb.id}):
             uids.append(uid)
             if first_unseen is None and not seen_bit:
                 first_unseen = len(uids)
         kw: set[str] = set()
-        for r in conn.execute(
-            select(t.message.c.keywords)
-            .where(t.message.c.mailbox_id == mb.id, t.message.c.keywords != "")
-            .distinct()
-        ):
+        for r in conn.execute(_SELECT_KEYWORDS, {"mb": mb.id}):
             kw |= _kw_parse(r[0])
         recent = [u for u in uids if u >= mb.first_recent_uid]
         if claim_recent and mb.first_recent_uid < mb.uidnext:
