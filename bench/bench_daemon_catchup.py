@@ -6,7 +6,7 @@ extensions switched per strategy: LIST-CHANGEDSINCE (CR Appendix I), LIST-STATUS
 then STATUS per folder (RFC 3501 + CONDSTORE). Bytes are measured on the wire by a TCP proxy in
 front of the server (what the radio carries, TLS aside), with and without COMPRESS=DEFLATE.
 
-    python bench/bench_daemon_catchup.py [--folders 10000] [--changed 3]
+    python bench/bench_daemon_catchup.py [--folders 10000] [--changed 3] [--initial-only]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 
+import psutil
 from _daemon_bench import daemon_settings, msgstore_thread, seed_msgstore
 
 from cpmsync.daemon.cache import Cache
@@ -32,6 +33,7 @@ from cpmsync.daemon.service import setup
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.sync_engine import SyncEngine
 from tests.support import FaultProxy
+from tests.support.msgstore_cluster import MsgstoreInstance
 
 USER, PASSWORD = "bench", "bench-pw"
 
@@ -80,6 +82,7 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--folders", type=int, default=10_000)
     ap.add_argument("--changed", type=int, default=3)
+    ap.add_argument("--initial-only", action="store_true", help="only the first sync (no catch-ups)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory() as td:
@@ -88,12 +91,20 @@ async def main() -> None:
         store, names = seed_msgstore(tmp / "store.sqlite", USER, PASSWORD, args.folders, 1)
         print(f"seeded msgstore: {args.folders} folders x 1 message in {time.perf_counter() - t0:.1f} s")
         base = tmp / "cache-base.sqlite"
-        with msgstore_thread(store, {}) as port:
-            t0 = time.perf_counter()
-            down, up, secs, n = await sync_once(port, base, True, None)
+        # The first sync against `cpmsync msgstore serve` in its own process, as deployed: a server
+        # thread in this process would share the daemon's GIL, and its CPU could not be told apart.
+        with MsgstoreInstance(f"sqlite:///{tmp / 'store.sqlite'}") as ms:
+            server = psutil.Process(ms.pid)
+            cpu0, srv0 = time.process_time(), sum(server.cpu_times()[:2])
+            down, up, secs, n = await sync_once(ms.port, base, True, None)
+            cpu, srv = time.process_time() - cpu0, sum(server.cpu_times()[:2]) - srv0
             print(
-                f"initial sync (list-status, COMPRESS): {n} folders in {secs:.1f} s, {down} B down, {up} B up"
+                f"initial sync (list-status, COMPRESS): {n} folders in {secs:.1f} s, {down} B down, "
+                f"{up} B up; CPU: daemon {cpu:.1f} s, msgstore {srv:.1f} s"
             )
+        if args.initial_only:
+            store.close()
+            return
         # Offline changes: one APPEND in each of `changed` folders.
         for name in names[1 : 1 + args.changed]:
             store.append(USER, name, b"From: a@example.org\r\nSubject: new\r\n\r\nhello\r\n")
