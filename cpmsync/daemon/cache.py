@@ -655,6 +655,8 @@ class Cache:
     ) -> None:
         # Buffered and inserted in one executemany at commit (`_commit`), in this order.
         pending: list[dict[str, Any]] = s.info.setdefault("outbox_rows", [])
+        if retain:
+            s.info.setdefault("outbox_retained", set()).add(topic)
         pending.append(
             {
                 "topic": topic,
@@ -671,6 +673,7 @@ class Cache:
     def _commit(self, s: Session) -> None:
         """Insert the buffered outbox rows, then commit: both or neither."""
         rows = s.info.pop("outbox_rows", None)
+        s.info.pop("outbox_retained", None)
         if rows:
             s.flush()
             s.execute(insert(_OUTBOX), rows)
@@ -747,7 +750,10 @@ class Cache:
         if purge:
             s.exec(delete(OutboxRow).where(col(OutboxRow.topic) == topic, col(OutboxRow.retain).is_(True)))
         buffered: list[dict[str, Any]] = s.info.get("outbox_rows", [])
-        if any(r["retain"] and r["topic"] == topic for r in buffered):
+        # Which retained topics are buffered, kept beside the rows: scanning every buffered row per
+        # folder made a batch of 100 folders quadratic.
+        retained: set[str] = s.info.setdefault("outbox_retained", set())
+        if topic in retained:
             buffered[:] = [r for r in buffered if not (r["retain"] and r["topic"] == topic)]
         if f is None:
             self._write_raw(s, topic, "", name, None, retain=True)

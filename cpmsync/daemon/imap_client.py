@@ -221,7 +221,8 @@ class ImapClient:
         self.trace_enabled = trace
         self.trace: list[tuple[float, str, int]] = []
         self.conn_id = conn_id or f"{host}:{port}@{time.time():.3f}"
-        self.capabilities: tuple[str, ...] = ()
+        self._capabilities: tuple[str, ...] = ()
+        self._caps_upper: frozenset[str] = frozenset()
         self.enabled: set[str] = set()
         self.fetch_raw_addresses = False
         """The server garbled an ENVELOPE address on this connection: fetch raw From/To with new
@@ -502,9 +503,18 @@ class ImapClient:
     def literal_plus(self) -> bool:
         return self.has("LITERAL+")
 
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        return self._capabilities
+
+    @capabilities.setter
+    def capabilities(self, caps: tuple[str, ...]) -> None:
+        self._capabilities = caps
+        self._caps_upper = frozenset(c.upper() for c in caps)
+
     def has(self, cap: str) -> bool:
-        cap = cap.upper()
-        return any(c.upper() == cap for c in self.capabilities)
+        """Asked per command (LITERAL+ for each one a pipeline sends): a set lookup."""
+        return cap.upper() in self._caps_upper
 
     async def execute(
         self,
