@@ -309,16 +309,23 @@ class ActionQueue:
             q = select(ActionRow).where(ActionRow.account_id == self.account_id, ActionRow.state == "queued")
             return list(s.exec(q.order_by(col(ActionRow.seq))))
 
+    def _queued_seqs(self) -> list[int]:
+        """The queued actions' numbers only: asked before and after every push sync, where
+        reading whole rows cost the way from a change to its event a millisecond or more."""
+        with self.cache.read_session() as s:
+            q = select(ActionRow.seq).where(
+                ActionRow.account_id == self.account_id, ActionRow.state == "queued"
+            )
+            return [seq or 0 for seq in s.exec(q)]
+
     def pending(self) -> bool:
         """An action is due: the push loop applies before it syncs (or waits on `arrived`)."""
-        now = time.monotonic()
-        return any(self._retry_at.get(r.seq or 0, 0.0) <= now for r in self.queued())
+        return self.next_due() <= time.monotonic()
 
-    def next_retry(self) -> float:
-        """Monotonic time an action waiting after a refusal or cut becomes due (inf: none)."""
-        queued = {r.seq for r in self.queued()}
-        times = [t for seq, t in self._retry_at.items() if seq in queued]
-        return min(times) if times else math.inf
+    def next_due(self) -> float:
+        """Monotonic time the next queued action is due: 0 for one not refused yet, its retry time
+        for one waiting after a refusal or cut, inf when none is queued (one read for both)."""
+        return min((self._retry_at.get(seq, 0.0) for seq in self._queued_seqs()), default=math.inf)
 
     def result(self, aid: str) -> ActionResult | None:
         row = self._recorded(aid)

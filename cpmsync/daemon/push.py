@@ -152,10 +152,11 @@ class PushLoop:
                 continue
             deadline = self.schedule.next_wake()
             if self.actions is not None:
-                if self.actions.pending():
+                due = self.actions.next_due()
+                if due <= time.monotonic():
                     continue  # arrived while this wake was busy: it rides along
                 self.actions.arrived.clear()
-                deadline = min(deadline, self.actions.next_retry())
+                deadline = min(deadline, due)
             await self._wait(deadline)
 
     def _poll_interval(self) -> float:
