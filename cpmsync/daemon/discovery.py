@@ -9,7 +9,7 @@ leaves no trace in STATUS, so every folder is compared in full (the only correct
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from cpmsync.daemon.cache import Cache, FolderState
@@ -183,4 +183,31 @@ async def discover(
         if _differs(x.status, cached.get(x.name), condstore, full):
             d.changed[x.name] = x
     d.deleted = sorted(set(cached) - present)
+    d.renamed = renamed_by_uidvalidity(cached, d.deleted, listings)
     return d
+
+
+def renamed_by_uidvalidity(
+    cached: dict[str, FolderState], gone: Iterable[str], listings: Iterable[FolderListing]
+) -> list[tuple[str, str]]:
+    """Renames a server did not name: a folder new to the cache with the UIDVALIDITY (and, where
+    both are known, the MAILBOXID) of a cached folder that is gone. Applied as renames, apps keep
+    their message ids (a deletion and an addition announced the same messages again under new
+    ids: found by the soak against Dovecot, whose NOTIFY drops rename notices under churn)."""
+    by_uidvalidity: dict[int, str] = {}
+    for name in gone:
+        f = cached.get(name)
+        if f is not None and f.uidvalidity:
+            by_uidvalidity[f.uidvalidity] = name
+    out: list[tuple[str, str]] = []
+    for x in listings:
+        st = x.status
+        if x.name in cached or st is None or st.uidvalidity not in by_uidvalidity:
+            continue
+        old = by_uidvalidity[st.uidvalidity]
+        known = cached[old].mailbox_id
+        if known is not None and st.mailboxid is not None and known != st.mailboxid:
+            continue
+        del by_uidvalidity[st.uidvalidity]
+        out.append((old, x.name))
+    return out

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cpmsync.daemon.cache import Cache, FolderState
-from cpmsync.daemon.discovery import Discovery, FolderListing, choose_strategy, discover, list_names
+from cpmsync.daemon.discovery import (
+    Discovery,
+    FolderListing,
+    choose_strategy,
+    discover,
+    list_names,
+    renamed_by_uidvalidity,
+)
 from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 from cpmsync.daemon.imap_client import ByteCounters, ImapClient
 from cpmsync.daemon.renames import apply_renames
@@ -93,6 +100,27 @@ class SyncEngine:
         """Sync exactly these folders (a NOTIFY/IDLE hint); the watermark is not raised past others."""
         return await self._run(strategy, only=list(dict.fromkeys(names)), keep_selected=keep_selected)
 
+    async def _renames_unannounced(self, names: list[str]) -> int:
+        """Before a hinted folder new to the cache is synced: was it a cached folder, renamed
+        without a notice (Dovecot drops them under churn)? One pipelined STATUS of the new names,
+        and one of the cached names with the same UIDVALIDITY only where there are some; the
+        renames found are applied as the server's own would be (`renamed_by_uidvalidity`)."""
+        cached = self.cache.folders()
+        new = [n for n in names if n not in cached]
+        if not new or not any(f.uidvalidity for f in cached.values()):
+            return 0
+        items = ("UIDVALIDITY", "MAILBOXID") if self.imap.has("OBJECTID") else ("UIDVALIDITY",)
+        window = self.settings.imap.status_window
+        found = await self.imap.status_many(new, items, window=window)
+        vs = {st.uidvalidity for st in found.values() if st is not None}
+        olds = [n for n, f in cached.items() if f.uidvalidity in vs]
+        if not olds:
+            return 0
+        there = await self.imap.status_many(olds, ("UIDVALIDITY",), window=window)
+        gone = [n for n in olds if (st := there.get(n)) is None or st.uidvalidity != cached[n].uidvalidity]
+        listings = [FolderListing(n, None, (), st) for n, st in found.items()]
+        return apply_renames(self.cache, renamed_by_uidvalidity(cached, gone, listings))
+
     async def apply_names(self, listings: list[FolderListing]) -> list[str]:
         """Given a complete names LIST: drop folders that are gone, return names new to the cache."""
         present = {x.name for x in listings if x.selectable}
@@ -147,6 +175,7 @@ class SyncEngine:
         try:
             if discovery is None:
                 todo: dict[str, FolderListing | None] = dict.fromkeys(only or ())
+                touched += await self._renames_unannounced(list(todo))
             else:
                 d = await discover(
                     self.imap,

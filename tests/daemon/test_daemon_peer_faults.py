@@ -153,3 +153,43 @@ async def test_a_catch_up_cut_after_it_delivered_news_is_retried_at_once(
             await session.synced.wait()  # the next try caught up
         assert session.backoff.attempt == 1  # one failed try since the session that delivered news
     c.logout()
+
+
+async def test_a_rename_never_announced_is_a_rename_for_the_apps(
+    imap_peer: ImapPeer, broker: MosquittoBroker, tmp_path: Path, fault_proxy_factory: Any
+) -> None:
+    """Dovecot's NOTIFY drops rename notices under churn (docs/peers.md); the daemon then met the
+    new name as a new folder and announced its messages again under new ids while apps still held
+    them under the old name (the 10-minute soak against Dovecot, broker mode). The proxy drops the
+    `OLDNAME` line; a message appended to the new name (or the heartbeat's check) brings the name
+    to the daemon, which must tell apps a rename: the old message keeps its id."""
+    c = other_client(imap_peer.host, imap_peer.port, imap_peer.user, imap_peer.password)
+    c.create_folder("chat")
+    c.logout()
+    old_uid = await asyncio.to_thread(append_uid, imap_peer, "chat", "before")
+    px: FaultProxy = await fault_proxy_factory(imap_peer.host, imap_peer.port)
+    settings = daemon_settings(
+        px.host, px.port, imap_peer.user, imap_peer.password, broker.port, tmp_path, compress=False
+    )
+    settings = settings.model_copy(update={"heartbeat": settings.heartbeat.model_copy(update=HEARTBEAT)})
+    col = Collector(broker.port, [f"cpm/{imap_peer.user}/#"], client_id=f"col-rename-{imap_peer.name}")
+    async with col.running():
+        async with running_daemon(settings) as (_session, cache):
+            await col.wait_until(lambda _m: any(e["kind"] == "message_added" for e in col.events()))
+            px.replace_next_down_line(b"", startswith=b"* LIST")
+            d = other_client(imap_peer.host, imap_peer.port, imap_peer.user, imap_peer.password)
+            d.rename_folder("chat", "chat2")
+            d.logout()
+            new_uid = await asyncio.to_thread(append_uid, imap_peer, "chat2", "after")
+            await col.wait_until(
+                lambda _m: any(
+                    e["kind"] == "message_added" and e["folder"] == "chat2" and new_uid in e["uids"]
+                    for e in col.events()
+                )
+            )
+            assert px.replaced.is_set()  # the server did announce the rename; we dropped it
+            kinds = [(e["kind"], e["folder"], e.get("old_folder")) for e in col.events()]
+            assert ("folder_renamed", "chat2", "chat") in kinds, kinds
+            again = [e for e in col.events() if e["folder"] == "chat2" and old_uid in e.get("uids", [])]
+            assert not [e for e in again if e["kind"] == "message_added"], kinds
+            assert set(cache.folders()) == {"INBOX", "chat2"} or set(cache.folders()) == {"chat2"}
