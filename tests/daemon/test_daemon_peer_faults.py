@@ -16,25 +16,41 @@ from typing import Any
 from daemon_mqtt_helpers import Collector
 from daemon_sync_helpers import append_uid, daemon_settings, other_client, running_daemon, wait_until
 
+from cpmsync.daemon.settings import DaemonSettings
 from tests.support import FaultProxy, MosquittoBroker
 from tests.support.peers import ImapPeer
 
 HEARTBEAT = {"adaptive": False, "initial_s": 2.0, "min_s": 1.0, "reply_timeout_s": 2.0, "network_id": "t"}
 
 
+async def _behind_proxy(
+    p: ImapPeer,
+    broker: MosquittoBroker,
+    tmp_path: Path,
+    proxy_factory: Any,
+    *folders: str,
+    heartbeat: bool = False,
+) -> tuple[FaultProxy, DaemonSettings]:
+    """`folders` created on the peer; the daemon's settings through a fault proxy, uncompressed so
+    the proxy can see (and drop) lines; `heartbeat`: the short one of HEARTBEAT."""
+    c = other_client(p.host, p.port, p.user, p.password)
+    for name in folders:
+        c.create_folder(name)
+    c.logout()
+    px: FaultProxy = await proxy_factory(p.host, p.port)
+    settings = daemon_settings(px.host, px.port, p.user, p.password, broker.port, tmp_path, compress=False)
+    if heartbeat:
+        settings = settings.model_copy(update={"heartbeat": settings.heartbeat.model_copy(update=HEARTBEAT)})
+    return px, settings
+
+
 async def test_a_change_notify_never_reported_is_found_at_the_next_heartbeat(
     imap_peer: ImapPeer, broker: MosquittoBroker, tmp_path: Path, fault_proxy_factory: Any
 ) -> None:
-    c = other_client(imap_peer.host, imap_peer.port, imap_peer.user, imap_peer.password)
-    c.create_folder("chat")
-    c.logout()
-    await asyncio.to_thread(append_uid, imap_peer, "chat", "before")
-    px: FaultProxy = await fault_proxy_factory(imap_peer.host, imap_peer.port)
-    # Uncompressed, so the proxy can see (and drop) the NOTIFY line.
-    settings = daemon_settings(
-        px.host, px.port, imap_peer.user, imap_peer.password, broker.port, tmp_path, compress=False
+    px, settings = await _behind_proxy(
+        imap_peer, broker, tmp_path, fault_proxy_factory, "chat", heartbeat=True
     )
-    settings = settings.model_copy(update={"heartbeat": settings.heartbeat.model_copy(update=HEARTBEAT)})
+    await asyncio.to_thread(append_uid, imap_peer, "chat", "before")
     assert settings.imap.notify_check_on_heartbeat  # the default
     assert settings.imap.notify_poll_interval_s == 0  # no poll: only the heartbeat's check can find it
     col = Collector(broker.port, [f"cpm/{imap_peer.user}/#"], client_id=f"col-check-{imap_peer.name}")
@@ -60,15 +76,8 @@ async def test_a_late_deletion_notice_does_not_remove_a_folder_that_exists(
     announced its messages again under ids apps had already seen, so they dropped them. The
     proxy delivers such a late notice for a folder that exists; the daemon must check, not obey,
     and a notice for a folder that is really gone must still remove it."""
-    c = other_client(imap_peer.host, imap_peer.port, imap_peer.user, imap_peer.password)
-    c.create_folder("chat")
-    c.create_folder("gone")
-    c.logout()
+    px, settings = await _behind_proxy(imap_peer, broker, tmp_path, fault_proxy_factory, "chat", "gone")
     uid = await asyncio.to_thread(append_uid, imap_peer, "chat", "kept")
-    px: FaultProxy = await fault_proxy_factory(imap_peer.host, imap_peer.port)
-    settings = daemon_settings(
-        px.host, px.port, imap_peer.user, imap_peer.password, broker.port, tmp_path, compress=False
-    )
     col = Collector(broker.port, [f"cpm/{imap_peer.user}/#"], client_id=f"col-late-{imap_peer.name}")
     async with col.running():
         async with running_daemon(settings) as (_session, cache):
@@ -163,15 +172,10 @@ async def test_a_rename_never_announced_is_a_rename_for_the_apps(
     them under the old name (the 10-minute soak against Dovecot, broker mode). The proxy drops the
     `OLDNAME` line; a message appended to the new name (or the heartbeat's check) brings the name
     to the daemon, which must tell apps a rename: the old message keeps its id."""
-    c = other_client(imap_peer.host, imap_peer.port, imap_peer.user, imap_peer.password)
-    c.create_folder("chat")
-    c.logout()
-    old_uid = await asyncio.to_thread(append_uid, imap_peer, "chat", "before")
-    px: FaultProxy = await fault_proxy_factory(imap_peer.host, imap_peer.port)
-    settings = daemon_settings(
-        px.host, px.port, imap_peer.user, imap_peer.password, broker.port, tmp_path, compress=False
+    px, settings = await _behind_proxy(
+        imap_peer, broker, tmp_path, fault_proxy_factory, "chat", heartbeat=True
     )
-    settings = settings.model_copy(update={"heartbeat": settings.heartbeat.model_copy(update=HEARTBEAT)})
+    old_uid = await asyncio.to_thread(append_uid, imap_peer, "chat", "before")
     col = Collector(broker.port, [f"cpm/{imap_peer.user}/#"], client_id=f"col-rename-{imap_peer.name}")
     async with col.running():
         async with running_daemon(settings) as (_session, cache):
