@@ -105,9 +105,12 @@ class SyncEngine:
         without a notice (Dovecot drops them under churn)? One pipelined STATUS of the new names,
         and one of the cached names with the same UIDVALIDITY only where there are some; the
         renames found are applied as the server's own would be (`renamed_by_uidvalidity`)."""
-        cached = self.cache.folders()
-        new = [n for n in names if n not in cached]
-        if not new or not any(f.uidvalidity for f in cached.values()):
+        known = self.cache.folders(names)  # the hinted ones only: this runs on every push sync
+        new = [n for n in names if n not in known]
+        if not new:
+            return 0
+        cached = self.cache.folders()  # a folder new to the cache is rare: now all of them
+        if not any(f.uidvalidity for f in cached.values()):
             return 0
         items = ("UIDVALIDITY", "MAILBOXID") if self.imap.has("OBJECTID") else ("UIDVALIDITY",)
         window = self.settings.imap.status_window
