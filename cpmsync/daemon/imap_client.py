@@ -77,6 +77,11 @@ __all__ = [
 
 log = logging.getLogger("cpmsync.daemon.imap")
 
+REFILL_FRACTION = 8
+"""A pipeline sends more commands once 1/REFILL_FRACTION of its window is answered. At 2 (refill
+at half) the link idled while the caller digested half a window already received: a 1,000 x 5
+first sync over emulated LTE took 3.3 s instead of 2.6 s."""
+
 TlsMode = Literal["none", "starttls", "implicit"]
 Direction = Literal["in", "out"]
 
@@ -558,10 +563,12 @@ class ImapClient:
 
         `cmds` is read lazily, so a caller may shape later commands by earlier answers or stop
         producing them. The reader routes each answer by its tag, and each untagged STATUS to the
-        command naming that mailbox. The window is refilled in one write (one deflate flush) once
-        half of it is answered. A command that needs a synchronizing literal is sent alone. Each
-        result's `bytes` is what crossed between the previous answer and its own, so the results
-        add up exactly to the pipeline's bytes. A timeout (no answer to the oldest command within
+        command naming that mailbox. The window is refilled in one write (one deflate flush) each
+        time 1/REFILL_FRACTION of it is answered: the server always has most of a window to answer
+        while the caller digests answers, so the link does not idle between refills (LTE). A
+        command that needs a synchronizing literal is sent alone. Each result's `bytes` is what
+        crossed between the previous answer and its own, so the results add up exactly to the
+        pipeline's bytes. A timeout (no answer to the oldest command within
         command_timeout_s) or a cut fails every command of the pipeline, as in `execute`. The
         caller must not send other commands while iterating (`async with contextlib.aclosing`);
         leaving with commands in flight closes the link (their answers would be taken for news).
@@ -575,7 +582,7 @@ class ImapClient:
             mark = self.counters.snapshot()
             try:
                 while True:
-                    if not exhausted and len(inflight) <= window // 2:
+                    if not exhausted and len(inflight) <= window - max(1, window // REFILL_FRACTION):
                         batch: list[bytes] = []
                         while len(inflight) < window:
                             if held is None:
@@ -630,20 +637,24 @@ class ImapClient:
         return self.capabilities
 
     async def login(self, username: str, password: str, *, mechanism: str = "plain") -> None:
-        """AUTHENTICATE PLAIN (with SASL-IR when offered) or LOGIN; then re-read CAPABILITY."""
+        """AUTHENTICATE PLAIN (with SASL-IR when offered) or LOGIN; then the capabilities of the
+        authenticated state: from the OK's CAPABILITY code where the server sent one (Dovecot and
+        msgstore do, RFC 3501 6.2.2 allows it), else re-read (one round trip less per connect)."""
         if not self.capabilities:
             await self.capability()
         if mechanism == "plain" and self.has("AUTH=PLAIN"):
             ir = b"\0" + username.encode() + b"\0" + password.encode()
             if self.has("SASL-IR"):
-                await self.execute(AuthenticateCommand("", "PLAIN", ir))
+                done = await self.execute(AuthenticateCommand("", "PLAIN", ir))
             else:
-                await self._authenticate_continuation(ir)
+                done = await self._authenticate_continuation(ir)
         else:
-            await self.execute(LoginCommand("", username, password))
-        await self.capability()
+            done = await self.execute(LoginCommand("", username, password))
+        code = done.status.code
+        if code is None or code.name != "CAPABILITY":
+            await self.capability()
 
-    async def _authenticate_continuation(self, ir: bytes) -> None:
+    async def _authenticate_continuation(self, ir: bytes) -> CommandResult:
         async with self._lock, self._pending_call(self._with_tag(AuthenticateCommand("", "PLAIN"))) as p:
             async with self._within(self.command_timeout_s, "AUTHENTICATE"):
                 self._send_command(p)
@@ -652,16 +663,19 @@ class ImapClient:
                 result = await p.future
         if result.status.status != "OK":
             raise ImapCommandError(result)
+        return result
 
     async def enable(self, *caps: str) -> set[str]:
         wanted = [c for c in caps if self.has(c)]
         if not wanted or not self.has("ENABLE"):
             return set()
-        res = await self.execute(EnableCommand("", tuple(wanted)))
+        self._take_enabled(await self.execute(EnableCommand("", tuple(wanted))))
+        return self.enabled
+
+    def _take_enabled(self, res: CommandResult) -> None:
         for r in res.responses:
             if isinstance(r, EnabledData):
                 self.enabled.update(c.upper() for c in r.capabilities)
-        return self.enabled
 
     async def compress(self) -> bool:
         """COMPRESS=DEFLATE (RFC 4978): raw deflate both ways from right after the tagged OK."""
@@ -671,6 +685,35 @@ class ImapClient:
         # In the reader task right after the OK line: later bytes, both ways, are compressed.
         await self.execute(CompressCommand(""), on_ok=self._conn.start_compression)
         return True
+
+    async def enable_and_compress(self, caps: Sequence[str], *, compress: bool) -> None:
+        """ENABLE `caps` (those offered) and COMPRESS=DEFLATE (if `compress` and offered) in one
+        write and one round trip instead of two. COMPRESS goes last: nothing may follow it until
+        its OK, after which both directions deflate (RFC 4978 section 3); ENABLE is answered first."""
+        wanted = tuple(c for c in caps if self.has(c)) if self.has("ENABLE") else ()
+        deflate = compress and self.has("COMPRESS=DEFLATE") and not self.compressed
+        if not (wanted and deflate):
+            if deflate:
+                await self.compress()
+            if wanted:
+                await self.enable(*wanted)
+            return
+        enable = self._with_tag(EnableCommand("", wanted))
+        comp = self._with_tag(CompressCommand(""))
+        async with (
+            self._lock,
+            self._pending_call(enable) as pe,
+            self._pending_call(comp, on_ok=self._conn.start_compression) as pc,
+        ):
+            async with self._within(self.command_timeout_s, "ENABLE + COMPRESS"):
+                (first,) = self._conn.send_command(enable)
+                (second,) = self._conn.send_command(comp)
+                self._send_raw(first + second)
+                results = (await pe.future, await pc.future)
+        self._take_enabled(results[0])
+        for r in results:
+            if r.status.status != "OK":
+                raise ImapCommandError(r)
 
     async def noop(self, *, timeout_s: float | None = None) -> None:
         await self.execute(NoopCommand(""), timeout_s=timeout_s)

@@ -78,16 +78,12 @@ def connect(settings: DaemonSettings, *, conn_id: str | None = None) -> ImapClie
 
 
 async def setup(imap: ImapClient, settings: DaemonSettings) -> None:
-    """Log in, then COMPRESS (it cuts UNI bytes) and ENABLE QRESYNC (or use CONDSTORE)."""
+    """Log in, then ENABLE QRESYNC (or CONDSTORE) and COMPRESS (it cuts UNI bytes) in one round trip."""
     cfg = settings.imap
     password = cfg.secret() or ""
     await imap.login(cfg.username, password, mechanism=cfg.auth)
-    if cfg.compress:
-        await imap.compress()
-    if imap.has("QRESYNC"):
-        await imap.enable("QRESYNC")
-    elif imap.has("CONDSTORE"):
-        await imap.enable("CONDSTORE")
+    enable = ("QRESYNC",) if imap.has("QRESYNC") else ("CONDSTORE",) if imap.has("CONDSTORE") else ()
+    await imap.enable_and_compress(enable, compress=cfg.compress)
 
 
 # The extensions the daemon can make use of, in the order the status lists them.
