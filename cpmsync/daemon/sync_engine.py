@@ -222,7 +222,9 @@ class SyncEngine:
                     ),
                 )
             if todo and not self.stop.is_set():
-                done = await sync_many(self.imap, self.cache, todo, self.settings.imap, stop=self.stop)
+                done = await sync_many(
+                    self.imap, self.cache, todo, self.settings.imap, stop=self.stop, close=not keep_selected
+                )
                 touched += done.synced
                 pending = done.pending
             else:

@@ -56,7 +56,7 @@ PROBE_FOLDERS = 8
 """Folders of a long sync sent first on their own, to learn how the server answers (see run)."""
 
 _State = Literal["pass1", "followup", "done", "alone", "gone"]
-_Kind = Literal["unselect", "select", "fetch", "followup"]
+_Kind = Literal["unselect", "select", "fetch", "reselect", "followup"]
 
 
 @dataclass
@@ -108,18 +108,21 @@ def _job(
 
 
 class _Runner:
-    def __init__(self, imap: ImapClient, cache: Cache, settings: ImapSettings, stop: asyncio.Event) -> None:
+    def __init__(
+        self, imap: ImapClient, cache: Cache, settings: ImapSettings, stop: asyncio.Event, *, close: bool
+    ) -> None:
         self.imap, self.cache, self.settings, self.stop = imap, cache, settings, stop
+        self.close = close
         self.ready: list[FolderChanges] = []
         self.result = SyncManyResult()
 
     # ---- the command streams -----------------------------------------------------------------
 
-    def _stream(
-        self, jobs: list[_Job], order: deque[tuple[_Job, _Kind, object]], *, followup: bool
-    ) -> Iterator[Command]:
+    def _stream(self, jobs: list[_Job], order: deque[tuple[_Job, _Kind, object]]) -> Iterator[Command]:
         """Commands for `jobs`, produced as the window opens (later FETCHes see what earlier
-        answers taught, e.g. to fetch raw addresses); `order` says what each answer is."""
+        answers taught, e.g. to fetch raw addresses); `order` says what each answer is. A job in
+        state "followup" gets pass 2's commands, any other pass 1's: the probe's follow-ups ride
+        in the same stream as the rest of pass 1, not one round trip on their own."""
         unselect = self.imap.unselect_command()
         selected = self.imap.selected is not None
         for job in jobs:
@@ -129,6 +132,7 @@ class _Runner:
                 order.append((job, "unselect", None))
                 yield unselect
             plan = job.plan
+            followup = job.state == "followup"
             if followup:
                 cmd = SelectCommand(
                     "", plan.name, readonly=True, condstore=plan.condstore and not plan.qresync
@@ -136,7 +140,7 @@ class _Runner:
             else:
                 cmd = plan.cmd
             job.due = 1 + (len(job.follow) if followup else 0)
-            order.append((job, "select", cmd))
+            order.append((job, "reselect" if followup else "select", cmd))
             yield cmd
             selected = True
             if followup:
@@ -149,13 +153,18 @@ class _Runner:
                 )
                 order.append((job, "fetch", fetch))
                 yield fetch
+        if self.close and selected and jobs:
+            # Leave nothing selected, as the caller would with one more round trip after the
+            # pipeline; a later pass or a folder synced alone starts with its own EXAMINE.
+            order.append((jobs[-1], "unselect", None))
+            yield unselect
 
-    async def _run(self, jobs: list[_Job], *, followup: bool) -> None:
+    async def _run(self, jobs: list[_Job]) -> None:
         if not jobs:
             return
         order: deque[tuple[_Job, _Kind, object]] = deque()
         window = self.settings.sync_window
-        stream = self._stream(jobs, order, followup=followup)
+        stream = self._stream(jobs, order)
         async with contextlib.aclosing(self.imap.pipeline(stream, window=window)) as answers:
             async for res in answers:
                 job, kind, what = order.popleft()
@@ -164,10 +173,11 @@ class _Runner:
                 job.due -= 1
                 if kind == "select":
                     job.select = res
-                    if followup:
-                        self._check_again(job)
-                    elif job.tail is None:
+                    if job.tail is None:
                         self._settle(job)
+                elif kind == "reselect":
+                    job.select = res
+                    self._check_again(job)
                 elif kind == "fetch":
                     job.fetch = (what, res)
                     self._settle(job)
@@ -177,7 +187,7 @@ class _Runner:
                         job.state = "alone"
                     else:
                         read_followup(self.imap, self.settings, what, res.responses, job.nm, job.plan.name)
-                if followup and job.state == "followup" and job.due == 0:
+                if kind in ("reselect", "followup") and job.state == "followup" and job.due == 0:
                     self._done(job)
 
     # ---- reading the answers -----------------------------------------------------------------
@@ -266,10 +276,11 @@ class _Runner:
                 # One round trip to learn whether the server garbles addresses (Dovecot: `tel:`
                 # senders) before the rest goes out: their FETCH then brings the raw From/To,
                 # not a second pass over hundreds of folders.
-                await self._run(first[:PROBE_FOLDERS], followup=False)
-                first = first[PROBE_FOLDERS:]
-            await self._run(first, followup=False)
-            await self._run([j for j in jobs if j.state == "followup"], followup=True)
+                probe = first[:PROBE_FOLDERS]
+                await self._run(probe)
+                first = [j for j in probe if j.state == "followup"] + first[PROBE_FOLDERS:]
+            await self._run(first)
+            await self._run([j for j in jobs if j.state == "followup"])
         finally:
             self.commit()  # what is complete is kept, even when the link was cut
         for job in jobs:
@@ -307,6 +318,8 @@ async def sync_many(
     settings: ImapSettings,
     *,
     stop: asyncio.Event,
+    close: bool = False,
 ) -> SyncManyResult:
-    """Sync these folders (name -> its listing, if the discovery had one) over one pipeline."""
-    return await _Runner(imap, cache, settings, stop).run(todo)
+    """Sync these folders (name -> its listing, if the discovery had one) over one pipeline;
+    `close`: end each pass with UNSELECT in the same pipeline (no round trip of its own after)."""
+    return await _Runner(imap, cache, settings, stop, close=close).run(todo)
