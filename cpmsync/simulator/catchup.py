@@ -169,7 +169,8 @@ class ImapSession:
 
     # --- connection setup -------------------------------------------------------------
     def connect(self, *, compress: bool, password: str = "correct-horse-battery") -> None:
-        """TCP + TLS, greeting, LOGIN, ENABLE QRESYNC, optional COMPRESS DEFLATE."""
+        """TCP + TLS, greeting, LOGIN, ENABLE QRESYNC and optional COMPRESS DEFLATE in one flight
+        (as the daemon's `setup`: COMPRESS last, RFC 4978)."""
         imap = _imap()
         self.counter.connect()
         caps = imap.ResponseCode(name="CAPABILITY", value=CAPABILITIES)
@@ -178,13 +179,16 @@ class ImapSession:
         self.up(imap.LoginCommand(tag=t, username=self.user, password=password))
         self.down(self.ok(t, "Logged in", caps))
         t = self.tag()
-        self.up(imap.EnableCommand(tag=t, capabilities=("QRESYNC",)))
-        self.down(imap.EnabledData(capabilities=("QRESYNC",)), self.ok(t, "Enabled."))
-        if compress:
-            t = self.tag()
-            self.up(imap.CompressCommand(tag=t, mechanism="DEFLATE"))
-            self.down(self.ok(t, "Begin compression."))
-            self.counter.start_compression()
+        enable = imap.EnableCommand(tag=t, capabilities=("QRESYNC",))
+        enabled = (imap.EnabledData(capabilities=("QRESYNC",)), self.ok(t, "Enabled."))
+        if not compress:
+            self.up(enable)
+            self.down(*enabled)
+            return
+        tc = self.tag()
+        self.up(enable, imap.CompressCommand(tag=tc, mechanism="DEFLATE"))
+        self.down(*enabled, self.ok(tc, "Begin compression."))
+        self.counter.start_compression()
 
     def notify(self) -> None:
         """NOTIFY SET STATUS for all personal mailboxes, then IDLE to wait for events."""
@@ -537,7 +541,7 @@ def predict_catchup_bytes(
     client, the daemon's own choices can be passed to predict its bytes.
     `setup` runs on the session first (after `connect`, if any) and its bytes are left out of the
     result: it replays what a real connection sent before the metered catch-up, so a COMPRESS
-    stream carries that deflate history (e.g. ENABLE after COMPRESS, as the daemon does).
+    stream carries that deflate history (e.g. a NOTIFY SET before the catch-up).
     Folders without STATUS (\\NoSelect parents) can be left out of `statuses`: they then get a
     LIST line but no STATUS line. Returns per-layer totals (`imap_up`/`imap_down`,
     `wire_up`/`wire_down`, ...).

@@ -13,13 +13,13 @@ Comparison scope (identical on both sides, delimited exactly): the WHOLE catch-u
 performs — discovery, then for each changed folder EXAMINE (QRESYNC (uidvalidity modseq
 known-uids)), the UID FETCH of the new messages' headers and text preview, and the final
 UNSELECT — from the first byte of its first command to the last byte of the UNSELECT's reply.
-The connection setup (greeting, AUTHENTICATE PLAIN, CAPABILITY, COMPRESS, ENABLE QRESYNC, done by
-the daemon's own `service.setup`) is subtracted on both sides: the meters are read after it, and
-the prediction leaves it out (`predict_catchup_bytes(connect=False, setup=...)` replays only the
-ENABLE exchange the deflate history holds, and subtracts it). Login is left out because the
-simulator's LOGIN model does not claim to reproduce SASL byte for byte; it is the same for every
-strategy. Plain TCP, no TLS (`WireConfig(tls="none")`): without COMPRESS the socket bytes are the
-IMAP bytes (`imap_*`); with it, the deflated stream (`stream_*`).
+The connection setup (greeting, AUTHENTICATE PLAIN, then ENABLE QRESYNC and COMPRESS in one
+write, done by the daemon's own `service.setup`) is subtracted on both sides: the meters are read
+after it, and the prediction leaves it out (`predict_catchup_bytes(connect=False)`: the deflate
+stream starts at the catch-up, as the daemon's does since ENABLE goes before COMPRESS). Login is
+left out because the simulator's LOGIN model does not claim to reproduce SASL byte for byte; it is
+the same for every strategy. Plain TCP, no TLS (`WireConfig(tls="none")`): without COMPRESS the
+socket bytes are the IMAP bytes (`imap_*`); with it, the deflated stream (`stream_*`).
 
 The prediction is built from what the store holds: folder names and STATUS values (after the
 changes), each folder's MODSEQ before them (the device's known MODSEQ), the raw messages that
@@ -39,7 +39,6 @@ from pathlib import Path
 
 import pytest
 
-import cpmsync.imap as imap
 from cpmsync.daemon.cache import Cache
 from cpmsync.daemon.discovery import (
     _status_items,  # the items discovery asks for: the prediction must ask for the same
@@ -53,7 +52,7 @@ from cpmsync.msgstore import MessageStore
 from cpmsync.msgstore.records import FlagMode, UidSet
 from cpmsync.msgstore.seed import seed_account
 from cpmsync.simulator.account import make_message
-from cpmsync.simulator.catchup import PREVIEW_BYTES, ImapSession, predict_catchup_bytes
+from cpmsync.simulator.catchup import PREVIEW_BYTES, predict_catchup_bytes
 from cpmsync.simulator.wire import WireConfig, WireCount
 from tests.msgstore.server_testlib import make_settings, make_store, message, running_server
 from tests.support import FaultProxy
@@ -217,14 +216,6 @@ async def _measure(
     return Measured(got, up, down), result.folders, items
 
 
-def _replay_enable(sess: ImapSession) -> None:
-    """What crossed the deflate stream before the catch-up: the daemon ENABLEs after COMPRESS."""
-    sess.counter.start_compression()
-    t = sess.tag()
-    sess.up(imap.EnableCommand(tag=t, capabilities=("QRESYNC",)))
-    sess.down(imap.EnabledData(capabilities=("QRESYNC",)), sess.ok(t, "Enabled."))
-
-
 def _predict(acct: Account, strategy: DiscoveryStrategy, compress: bool, items: tuple[str, ...]) -> WireCount:
     """The simulator's bytes for the metered catch-up, on a connection in the daemon's state."""
     return predict_catchup_bytes(
@@ -243,7 +234,6 @@ def _predict(acct: Account, strategy: DiscoveryStrategy, compress: bool, items: 
         status_items=items,
         pipelined=True,  # the daemon pipelines its STATUS commands (status_window in flight)
         server_style="msgstore",
-        setup=_replay_enable if compress else None,
     )
 
 
