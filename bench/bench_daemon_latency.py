@@ -1,7 +1,8 @@
 """Change-to-event latency with NOTIFY, on msgstore and on Dovecot: another client APPENDs, the
 daemon (IMAP session + MQTT publisher, the same pieces `cpmsync daemon run` runs) syncs the folder
 and publishes; a subscriber on the local Mosquitto receives the message_added event. Median and
-p99 over N changes, and where the milliseconds go: for each change the first time each stage is
+p99 over N changes, the server's own floor (the same APPENDs seen on a bare IDLE or NOTIFY
+session, no daemon), and where the milliseconds go: for each change the first time each stage is
 reached after the APPEND was sent (the daemon's functions are wrapped by this script, nothing in
 the package is changed for it).
 
@@ -46,6 +47,7 @@ from cpmsync.daemon.service import ImapSession
 from cpmsync.daemon.sync_engine import SyncEngine
 from tests.support import MosquittoBroker
 from tests.support.msgstore_cluster import MsgstoreInstance
+from tests.support.raw_imap import RawImap
 
 USER, PASSWORD = "bench", "bench-pw"
 
@@ -183,6 +185,41 @@ def peer_server(peer: str, tmp: Path, folders: int) -> Iterator[tuple[int, str, 
         yield dv.port, "alice", dv.password("alice"), list(seeded.folders)
 
 
+FLOOR_SESSIONS = {
+    "IDLE": ("EXAMINE {box}",),  # RFC 2177 on the folder that changes
+    "NOTIFY": ("NOTIFY SET (personal (MessageNew MessageExpunge FlagChange MailboxName))",),
+}
+
+
+async def server_floor(
+    port: int, user: str, password: str, names: list[str], n: int
+) -> dict[str, list[float]]:
+    """Per push kind, ms from APPEND sent to the first news line on a bare session (no daemon,
+    nothing but a socket read): the least any client can get from this server."""
+    out: dict[str, list[float]] = {}
+    box = names[0]
+    c = IMAPClient("127.0.0.1", port, ssl=False)
+    c._imap.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    c.login(user, password)
+    for kind, setup in FLOOR_SESSIONS.items():
+        out[kind] = []
+        async with RawImap("127.0.0.1", port) as raw:
+            await raw.login(user, password)
+            for text in setup:
+                await raw.command(text.format(box=box))
+            await raw.send(b"i IDLE\r\n")
+            await raw.readline()  # "+ idling"
+            for i in range(n):
+                await raw.unsolicited(0.05)  # what an earlier change still brought
+                t0 = time.perf_counter()
+                await asyncio.to_thread(c.append, box, f"Subject: floor-{i}\r\n\r\nhi\r\n".encode())
+                await raw.readline()
+                out[kind].append((time.perf_counter() - t0) * 1000)
+            await raw.send(b"DONE\r\n")
+    c.logout()
+    return out
+
+
 async def run(
     peer: str, changes: int, debounce_ms: int, folders: int
 ) -> tuple[list[float], dict[str, list[float]], float]:
@@ -194,6 +231,11 @@ async def run(
     with tempfile.TemporaryDirectory() as td, MosquittoBroker() as mq, probes(marks):
         tmp = Path(td)
         with peer_server(peer, tmp, folders) as (port, user, password, names):
+            floor = await server_floor(port, user, password, names, min(changes, 20))
+            print(
+                f"{peer:<9} the server's own floor, APPEND sent -> first news line on a bare session: "
+                + ", ".join(f"{k} median {statistics.median(v):.1f} ms" for k, v in floor.items())
+            )
             settings = daemon_settings(
                 port,
                 user,
@@ -298,8 +340,9 @@ def main() -> None:
                 )
     if "dovecot" in args.peer:
         print(
-            "dovecot: its NOTIFY waits NOTIFY_DELAY_MSECS (500 ms, compiled in: mailbox-list-index-notify.c) "
-            "after a change 'to allow bundling multiple changes together'; that floor is the server's"
+            "dovecot: IDLE and NOTIFY wait NOTIFY_DELAY_MSECS (500 ms, compiled in: mailbox-watch.c, "
+            "mailbox-list-index-notify.c) after a change 'to allow bundling multiple changes together'; "
+            "that floor is the server's"
         )
 
 
