@@ -29,23 +29,24 @@ def format_datetime(dt: datetime) -> str:
     )
 
 
+_ZONES: dict[str, timezone] = {}  # "+0100" -> its timezone: a handful of distinct offsets per account
+
+
 def parse_datetime(text: str) -> datetime:
     m = _DT_RE.match(text)
     month = _MONTH_NUM.get(m.group(2).upper()) if m else None
     if m is None or month is None:
         raise ImapProtocolError("invalid date-time", position=0, line=text.encode("utf-8", "replace"))
-    off = timedelta(hours=int(m.group(8)), minutes=int(m.group(9)))
+    day, _, year, hh, mm, ss, sign, oh, om = m.groups()
     try:
-        tz = timezone(-off if m.group(7) == "-" else off)
-        return datetime(
-            int(m.group(3)),
-            month,
-            int(m.group(1)),
-            int(m.group(4)),
-            int(m.group(5)),
-            int(m.group(6)),
-            tzinfo=tz,
-        )
+        zone = text[-5:]
+        tz = _ZONES.get(zone)
+        if tz is None:
+            off = timedelta(hours=int(oh), minutes=int(om))
+            tz = timezone(-off if sign == "-" else off)
+            if len(_ZONES) < 1024:
+                _ZONES[zone] = tz
+        return datetime(int(year), month, int(day), int(hh), int(mm), int(ss), tzinfo=tz)
     except ValueError as e:
         raise ImapProtocolError(
             f"invalid date-time: {e}", position=0, line=text.encode("utf-8", "replace")

@@ -5,7 +5,9 @@
     while (ev := p.next_event()) is not NEED_DATA: ...
 
 Framing is done with `bytes.find`; the common LIST and STATUS lines are typed straight from one
-regular expression (the LIST-STATUS hot path), everything else goes through the tokenizer.
+regular expression (the LIST-STATUS hot path), and FETCH lines item by item with one regular
+expression per item (a first sync: UID FLAGS MODSEQ INTERNALDATE RFC822.SIZE ENVELOPE and body
+sections); everything else, and any line a fast path declines, goes through the tokenizer.
 """
 
 from __future__ import annotations
@@ -368,30 +370,140 @@ _ATTR_CACHE_MAX = 256  # LIST attribute sets repeat: a handful of distinct ones 
 _DELIMS = {b"NIL": None, b'"/"': "/", b'"."': "."}
 
 
-_FI = (
-    rb"(?:UID [0-9]{1,10}|FLAGS \([^()\"{}\x00-\x1f\x7f-\xff]*\)"
-    rb"|MODSEQ \([0-9]{1,18}\)|RFC822\.SIZE [0-9]{1,18})"
+# The FETCH fast path: `* n FETCH (...)` typed item by item with one regex each, for the items a
+# sync asks for, in the forms servers send them (upper case, NIL and quoted strings, literals for
+# sections). Anything else (odd casing, literals inside an ENVELOPE, unknown items, errors) makes
+# `_fast_fetch` answer None and the line goes through the tokenizer and `_fetch`, which decides.
+_FF_HEAD = re.compile(rb"\* ([0-9]{1,10}) FETCH \(")
+_FLAG = rb"[!#-'*-Z\\\]^-z|}~]+"  # an atom with no "[": the tokenizer's atom, split at spaces
+_NSTR = rb"(NIL|" + _QSTR + rb")"
+_ADDR = rb"\(" + rb" ".join([_NSTR] * 4) + rb"\)"
+_ADDR_NC = _ADDR.replace(b"(NIL|", b"(?:NIL|")
+_ALIST = rb"(NIL|\(" + _ADDR_NC + rb"(?: ?" + _ADDR_NC + rb")*\))"
+_FF_UID = re.compile(rb"UID ([0-9]{1,10})")
+_FF_FLAGS = re.compile(rb"FLAGS \(((?:" + _FLAG + rb"(?: " + _FLAG + rb")*)?)\)")
+_FF_MODSEQ = re.compile(rb"MODSEQ \(([0-9]{1,18})\)")
+_FF_SIZE = re.compile(rb"RFC822\.SIZE ([0-9]{1,18})")
+_FF_DATE = re.compile(rb'INTERNALDATE "([^"\\\r\n]*)"')
+_FF_ENVELOPE = re.compile(
+    rb"ENVELOPE \(" + rb" ".join([_NSTR, _NSTR] + [_ALIST] * 6 + [_NSTR, _NSTR]) + rb"\)"
 )
-_FAST_FETCH = re.compile(rb"\* ([0-9]{1,10}) FETCH \((" + _FI + rb"(?: " + _FI + rb")*)\)\r?\n\Z")
-_FETCH_ITEM = re.compile(rb"([A-Z0-9.]+) (?:\(([^()]*)\)|([0-9]+))")
+_FF_ADDR = re.compile(_ADDR)
+_FF_SECTION = re.compile(
+    rb"(BODY\[[^\]\r\n]*\](?:<[0-9]{1,10}>)?) (?:(NIL)|(" + _QSTR + rb")|\{([0-9]{1,20})\}\r\n)"
+)
 _MAX_UID = 2**32 - 1
+_FF_NUMBERS = {  # first byte of the item -> (regex, key, largest value)
+    0x55: (_FF_UID, "UID", _MAX_UID),
+    0x4D: (_FF_MODSEQ, "MODSEQ", _MAX_MODSEQ),
+    0x52: (_FF_SIZE, "RFC822.SIZE", _MAX_MODSEQ),
+}
+
+
+def _nq(v: bytes) -> str | None:
+    """A fast-path nstring: NIL, or a quoted string with its quotes."""
+    if v == b"NIL":
+        return None
+    return (unquote(v[1:-1]) if b"\\" in v else v[1:-1]).decode("utf-8", "surrogateescape")  # dec()
+
+
+_ALIST_CACHE: dict[bytes, tuple[Address, ...]] = {}
+_ALIST_CACHE_MAX = 1024  # the same correspondents' addresses, four times in each ENVELOPE
+
+
+def _alist(v: bytes) -> tuple[Address, ...] | None:
+    """An ENVELOPE address list; a repeated one (same wire bytes) is the same immutable tuple."""
+    if v == b"NIL":
+        return None
+    out = _ALIST_CACHE.get(v)
+    if out is None:
+        out = tuple(Address(_nq(a), _nq(b), _nq(c), _nq(d)) for a, b, c, d in _FF_ADDR.findall(v))
+        if len(_ALIST_CACHE) >= _ALIST_CACHE_MAX:
+            _ALIST_CACHE.clear()
+        _ALIST_CACHE[v] = out
+    return out
 
 
 def _fast_fetch(raw: bytes) -> FetchData | None:
-    """`* n FETCH (UID FLAGS MODSEQ RFC822.SIZE)`, the bulk of a flag resync, without tokenizing."""
-    m = _FAST_FETCH.match(raw)
+    """A FETCH line typed without tokenizing, or None: then `_fetch` types it (or says what is wrong).
+
+    Exactly `_fetch`'s answer whenever it answers (tests/imap hold it to that): that is why any
+    error here, such as an invalid date-time, is left to the general path to report."""
+    m = _FF_HEAD.match(raw)
     if m is None:
         return None
+    try:
+        return _fast_fetch_items(raw, int(m.group(1)), m.end())
+    except (ImapProtocolError, ValueError, IndexError):
+        return None
+
+
+def _fast_fetch_items(raw: bytes, seq: int, pos: int) -> FetchData | None:
+    end = _line_end(raw)
     items: dict[str, FetchValue] = {}
-    for key, inner, num in _FETCH_ITEM.findall(m.group(2)):
-        if key == b"FLAGS":
-            items["FLAGS"] = tuple(inner.decode("ascii").split())
-        else:
-            n = int(num or inner)
-            if key == b"UID" and n > _MAX_UID:
+    while True:
+        c = raw[pos]
+        number = _FF_NUMBERS.get(c)
+        if number is not None:  # UID n, MODSEQ (n), RFC822.SIZE n
+            rx, key, limit = number
+            m = rx.match(raw, pos)
+            if m is None or int(m.group(1)) > limit:
                 return None
-            items[key.decode("ascii")] = n
-    return FetchData(int(m.group(1)), items)
+            items[key] = int(m.group(1))
+            pos = m.end()
+        elif c == 0x46:  # F
+            m = _FF_FLAGS.match(raw, pos)
+            if m is None or b"NIL" in m.group(1).upper():  # NIL is a flag only via _atoms' text_of
+                return None
+            items["FLAGS"] = tuple(m.group(1).decode("ascii").split())
+            pos = m.end()
+        elif c == 0x49:  # I
+            m = _FF_DATE.match(raw, pos)
+            if m is None:
+                return None
+            items["INTERNALDATE"] = parse_datetime(m.group(1).decode("ascii", "replace"))
+            pos = m.end()
+        elif c == 0x45:  # E
+            m = _FF_ENVELOPE.match(raw, pos)
+            if m is None:
+                return None
+            g = m.groups()
+            items["ENVELOPE"] = Envelope(
+                _nq(g[0]),
+                _nq(g[1]),
+                _alist(g[2]),
+                _alist(g[3]),
+                _alist(g[4]),
+                _alist(g[5]),
+                _alist(g[6]),
+                _alist(g[7]),
+                _nq(g[8]),
+                _nq(g[9]),
+            )
+            pos = m.end()
+        elif c == 0x42:  # B
+            m = _FF_SECTION.match(raw, pos)
+            if m is None:
+                return None
+            section, nil, quoted, size = m.groups()
+            if size is not None:
+                stop = m.end() + int(size)
+                if stop > end:
+                    return None
+                items[section.decode("ascii").upper()] = raw[m.end() : stop]
+                pos = stop
+            else:
+                items[section.decode("ascii").upper()] = None if nil else unquote(quoted[1:-1])
+                pos = m.end()
+        else:
+            return None
+        c = raw[pos]
+        if c == 0x20:
+            pos += 1
+        elif c == 0x29 and pos + 1 == end:
+            return FetchData(seq, items)
+        else:
+            return None
 
 
 def _fast_name(name: bytes) -> str:
