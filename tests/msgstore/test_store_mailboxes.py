@@ -157,6 +157,48 @@ def test_rfc3501_select_claims_recent_examine_does_not(store: MessageStore) -> N
     assert store.status("alice", "Default").recent == 1
 
 
+def check_select_agrees_with_status(store: MessageStore, user: str) -> None:
+    """SELECT reads the mailbox and its messages in one pass: what it answers (EXISTS, RECENT,
+    [UNSEEN n], FLAGS, UIDNEXT, HIGHESTMODSEQ...) is what STATUS and FETCH say of the same state."""
+    store.create_mailbox(user, "Work/Chats")
+    for i, flags in enumerate([["\\Seen"], [], ["$Work", "\\Seen"], ["$Late", "$Work"], ["\\Seen"]]):
+        store.append(user, "Work/Chats", MSG + b"x" * i, flags=flags)
+    store.store_flags(user, "Work/Chats", UidSet.from_uids([1]), FlagMode.ADD, ["\\Deleted"])
+    store.expunge(user, "Work/Chats")
+    ex = store.select(user, "Work/Chats/", readonly=True)  # a trailing delimiter names the same
+    st = store.status(user, "Work/Chats")
+    assert ex.status == st and ex.id == st.id
+    assert ex.uids == [m.uid for m in store.fetch(user, "Work/Chats", None)] == [2, 3, 4, 5]
+    assert ex.first_unseen == 1 and ex.keywords == ["$Late", "$Work"] and ex.recent_uids == [2, 3, 4, 5]
+    assert store.select(user, ex.id, readonly=True) == ex  # by id, as a session reselects
+    sel = store.select(user, "Work/Chats", readonly=False)  # claims \Recent: the status shows it
+    assert sel.status == st and sel.recent_uids == [2, 3, 4, 5]
+    assert store.status(user, "Work/Chats").recent == 0
+    store.set_nomodseq(user, "Work/Chats", True)
+    again = store.select(user, "Work/Chats", readonly=True)
+    assert again.status == store.status(user, "Work/Chats") and again.status.nomodseq
+    assert again.status.highestmodseq == 0 and again.recent_uids == []
+    empty = store.select(user, "inbox", readonly=True)
+    assert empty.status == store.status(user, "INBOX") and empty.uids == [] and empty.first_unseen is None
+    with pytest.raises(NoSuchMailbox):
+        store.select(user, "Work/Missing", readonly=True)
+    with pytest.raises(NoSuchMailbox):
+        store.select(user, ex.id + 1000, readonly=True)
+    with pytest.raises(NoSuchUser):
+        store.select(user + "-nobody", "Work/Chats", readonly=True)
+
+
+def test_select_agrees_with_status_and_fetch(store: MessageStore) -> None:
+    check_select_agrees_with_status(store, "alice")
+
+
+def test_select_of_another_users_mailbox_is_no_such_mailbox(store: MessageStore) -> None:
+    store.add_user("bob", "bob-pw")
+    theirs = store.select("bob", "INBOX", readonly=True).id
+    with pytest.raises(NoSuchMailbox):
+        store.select("alice", theirs, readonly=True)
+
+
 def test_internaldate_keeps_its_zone(store: MessageStore) -> None:
     store.create_mailbox("alice", "Default")
     when = datetime(2024, 3, 1, 23, 30, tzinfo=timezone(timedelta(hours=-5)))

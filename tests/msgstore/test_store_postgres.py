@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from cpmsync.msgstore import FlagMode, MessageStore, SearchFilter, UidSet
+from tests.msgstore.test_store_mailboxes import check_select_agrees_with_status
 from tests.support.msgstore_cluster import pg_store
 
 MSG = b"From: <tel:+15143457900>\r\nSubject: Lunch\r\n\r\nsee you\r\n"
@@ -50,6 +51,10 @@ def test_core_operations_on_postgresql(store: MessageStore) -> None:
     assert (st.messages, st.unseen) == (1, 0)
     store.set_nomodseq(u, "x", True)
     assert "x" not in {i.name for i in store.list_changed_since(u, 0)}
+
+
+def test_select_agrees_with_status_on_postgresql(store: MessageStore) -> None:
+    check_select_agrees_with_status(store, store.test_user)  # type: ignore[attr-defined]
 
 
 def test_concurrent_sessions_on_postgresql(store: MessageStore) -> None:

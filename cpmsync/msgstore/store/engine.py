@@ -31,7 +31,6 @@ from cpmsync.msgstore.errors import (
     StoreBusy,
 )
 from cpmsync.msgstore.hub import ChangeHub, EventKind, StoreEvent
-from cpmsync.msgstore.mailbox_pattern import canonical_name
 from cpmsync.msgstore.pg_payload import encode_notifications
 from cpmsync.msgstore.records import (
     MailboxStatus,
@@ -56,6 +55,9 @@ from cpmsync.msgstore.store.statements import (
     _MESSAGE_KEYS,
     _PASSWORD_HASH,
     _SAVE_USER_COUNTERS,
+    _SELECT_MAILBOX_BY_ID,
+    _SELECT_MAILBOX_BY_NAME,
+    _SELECT_MESSAGES,
     _SET_HIGHESTMODSEQ,
     _SET_MESSAGE_FLAGS,
     _SET_USER_MODSEQ,
@@ -67,8 +69,8 @@ from cpmsync.msgstore.store.statements import (
     _TAKE_UID_BY_NAME,
     _TAKE_USER_MODSEQ,
     _USER_ID,
-    DELIMITER,
     _chunks,
+    _lookup_name,
     _names_in,
     _new_objectid,
     _parent_of,
@@ -203,6 +205,9 @@ class StoreEngine:
         self._raw_password_hash = _RawStatement(_PASSWORD_HASH, dialect)
         self._raw_user_id = _RawStatement(_USER_ID, dialect)
         self._raw_status_of_one = _RawStatement(_STATUS_OF_ONE, dialect)
+        self._raw_select_by_id = _RawStatement(_SELECT_MAILBOX_BY_ID, dialect)
+        self._raw_select_by_name = _RawStatement(_SELECT_MAILBOX_BY_NAME, dialect)
+        self._raw_select_messages = _RawStatement(_SELECT_MESSAGES, dialect)
         self._raw_insert_blob = _RawStatement(_INSERT_BLOB, dialect, ("data",))
         self._raw_insert_message = _RawStatement(_INSERT_MESSAGE, dialect, _MESSAGE_KEYS)
         self._raw_fetch: dict[tuple[int, bool, bool], _RawStatement] = {}  # see MessageOps.fetch
@@ -354,6 +359,27 @@ class StoreEngine:
         return rows
 
     @contextlib.contextmanager
+    def _raw_snapshot(self) -> Iterator[Any]:
+        """A DBAPI cursor for several SELECTs that see one state of the database (SQLite: a
+        deferred BEGIN, whose snapshot starts at the first SELECT; PostgreSQL: the transaction the
+        driver opens), ended without writing. `_raw_read` for a read of more than one statement."""
+        try:
+            with self._raw_connection() as raw:
+                cur = raw.cursor()
+                try:
+                    if self._sqlite:
+                        cur.execute("BEGIN")
+                    yield cur
+                finally:
+                    cur.close()
+                    raw.rollback()
+        except self._dbapi_error as e:
+            text = str(e).lower()
+            if "locked" in text or "busy" in text:
+                raise StoreBusy("the database is busy, try again") from None
+            raise
+
+    @contextlib.contextmanager
     def _admin(self) -> Iterator[Connection]:
         """A write transaction that does not belong to one user (user add/delete)."""
         with _busy_is_store_busy(), self._write_lock, self._core_txn() as (conn, _execute):
@@ -496,8 +522,7 @@ class StoreEngine:
             row = conn.execute(_MAILBOX_BY_ID, {"p_uid": user_id, "p_mb": mailbox}).first()
             what = f"#{mailbox}"
         else:
-            name = canonical_name(mailbox.rstrip(DELIMITER) or mailbox, DELIMITER)
-            row = conn.execute(_MAILBOX_BY_NAME, {"p_uid": user_id, "p_name": name}).first()
+            row = conn.execute(_MAILBOX_BY_NAME, {"p_uid": user_id, "p_name": _lookup_name(mailbox)}).first()
             what = repr(mailbox)
         if row is None:
             raise NoSuchMailbox(f"no such mailbox {what}")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import (
     Connection,
-    bindparam,
     delete,
     func,
     insert,
@@ -21,7 +21,9 @@ from cpmsync.msgstore.errors import (
     InvalidName,
     MailboxExists,
     MailboxHasChildren,
+    NoSuchMailbox,
     NoSuchSubscription,
+    NoSuchUser,
 )
 from cpmsync.msgstore.hub import EventKind
 from cpmsync.msgstore.records import (
@@ -37,22 +39,14 @@ from cpmsync.msgstore.store.statements import (
     _ancestors,
     _check_name,
     _kw_parse,
+    _lookup_name,
     _parent_of,
+    _RawStatement,
     _status_row,
 )
 
-# SELECT's two reads of a mailbox's messages, built once (a statement built per call cost more
-# than running it: a first sync SELECTs every folder).
-_SELECT_UIDS = (
-    select(t.message.c.uid, t.message.c.sysflags.op("&")(t.FLAG_BITS["\\seen"]))
-    .where(t.message.c.mailbox_id == bindparam("mb"))
-    .order_by(t.message.c.uid)
-)
-_SELECT_KEYWORDS = (
-    select(t.message.c.keywords)
-    .where(t.message.c.mailbox_id == bindparam("mb"), t.message.c.keywords != "")
-    .distinct()
-)
+# A function that runs one of the store's raw statements and returns its rows.
+_Rows = Callable[[_RawStatement, dict[str, Any]], Sequence[Any]]
 
 
 class MailboxOps(MessageOps):  # renaming INBOX moves its messages (_copy_locked)
@@ -248,12 +242,20 @@ class MailboxOps(MessageOps):  # renaming INBOX moves its messages (_copy_locked
 
     def select(self, user: str, mailbox: str | int, *, readonly: bool) -> SelectInfo:
         """SELECT (claims \\Recent, RFC 3501 2.3.2) or EXAMINE (readonly, claims nothing)."""
-        with self._read() as conn:
-            info = self._select(conn, self._user_id(conn, user), mailbox, claim_recent=False)
+        with self._raw_snapshot() as cur:
+            info, _first_recent = self._select(lambda stmt, values: stmt.rows(cur, values), user, mailbox)
         if readonly or not info.recent_uids:
             return info  # nothing to claim: no need to queue for the write lock
         with self._write(user) as txn:
-            return self._select(txn.conn, txn.user_id, mailbox, claim_recent=True)
+            conn = txn.conn
+            info, first_recent = self._select(
+                lambda stmt, values: conn.exec_driver_sql(stmt.sql, stmt.params(values)).all(), user, mailbox
+            )
+            uidnext = info.status.uidnext
+            if first_recent < uidnext:
+                claim = update(t.mailbox).where(t.mailbox.c.id == info.id).values(first_recent_uid=uidnext)
+                conn.execute(claim)
+            return info
 
     def claim_recent(self, user: str, mailbox: str | int, uids: Sequence[int]) -> list[int]:
         """Messages that arrived while a read-write session had the mailbox selected are \\Recent
@@ -275,25 +277,55 @@ class MailboxOps(MessageOps):  # renaming INBOX moves its messages (_copy_locked
                 )
             return claimed
 
-    def _select(
-        self, conn: Connection, user_id: int, mailbox: str | int, *, claim_recent: bool
-    ) -> SelectInfo:
-        mb = self._mailbox(conn, user_id, mailbox)
-        status = self._status(conn, user_id, mb.id)
-        # The [UNSEEN n] of SELECT comes from the same pass (it was a SEARCH in a second transaction:
-        # a first sync of 10,000 folders spent most of its server time there).
+    def _select(self, rows: _Rows, user: str, mailbox: str | int) -> tuple[SelectInfo, int]:
+        """SELECT's reads, run by `rows` (a read snapshot, or the write transaction that claims
+        \\Recent): the mailbox's row, then one ordered pass over its messages for the UIDs, the
+        [UNSEEN n] (the first message without \\Seen), the STATUS counts and the keywords in use.
+        [UNSEEN n] and the counts were a SEARCH and a grouped join of their own: a first sync of
+        10,000 folders spent most of its server time in SELECT. Also the mailbox's first UID
+        not yet claimed as \\Recent."""
+        if isinstance(mailbox, int):
+            found = rows(self._raw_select_by_id, {"p_user": user, "p_mb": mailbox})
+            what = f"#{mailbox}"
+        else:
+            found = rows(self._raw_select_by_name, {"p_user": user, "p_name": _lookup_name(mailbox)})
+            what = repr(mailbox)
+        if not found:
+            if not rows(self._raw_user_id, {"p_user": user}):
+                raise NoSuchUser(f"no such user {user!r}")
+            raise NoSuchMailbox(f"no such mailbox {what}")
+        mb_id, name, mailboxid, highestmodseq, nomodseq, uidnext, uidvalidity, first_recent_uid = found[0]
         uids: list[int] = []
         first_unseen: int | None = None
-        for uid, seen_bit in conn.execute(_SELECT_UIDS, {"mb": mb.id}):
+        unseen = size = 0
+        keyword_texts: set[str] = set()
+        for uid, seen_bit, msg_size, keywords in rows(self._raw_select_messages, {"p_mb": mb_id}):
             uids.append(uid)
-            if first_unseen is None and not seen_bit:
-                first_unseen = len(uids)
+            size += msg_size
+            if not seen_bit:
+                unseen += 1
+                if first_unseen is None:
+                    first_unseen = len(uids)
+            if keywords:
+                keyword_texts.add(keywords)
         kw: set[str] = set()
-        for r in conn.execute(_SELECT_KEYWORDS, {"mb": mb.id}):
-            kw |= _kw_parse(r[0])
-        recent = [u for u in uids if u >= mb.first_recent_uid]
-        if claim_recent and mb.first_recent_uid < mb.uidnext:
-            conn.execute(update(t.mailbox).where(t.mailbox.c.id == mb.id).values(first_recent_uid=mb.uidnext))
-        return SelectInfo(
+        for text in keyword_texts:
+            kw |= _kw_parse(text)
+        recent = [u for u in uids if u >= first_recent_uid]
+        status = MailboxStatus(
+            mb_id,
+            name,
+            len(uids),
+            len(recent),
+            uidnext,
+            uidvalidity,
+            unseen,
+            0 if nomodseq else highestmodseq,
+            size,
+            mailboxid,
+            bool(nomodseq),
+        )
+        info = SelectInfo(
             status=status, uids=uids, keywords=sorted(kw), recent_uids=recent, first_unseen=first_unseen
         )
+        return info, first_recent_uid

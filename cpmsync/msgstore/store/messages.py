@@ -23,7 +23,6 @@ from cpmsync.msgstore.errors import (
     NoSuchUser,
 )
 from cpmsync.msgstore.hub import EventKind, StoreEvent
-from cpmsync.msgstore.mailbox_pattern import canonical_name
 from cpmsync.msgstore.message_meta import parse_meta
 from cpmsync.msgstore.records import (
     AppendResult,
@@ -40,10 +39,10 @@ from cpmsync.msgstore.store.engine import StoreEngine, _Txn
 from cpmsync.msgstore.store.statements import (
     _DELETED,
     _MSG_COLS,
-    DELIMITER,
     _chunks,
     _flags_of,
     _kw_text,
+    _lookup_name,
     _new_objectid,
     _RawStatement,
     _record,
@@ -82,8 +81,7 @@ class MessageOps(StoreEngine):
             take_uid, where = self._raw_take_uid_by_id, {"p_mb": mailbox}
             what = f"#{mailbox}"
         else:
-            name = canonical_name(mailbox.rstrip(DELIMITER) or mailbox, DELIMITER)
-            take_uid, where = self._raw_take_uid_by_name, {"p_name": name}
+            take_uid, where = self._raw_take_uid_by_name, {"p_name": _lookup_name(mailbox)}
             what = repr(mailbox)
         with self._raw_writer(user, wait=wait) as (cur, events):
             urow = self._raw_take_modseq.run(cur, {"p_user": user})
