@@ -47,6 +47,7 @@ from cpmsync.msgstore.session_base import (
     _FETCH_DATA,
     _FETCH_SIMPLE,
     _MACROS,
+    _SHORT_READ_MESSAGES,
     _SYSTEM_FLAGS,
     _Bad,
     _No,
@@ -97,7 +98,11 @@ class MailboxCommands(PushMixin):
         if had and self._ext("QRESYNC"):
             self._emit(StatusResponse(None, "OK", ResponseCode("CLOSED"), "Previous mailbox closed"))
         self._drain_events()  # changes up to now are in what select() reads
-        info = await self._db(self.store.select, self.user, cmd.mailbox, readonly=cmd.readonly)
+        store, user, name, readonly = self.store, self.user, cmd.mailbox, cmd.readonly
+        info = await self._db_read(
+            lambda: store.select_now(user, name, readonly=readonly, max_messages=_SHORT_READ_MESSAGES),
+            lambda: store.select(user, name, readonly=readonly),
+        )
         st = info.status
         flags = (*_SYSTEM_FLAGS, *info.keywords)
         self._emit(FlagsData(flags))

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cpmsync.imap import (
     CloseCommand,
@@ -42,6 +42,8 @@ from cpmsync.msgstore.session_base import (
     _FETCH_DATA_BATCH_BYTES,
     _FETCH_SIMPLE,
     _MACROS,
+    _SHORT_READ_BYTES,
+    _SHORT_READ_MESSAGES,
     _aware,
     _Bad,
     _No,
@@ -50,6 +52,9 @@ from cpmsync.msgstore.session_base import (
     handles,
 )
 from cpmsync.msgstore.session_push import PushMixin
+
+if TYPE_CHECKING:
+    from cpmsync.msgstore.store import MessageStore
 
 __all__ = ["MessageCommands"]
 
@@ -232,20 +237,28 @@ class MessageCommands(PushMixin):
         sets_seen = not sel.readonly and any(
             (isinstance(i, FetchBody) and not i.peek) or i in ("RFC822", "RFC822.TEXT") for i in items
         )
-        user, mbid = self.user, sel.id
-        chunks = [uids]
+        store, user, mbid = self.store, self.user, sel.id
         if need_data:  # bound what one store call loads: by count and by bytes
-            meta = await self._db(
-                self.store.fetch, user, mbid, UidSet.from_uids(uids), changedsince=changedsince
+            chunks, first = await self._db_read(
+                lambda: _plan_data_fetch_now(store, user, mbid, uids, changedsince),
+                lambda: _plan_data_fetch(store, user, mbid, uids, changedsince),
             )
-            chunks = _chunks_by_size([(r.uid, r.size) for r in meta])
-        for chunk in chunks:
+        else:
+            chunks = [uids]
+            first = await self._db_read(
+                lambda: _fetch_now(store, user, mbid, uids, changedsince),
+                lambda: store.fetch(user, mbid, UidSet.from_uids(uids), changedsince=changedsince),
+            )
+        for i, chunk in enumerate(chunks):
             if not chunk:
                 continue
-            uset = UidSet.from_uids(chunk)
-            recs = await self._db(
-                self.store.fetch, user, mbid, uset, changedsince=changedsince, with_data=need_data
-            )
+            if i == 0:
+                recs = first
+            else:
+                uset = UidSet.from_uids(chunk)
+                recs = await self._db(
+                    self.store.fetch, user, mbid, uset, changedsince=changedsince, with_data=need_data
+                )
             seen_changed: dict[int, MessageRecord] = {}
             if sets_seen:
                 unseen = [r.uid for r in recs if "\\Seen" not in r.flags]
@@ -394,6 +407,45 @@ class MessageCommands(PushMixin):
             await self._db(self.store.status, self.user, cmd.mailbox)
         await self._after_command(allow_expunge=True)
         self._ok(cmd.tag, "MOVE completed")
+
+
+def _plan_data_fetch(
+    store: MessageStore, user: str, mailbox_id: int, uids: list[int], changedsince: int | None
+) -> tuple[list[list[int]], list[MessageRecord]]:
+    """A FETCH of message bytes, its first store call: the messages' sizes cut into batches
+    (`_chunks_by_size`), and the first batch's records with their bytes, in one call where it
+    was two (a sync FETCHes one or a few messages per folder)."""
+    meta = store.fetch(user, mailbox_id, UidSet.from_uids(uids), changedsince=changedsince)
+    chunks = _chunks_by_size([(r.uid, r.size) for r in meta])
+    if not chunks[0]:
+        return chunks, []
+    first_uids = UidSet.from_uids(chunks[0])
+    return chunks, store.fetch(user, mailbox_id, first_uids, changedsince=changedsince, with_data=True)
+
+
+def _plan_data_fetch_now(
+    store: MessageStore, user: str, mailbox_id: int, uids: list[int], changedsince: int | None
+) -> tuple[list[list[int]], list[MessageRecord]] | None:
+    """`_plan_data_fetch` for the event loop (`_db_read`): None past _SHORT_READ_MESSAGES UIDs
+    or a first batch of more than _SHORT_READ_BYTES, or when a read found nothing."""
+    meta = _fetch_now(store, user, mailbox_id, uids, changedsince)
+    if meta is None:
+        return None
+    chunks = _chunks_by_size([(r.uid, r.size) for r in meta])
+    if sum(r.size for r in meta[: len(chunks[0])]) > _SHORT_READ_BYTES:
+        return None
+    first_uids = UidSet.from_uids(chunks[0])
+    first = store.fetch_now(user, mailbox_id, first_uids, changedsince=changedsince, with_data=True)
+    return None if first is None else (chunks, first)
+
+
+def _fetch_now(
+    store: MessageStore, user: str, mailbox_id: int, uids: list[int], changedsince: int | None
+) -> list[MessageRecord] | None:
+    """Metadata of at most _SHORT_READ_MESSAGES messages for the event loop (`_db_read`)."""
+    if len(uids) > _SHORT_READ_MESSAGES:
+        return None
+    return store.fetch_now(user, mailbox_id, UidSet.from_uids(uids), changedsince=changedsince)
 
 
 def _chunks_by_size(sized: list[tuple[int, int]]) -> list[list[int]]:

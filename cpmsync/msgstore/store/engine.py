@@ -190,6 +190,9 @@ class StoreEngine:
         # A commit here neither crosses the network nor waits for the disk (SQLite's WAL written,
         # fsynced only at checkpoints with NORMAL, never with OFF): a short write is CPU only.
         self.commits_without_waiting = self._sqlite and sqlite_synchronous.upper() in ("OFF", "NORMAL")
+        # A read here crosses no network and (WAL) waits for no writer: a short one is CPU only,
+        # whatever `synchronous` (which is about commits).
+        self.reads_without_waiting = self._sqlite
         t.metadata.create_all(self._engine)
         if not self._sqlite:
             with self._engine.connect() as conn:
@@ -340,44 +343,61 @@ class StoreEngine:
         with _busy_is_store_busy(), self._engine.connect() as conn, conn.begin():
             yield conn
 
-    def _raw_read(self, stmt: _RawStatement, values: dict[str, Any]) -> list[Any]:
+    def _raw_read(self, stmt: _RawStatement, values: dict[str, Any], *, wait: bool = True) -> list[Any]:
         """All rows of one SELECT on a bare DBAPI cursor: one statement is its own snapshot, and
         SQLAlchemy's per-execute work (compile cache, context, result rows) is skipped."""
-        try:
-            with self._raw_connection() as raw:
-                cur = raw.cursor()
-                cur.execute(stmt.sql, stmt.params(values))
-                rows: list[Any] = list(cur.fetchall())
-                cur.close()
-                if not self._sqlite:
-                    raw.rollback()  # end the read transaction the driver opened
-        except self._dbapi_error as e:
-            text = str(e).lower()
-            if "locked" in text or "busy" in text:
-                raise StoreBusy("the database is busy, try again") from None
-            raise
+        with self._raw_cursor(wait) as (raw, cur):
+            cur.execute(stmt.sql, stmt.params(values))
+            rows: list[Any] = list(cur.fetchall())
+            if not self._sqlite:
+                raw.rollback()  # end the read transaction the driver opened
         return rows
 
     @contextlib.contextmanager
-    def _raw_snapshot(self) -> Iterator[Any]:
+    def _raw_snapshot(self, *, wait: bool = True) -> Iterator[Any]:
         """A DBAPI cursor for several SELECTs that see one state of the database (SQLite: a
         deferred BEGIN, whose snapshot starts at the first SELECT; PostgreSQL: the transaction the
         driver opens), ended without writing. `_raw_read` for a read of more than one statement."""
+        with self._raw_cursor(wait) as (raw, cur):
+            try:
+                if self._sqlite:
+                    cur.execute("BEGIN")
+                yield cur
+            finally:
+                raw.rollback()
+
+    @contextlib.contextmanager
+    def _raw_cursor(self, wait: bool) -> Iterator[tuple[Any, Any]]:
+        """A DBAPI connection and cursor for reads; the driver's "database is locked" or "busy"
+        becomes StoreBusy. `wait=False` (SQLite): without the busy wait, for a read on the event
+        loop (a WAL reader waits for no writer, but a checkpoint that resets the log or a
+        recovery can hold readers off for a moment)."""
         try:
             with self._raw_connection() as raw:
                 cur = raw.cursor()
                 try:
-                    if self._sqlite:
-                        cur.execute("BEGIN")
-                    yield cur
+                    with self._busy_wait(cur, wait):
+                        yield raw, cur
                 finally:
                     cur.close()
-                    raw.rollback()
         except self._dbapi_error as e:
             text = str(e).lower()
             if "locked" in text or "busy" in text:
                 raise StoreBusy("the database is busy, try again") from None
             raise
+
+    @contextlib.contextmanager
+    def _busy_wait(self, cur: Any, wait: bool) -> Iterator[None]:
+        """SQLite's busy wait off on this connection for what runs inside, unless `wait`: a call
+        on the event loop must get "busy" at once (StoreBusy) and go to a worker thread."""
+        if wait or not self._sqlite:
+            yield
+            return
+        cur.execute("PRAGMA busy_timeout = 0")
+        try:
+            yield
+        finally:
+            cur.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
 
     @contextlib.contextmanager
     def _admin(self) -> Iterator[Connection]:
@@ -411,14 +431,9 @@ class StoreEngine:
     def _raw_txn(self, wait: bool = True) -> Iterator[tuple[Any, Any]]:
         with self._raw_connection() as raw:
             cur = raw.cursor()
-            if self._sqlite and not wait:
-                cur.execute("PRAGMA busy_timeout = 0")
-                try:
+            if self._sqlite:
+                with self._busy_wait(cur, wait):
                     cur.execute("BEGIN IMMEDIATE")
-                finally:
-                    cur.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-            elif self._sqlite:
-                cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur, cur.execute
                 raw.commit()

@@ -257,6 +257,25 @@ class MailboxOps(MessageOps):  # renaming INBOX moves its messages (_copy_locked
                 conn.execute(claim)
             return info
 
+    def select_now(
+        self, user: str, mailbox: str | int, *, readonly: bool, max_messages: int
+    ) -> SelectInfo | None:
+        """`select` for the event loop, or None: a mailbox of more than `max_messages` messages
+        (its reads would hold the loop), and a SELECT that would claim \\Recent (a write, which
+        may wait for the lock), are for `select` on a worker thread. Never waits: StoreBusy when
+        SQLite is busy."""
+        with self._raw_snapshot(wait=False) as cur:
+
+            def rows(stmt: _RawStatement, values: dict[str, Any]) -> Sequence[Any]:
+                cur.execute(stmt.sql, stmt.params(values))
+                found: list[Any] = cur.fetchmany(max_messages + 1)
+                return found
+
+            info, _first_recent = self._select(rows, user, mailbox)
+        if len(info.uids) > max_messages or (info.recent_uids and not readonly):
+            return None
+        return info
+
     def claim_recent(self, user: str, mailbox: str | int, uids: Sequence[int]) -> list[int]:
         """Messages that arrived while a read-write session had the mailbox selected are \\Recent
         for that session (RFC 3501 2.3.2); the first session to claim a UID gets it, no other."""

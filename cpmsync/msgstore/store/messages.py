@@ -170,8 +170,29 @@ class MessageOps(StoreEngine):
             mb = self._mailbox(conn, self._user_id(conn, user), mailbox)
             return self._fetch_rows(conn, mb.id, uids, changedsince, with_data)
 
+    def fetch_now(
+        self,
+        user: str,
+        mailbox_id: int,
+        uids: UidSet | None,
+        *,
+        changedsince: int | None = None,
+        with_data: bool = False,
+    ) -> list[MessageRecord] | None:
+        """`fetch` of a session's selected mailbox for the event loop (the caller bounds the UIDs
+        and so the work), or None when it found no message (`fetch` then tells a missing mailbox
+        or user from none). Never waits: StoreBusy when SQLite is busy."""
+        return self._fetch_by_id(user, mailbox_id, uids, changedsince, with_data, wait=False) or None
+
     def _fetch_by_id(
-        self, user: str, mailbox_id: int, uids: UidSet | None, changedsince: int | None, with_data: bool
+        self,
+        user: str,
+        mailbox_id: int,
+        uids: UidSet | None,
+        changedsince: int | None,
+        with_data: bool,
+        *,
+        wait: bool = True,
     ) -> list[MessageRecord]:
         """FETCH's hot path (a session's selected mailbox): one precompiled SELECT on the DBAPI
         cursor, the user's ownership of the mailbox checked inside it. One statement per number
@@ -180,7 +201,7 @@ class MessageOps(StoreEngine):
         if query is None:
             return []
         stmt, values, recheck = query
-        return _records(self._raw_read(stmt, values), recheck)
+        return _records(self._raw_read(stmt, values, wait=wait), recheck)
 
     def _fetch_query(
         self, user: str, mailbox_id: int, uids: UidSet | None, changedsince: int | None, with_data: bool
