@@ -47,7 +47,7 @@ from cpmsync.msgstore.session_base import (
     _FETCH_DATA,
     _FETCH_SIMPLE,
     _MACROS,
-    _SHORT_READ_MESSAGES,
+    _SHORT_SELECT_MESSAGES,
     _SYSTEM_FLAGS,
     _Bad,
     _No,
@@ -100,7 +100,7 @@ class MailboxCommands(PushMixin):
         self._drain_events()  # changes up to now are in what select() reads
         store, user, name, readonly = self.store, self.user, cmd.mailbox, cmd.readonly
         info = await self._db_read(
-            lambda: store.select_now(user, name, readonly=readonly, max_messages=_SHORT_READ_MESSAGES),
+            lambda: store.select_now(user, name, readonly=readonly, max_messages=_SHORT_SELECT_MESSAGES),
             lambda: store.select(user, name, readonly=readonly),
         )
         st = info.status

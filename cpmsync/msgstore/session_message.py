@@ -42,8 +42,8 @@ from cpmsync.msgstore.session_base import (
     _FETCH_DATA_BATCH_BYTES,
     _FETCH_SIMPLE,
     _MACROS,
+    _SHORT_FETCH_MESSAGES,
     _SHORT_READ_BYTES,
-    _SHORT_READ_MESSAGES,
     _aware,
     _Bad,
     _No,
@@ -426,7 +426,7 @@ def _plan_data_fetch(
 def _plan_data_fetch_now(
     store: MessageStore, user: str, mailbox_id: int, uids: list[int], changedsince: int | None
 ) -> tuple[list[list[int]], list[MessageRecord]] | None:
-    """`_plan_data_fetch` for the event loop (`_db_read`): None past _SHORT_READ_MESSAGES UIDs
+    """`_plan_data_fetch` for the event loop (`_db_read`): None past _SHORT_FETCH_MESSAGES UIDs
     or a first batch of more than _SHORT_READ_BYTES, or when a read found nothing."""
     meta = _fetch_now(store, user, mailbox_id, uids, changedsince)
     if meta is None:
@@ -442,8 +442,8 @@ def _plan_data_fetch_now(
 def _fetch_now(
     store: MessageStore, user: str, mailbox_id: int, uids: list[int], changedsince: int | None
 ) -> list[MessageRecord] | None:
-    """Metadata of at most _SHORT_READ_MESSAGES messages for the event loop (`_db_read`)."""
-    if len(uids) > _SHORT_READ_MESSAGES:
+    """Metadata of at most _SHORT_FETCH_MESSAGES messages for the event loop (`_db_read`)."""
+    if len(uids) > _SHORT_FETCH_MESSAGES:
         return None
     return store.fetch_now(user, mailbox_id, UidSet.from_uids(uids), changedsince=changedsince)
 

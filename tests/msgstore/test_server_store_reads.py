@@ -13,7 +13,7 @@ import pytest
 from server_testlib import Running, message, running_server
 
 from cpmsync.msgstore import FlagMode, MessageStore, StoreBusy, UidSet
-from cpmsync.msgstore.session_base import _SHORT_READ_BYTES, _SHORT_READ_MESSAGES
+from cpmsync.msgstore.session_base import _SHORT_FETCH_MESSAGES, _SHORT_READ_BYTES, _SHORT_SELECT_MESSAGES
 from cpmsync.msgstore.store import BulkMailbox, BulkMessage
 
 # (command, whether its reads are short enough for the loop)
@@ -27,10 +27,12 @@ SCRIPT = [
     ),
     ("FETCH 1:* (FLAGS)", True),
     ("UNSELECT", True),
-    ('EXAMINE "Big"', False),  # more than _SHORT_READ_MESSAGES messages
+    ('EXAMINE "Big"', False),  # more than _SHORT_SELECT_MESSAGES messages
     ("FETCH 1000:* (FLAGS UID)", True),
     ("FETCH 1:* (FLAGS)", False),
     ("FETCH 1000:* (ENVELOPE)", True),
+    (f"FETCH 1:{_SHORT_FETCH_MESSAGES} (FLAGS)", True),
+    (f"FETCH 1:{_SHORT_FETCH_MESSAGES + 1} (FLAGS)", False),  # more than _SHORT_FETCH_MESSAGES UIDs
     ("UNSELECT", True),
     ('EXAMINE "Files"', True),
     ("FETCH 1 (BODY.PEEK[TEXT]<0.100>)", False),  # a message of more than _SHORT_READ_BYTES
@@ -48,7 +50,7 @@ def _fill(store: MessageStore) -> None:
     for i, flags in enumerate([["\\Seen"], [], ["$Work"]]):
         store.append("alice", "Chats", message(i + 1), flags=flags)
     store.store_flags("alice", "Chats", UidSet.from_uids([2]), FlagMode.ADD, ["\\Flagged"])
-    many = [BulkMessage(message(i), ("\\Seen",) if i % 3 else ()) for i in range(_SHORT_READ_MESSAGES + 1)]
+    many = [BulkMessage(message(i), ("\\Seen",) if i % 3 else ()) for i in range(_SHORT_SELECT_MESSAGES + 1)]
     store.bulk_load("alice", [BulkMailbox("Big", many)])
     store.create_mailbox("alice", "Files")
     store.append("alice", "Files", message(1, body="x" * (_SHORT_READ_BYTES + 1)))
@@ -95,7 +97,7 @@ async def test_examine_and_fetch_answer_the_same_on_the_loop_and_on_a_worker(
             on_workers = await _run_script(srv, hops)
         assert [raw for raw, _n in on_workers] == [raw for raw, _n in on_loop]
         reads = [n for (line, _s), (_r, n) in zip(SCRIPT, on_workers, strict=True) if _reads(line)]
-        assert len(reads) == 11 and all(n > 0 for n in reads)
+        assert len(reads) == 13 and all(n > 0 for n in reads)
 
         def busy(*_args: Any, **_kwargs: Any) -> None:
             raise StoreBusy("the database is busy, try again")
@@ -109,7 +111,7 @@ async def test_examine_and_fetch_answer_the_same_on_the_loop_and_on_a_worker(
     raws = [raw for raw, _n in on_loop]
     assert b"* 3 EXISTS" in raws[1] and b"[UNSEEN 2]" in raws[1] and b"$Work" in raws[1]
     assert raws[2].count(b"* ") == 3 and b"\\Flagged" in raws[3]
-    assert f"* {_SHORT_READ_MESSAGES + 1} EXISTS".encode() in raws[5] and b"[UNSEEN 1]" in raws[5]
-    assert raws[7].count(b" FETCH (FLAGS") == _SHORT_READ_MESSAGES + 1
-    assert b"x" * 100 in raws[11] and b"hello 2" in raws[12]
-    assert b" NO " in raws[13].splitlines()[-1]
+    assert f"* {_SHORT_SELECT_MESSAGES + 1} EXISTS".encode() in raws[5] and b"[UNSEEN 1]" in raws[5]
+    assert raws[7].count(b" FETCH (FLAGS") == _SHORT_SELECT_MESSAGES + 1
+    assert b"x" * 100 in raws[13] and b"hello 2" in raws[14]
+    assert b" NO " in raws[15].splitlines()[-1]
