@@ -372,7 +372,8 @@ _DELIMS = {b"NIL": None, b'"/"': "/", b'"."': "."}
 
 # The FETCH fast path: `* n FETCH (...)` typed item by item with one regex each, for the items a
 # sync asks for, in the forms servers send them (upper case, NIL and quoted strings, literals for
-# sections). Anything else (odd casing, literals inside an ENVELOPE, unknown items, errors) makes
+# sections; an ENVELOPE with literals, Dovecot's form of 8-bit text, is read part by part).
+# Anything else (odd casing, atoms or extra spaces in an ENVELOPE, unknown items, errors) makes
 # `_fast_fetch` answer None and the line goes through the tokenizer and `_fetch`, which decides.
 _FF_HEAD = re.compile(rb"\* ([0-9]{1,10}) FETCH \(")
 _FLAG = rb"[!#-'*-Z\\\]^-z|}~]+"  # an atom with no "[": the tokenizer's atom, split at spaces
@@ -409,6 +410,7 @@ def _nq(v: bytes) -> str | None:
 
 _ALIST_CACHE: dict[bytes, tuple[Address, ...]] = {}
 _ALIST_CACHE_MAX = 1024  # the same correspondents' addresses, four times in each ENVELOPE
+_ALIST_KEY_MAX = 512  # bytes: a line may be 64 KiB, the cache stays small
 
 
 def _alist(v: bytes) -> tuple[Address, ...] | None:
@@ -418,10 +420,66 @@ def _alist(v: bytes) -> tuple[Address, ...] | None:
     out = _ALIST_CACHE.get(v)
     if out is None:
         out = tuple(Address(_nq(a), _nq(b), _nq(c), _nq(d)) for a, b, c, d in _FF_ADDR.findall(v))
-        if len(_ALIST_CACHE) >= _ALIST_CACHE_MAX:
-            _ALIST_CACHE.clear()
-        _ALIST_CACHE[v] = out
+        if len(v) <= _ALIST_KEY_MAX:
+            if len(_ALIST_CACHE) >= _ALIST_CACHE_MAX:
+                _ALIST_CACHE.clear()
+            _ALIST_CACHE[v] = out
     return out
+
+
+_FF_NSTR_AT = re.compile(rb"NIL|(" + _QSTR + rb")|\{([0-9]{1,20})\}\r\n")
+
+
+def _nstr_at(raw: bytes, pos: int, end: int) -> tuple[str | None, int]:
+    """The nstring at `pos` (NIL, quoted or a literal) and where it ends; ValueError if none."""
+    m = _FF_NSTR_AT.match(raw, pos)
+    if m is None:
+        raise ValueError("not an nstring")
+    quoted, size = m.groups()
+    if size is not None:
+        stop = m.end() + int(size)
+        if stop > end:
+            raise ValueError("literal past the end of the line")
+        return dec(raw[m.end() : stop]), stop
+    return (None if quoted is None else dec(unquote(quoted[1:-1]))), m.end()
+
+
+def _sep(raw: bytes, pos: int, byte: int) -> int:
+    if raw[pos] != byte:
+        raise ValueError("unexpected byte")
+    return pos + 1
+
+
+def _envelope_walk(raw: bytes, pos: int, end: int) -> tuple[Envelope, int]:
+    """An ENVELOPE at `pos` ("(" of it) read part by part, literals included; ValueError (the
+    general path decides) on anything else than single spaces between NIL, quoted, literal."""
+    pos = _sep(raw, pos, 0x28)
+    parts: list[str | tuple[Address, ...] | None] = []
+    for i in range(10):
+        if i:
+            pos = _sep(raw, pos, 0x20)
+        if 2 <= i < 8 and raw[pos] == 0x28:  # an address list
+            pos += 1
+            addrs: list[Address] = []
+            while raw[pos] != 0x29:
+                if addrs and raw[pos] == 0x20:
+                    pos += 1
+                pos = _sep(raw, pos, 0x28)
+                name, pos = _nstr_at(raw, pos, end)
+                adl, pos = _nstr_at(raw, _sep(raw, pos, 0x20), end)
+                mailbox, pos = _nstr_at(raw, _sep(raw, pos, 0x20), end)
+                host, pos = _nstr_at(raw, _sep(raw, pos, 0x20), end)
+                pos = _sep(raw, pos, 0x29)
+                addrs.append(Address(name, adl, mailbox, host))
+            parts.append(tuple(addrs))
+            pos += 1
+        else:
+            value, pos = _nstr_at(raw, pos, end)
+            if value is not None and 2 <= i < 8:
+                raise ValueError("an address list is NIL or a list")
+            parts.append(value)
+    pos = _sep(raw, pos, 0x29)
+    return Envelope(*parts), pos  # type: ignore[arg-type]
 
 
 def _fast_fetch(raw: bytes) -> FetchData | None:
@@ -465,8 +523,15 @@ def _fast_fetch_items(raw: bytes, seq: int, pos: int) -> FetchData | None:
             pos = m.end()
         elif c == 0x45:  # E
             m = _FF_ENVELOPE.match(raw, pos)
-            if m is None:
-                return None
+            if m is None:  # a literal in it (Dovecot's way with 8-bit text), or not one we take
+                if not raw.startswith(b"ENVELOPE (", pos):
+                    return None
+                items["ENVELOPE"], pos = _envelope_walk(raw, pos + 9, end)
+                c = raw[pos]
+                if c == 0x20:
+                    pos += 1
+                    continue
+                return FetchData(seq, items) if c == 0x29 and pos + 1 == end else None
             g = m.groups()
             items["ENVELOPE"] = Envelope(
                 _nq(g[0]),

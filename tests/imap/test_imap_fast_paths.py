@@ -31,16 +31,18 @@ quoted_chars = st.sampled_from([*"abc XYZ09.-@<>:+()[]{}%*", '\\"', "\\\\", "é"
 
 @st.composite
 def nstring(draw: Any, plain: bool = False) -> bytes:
-    """NIL, a quoted string (escapes, 8-bit), or (not plain) a literal or an atom."""
+    """NIL, a quoted string (escapes, 8-bit), a literal (Dovecot's form of 8-bit text), or (not plain) an atom."""
     kind = draw(
-        st.sampled_from(["nil", "quoted", "quoted"] if plain else ["nil", "quoted", "literal", "atom"])
+        st.sampled_from(
+            ["nil", "quoted", "quoted", "literal"] if plain else ["nil", "quoted", "literal", "atom"]
+        )
     )
     if kind == "nil":
         return _casing(draw, "NIL", plain).encode()
     if kind == "quoted":
         return b'"' + "".join(draw(st.lists(quoted_chars, max_size=8))).encode() + b'"'
     if kind == "literal":
-        data = draw(st.binary(max_size=12))
+        data = draw(st.binary(max_size=12) | st.sampled_from(["Zoé", 'Café "quoted" ok']).map(str.encode))
         return b"{%d}\r\n" % len(data) + data
     return draw(st.sampled_from([b"abc", b"tel", b"Mon"]))
 
@@ -159,6 +161,13 @@ def test_the_fetch_fast_path_takes_dovecot_lines_and_agrees(raw: bytes) -> None:
 @example(b"* 1 FETCH (UID 4294967296)\r\n")  # out of range: the general path says so
 @example(b"* 1 FETCH (ENVELOPE (NIL {2}\r\nhi NIL NIL NIL NIL NIL NIL NIL NIL))\r\n")
 @example(b"* 1 FETCH (BODY[TEXT]<0> {9}\r\nab)\r\n")  # a literal past the end of the line
+@example(
+    b'* 1 FETCH (ENVELOPE (NIL NIL (({4}\r\nZo\xc3\xa9 NIL "tel" "x")) () NIL NIL NIL NIL NIL {3}\r\nab))\r\n'
+)
+@example(
+    b'* 1 FETCH (ENVELOPE (NIL NIL (({4}\r\nZo\xc3\xa9 NIL "tel" "x") (NIL NIL NIL NIL)) NIL NIL NIL NIL NIL NIL NIL))\r\n'
+)
+@example(b'* 1 FETCH (ENVELOPE (NIL {1}\r\nx "not a list" NIL NIL NIL NIL NIL NIL NIL))\r\n')
 def test_fast_paths_agree_with_the_general_path_on_any_fetch_line(raw: bytes) -> None:
     want = _general(raw)
     fast = response_parser._fast_fetch(raw)
