@@ -6,7 +6,10 @@ message) must still leave the loop to the other sessions."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,3 +118,27 @@ async def test_examine_and_fetch_answer_the_same_on_the_loop_and_on_a_worker(
     assert raws[7].count(b" FETCH (FLAGS") == _SHORT_SELECT_MESSAGES + 1
     assert b"x" * 100 in raws[13] and b"hello 2" in raws[14]
     assert b" NO " in raws[15].splitlines()[-1]
+
+
+def test_a_write_after_a_read_for_the_loop_still_waits_for_the_lock(
+    store: MessageStore, tmp_path: Path
+) -> None:
+    """A read for the loop turns the busy wait of this thread's SQLite connection off (and leaves
+    it off for the next such read); a write after it on the same thread must again wait for
+    another writer to finish, not fail at once with StoreBusy."""
+    store.create_mailbox("alice", "Chats")
+    store.append("alice", "Chats", message(1))
+    mailbox_id = store.select("alice", "Chats", readonly=True).id
+    other = sqlite3.connect(tmp_path / "store.sqlite", isolation_level=None, check_same_thread=False)
+    release = threading.Timer(0.3, other.rollback)
+    try:
+        assert store.fetch_now("alice", mailbox_id, None) is not None
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock for a moment
+        release.start()
+        assert store.append("alice", "Chats", message(2)).uid == 2
+        assert [r.uid for r in store.fetch_now("alice", mailbox_id, None) or []] == [1, 2]
+    finally:
+        release.cancel()
+        if release.is_alive():
+            release.join()
+        other.close()

@@ -83,11 +83,12 @@ class _ThreadConnection:
     """A thread's own SQLite connection, detached from the pool: closed when that thread ends (its
     thread-local goes, and this with it) or when the store closes."""
 
-    __slots__ = ("__weakref__", "busy", "raw")
+    __slots__ = ("__weakref__", "busy", "busy_timeout_ms", "raw")
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Any, busy_timeout_ms: int) -> None:
         self.raw: Any = raw
         self.busy = False
+        self.busy_timeout_ms = busy_timeout_ms  # what its PRAGMA busy_timeout is now
 
     def close(self) -> None:
         raw, self.raw = self.raw, None
@@ -373,11 +374,10 @@ class StoreEngine:
         loop (a WAL reader waits for no writer, but a checkpoint that resets the log or a
         recovery can hold readers off for a moment)."""
         try:
-            with self._raw_connection() as raw:
+            with self._raw_connection(wait=wait) as raw:
                 cur = raw.cursor()
                 try:
-                    with self._busy_wait(cur, wait):
-                        yield raw, cur
+                    yield raw, cur
                 finally:
                     cur.close()
         except self._dbapi_error as e:
@@ -442,26 +442,40 @@ class StoreEngine:
                 raise
 
     @contextlib.contextmanager
-    def _raw_connection(self) -> Iterator[Any]:
+    def _raw_connection(self, *, wait: bool = True) -> Iterator[Any]:
         """A DBAPI connection for `_RawStatement`s. SQLite: this thread's own, kept out of the pool
         (checking one out and back in, with the pool's rollback on return, cost about as much as
         an APPEND's four statements); its user ends every transaction. Otherwise, and when this
-        thread's is in use already, one from the pool."""
+        thread's is in use already, one from the pool. `wait=False` (SQLite): its busy wait off
+        (see `_busy_wait`); this thread's own keeps the setting until a caller wants the other,
+        so the event loop's reads pay no PRAGMA each (one was a sixth of a short read's cost)."""
         own: _ThreadConnection | None = getattr(self._local, "conn", None) if self._sqlite else None
         if self._sqlite and own is None:
             fairy = self._engine.raw_connection()
             fairy.detach()  # closing it now closes the connection; the pool forgets it
-            own = self._local.conn = _ThreadConnection(fairy)
+            own = self._local.conn = _ThreadConnection(fairy, self._busy_timeout_ms)
             self._kept.add(own)
         if own is None or own.busy or own.raw is None:
             raw = self._engine.raw_connection()
             try:
-                yield raw
+                if wait or not self._sqlite:
+                    yield raw
+                else:
+                    cur = raw.cursor()
+                    with self._busy_wait(cur, wait):
+                        yield raw
+                    cur.close()
             finally:
                 raw.close()  # back to the pool (which rolls back anything left open)
             return
         own.busy = True
         try:
+            timeout_ms = self._busy_timeout_ms if wait else 0
+            if own.busy_timeout_ms != timeout_ms:
+                cur = own.raw.cursor()
+                cur.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+                cur.close()
+                own.busy_timeout_ms = timeout_ms
             yield own.raw
         finally:
             own.busy = False
