@@ -17,6 +17,8 @@ __all__ = ["MimePart", "body_section", "bodystructure", "envelope", "parse_mime"
 
 _HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
 _FIELD_RE = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
+_FOLD_RE = re.compile(r"\r?\n[ \t]")  # a folded header line's break
+_PARAM_SPLIT_RE = re.compile(r";(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)")  # a ";" outside quotes
 
 
 @dataclass(slots=True)
@@ -80,12 +82,12 @@ def _field_value(header: bytes, name: str) -> str | None:
     if raw is None:
         return None
     value = raw.split(b":", 1)[1]
-    return re.sub(r"\r?\n[ \t]", " ", value.decode("utf-8", "surrogateescape")).strip()
+    return _FOLD_RE.sub(" ", value.decode("utf-8", "surrogateescape")).strip()
 
 
 def _params(value: str) -> tuple[str, list[tuple[str, str]]]:
     """`text/plain; charset="utf-8"` -> ("text/plain", [("CHARSET", "utf-8")])."""
-    parts = re.split(r";(?=(?:[^\"]*\"[^\"]*\")*[^\"]*$)", value)
+    parts = _PARAM_SPLIT_RE.split(value)
     main = parts[0].strip().lower()
     params: list[tuple[str, str]] = []
     for p in parts[1:]:
