@@ -7,6 +7,7 @@ crash or a cut connection in the middle of a sync can delay a change but never s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -18,7 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, delete, func, insert, text, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, text, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -61,16 +64,118 @@ SEEN = "\\Seen"
 Direction = Literal["in", "out"]
 
 
-# The mapped tables, for plain executemany INSERTs (the ORM's bulk path handled each row's dict
-# on its own: most of a first sync's commit time).
+# A folder sync writes through these prebuilt Core statements on the session's connection: a
+# statement built per call (or the ORM's unit of work) cost ten times the SQLite work it asked for,
+# most of a push sync's time from the server's answer to the commit and a third of a first sync's CPU.
 _OUTBOX = OutboxRow.__table__  # type: ignore[attr-defined]  # SQLModel: the mapped Table
 _MESSAGE = Message.__table__  # type: ignore[attr-defined]
-_MESSAGE_COLUMN = {"from_": "from_addr"}  # attribute -> column where they differ
+_FOLDER = Folder.__table__  # type: ignore[attr-defined]
+_PENDING = PendingFolder.__table__  # type: ignore[attr-defined]
+_SEQ = OutboxSeq.__table__  # type: ignore[attr-defined]
+_GENERATION = FolderGeneration.__table__  # type: ignore[attr-defined]
+_ACCOUNT = Account.__table__  # type: ignore[attr-defined]
+
+_FOLDER_VALUES = (
+    "delimiter",
+    "attributes",
+    "mailbox_id",
+    "uidvalidity",
+    "uidnext",
+    "highestmodseq",
+    "messages",
+    "unseen",
+    "last_synced_modseq",
+)
+"""The columns of a folder row a sync sets (all but its keys)."""
 
 
-def _insert_messages(s: Session, rows: list[dict[str, Any]]) -> None:
-    """New message rows (attribute names, as FolderSync builds them) in one executemany."""
-    s.execute(insert(_MESSAGE), [{_MESSAGE_COLUMN.get(k, k): v for k, v in r.items()} for r in rows])
+def _in_list(column: Any) -> Any:
+    """`column IN (:items)`, the list given at execution (at most 500: SQLite's parameter limit)."""
+    return column.in_(bindparam("items", expanding=True))
+
+
+_FOLDERS_NAMED = sa_select(_FOLDER).where(
+    _FOLDER.c.account_id == bindparam("account"), _in_list(_FOLDER.c.name)
+)
+_PENDING_NAMED = sa_select(_PENDING.c.name).where(
+    _PENDING.c.account_id == bindparam("account"), _in_list(_PENDING.c.name)
+)
+_PENDING_DROP = delete(_PENDING).where(
+    _PENDING.c.account_id == bindparam("account"), _in_list(_PENDING.c.name)
+)
+_SEQS_NAMED = sa_select(_SEQ.c.folder, _SEQ.c.last_seq).where(_in_list(_SEQ.c.folder))
+_SEQ_ONE = sa_select(_SEQ.c.last_seq).where(_SEQ.c.folder == bindparam("name"))
+_SEQ_NEW = sqlite_insert(_SEQ)
+_SEQ_SAVE = _SEQ_NEW.on_conflict_do_update(
+    index_elements=[_SEQ.c.folder], set_={"last_seq": _SEQ_NEW.excluded.last_seq}
+)
+_GENERATIONS_NAMED = sa_select(_GENERATION.c.name, _GENERATION.c.removed).where(
+    _GENERATION.c.account_id == bindparam("account"), _in_list(_GENERATION.c.name)
+)
+_GENERATION_ONE = sa_select(_GENERATION.c.removed).where(
+    _GENERATION.c.account_id == bindparam("account"), _GENERATION.c.name == bindparam("name")
+)
+_FOLDER_INSERT = insert(_FOLDER)
+_FOLDER_IDS = sa_select(_FOLDER.c.name, _FOLDER.c.id).where(
+    _FOLDER.c.account_id == bindparam("account"), _in_list(_FOLDER.c.name)
+)
+_FOLDER_UPDATE = (
+    update(_FOLDER)
+    .where(_FOLDER.c.id == bindparam("fid"))
+    .values({c: bindparam(f"v_{c}") for c in _FOLDER_VALUES})
+)
+_RETAINED_DROP = delete(_OUTBOX).where(_in_list(_OUTBOX.c.topic), _OUTBOX.c.retain.is_(True))
+_IN_FOLDER = _MESSAGE.c.folder_id == bindparam("fid")
+_UIDS_IN = _in_list(_MESSAGE.c.uid)
+_MESSAGE_FLAGS = sa_select(_MESSAGE.c.flags).where(_IN_FOLDER, _MESSAGE.c.uid == bindparam("uid"))
+_MESSAGE_UIDS = sa_select(_MESSAGE.c.uid).where(_IN_FOLDER)
+_MESSAGES_DROP = delete(_MESSAGE).where(_IN_FOLDER)
+_HELD_UIDS = sa_select(_MESSAGE.c.uid).where(_IN_FOLDER, _UIDS_IN)
+_HELD_DROP = delete(_MESSAGE).where(_IN_FOLDER, _UIDS_IN)
+_COUNTS = sa_select(func.count(), func.count(case((_MESSAGE.c.seen.is_(False), 1)))).where(_IN_FOLDER)
+_NEWEST = (
+    sa_select(_MESSAGE.c.uid, _MESSAGE.c.from_addr, _MESSAGE.c.subject, _MESSAGE.c.date, _MESSAGE.c.preview)
+    .where(_IN_FOLDER)
+    .order_by(_MESSAGE.c.uid.desc())
+    .limit(1)
+)
+_ACCOUNT_MARKS = sa_select(_ACCOUNT.c.watermark, _ACCOUNT.c.sync_target).where(
+    _ACCOUNT.c.id == bindparam("account")
+)
+_ACCOUNT_WATERMARK = (
+    update(_ACCOUNT).where(_ACCOUNT.c.id == bindparam("account")).values(watermark=bindparam("watermark"))
+)
+# watermark = min(target, min over pending folders of what is already synced of them). One
+# aggregate query, not one per pending folder: a first sync has every folder pending and commits
+# once per batch, so a per-folder loop made it quadratic (2,000 folders never finished). A pending
+# folder never synced counts as 0.
+_PENDING_FLOOR = (
+    sa_select(func.min(func.coalesce(_FOLDER.c.last_synced_modseq, 0)))
+    .select_from(_PENDING)
+    .outerjoin(
+        _FOLDER, and_(_FOLDER.c.account_id == _PENDING.c.account_id, _FOLDER.c.name == _PENDING.c.name)
+    )
+    .where(_PENDING.c.account_id == bindparam("account"))
+)
+
+
+@functools.cache
+def _message_update(columns: tuple[str, ...]) -> Any:
+    """UPDATE of these columns of one message row (executemany: `fid`, `muid`, `v_<column>`)."""
+    return (
+        update(_MESSAGE)
+        .where(_IN_FOLDER, _MESSAGE.c.uid == bindparam("muid"))
+        .values({c: bindparam(f"v_{c}") for c in columns})
+    )
+
+
+_MESSAGE_INSERT = insert(_MESSAGE)
+
+
+def _chunks(items: Sequence[Any], n: int = 500) -> Iterator[Sequence[Any]]:
+    """Slices of at most `n`: SQLite's bound-parameter limit for an IN list."""
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
 
 
 def _now() -> datetime:
@@ -365,31 +470,18 @@ class Cache:
 
     def _advance(self, s: Session) -> int:
         # watermark = min(target, min over pending folders of what is already synced of them):
-        # every change above it in a pending folder is still to be fetched.
-        a = s.get(Account, self.account_id)
-        assert a is not None
-        # One aggregate query, not one per pending folder: a first sync has every folder pending
-        # and commits once per folder, so a per-folder loop made it quadratic (2,000 folders
-        # never finished). A pending folder never synced counts as 0.
-        floor = s.exec(
-            select(func.min(func.coalesce(Folder.last_synced_modseq, 0)))
-            .select_from(PendingFolder)
-            .outerjoin(
-                Folder,
-                and_(
-                    col(Folder.account_id) == col(PendingFolder.account_id),
-                    col(Folder.name) == col(PendingFolder.name),
-                ),
-            )
-            .where(PendingFolder.account_id == self.account_id)
-        ).one()
-        new = a.sync_target
+        # every change above it in a pending folder is still to be fetched (_PENDING_FLOOR).
+        s.flush()  # pending folders the caller added count
+        conn = s.connection()
+        key = {"account": self.account_id}
+        watermark, target = conn.execute(_ACCOUNT_MARKS, key).one()
+        floor = conn.execute(_PENDING_FLOOR, key).scalar()
+        new: int = target
         if floor is not None:
-            new = min(new, max(a.watermark, floor))
-        new = max(a.watermark, new)
-        if new != a.watermark:
-            a.watermark = new
-            s.add(a)
+            new = min(new, max(watermark, floor))
+        new = max(watermark, new)
+        if new != watermark:
+            conn.execute(_ACCOUNT_WATERMARK, {**key, "watermark": new})
         return new
 
     # ---------------------------------------------------------------- reads
@@ -491,56 +583,59 @@ class Cache:
         self._apply_deferred_acks()
 
     def _batch(self, s: Session, names: Sequence[str]) -> _Batch:
+        conn = s.connection()
         wanted = list(dict.fromkeys(names))
-        folders: dict[str, Folder | None] = dict.fromkeys(wanted)
+        folders: dict[str, _FolderRow | None] = dict.fromkeys(wanted)
         pending: set[str] = set()
-        seqs: dict[str, OutboxSeq] = s.info.setdefault("outbox_seq", {})
+        seqs: dict[str, _Seq] = s.info.setdefault("outbox_seq", {})
         gens: dict[str, int] = s.info.setdefault("folder_generation", {})
-        for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
-            part = wanted[i : i + 500]
-            q = select(Folder).where(Folder.account_id == self.account_id, col(Folder.name).in_(part))
-            folders.update({f.name: f for f in s.exec(q)})
-            q2 = select(PendingFolder.name).where(
-                PendingFolder.account_id == self.account_id, col(PendingFolder.name).in_(part)
-            )
-            pending.update(s.exec(q2))
-            q3 = select(OutboxSeq).where(col(OutboxSeq.folder).in_(part))
-            seqs.update({row.folder: row for row in s.exec(q3)})
+        for part in _chunks(wanted):
+            p = {"account": self.account_id, "items": part}
+            for row in conn.execute(_FOLDERS_NAMED, p).mappings():
+                folders[row["name"]] = _FolderRow(row["id"], row["name"], *(row[c] for c in _FOLDER_VALUES))
+            pending.update(conn.execute(_PENDING_NAMED, p).scalars())
+            # Every folder writes at least its summary: its outbox counter, read here for all at once.
+            for name, last in conn.execute(_SEQS_NAMED, p):
+                seqs.setdefault(name, _Seq(last, last))
             # Every event id includes its folder's generation (`_generation`): read for all at once,
             # not one primary-key get per folder (a fifth of a first sync's CPU in the daemon).
-            q4 = select(FolderGeneration.name, FolderGeneration.removed).where(
-                FolderGeneration.account_id == self.account_id, col(FolderGeneration.name).in_(part)
-            )
-            gens.update({name: removed for name, removed in s.exec(q4)})
-        # Every folder writes at least its summary: its outbox counter, read here for all at once.
+            gens.update({name: removed for name, removed in conn.execute(_GENERATIONS_NAMED, p)})
         for name in wanted:
-            if name not in seqs:
-                seqs[name] = OutboxSeq(folder=name, last_seq=0)
-                s.add(seqs[name])
+            seqs.setdefault(name, _Seq(0, None))
             gens.setdefault(name, 0)
         return _Batch(folders, pending)
 
     def _finish_batch(self, s: Session, b: _Batch) -> None:
-        s.flush()  # the new folders get their ids
+        """The folder rows, new messages, superseded summaries and pending entries of the whole
+        batch, one executemany (or one statement per 500 names) each; then the watermark step."""
+        conn = s.connection()
+        acct = {"account": self.account_id}
+        if b.added:
+            conn.execute(
+                _FOLDER_INSERT,
+                [{"account_id": self.account_id, "name": f.name, **f.columns()} for f in b.added],
+            )
+            ids: dict[str, int] = {}
+            for part in _chunks([f.name for f in b.added]):
+                ids.update({name: fid for name, fid in conn.execute(_FOLDER_IDS, {**acct, "items": part})})
+            for f in b.added:
+                f.id = ids[f.name]
+        if b.changed:
+            conn.execute(
+                _FOLDER_UPDATE,
+                [{"fid": f.id, **{f"v_{c}": v for c, v in f.columns().items()}} for f in b.changed],
+            )
         rows: list[dict[str, Any]] = []
         for f, new in b.messages:
             for r in new:
                 r["folder_id"] = f.id
             rows += new
         if rows:
-            _insert_messages(s, rows)
-        topics = sorted(b.summaries)
-        for i in range(0, len(topics), 500):
-            part = topics[i : i + 500]
-            s.exec(delete(OutboxRow).where(col(OutboxRow.topic).in_(part), col(OutboxRow.retain).is_(True)))
-        for i in range(0, len(b.synced), 500):
-            part = b.synced[i : i + 500]
-            s.exec(
-                delete(PendingFolder).where(
-                    col(PendingFolder.account_id) == self.account_id, col(PendingFolder.name).in_(part)
-                )
-            )
-        s.flush()
+            conn.execute(_MESSAGE_INSERT, rows)
+        for part in _chunks(sorted(b.summaries)):
+            conn.execute(_RETAINED_DROP, {"items": part})
+        for part in _chunks(b.synced):
+            conn.execute(_PENDING_DROP, {**acct, "items": part})
         if b.synced:
             # The watermark follows the pending folders only (`_advance`): a batch that synced
             # none of them (a push sync) leaves it where the last change to them put it.
@@ -630,18 +725,14 @@ class Cache:
     # ---------------------------------------------------------------- outbox
 
     def _next_seq(self, s: Session, folder: str) -> int:
-        # Counters are remembered per session: a get() per event would autoflush every row.
-        counters: dict[str, OutboxSeq] = s.info.setdefault("outbox_seq", {})
-        row = counters.get(folder)
-        if row is None:
-            with s.no_autoflush:
-                row = s.get(OutboxSeq, folder)
-            if row is None:
-                row = OutboxSeq(folder=folder, last_seq=0)
-                s.add(row)
-            counters[folder] = row
-        row.last_seq += 1
-        return row.last_seq
+        # Counters are remembered per session and written once, at `_commit`.
+        counters: dict[str, _Seq] = s.info.setdefault("outbox_seq", {})
+        c = counters.get(folder)
+        if c is None:
+            last = s.connection().execute(_SEQ_ONE, {"name": folder}).scalar()
+            c = counters[folder] = _Seq(last or 0, last)
+        c.last += 1
+        return c.last
 
     def _write_raw(
         self,
@@ -671,12 +762,16 @@ class Cache:
         )
 
     def _commit(self, s: Session) -> None:
-        """Insert the buffered outbox rows, then commit: both or neither."""
+        """Insert the buffered outbox rows and their folders' counters, then commit: all or none."""
         rows = s.info.pop("outbox_rows", None)
         s.info.pop("outbox_retained", None)
+        counters: dict[str, _Seq] = s.info.pop("outbox_seq", {})
+        moved = [{"folder": f, "last_seq": c.last} for f, c in counters.items() if c.last != c.saved]
+        s.flush()
         if rows:
-            s.flush()
-            s.execute(insert(_OUTBOX), rows)
+            s.connection().execute(insert(_OUTBOX), rows)
+        if moved:
+            s.connection().execute(_SEQ_SAVE, moved)
         s.commit()
         if rows:
             self.events_committed += sum(1 for r in rows if r["event_id"] is not None)
@@ -685,8 +780,8 @@ class Cache:
         """How often `name` was dropped from the cache (see FolderGeneration), per transaction."""
         known: dict[str, int] = s.info.setdefault("folder_generation", {})
         if name not in known:
-            row = s.get(FolderGeneration, (self.account_id, name))
-            known[name] = row.removed if row is not None else 0
+            removed = s.connection().execute(_GENERATION_ONE, {"account": self.account_id, "name": name})
+            known[name] = removed.scalar() or 0
         return known[name]
 
     def _bump_generation(self, s: Session, name: str) -> None:
@@ -738,7 +833,7 @@ class Cache:
         self,
         s: Session,
         name: str,
-        f: Folder | None,
+        f: Folder | _FolderRow | None,
         *,
         last: LastMessage | bool | None = False,
         purge: bool = True,
@@ -949,41 +1044,77 @@ class Cache:
 
 
 @dataclass
+class _FolderRow:
+    """A folder row as a folder sync reads and changes it; written back with its batch's
+    (`Cache._finish_batch`), one executemany for all, instead of an ORM object per folder."""
+
+    id: int | None
+    name: str
+    delimiter: str | None = None
+    attributes: str = ""
+    mailbox_id: str | None = None
+    uidvalidity: int | None = None
+    uidnext: int | None = None
+    highestmodseq: int | None = None
+    messages: int = 0
+    unseen: int = 0
+    last_synced_modseq: int = 0
+
+    def columns(self) -> dict[str, Any]:
+        return {c: getattr(self, c) for c in _FOLDER_VALUES}
+
+
+@dataclass
+class _Seq:
+    """A folder's outbox counter in one transaction: `last` handed out, `saved` in the table (None:
+    no row yet); `Cache._commit` writes the counters that moved."""
+
+    last: int
+    saved: int | None
+
+
+@dataclass
 class _Batch:
     """What the folders of one `folders_sync` transaction leave to a single statement each."""
 
-    folders: dict[str, Folder | None]  # rows read in one query
+    folders: dict[str, _FolderRow | None]  # rows read in one query
     pending: set[str]  # pending folders among them
-    messages: list[tuple[Folder, list[dict[str, Any]]]] = field(default_factory=list)  # of new folders
+    added: list[_FolderRow] = field(default_factory=list)  # new folders, inserted together
+    changed: list[_FolderRow] = field(default_factory=list)  # cached folders, updated together
+    messages: list[tuple[_FolderRow, list[dict[str, Any]]]] = field(default_factory=list)  # no id yet
     summaries: set[str] = field(default_factory=set)  # retained topics whose unsent rows go
     synced: list[str] = field(default_factory=list)  # pending entries to drop
 
 
 class FolderSync:
-    """Changes to one folder inside one transaction; made by `Cache.folder_sync`."""
+    """Changes to one folder inside one transaction; made by `Cache.folder_sync`.
+
+    Rows are written with plain SQL on the transaction's connection: new messages in one
+    executemany, changed ones in one per set of columns, at the end (`_finish`)."""
 
     def __init__(self, cache: Cache, session: Session, name: str, batch: _Batch) -> None:
         self._cache = cache
         self._s = session
+        self._conn = session.connection()
         self.name = name
         self._batch = batch
         self._folder = batch.folders.get(name)
         self.existed = self._folder is not None
         self.uidvalidity_reset = False
         self._events: list[_PendingEvent] = []
-        # Rows touched in this transaction, so lookups need neither a query nor an autoflush;
-        # a folder that is new (or just lost its messages) has nothing else to look up.
-        self._rows: dict[int, Message] = {}
+        # Flags of the rows in the table this sync read or changed, so a lookup needs no query;
+        # a folder that is new (or just lost its messages) has nothing to look up.
+        self._flags: dict[int, str] = {}
+        self._updates: dict[int, dict[str, Any]] = {}  # uid -> columns to set on its row
         self._new: dict[int, dict[str, Any]] = {}  # not in the table yet: one executemany at the end
         self._may_exist = self.existed
         self._messages: int | None = None
         self._unseen: int | None = None
 
-    def _ensure(self) -> Folder:
+    def _ensure(self) -> _FolderRow:
         if self._folder is None:
-            f = Folder(account_id=self._cache.account_id, name=self.name)
-            self._s.add(f)  # inserted with the batch's new folders; its messages get its id then
-            self._folder = f
+            # Inserted with the batch's new folders; its messages get its id then.
+            self._folder = _FolderRow(None, self.name)
             self._events.append(_PendingEvent("folder_added", self.name, None, [], None))
         return self._folder
 
@@ -1003,14 +1134,15 @@ class FolderSync:
         f = self._ensure()
         if uidvalidity is not None and f.uidvalidity is not None and uidvalidity != f.uidvalidity:
             # RFC 3501 2.3.1.1: old UIDs mean nothing under a new UIDVALIDITY.
-            uids = list(self._s.exec(select(Message.uid).where(Message.folder_id == f.id)))
+            key = {"fid": f.id}
+            uids = list(self._conn.execute(_MESSAGE_UIDS, key).scalars())
             if uids:
                 self._events.append(
                     _PendingEvent("message_removed", self.name, f.uidvalidity, sorted(uids), f.highestmodseq)
                 )
-            self._s.flush()
-            self._s.exec(delete(Message).where(col(Message.folder_id) == f.id))
-            self._rows.clear()
+            self._conn.execute(_MESSAGES_DROP, key)
+            self._flags.clear()
+            self._updates.clear()
             self._new.clear()
             self._may_exist = False
             f.last_synced_modseq = 0
@@ -1035,16 +1167,20 @@ class FolderSync:
             self._messages = messages
         if unseen is not None:
             self._unseen = unseen
-        self._s.add(f)
 
-    def _row(self, folder_id: int | None, uid: int) -> Message | None:
-        row = self._rows.get(uid)
-        if row is None and self._may_exist:
-            with self._s.no_autoflush:
-                row = self._s.get(Message, (folder_id, uid))
-            if row is not None:
-                self._rows[uid] = row
-        return row
+    def _held_flags(self, folder_id: int | None, uid: int) -> str | None:
+        """The flags of the message's row in the table; None when it has none."""
+        flags = self._flags.get(uid)
+        if flags is None and self._may_exist:
+            flags = self._conn.execute(_MESSAGE_FLAGS, {"fid": folder_id, "uid": uid}).scalar()
+            if flags is not None:
+                self._flags[uid] = flags
+        return flags
+
+    def _set(self, uid: int, values: dict[str, Any]) -> None:
+        """Columns to write to a message row in the table (at `_finish`)."""
+        self._updates.setdefault(uid, {}).update(values)
+        self._flags[uid] = values["flags"]
 
     def add_message(self, msg: MessageData) -> bool:
         """Insert (or refresh) a message; True when it was new (a message_added event)."""
@@ -1056,7 +1192,7 @@ class FolderSync:
             "seen": SEEN in msg.flags,
             "internaldate": msg.internaldate,
             "size": msg.size,
-            "from_": msg.from_,
+            "from_addr": msg.from_,
             "to": msg.to,
             "subject": msg.subject,
             "date": msg.date,
@@ -1065,8 +1201,7 @@ class FolderSync:
             "body": msg.body,
         }
         pending = self._new.get(msg.uid)
-        row = self._row(f.id, msg.uid) if pending is None else None
-        old_flags = pending["flags"] if pending is not None else (row.flags if row is not None else None)
+        old_flags = pending["flags"] if pending is not None else self._held_flags(f.id, msg.uid)
         if old_flags is not None and old_flags != flags:
             ev = _PendingEvent(
                 "flags_changed", self.name, f.uidvalidity, [msg.uid], msg.modseq, flags=sorted(msg.flags)
@@ -1075,10 +1210,8 @@ class FolderSync:
         if pending is not None:
             pending.update(values)
             return False
-        if row is not None:
-            for k, v in values.items():
-                setattr(row, k, v)
-            self._s.add(row)
+        if old_flags is not None:
+            self._set(msg.uid, values)
             return False
         self._new[msg.uid] = {"folder_id": f.id, "uid": msg.uid, **values}
         ev = _PendingEvent(
@@ -1092,22 +1225,19 @@ class FolderSync:
         f = self._ensure()
         flags = set(flags)
         text_ = _flags_text(flags)
+        values: dict[str, Any] = {"flags": text_, "seen": SEEN in flags}
+        if modseq is not None:
+            values["modseq"] = modseq
         pending = self._new.get(uid)
         if pending is not None:
             changed = bool(pending["flags"] != text_)
-            pending["flags"], pending["seen"] = text_, SEEN in flags
-            if modseq is not None:
-                pending["modseq"] = modseq
+            pending.update(values)
         else:
-            row = self._row(f.id, uid)
-            if row is None:
+            old = self._held_flags(f.id, uid)
+            if old is None:
                 return False
-            changed = row.flags != text_
-            row.flags = text_
-            row.seen = SEEN in flags
-            if modseq is not None:
-                row.modseq = modseq
-            self._s.add(row)
+            changed = old != text_
+            self._set(uid, values)
         if changed:
             self._events.append(
                 _PendingEvent("flags_changed", self.name, f.uidvalidity, [uid], modseq, flags=sorted(flags))
@@ -1122,28 +1252,43 @@ class FolderSync:
             return []
         held = [u for u in wanted if self._new.pop(u, None) is not None]
         for uid in wanted:
-            self._rows.pop(uid, None)
+            self._flags.pop(uid, None)
+            self._updates.pop(uid, None)
         if self._may_exist:
-            self._s.flush()
-            for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
-                where = (col(Message.folder_id) == f.id, col(Message.uid).in_(wanted[i : i + 500]))
-                held += list(self._s.exec(select(Message.uid).where(*where)))
-                self._s.exec(delete(Message).where(*where))
+            for part in _chunks(wanted):
+                where = {"fid": f.id, "items": part}
+                held += self._conn.execute(_HELD_UIDS, where).scalars()
+                self._conn.execute(_HELD_DROP, where)
         held = sorted(set(held))
         if held:
             ev = _PendingEvent("message_removed", self.name, f.uidvalidity, held, modseq)
             self._events.append(ev)
         return held
 
+    def _write_rows(self) -> None:
+        """This folder's changed and new message rows (it is in the table: it has an id)."""
+        fid = self._folder.id if self._folder is not None else None
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for uid, values in self._updates.items():
+            params = {"fid": fid, "muid": uid, **{f"v_{c}": v for c, v in values.items()}}
+            by_columns.setdefault(tuple(values), []).append(params)
+        for columns, params_list in by_columns.items():
+            self._conn.execute(_message_update(columns), params_list)
+        self._updates.clear()
+        if self._new:
+            self._conn.execute(_MESSAGE_INSERT, list(self._new.values()))
+            self._new.clear()
+
     def _finish(self) -> None:
         """Counts, summary, events; the batch (`Cache.folders_sync`) writes what all folders share."""
         c = self._cache
         f = self._ensure()
         b = self._batch
-        last: LastMessage | bool | None = False  # False: look it up after the rows are written
+        (b.changed if f.id is not None else b.added).append(f)
+        last: LastMessage | None = None
         if not self._may_exist:
             # Nothing of this folder is in the table: counts and the last message come from the
-            # new rows, which go in with the whole batch's (no query, no flush per folder).
+            # new rows, which go in with the whole batch's (no query per folder).
             rows = list(self._new.values())
             b.messages.append((f, rows))
             self._new.clear()
@@ -1152,42 +1297,37 @@ class FolderSync:
             if self._unseen is None:
                 self._unseen = sum(1 for r in rows if not r["seen"])
             top = max(rows, key=lambda r: int(r["uid"]), default=None)
-            last = None
             if top is not None:
                 last = LastMessage(
                     uid=top["uid"],
-                    from_=top["from_"],
+                    from_=top["from_addr"],
                     subject=top["subject"],
                     date=top["date"],
                     preview=top["preview"],
                 )
         else:
-            self._s.flush()
-            if self._new:
-                _insert_messages(self._s, list(self._new.values()))
-                self._new.clear()
-        # The message rows are flushed (above): what follows reads nothing else the session holds,
-        # so no autoflush (each one an UPDATE of the folder or its outbox counter) until commit.
-        with self._s.no_autoflush:
+            self._write_rows()
+            key = {"fid": f.id}
             if self._messages is None or self._unseen is None:
-                unseen = func.count(case((col(Message.seen).is_(False), 1)))
-                q = select(func.count(), unseen).select_from(Message).where(Message.folder_id == f.id)
-                total, unseen_n = self._s.exec(q).one()
+                total, unseen_n = self._conn.execute(_COUNTS, key).one()
                 if self._messages is None:
                     self._messages = int(total)
                 if self._unseen is None:
                     self._unseen = int(unseen_n)
-            f.messages, f.unseen = self._messages, self._unseen
-            if f.highestmodseq is not None:
-                f.last_synced_modseq = max(f.last_synced_modseq, f.highestmodseq)
-            self._s.add(f)
-            topic = c.topics.events(self.name)
-            for ev in self._events:
-                if ev.modseq is None and ev.kind in ("message_removed", "folder_added"):
-                    ev.modseq = f.highestmodseq
-                c._write_event(self._s, ev, topic)
-            b.summaries.add(c.topics.summary(self.name))
-            c._write_summary(self._s, self.name, f, last=last, purge=False)
+            newest = self._conn.execute(_NEWEST, key).first()
+            if newest is not None:
+                uid, from_, subject, date, preview = newest
+                last = LastMessage(uid=uid, from_=from_, subject=subject, date=date, preview=preview)
+        f.messages, f.unseen = self._messages, self._unseen
+        if f.highestmodseq is not None:
+            f.last_synced_modseq = max(f.last_synced_modseq, f.highestmodseq)
+        topic = c.topics.events(self.name)
+        for ev in self._events:
+            if ev.modseq is None and ev.kind in ("message_removed", "folder_added"):
+                ev.modseq = f.highestmodseq
+            c._write_event(self._s, ev, topic)
+        b.summaries.add(c.topics.summary(self.name))
+        c._write_summary(self._s, self.name, f, last=last, purge=False)
         if self.name in b.pending:
             b.synced.append(self.name)
 
