@@ -18,8 +18,10 @@ __all__ = [
     "HEADER_FIELDS",
     "decode_words",
     "envelope_addresses",
+    "field_addresses",
     "garbled_envelope",
     "header_addresses",
+    "header_fields",
     "usable",
 ]
 
@@ -81,6 +83,9 @@ def envelope_addresses(a: tuple[Address, ...] | None) -> str | None:
 
 def _split(value: str) -> list[str]:
     """Split an address list at commas outside quotes and angle brackets."""
+    if "," not in value:  # one address (most messages): nothing to split
+        value = value.strip()
+        return [value] if value else []
     parts: list[str] = []
     cur: list[str] = []
     depth, quoted, escaped = 0, False, False
@@ -103,19 +108,22 @@ def _split(value: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def _field(raw: bytes, field: str) -> str | None:
+def header_fields(raw: bytes) -> dict[str, str]:
+    """A raw header block's fields, by upper-case name (unfolded; a repeated field's values joined
+    with ", "): read once for both From and To."""
     text = _FOLD.sub("", raw.decode("utf-8", errors="replace"))
-    values = []
+    fields: dict[str, str] = {}
     for line in text.splitlines():
         name, sep, value = line.partition(":")
-        if sep and name.strip().upper() == field.upper():
-            values.append(value.strip())
-    return ", ".join(values) if values else None
+        if sep:
+            key = name.strip().upper()
+            value = value.strip()
+            fields[key] = f"{fields[key]}, {value}" if key in fields else value
+    return fields
 
 
-def header_addresses(raw: bytes | None, field: str) -> str | None:
-    """The `field` (From/To) of a raw header block as the same string form as ENVELOPE gives."""
-    value = _field(raw, field) if raw else None
+def field_addresses(value: str | None) -> str | None:
+    """A raw From/To field value as the same string form as ENVELOPE gives (`envelope_addresses`)."""
     if not value:
         return None
     out: list[str] = []
@@ -131,3 +139,8 @@ def header_addresses(raw: bytes | None, field: str) -> str | None:
         addr = m.group(2).strip()
         out.append(f"{name} <{addr}>" if name else addr)
     return ", ".join(out) or None
+
+
+def header_addresses(raw: bytes | None, field: str) -> str | None:
+    """The `field` (From/To) of a raw header block as the same string form as ENVELOPE gives."""
+    return field_addresses(header_fields(raw).get(field.upper())) if raw else None

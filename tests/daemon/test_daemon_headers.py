@@ -91,3 +91,25 @@ def test_garbled_envelope_falls_back_to_raw_header() -> None:
     fd = FetchData(1, {"UID": 7, "ENVELOPE": env, "BODY[HEADER.FIELDS (FROM TO)]": raw})
     m = message_from_fetch(fd, "BODY[TEXT]<0>", 100)
     assert m is not None and m.from_ == "tel:+15143457900"
+
+
+def test_only_the_garbled_field_comes_from_the_raw_header() -> None:
+    # The raw block is read once for both fields; a usable ENVELOPE address is still preferred.
+    env = Envelope(
+        None,
+        "x",
+        (Address("Ann", None, "ann", "example.org"),),
+        None,
+        None,
+        (Address(None, None, "tel", "SYNTAX_ERROR"),),
+        None,
+        None,
+        None,
+        None,
+    )
+    raw = b"From: raw-ann@example.org\r\nTo: <tel:+1555>\r\nTo: =?utf-8?q?Z=C3=A9?= <z@example.org>\r\n\r\n"
+    fd = FetchData(1, {"UID": 7, "ENVELOPE": env, "BODY[HEADER.FIELDS (FROM TO)]": raw})
+    m = message_from_fetch(fd, "BODY[TEXT]<0>", 100)
+    assert m is not None
+    assert m.from_ == "Ann <ann@example.org>"
+    assert m.to == "tel:+1555, Zé <z@example.org>"
