@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, text, update
+from sqlalchemy import Row, and_, bindparam, case, delete, func, insert, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -171,6 +171,18 @@ def _message_update(columns: tuple[str, ...]) -> Any:
 
 _MESSAGE_INSERT = insert(_MESSAGE)
 
+# The reads and writes on the path from a server's news to its event (a push sync, the publisher).
+_FOLDERS_ALL = sa_select(_FOLDER).where(_FOLDER.c.account_id == bindparam("account"))
+_FOLDER_NAMED = _FOLDERS_ALL.where(_FOLDER.c.name == bindparam("name"))
+_FOLDER_FLAGS = (
+    sa_select(_MESSAGE.c.uid, _MESSAGE.c.modseq, _MESSAGE.c.flags)
+    .join(_FOLDER, _FOLDER.c.id == _MESSAGE.c.folder_id)
+    .where(_FOLDER.c.account_id == bindparam("account"), _FOLDER.c.name == bindparam("name"))
+)
+_OUTBOX_OLDEST = sa_select(_OUTBOX).order_by(_OUTBOX.c.id).limit(bindparam("limit"))
+_OUTBOX_DROP = delete(_OUTBOX).where(_in_list(_OUTBOX.c.id))
+_RUN_INSERT = insert(SyncRun.__table__)  # type: ignore[attr-defined]
+
 
 def _chunks(items: Sequence[Any], n: int = 500) -> Iterator[Sequence[Any]]:
     """Slices of at most `n`: SQLite's bound-parameter limit for an IN list."""
@@ -259,7 +271,7 @@ class OutboxItem:
     seq: int
 
 
-def _folder_state(f: Folder) -> FolderState:
+def _folder_state(f: Folder | Row[Any]) -> FolderState:
     return from_attributes(FolderState, f, attributes=tuple(f.attributes.split()) if f.attributes else ())
 
 
@@ -492,20 +504,20 @@ class Cache:
     def folders(self, names: Iterable[str] | None = None) -> dict[str, FolderState]:
         """Every cached folder, or those of `names` that are cached (a push sync of one folder
         need not read ten thousand)."""
-        with Session(self._engine) as s:
-            q = select(Folder).where(Folder.account_id == self.account_id)
+        key = {"account": self.account_id}
+        with self._engine.connect() as conn:
             if names is None:
-                return {f.name: _folder_state(f) for f in s.exec(q)}
-            wanted = sorted(set(names))
+                return {f.name: _folder_state(f) for f in conn.execute(_FOLDERS_ALL, key)}
             out: dict[str, FolderState] = {}
-            for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
-                part = s.exec(q.where(col(Folder.name).in_(wanted[i : i + 500])))
-                out.update({f.name: _folder_state(f) for f in part})
+            for part in _chunks(sorted(set(names))):
+                out.update(
+                    {f.name: _folder_state(f) for f in conn.execute(_FOLDERS_NAMED, {**key, "items": part})}
+                )
             return out
 
     def folder(self, name: str) -> FolderState | None:
-        with Session(self._engine) as s:
-            f = self._folder_row(s, name)
+        with self._engine.connect() as conn:
+            f = conn.execute(_FOLDER_NAMED, {"account": self.account_id, "name": name}).first()
             return _folder_state(f) if f is not None else None
 
     def known_uids(self, name: str) -> list[int]:
@@ -518,13 +530,9 @@ class Cache:
             )
 
     def message_flags(self, name: str) -> dict[int, tuple[int, frozenset[str]]]:
-        with Session(self._engine) as s:
-            q = (
-                select(Message.uid, Message.modseq, Message.flags)
-                .join(Folder, col(Folder.id) == col(Message.folder_id))
-                .where(Folder.account_id == self.account_id, Folder.name == name)
-            )
-            return {uid: (modseq or 0, _flags_set(flags)) for uid, modseq, flags in s.exec(q)}
+        with self._engine.connect() as conn:
+            rows = conn.execute(_FOLDER_FLAGS, {"account": self.account_id, "name": name})
+            return {uid: (modseq or 0, _flags_set(flags)) for uid, modseq, flags in rows}
 
     def messages(self, name: str) -> list[MessageData]:
         """All cached messages of a folder, by UID (apps and tests)."""
@@ -884,12 +892,12 @@ class Cache:
     def outbox_batch(self, limit: int = 100) -> list[OutboxItem]:
         """The oldest unacknowledged rows, in commit order (which keeps per-folder order)."""
         deferred = set(self._deferred_acks)
-        with Session(self._engine) as s:
-            q = select(OutboxRow).order_by(col(OutboxRow.id)).limit(limit + len(deferred))
-            rows = [r for r in s.exec(q) if r.id not in deferred][:limit]
+        with self._engine.connect() as conn:
+            q = conn.execute(_OUTBOX_OLDEST, {"limit": limit + len(deferred)})
+            rows = [r for r in q if r.id not in deferred][:limit]
             return [
                 OutboxItem(
-                    id=r.id or 0,
+                    id=r.id,
                     topic=r.topic,
                     payload=r.payload.encode(),
                     qos=r.qos,
@@ -910,12 +918,11 @@ class Cache:
     def _apply_deferred_acks(self) -> None:
         if not self._deferred_acks:
             return
-        with self._lock, Session(self._engine) as s:
+        with self._lock, self._engine.begin() as conn:
             ids = sorted(self._deferred_acks)
-            for i in range(0, len(ids), 500):  # SQLite's bound-parameter limit
-                s.exec(delete(OutboxRow).where(col(OutboxRow.id).in_(ids[i : i + 500])))
-            s.commit()
-            self._deferred_acks.difference_update(ids)
+            for part in _chunks(ids):
+                conn.execute(_OUTBOX_DROP, {"items": part})
+        self._deferred_acks.difference_update(ids)
 
     def outbox_count(self) -> int:
         """Rows not yet acknowledged by the broker."""
@@ -994,22 +1001,22 @@ class Cache:
     ) -> None:
         """A short run (a push sync) in one write once it is over: `start_run` + `finish_run` cost
         a commit before its first command, on the path from a change to its event."""
-        with self._lock, Session(self._engine) as s:
-            s.add(
-                SyncRun(
-                    account_id=self.account_id,
-                    started=started,
-                    ended=_now(),
-                    strategy=strategy,
-                    bytes_in=bytes_in,
-                    bytes_out=bytes_out,
-                    wire_bytes_in=wire_bytes_in,
-                    wire_bytes_out=wire_bytes_out,
-                    folders_touched=folders_touched,
-                    error=error,
-                )
+        with self._lock, self._engine.begin() as conn:
+            conn.execute(
+                _RUN_INSERT,
+                {
+                    "account_id": self.account_id,
+                    "started": started,
+                    "ended": _now(),
+                    "strategy": strategy,
+                    "bytes_in": bytes_in,
+                    "bytes_out": bytes_out,
+                    "wire_bytes_in": wire_bytes_in,
+                    "wire_bytes_out": wire_bytes_out,
+                    "folders_touched": folders_touched,
+                    "error": error,
+                },
             )
-            s.commit()
 
     def runs(self, limit: int = 50) -> list[SyncRunState]:
         """The latest runs, newest first."""
