@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Row, and_, bindparam, case, delete, func, insert, text, update
+from sqlalchemy import Connection, Row, and_, bindparam, case, delete, func, insert, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -560,11 +560,12 @@ class Cache:
         syncs: dict[str, FolderSync] = {}
         with self._transaction() as s:
             batch = self._batch(s, names)
+            conn = s.connection()  # once: asking the session for it per folder cost as much as a query
 
             def folder(name: str) -> FolderSync:
                 if name in syncs or name not in batch.folders:
                     raise ValueError(f"folder {name!r} not expected in this transaction")
-                syncs[name] = FolderSync(self, s, name, batch)
+                syncs[name] = FolderSync(self, s, conn, name, batch)
                 return syncs[name]
 
             yield folder
@@ -1099,10 +1100,10 @@ class FolderSync:
     Rows are written with plain SQL on the transaction's connection: new messages in one
     executemany, changed ones in one per set of columns, at the end (`_finish`)."""
 
-    def __init__(self, cache: Cache, session: Session, name: str, batch: _Batch) -> None:
+    def __init__(self, cache: Cache, session: Session, conn: Connection, name: str, batch: _Batch) -> None:
         self._cache = cache
         self._s = session
-        self._conn = session.connection()
+        self._conn = conn  # the session's, in its transaction
         self.name = name
         self._batch = batch
         self._folder = batch.folders.get(name)

@@ -412,10 +412,11 @@ def read_new(
             # 6.4.8): a known one, dropped here, never news (requeueing it looped, demo-needs #4).
             if m.uid in explicit or (uids.has_star and m.uid > above):
                 nm.out[m.uid] = m
-                _raw, mime = _header_blocks(fd)
                 body = fd.items.get(preview.response_key)
-                if isinstance(body, bytes) and needs_more(mime, body, settings.preview_bytes, m.preview):
-                    nm.short[m.uid] = mime
+                if m.preview is None and isinstance(body, bytes):  # else it needs no more
+                    _raw, mime = _header_blocks(fd)
+                    if needs_more(mime, body, settings.preview_bytes, m.preview):
+                        nm.short[m.uid] = mime
                 if garbled_envelope(fd.envelope):
                     imap.fetch_raw_addresses = True
                     if not any(_is_raw_key(k) for k in fd.items):

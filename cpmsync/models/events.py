@@ -41,6 +41,11 @@ EventKind = Literal[
 StatusState = Literal["connecting", "syncing", "online", "disconnected", "offline"]
 
 
+# What json.dumps(parts, separators=(",", ":")) builds on every call, built once (ids are
+# computed per event: 6,000 in a first sync of 5,000 messages); the same text, so the same ids.
+_KEY_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def event_id(
     account: str,
     folder: str,
@@ -63,7 +68,7 @@ def event_id(
         parts.append(detail)
     if generation:
         parts.append(["generation", generation])
-    key = json.dumps(parts, separators=(",", ":"))
+    key = _KEY_JSON.encode(parts)
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cpmsync.daemon.cache import Cache, MessageData
-from cpmsync.models.events import FolderEvent, FolderSummary
+from cpmsync.models.events import FolderEvent, FolderSummary, event_id
 
 
 def msg(uid: int, modseq: int, flags: tuple[str, ...] = (), subject: str = "s") -> MessageData:
@@ -157,6 +157,17 @@ def test_same_change_detected_twice_has_the_same_event_id(tmp_path: Path) -> Non
         ids.append([e["id"] for e in events(c)])
     assert ids[0] == ids[1]
     assert len(set(ids[0])) == len(ids[0])
+
+
+def test_event_ids_stay_what_earlier_versions_published() -> None:
+    # Apps drop an id they have seen: a daemon upgraded with unsent rows, or one that detects the
+    # same change again after the upgrade, must derive the very same ids (values published so far).
+    assert event_id("acct\0imap://alice@mail.example:993", "Inbox/Déjà", 7, [3, 1], 42, "message_added") == (
+        "ad5f1cedc3d931416d2b55bc3f784287"
+    )
+    assert event_id("acct", "INBOX", 7, [5], None, "flags_changed", "\\Seen", 2) == (
+        "2c58eb3f39fb1e27bccd23bb5699c5e7"
+    )
 
 
 def test_outbox_ack_removes_only_acknowledged_rows(cache: Cache) -> None:
