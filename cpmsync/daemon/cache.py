@@ -7,6 +7,7 @@ crash or a cut connection in the middle of a sync can delay a change but never s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -600,8 +601,8 @@ class Cache:
         gens: dict[str, int] = s.info.setdefault("folder_generation", {})
         for part in _chunks(wanted):
             p = {"account": self.account_id, "items": part}
-            for row in conn.execute(_FOLDERS_NAMED, p).mappings():
-                folders[row["name"]] = _FolderRow(row["id"], row["name"], *(row[c] for c in _FOLDER_VALUES))
+            for row in conn.execute(_FOLDERS_NAMED, p):
+                folders[row.name] = _FolderRow(row.id, _folder_state(row))
             pending.update(conn.execute(_PENDING_NAMED, p).scalars())
             # Every folder writes at least its summary: its outbox counter, read here for all at once.
             for name, last in conn.execute(_SEQS_NAMED, p):
@@ -622,13 +623,13 @@ class Cache:
         if b.added:
             conn.execute(
                 _FOLDER_INSERT,
-                [{"account_id": self.account_id, "name": f.name, **f.columns()} for f in b.added],
+                [{"account_id": self.account_id, "name": f.state.name, **f.columns()} for f in b.added],
             )
             ids: dict[str, int] = {}
-            for part in _chunks([f.name for f in b.added]):
+            for part in _chunks([f.state.name for f in b.added]):
                 ids.update({name: fid for name, fid in conn.execute(_FOLDER_IDS, {**acct, "items": part})})
             for f in b.added:
-                f.id = ids[f.name]
+                f.id = ids[f.state.name]
         if b.changed:
             conn.execute(
                 _FOLDER_UPDATE,
@@ -842,7 +843,7 @@ class Cache:
         self,
         s: Session,
         name: str,
-        f: Folder | _FolderRow | None,
+        f: Folder | FolderState | None,
         *,
         last: LastMessage | bool | None = False,
         purge: bool = True,
@@ -863,6 +864,7 @@ class Cache:
             self._write_raw(s, topic, "", name, None, retain=True)
             return
         if last is False:
+            assert isinstance(f, Folder)  # a folder sync knows its last message: only ORM callers ask
             last_msg = s.exec(
                 select(Message).where(Message.folder_id == f.id).order_by(col(Message.uid).desc())
             ).first()
@@ -1053,23 +1055,20 @@ class Cache:
 
 @dataclass
 class _FolderRow:
-    """A folder row as a folder sync reads and changes it; written back with its batch's
-    (`Cache._finish_batch`), one executemany for all, instead of an ORM object per folder."""
+    """A folder sync's folder: its row id (None until inserted with its batch's) and its state as
+    the sync changes it; written back with the batch (`Cache._finish_batch`), one executemany for
+    all, instead of an ORM object per folder."""
 
     id: int | None
-    name: str
-    delimiter: str | None = None
-    attributes: str = ""
-    mailbox_id: str | None = None
-    uidvalidity: int | None = None
-    uidnext: int | None = None
-    highestmodseq: int | None = None
-    messages: int = 0
-    unseen: int = 0
-    last_synced_modseq: int = 0
+    state: FolderState
 
     def columns(self) -> dict[str, Any]:
-        return {c: getattr(self, c) for c in _FOLDER_VALUES}
+        st = self.state
+        return {c: " ".join(st.attributes) if c == "attributes" else getattr(st, c) for c in _FOLDER_VALUES}
+
+    def update(self, **changes: Any) -> None:
+        if changes:
+            self.state = dataclasses.replace(self.state, **changes)
 
 
 @dataclass
@@ -1122,7 +1121,7 @@ class FolderSync:
     def _ensure(self) -> _FolderRow:
         if self._folder is None:
             # Inserted with the batch's new folders; its messages get its id then.
-            self._folder = _FolderRow(None, self.name)
+            self._folder = _FolderRow(None, FolderState(self.name, None, (), None, None, None, None, 0, 0, 0))
             self._events.append(_PendingEvent("folder_added", self.name, None, [], None))
         return self._folder
 
@@ -1140,37 +1139,42 @@ class FolderSync:
     ) -> None:
         """The folder's state as the server reports it (SELECT / STATUS / LIST)."""
         f = self._ensure()
-        if uidvalidity is not None and f.uidvalidity is not None and uidvalidity != f.uidvalidity:
+        st = f.state
+        changes: dict[str, Any] = {}
+        if uidvalidity is not None and st.uidvalidity is not None and uidvalidity != st.uidvalidity:
             # RFC 3501 2.3.1.1: old UIDs mean nothing under a new UIDVALIDITY.
             key = {"fid": f.id}
             uids = list(self._conn.execute(_MESSAGE_UIDS, key).scalars())
             if uids:
                 self._events.append(
-                    _PendingEvent("message_removed", self.name, f.uidvalidity, sorted(uids), f.highestmodseq)
+                    _PendingEvent(
+                        "message_removed", self.name, st.uidvalidity, sorted(uids), st.highestmodseq
+                    )
                 )
             self._conn.execute(_MESSAGES_DROP, key)
             self._flags.clear()
             self._updates.clear()
             self._new.clear()
             self._may_exist = False
-            f.last_synced_modseq = 0
+            changes["last_synced_modseq"] = 0
             self.uidvalidity_reset = True
             log.info("uidvalidity changed, folder cache dropped", extra=kv(folder=self.name))
         if uidvalidity is not None:
-            f.uidvalidity = uidvalidity
+            changes["uidvalidity"] = uidvalidity
             for ev in self._events:
                 if ev.kind == "folder_added":
                     ev.uidvalidity = uidvalidity
         if uidnext is not None:
-            f.uidnext = uidnext
+            changes["uidnext"] = uidnext
         if highestmodseq is not None:
-            f.highestmodseq = highestmodseq
+            changes["highestmodseq"] = highestmodseq
         if delimiter is not None:
-            f.delimiter = delimiter
+            changes["delimiter"] = delimiter
         if attributes is not None:
-            f.attributes = " ".join(attributes)
+            changes["attributes"] = tuple(attributes)
         if mailbox_id is not None:
-            f.mailbox_id = mailbox_id
+            changes["mailbox_id"] = mailbox_id
+        f.update(**changes)
         if messages is not None:
             self._messages = messages
         if unseen is not None:
@@ -1212,7 +1216,12 @@ class FolderSync:
         old_flags = pending["flags"] if pending is not None else self._held_flags(f.id, msg.uid)
         if old_flags is not None and old_flags != flags:
             ev = _PendingEvent(
-                "flags_changed", self.name, f.uidvalidity, [msg.uid], msg.modseq, flags=sorted(msg.flags)
+                "flags_changed",
+                self.name,
+                f.state.uidvalidity,
+                [msg.uid],
+                msg.modseq,
+                flags=sorted(msg.flags),
             )
             self._events.append(ev)
         if pending is not None:
@@ -1223,7 +1232,13 @@ class FolderSync:
             return False
         self._new[msg.uid] = {"folder_id": f.id, "uid": msg.uid, **values}
         ev = _PendingEvent(
-            "message_added", self.name, f.uidvalidity, [msg.uid], msg.modseq, msg=msg, flags=sorted(msg.flags)
+            "message_added",
+            self.name,
+            f.state.uidvalidity,
+            [msg.uid],
+            msg.modseq,
+            msg=msg,
+            flags=sorted(msg.flags),
         )
         self._events.append(ev)
         return True
@@ -1248,7 +1263,9 @@ class FolderSync:
             self._set(uid, values)
         if changed:
             self._events.append(
-                _PendingEvent("flags_changed", self.name, f.uidvalidity, [uid], modseq, flags=sorted(flags))
+                _PendingEvent(
+                    "flags_changed", self.name, f.state.uidvalidity, [uid], modseq, flags=sorted(flags)
+                )
             )
         return changed
 
@@ -1269,7 +1286,7 @@ class FolderSync:
                 self._conn.execute(_HELD_DROP, where)
         held = sorted(set(held))
         if held:
-            ev = _PendingEvent("message_removed", self.name, f.uidvalidity, held, modseq)
+            ev = _PendingEvent("message_removed", self.name, f.state.uidvalidity, held, modseq)
             self._events.append(ev)
         return held
 
@@ -1326,16 +1343,20 @@ class FolderSync:
             if newest is not None:
                 uid, from_, subject, date, preview = newest
                 last = LastMessage(uid=uid, from_=from_, subject=subject, date=date, preview=preview)
-        f.messages, f.unseen = self._messages, self._unseen
-        if f.highestmodseq is not None:
-            f.last_synced_modseq = max(f.last_synced_modseq, f.highestmodseq)
+        st = f.state
+        synced = (
+            st.last_synced_modseq
+            if st.highestmodseq is None
+            else max(st.last_synced_modseq, st.highestmodseq)
+        )
+        f.update(messages=self._messages, unseen=self._unseen, last_synced_modseq=synced)
         topic = c.topics.events(self.name)
         for ev in self._events:
             if ev.modseq is None and ev.kind in ("message_removed", "folder_added"):
-                ev.modseq = f.highestmodseq
+                ev.modseq = f.state.highestmodseq
             c._write_event(self._s, ev, topic)
         b.summaries.add(c.topics.summary(self.name))
-        c._write_summary(self._s, self.name, f, last=last, purge=False)
+        c._write_summary(self._s, self.name, f.state, last=last, purge=False)
         if self.name in b.pending:
             b.synced.append(self.name)
 
