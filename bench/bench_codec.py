@@ -112,17 +112,8 @@ def main() -> None:
 
     responses = list_status_responses(args.mailboxes)
     wire = b"".join(serialize_response(r) for r in responses)
-    chunks = [wire[i : i + CHUNK_BYTES] for i in range(0, len(wire), CHUNK_BYTES)]
     mb = len(wire) / 1e6
-
-    parsed: list[Response] = []
-
-    def parse() -> None:
-        parsed.clear()
-        p = ResponseParser()
-        for c in chunks:
-            p.feed(c)
-            parsed.extend(p.events())
+    parsed, parse = chunked_parse(wire)
 
     def write() -> None:
         b"".join([serialize_response(r) for r in responses])
@@ -186,6 +177,22 @@ def dovecot_fetch_stream(n: int, seed: int = 11) -> bytes:
     return b"".join(out)
 
 
+def chunked_parse(wire: bytes) -> tuple[list[Response], Callable[[], None]]:
+    """A parse of `wire` fed CHUNK_BYTES at a time, as a socket delivers it; each call of the
+    returned function refills the returned list."""
+    chunks = [wire[i : i + CHUNK_BYTES] for i in range(0, len(wire), CHUNK_BYTES)]
+    parsed: list[Response] = []
+
+    def parse() -> None:
+        parsed.clear()
+        p = ResponseParser()
+        for c in chunks:
+            p.feed(c)
+            parsed.extend(p.events())
+
+    return parsed, parse
+
+
 @contextmanager
 def _general_path(*, checked_tokenizer: bool) -> Iterator[None]:
     """The response parser with its fast paths off (and the per-token tokenizer, if asked)."""
@@ -199,15 +206,7 @@ def _general_path(*, checked_tokenizer: bool) -> Iterator[None]:
 
 def fetch_bench(n: int, runs: int) -> None:
     wire = dovecot_fetch_stream(n)
-    chunks = [wire[i : i + CHUNK_BYTES] for i in range(0, len(wire), CHUNK_BYTES)]
-    parsed: list[Response] = []
-
-    def parse() -> None:
-        parsed.clear()
-        p = ResponseParser()
-        for c in chunks:
-            p.feed(c)
-            parsed.extend(p.events())
+    parsed, parse = chunked_parse(wire)
 
     fast = best_cpu_of(runs, parse)
     want = list(parsed)
