@@ -46,6 +46,7 @@ from cpmsync.models.tables import (
     SyncRun,
     TraceEntry,
 )
+from cpmsync.sql_chunks import in_chunks
 
 __all__ = [
     "AccountState",
@@ -183,12 +184,6 @@ _FOLDER_FLAGS = (
 _OUTBOX_OLDEST = sa_select(_OUTBOX).order_by(_OUTBOX.c.id).limit(bindparam("limit"))
 _OUTBOX_DROP = delete(_OUTBOX).where(_in_list(_OUTBOX.c.id))
 _RUN_INSERT = insert(SyncRun.__table__)  # type: ignore[attr-defined]
-
-
-def _chunks(items: Sequence[Any], n: int = 500) -> Iterator[Sequence[Any]]:
-    """Slices of at most `n`: SQLite's bound-parameter limit for an IN list."""
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
 
 
 def _now() -> datetime:
@@ -510,7 +505,7 @@ class Cache:
             if names is None:
                 return {f.name: _folder_state(f) for f in conn.execute(_FOLDERS_ALL, key)}
             out: dict[str, FolderState] = {}
-            for part in _chunks(sorted(set(names))):
+            for part in in_chunks(sorted(set(names))):
                 out.update(
                     {f.name: _folder_state(f) for f in conn.execute(_FOLDERS_NAMED, {**key, "items": part})}
                 )
@@ -599,7 +594,7 @@ class Cache:
         pending: set[str] = set()
         seqs: dict[str, _Seq] = s.info.setdefault("outbox_seq", {})
         gens: dict[str, int] = s.info.setdefault("folder_generation", {})
-        for part in _chunks(wanted):
+        for part in in_chunks(wanted):
             p = {"account": self.account_id, "items": part}
             for row in conn.execute(_FOLDERS_NAMED, p):
                 folders[row.name] = _FolderRow(row.id, _folder_state(row))
@@ -626,7 +621,7 @@ class Cache:
                 [{"account_id": self.account_id, "name": f.state.name, **f.columns()} for f in b.added],
             )
             ids: dict[str, int] = {}
-            for part in _chunks([f.state.name for f in b.added]):
+            for part in in_chunks([f.state.name for f in b.added]):
                 ids.update({name: fid for name, fid in conn.execute(_FOLDER_IDS, {**acct, "items": part})})
             for f in b.added:
                 f.id = ids[f.state.name]
@@ -642,9 +637,9 @@ class Cache:
             rows += new
         if rows:
             conn.execute(_MESSAGE_INSERT, rows)
-        for part in _chunks(sorted(b.summaries)):
+        for part in in_chunks(sorted(b.summaries)):
             conn.execute(_RETAINED_DROP, {"items": part})
-        for part in _chunks(b.synced):
+        for part in in_chunks(b.synced):
             conn.execute(_PENDING_DROP, {**acct, "items": part})
         if b.synced:
             # The watermark follows the pending folders only (`_advance`): a batch that synced
@@ -923,7 +918,7 @@ class Cache:
             return
         with self._lock, self._engine.begin() as conn:
             ids = sorted(self._deferred_acks)
-            for part in _chunks(ids):
+            for part in in_chunks(ids):
                 conn.execute(_OUTBOX_DROP, {"items": part})
         self._deferred_acks.difference_update(ids)
 
@@ -1280,7 +1275,7 @@ class FolderSync:
             self._flags.pop(uid, None)
             self._updates.pop(uid, None)
         if self._may_exist:
-            for part in _chunks(wanted):
+            for part in in_chunks(wanted):
                 where = {"fid": f.id, "items": part}
                 held += self._conn.execute(_HELD_UIDS, where).scalars()
                 self._conn.execute(_HELD_DROP, where)

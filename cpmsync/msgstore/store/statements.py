@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -42,13 +42,15 @@ from cpmsync.msgstore.records import (
     SearchFilter,
     UidSet,
 )
+from cpmsync.sql_chunks import IN_LIST_MAX, in_chunks
 
 log = logging.getLogger("cpmsync.msgstore")
 
 DELIMITER = "/"
 _INBOX = "INBOX"
 _MAX_NAME_CHARS = 1000
-_CHUNK = 500  # bound on IN (...) lists: SQLite's variable limit, PostgreSQL plan size
+_CHUNK = IN_LIST_MAX  # bound on IN (...) lists: SQLite's variable limit, PostgreSQL plan size
+_chunks = in_chunks
 _MAX_OR_RANGES = 64  # more UID ranges than this: one BETWEEN window + exact filter in Python
 _SEEN = t.FLAG_BITS["\\seen"]
 _DELETED = t.FLAG_BITS["\\deleted"]
@@ -67,11 +69,6 @@ def _names_in(conn: Connection, table: Table, user_id: int, names: Sequence[str]
         rows = conn.execute(select(table.c.name).where(table.c.user_id == user_id, table.c.name.in_(chunk)))
         found.update(r[0] for r in rows)
     return found
-
-
-def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
 
 
 def _parent_of(name: str) -> str:
