@@ -77,10 +77,10 @@ def run_mbsync(port: int, password: str) -> Run:
     return Run(wall, cpu, messages, folders)
 
 
-def run_daemon(port: int, password: str) -> Run:
+def run_daemon(port: int, password: str, gc_mode: str = "service") -> Run:
     with tempfile.TemporaryDirectory(dir="/dev/shm") as td:
         cache = Path(td) / "cache.sqlite"
-        args = json.dumps({"port": port, "password": password, "cache": str(cache)})
+        args = json.dumps({"port": port, "password": password, "cache": str(cache), "gc": gc_mode})
         wall, cpu, out = _child([sys.executable, __file__, "--child-daemon", args])
         got = json.loads(out.strip().splitlines()[-1])
     return Run(wall, cpu, got["messages"], got["folders"], sync_wall_s=got["wall"], sync_cpu_s=got["cpu"])
@@ -88,6 +88,7 @@ def run_daemon(port: int, password: str) -> Run:
 
 async def _daemon_child(spec: dict[str, object]) -> None:
     from cpmsync.daemon.cache import Cache
+    from cpmsync.daemon.gc_tuning import tune_for_service
     from cpmsync.daemon.imap_client import ImapClient
     from cpmsync.daemon.service import setup
     from cpmsync.daemon.settings import DaemonSettings
@@ -109,6 +110,8 @@ async def _daemon_child(spec: dict[str, object]) -> None:
             "cache": {"path": spec["cache"]},
         }
     )
+    if spec.get("gc", "service") == "service":  # as `cpmsync daemon run` does before its loop
+        tune_for_service()
     t0, c0 = time.perf_counter(), time.process_time()
     cache = Cache.open(Path(str(spec["cache"])), USER)
     async with ImapClient("127.0.0.1", port, tls="none", command_timeout_s=600) as imap:
@@ -157,7 +160,7 @@ def _loopback_table(d_runs: list[Run], m_runs: list[Run], total: int) -> None:
     )
 
 
-def bench_shape(folders: int, per: int, rounds: int, lte: bool) -> None:
+def bench_shape(folders: int, per: int, rounds: int, lte: bool, gc_both: bool = False) -> None:
     with seeded_dovecot(folders, per) as (dv, seeded):
         pw = dv.password(USER)
         total = seeded.messages
@@ -167,6 +170,7 @@ def bench_shape(folders: int, per: int, rounds: int, lte: bool) -> None:
         print("  (shared machine: compare the ratios of one run)")
         d_runs: list[Run] = []
         m_runs: list[Run] = []
+        g_runs: list[Run] = []
         for i in range(rounds):  # alternate who goes first: Dovecot's caches warm either way
             order = (run_mbsync, run_daemon) if i % 2 == 0 else (run_daemon, run_mbsync)
             for fn in order:
@@ -180,8 +184,17 @@ def bench_shape(folders: int, per: int, rounds: int, lte: bool) -> None:
                     f"  round {i + 1} {name:<7} {r.wall_s:7.2f} s wall {r.cpu_s:7.2f} s CPU "
                     f"({r.folders} folders, {r.messages} messages{sync})"
                 )
+            if gc_both:  # the same daemon with CPython's default collector (gc_tuning.py)
+                g_runs.append(run_daemon(dv.port, pw, "default"))
         if d_runs:
             _loopback_table(d_runs, m_runs, total)
+        if g_runs:
+            g, d = _median(g_runs), _median(d_runs)
+            print(
+                f"  daemon, CPython's default GC: whole {g.cpu_s:.2f} s CPU, sync {g.sync_cpu_s or 0:.2f} s"
+                f" -> the service GC settings save {1 - d.cpu_s / g.cpu_s:.0%} of the process's CPU"
+                f" ({1 - (d.sync_cpu_s or 0) / (g.sync_cpu_s or 1):.0%} of the sync's)"
+            )
         if not lte:
             return
         link = LinkProfile.radio("lte")
@@ -198,10 +211,10 @@ def bench_shape(folders: int, per: int, rounds: int, lte: bool) -> None:
                 f"{r.up} B up; bandwidth-bound {bound:.2f} s -> {r.wall_s / bound:.1f}x of it"
             )
         bound = link.bound_s(dl.up, dl.down, SETUP_ROUND_TRIPS)
-        sync = dl.sync_wall_s or dl.wall_s
+        alone_s = dl.sync_wall_s or dl.wall_s
         print(
-            f"  daemon: connect + first sync {sync:.2f} s vs bandwidth-bound {bound:.2f} s = "
-            f"{sync / bound:.2f}x (goal <= 1.5); whole process (with Python's start-up) "
+            f"  daemon: connect + first sync {alone_s:.2f} s vs bandwidth-bound {bound:.2f} s = "
+            f"{alone_s / bound:.2f}x (goal <= 1.5); whole process (with Python's start-up) "
             f"{dl.wall_s / bound:.2f}x; daemon / mbsync wall over LTE {dl.wall_s / ml.wall_s:.2f}x"
         )
 
@@ -215,12 +228,18 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--lte", action="store_true", help="also sync over the emulated LTE link")
     ap.add_argument("--no-loopback", action="store_true", help="only the LTE runs")
+    ap.add_argument(
+        "--gc",
+        choices=("service", "both"),
+        default="service",
+        help="both: also run the daemon with CPython's default collector, to show what gc_tuning saves",
+    )
     args = ap.parse_args()
     if shutil.which("mbsync") is None:
         raise SystemExit("mbsync not found: apt-get install isync")
     for shape in args.shape or ["1000x5", "10000x1"]:
         f, m = (int(x) for x in shape.lower().split("x"))
-        bench_shape(f, m, 0 if args.no_loopback else args.rounds, args.lte)
+        bench_shape(f, m, 0 if args.no_loopback else args.rounds, args.lte, args.gc == "both")
 
 
 if __name__ == "__main__":

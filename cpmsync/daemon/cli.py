@@ -21,6 +21,7 @@ def run(config: Path = CONFIG_OPTION) -> None:
     import asyncio
 
     from cpmsync.config import ConfigError
+    from cpmsync.daemon.gc_tuning import tune_for_service
     from cpmsync.daemon.service import run_daemon
     from cpmsync.daemon.settings import load_daemon_settings
 
@@ -29,6 +30,7 @@ def run(config: Path = CONFIG_OPTION) -> None:
     except ConfigError as e:
         typer.echo(f"cpmsync daemon: {e}", err=True)
         raise typer.Exit(2) from None
+    tune_for_service()
     try:
         asyncio.run(run_daemon(settings))
     except KeyboardInterrupt:
