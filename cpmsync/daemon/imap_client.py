@@ -474,14 +474,20 @@ class ImapClient:
     ) -> AsyncIterator[_Pending]:
         """Every command's life: registered under its tag so the reader can route its answer,
         unregistered on the way out whatever happens (answer, NO, timeout, cut, cancel)."""
-        if self._closed is not None:
-            raise ImapConnectionLost(str(self._closed))
-        p = _Pending(cmd, asyncio.get_running_loop().create_future(), on_ok=on_ok)
-        self._pending[cmd.tag] = p
+        p = self._register(cmd, on_ok=on_ok)
         try:
             yield p
         finally:
             self._pending.pop(cmd.tag, None)
+
+    def _register(self, cmd: Command, *, on_ok: Callable[[], None] | None = None) -> _Pending:
+        """Registered under its tag so the reader can route its answer; the caller unregisters it
+        (`_pending_call`, or a pipeline as it takes each answer)."""
+        if self._closed is not None:
+            raise ImapConnectionLost(str(self._closed))
+        p = _Pending(cmd, asyncio.get_running_loop().create_future(), on_ok=on_ok)
+        self._pending[cmd.tag] = p
+        return p
 
     @contextlib.asynccontextmanager
     async def _within(self, timeout_s: float, what: str) -> AsyncIterator[None]:
@@ -572,7 +578,7 @@ class ImapClient:
         source = iter(cmds)
         held: Command | None = None  # taken from `source`, not sent yet
         exhausted = False
-        async with self._lock, contextlib.AsyncExitStack() as calls:
+        async with self._lock:
             inflight: collections.deque[_Pending] = collections.deque()
             mark = self.counters.snapshot()
             try:
@@ -590,7 +596,7 @@ class ImapClient:
                             if len(chunks) > 1 and (inflight or batch):
                                 break  # a synchronizing literal: after the window is answered
                             held = None
-                            p = await calls.enter_async_context(self._pending_call(cmd))
+                            p = self._register(cmd)  # unregistered once answered, or in `finally`
                             inflight.append(p)
                             if len(chunks) > 1:
                                 async with self._within(self.command_timeout_s, "pipelined command"):
@@ -603,15 +609,20 @@ class ImapClient:
                             self._send_raw(b"".join(batch))
                     if not inflight:
                         return
-                    async with self._within(self.command_timeout_s, "pipelined command"):
-                        result = await inflight[0].future
-                    inflight.popleft()
+                    fut = inflight[0].future
+                    if not fut.done():  # a burst's later answers are in already: no timer for them
+                        async with self._within(self.command_timeout_s, "pipelined command"):
+                            await fut
+                    result = fut.result()
+                    self._pending.pop(inflight.popleft().cmd.tag, None)
                     now = self.counters.snapshot()
                     result.bytes, mark = now.since(mark), now
                     yield result
             finally:
                 if inflight and self._closed is None:
                     self._abort(ImapConnectionLost("pipeline left with commands in flight"))
+                for p in inflight:
+                    self._pending.pop(p.cmd.tag, None)
 
     async def _wait_continuation(self, pending: _Pending) -> None:
         cont_task = asyncio.ensure_future(pending.continuation.get())
