@@ -46,6 +46,7 @@ from cpmsync.models.tables import (
     SyncRun,
     TraceEntry,
 )
+from cpmsync.sql_bulk import Bulk
 from cpmsync.sql_chunks import in_chunks
 
 __all__ = [
@@ -117,11 +118,11 @@ _GENERATIONS_NAMED = sa_select(_GENERATION.c.name, _GENERATION.c.removed).where(
 _GENERATION_ONE = sa_select(_GENERATION.c.removed).where(
     _GENERATION.c.account_id == bindparam("account"), _GENERATION.c.name == bindparam("name")
 )
-_FOLDER_INSERT = insert(_FOLDER)
+_FOLDER_INSERT = Bulk(insert(_FOLDER))
 _FOLDER_IDS = sa_select(_FOLDER.c.name, _FOLDER.c.id).where(
     _FOLDER.c.account_id == bindparam("account"), _in_list(_FOLDER.c.name)
 )
-_FOLDER_UPDATE = (
+_FOLDER_UPDATE = Bulk(
     update(_FOLDER)
     .where(_FOLDER.c.id == bindparam("fid"))
     .values({c: bindparam(f"v_{c}") for c in _FOLDER_VALUES})
@@ -171,7 +172,8 @@ def _message_update(columns: tuple[str, ...]) -> Any:
     )
 
 
-_MESSAGE_INSERT = insert(_MESSAGE)
+_MESSAGE_INSERT = Bulk(insert(_MESSAGE))
+_OUTBOX_INSERT = Bulk(insert(_OUTBOX))
 
 # The reads and writes on the path from a server's news to its event (a push sync, the publisher).
 _FOLDERS_ALL = sa_select(_FOLDER).where(_FOLDER.c.account_id == bindparam("account"))
@@ -616,9 +618,8 @@ class Cache:
         conn = s.connection()
         acct = {"account": self.account_id}
         if b.added:
-            conn.execute(
-                _FOLDER_INSERT,
-                [{"account_id": self.account_id, "name": f.state.name, **f.columns()} for f in b.added],
+            _FOLDER_INSERT.execute(
+                conn, [{"account_id": self.account_id, "name": f.state.name, **f.columns()} for f in b.added]
             )
             ids: dict[str, int] = {}
             for part in in_chunks([f.state.name for f in b.added]):
@@ -626,9 +627,8 @@ class Cache:
             for f in b.added:
                 f.id = ids[f.state.name]
         if b.changed:
-            conn.execute(
-                _FOLDER_UPDATE,
-                [{"fid": f.id, **{f"v_{c}": v for c, v in f.columns().items()}} for f in b.changed],
+            _FOLDER_UPDATE.execute(
+                conn, [{"fid": f.id, **{f"v_{c}": v for c, v in f.columns().items()}} for f in b.changed]
             )
         rows: list[dict[str, Any]] = []
         for f, new in b.messages:
@@ -636,7 +636,7 @@ class Cache:
                 r["folder_id"] = f.id
             rows += new
         if rows:
-            conn.execute(_MESSAGE_INSERT, rows)
+            _MESSAGE_INSERT.execute(conn, rows)
         for part in in_chunks(sorted(b.summaries)):
             conn.execute(_RETAINED_DROP, {"items": part})
         for part in in_chunks(b.synced):
@@ -774,7 +774,7 @@ class Cache:
         moved = [{"folder": f, "last_seq": c.last} for f, c in counters.items() if c.last != c.saved]
         s.flush()
         if rows:
-            s.connection().execute(insert(_OUTBOX), rows)
+            _OUTBOX_INSERT.execute(s.connection(), rows)
         if moved:
             s.connection().execute(_SEQ_SAVE, moved)
         s.commit()
@@ -1296,7 +1296,7 @@ class FolderSync:
             self._conn.execute(_message_update(columns), params_list)
         self._updates.clear()
         if self._new:
-            self._conn.execute(_MESSAGE_INSERT, list(self._new.values()))
+            _MESSAGE_INSERT.execute(self._conn, list(self._new.values()))
             self._new.clear()
 
     def _finish(self) -> None:
