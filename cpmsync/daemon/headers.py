@@ -8,11 +8,14 @@ so when ENVELOPE yields no usable address the raw From/To header field is read i
 
 from __future__ import annotations
 
+import email.utils
 import re
+from datetime import datetime
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 
 from cpmsync.imap import Address, Envelope
+from cpmsync.imap.datetimes import fixed_zone
 
 __all__ = [
     "HEADER_FIELDS",
@@ -21,6 +24,7 @@ __all__ = [
     "field_addresses",
     "garbled_envelope",
     "header_addresses",
+    "header_date",
     "header_fields",
     "usable",
 ]
@@ -32,6 +36,34 @@ HEADER_FIELDS = ("FROM", "TO")
 _BAD_HOSTS = {"SYNTAX_ERROR", "MISSING_DOMAIN", ".SYNTAX-ERROR.", ".MISSING-HOST-NAME."}
 _ANGLE = re.compile(r"^(.*?)<([^<>]*)>\s*$", re.S)
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+# RFC 5322 3.3's date-time as nearly every sender writes it: `Fri, 4 Dec 2026 12:00:05 +0100`.
+_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"([1-9]\d{3}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})\Z"  # years below 100 mean 19xx or 20xx there
+)
+_MONTH = {m: i + 1 for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())}
+
+
+def header_date(text: str | None) -> datetime | None:
+    """A Date header's value as the email package reads it (None when it cannot), the common form
+    by one regex: email.utils' general parser was a twentieth of a first sync's CPU."""
+    if not text:
+        return None
+    m = _DATE.match(text)
+    if m is not None and m.group(7) != "-0000":  # -0000: "no zone known", naive in the email package
+        day, mon, year, hh, mm, ss, zone = m.groups()
+        try:
+            return datetime(
+                int(year), _MONTH[mon], int(day), int(hh), int(mm), int(ss), tzinfo=fixed_zone(zone)
+            )
+        except ValueError:
+            return None
+    try:
+        return email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def decode_words(value: str | None) -> str | None:

@@ -10,12 +10,10 @@ CHANGEDSINCE + UID SEARCH for expunges, else a full UID/FLAGS comparison.
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from cpmsync.daemon.cache import Cache, FolderState, FolderSync, MessageData
 from cpmsync.daemon.headers import (
@@ -25,6 +23,7 @@ from cpmsync.daemon.headers import (
     field_addresses,
     garbled_envelope,
     header_addresses,
+    header_date,
     header_fields,
     usable,
 )
@@ -88,15 +87,6 @@ def tidy_flags(flags: tuple[str, ...] | None) -> tuple[str, ...]:
     return tuple(f for f in flags or () if f.upper() != "\\RECENT")
 
 
-def _date(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
 MIME_ITEM = FetchBody(peek=True, text="HEADER.FIELDS", fields=MIME_FIELDS)
 """Fetched with the TEXT prefix: how to decode it (transfer encoding, charset, MIME parts)."""
 
@@ -155,7 +145,7 @@ def message_from_fetch(fd: FetchData, preview_key: str, preview_bytes: int) -> M
         from_=_addresses(from_, fields, "FROM"),
         to=_addresses(to, fields, "TO"),
         subject=decode_words(env.subject) if env else None,
-        date=_date(env.date) if env else None,
+        date=header_date(env.date) if env else None,
         message_id=env.message_id if env else None,
         preview=text_preview(mime, body if isinstance(body, bytes) else None, preview_bytes),
     )

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 from .errors import ImapProtocolError
 
-__all__ = ["format_date", "format_datetime", "parse_date", "parse_datetime"]
+__all__ = ["fixed_zone", "format_date", "format_datetime", "parse_date", "parse_datetime"]
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MONTH_NUM = {m.upper(): i + 1 for i, m in enumerate(_MONTHS)}
@@ -32,20 +32,28 @@ def format_datetime(dt: datetime) -> str:
 _ZONES: dict[str, timezone] = {}  # "+0100" -> its timezone: a handful of distinct offsets per account
 
 
+def fixed_zone(zone: str) -> timezone:
+    """`+0100` as a timezone, one object per offset (`datetime.timezone.utc` for +0000, as the
+    email package gives); ValueError when it is not a zone or is a day or more away from UTC."""
+    tz = _ZONES.get(zone)
+    if tz is None:
+        if len(zone) != 5 or zone[0] not in "+-" or not zone[1:].isdigit() or not zone.isascii():
+            raise ValueError(f"not a zone offset: {zone!r}")
+        off = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5]))  # +0160 is +0200, as before
+        tz = UTC if not off else timezone(-off if zone[0] == "-" else off)
+        if len(_ZONES) < 1024:
+            _ZONES[zone] = tz
+    return tz
+
+
 def parse_datetime(text: str) -> datetime:
     m = _DT_RE.match(text)
     month = _MONTH_NUM.get(m.group(2).upper()) if m else None
     if m is None or month is None:
         raise ImapProtocolError("invalid date-time", position=0, line=text.encode("utf-8", "replace"))
-    day, _, year, hh, mm, ss, sign, oh, om = m.groups()
+    day, _, year, hh, mm, ss, _sign, _oh, _om = m.groups()
     try:
-        zone = text[-5:]
-        tz = _ZONES.get(zone)
-        if tz is None:
-            off = timedelta(hours=int(oh), minutes=int(om))
-            tz = timezone(-off if sign == "-" else off)
-            if len(_ZONES) < 1024:
-                _ZONES[zone] = tz
+        tz = fixed_zone(text[-5:])
         return datetime(int(year), month, int(day), int(hh), int(mm), int(ss), tzinfo=tz)
     except ValueError as e:
         raise ImapProtocolError(
