@@ -20,17 +20,18 @@ def run(config: Path = CONFIG_OPTION) -> None:
     """Run the daemon: keep the cache in sync with the message store and publish changes over MQTT."""
     import asyncio
 
-    from cpmsync.config import ConfigError
-    from cpmsync.daemon.gc_tuning import tune_for_service
-    from cpmsync.daemon.service import run_daemon
-    from cpmsync.daemon.settings import load_daemon_settings
+    from cpmsync.daemon.gc_tuning import service_start
 
-    try:
-        settings = load_daemon_settings(config, imap_login=True)
-    except ConfigError as e:
-        typer.echo(f"cpmsync daemon: {e}", err=True)
-        raise typer.Exit(2) from None
-    tune_for_service()
+    with service_start():
+        from cpmsync.config import ConfigError
+        from cpmsync.daemon.service import run_daemon
+        from cpmsync.daemon.settings import load_daemon_settings
+
+        try:
+            settings = load_daemon_settings(config, imap_login=True)
+        except ConfigError as e:
+            typer.echo(f"cpmsync daemon: {e}", err=True)
+            raise typer.Exit(2) from None
     try:
         asyncio.run(run_daemon(settings))
     except KeyboardInterrupt:

@@ -41,10 +41,24 @@ def test_daemon_run_loop_starts_with_service_gc(
     async def fake_run(settings: DaemonSettings) -> None:  # stands in for the service loop only
         seen["threshold"] = gc.get_threshold()
         seen["frozen"] = gc.get_freeze_count()
+        seen["enabled"] = gc.isenabled()
         seen["account"] = settings.account.id
 
     monkeypatch.setattr(service, "run_daemon", fake_run)
     r = CliRunner().invoke(app, ["daemon", "run", "--config", str(cfg)])
     assert r.exit_code == 0, r.output
     assert seen["threshold"] == SERVICE_THRESHOLDS
+    assert seen["enabled"] is True  # start-up ran without the collector (service_start); the loop has it
     assert isinstance(seen["frozen"], int) and seen["frozen"] > 10_000  # the imported modules' objects
+
+
+def test_daemon_run_with_a_bad_config_leaves_the_collector_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restored_gc: None
+) -> None:
+    cfg = tmp_path / "d.toml"
+    cfg.write_text('[imap]\nport = "not a port"\n')
+    gc.unfreeze()
+    gc.set_threshold(700, 10, 10)
+    r = CliRunner().invoke(app, ["daemon", "run", "--config", str(cfg)])
+    assert r.exit_code == 2, r.output
+    assert gc.isenabled() and gc.get_threshold() == (700, 10, 10) and gc.get_freeze_count() == 0
