@@ -10,15 +10,13 @@ import sys
 from enum import StrEnum
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from cpmsync import __version__
 from cpmsync.app.cli import app as app_app
-from cpmsync.config import UserInputError
 from cpmsync.daemon.cli import app as daemon_app
 from cpmsync.daemon.cli import watch
 from cpmsync.demo.cli import demo
+from cpmsync.errors import UserInputError
 from cpmsync.logs import LogFormat, setup_logging
 from cpmsync.msgstore.cli import app as msgstore_app
 from cpmsync.simulator.cli import app as simulator_app
@@ -67,6 +65,10 @@ def main() -> None:
     try:
         app()
     except UserInputError as e:
+        # rich only here: `cpmsync daemon run` and the other commands' start-up never pay its import.
+        from rich.console import Console
+        from rich.markup import escape
+
         Console(stderr=True).print(f"[bold red]{e.label}:[/] {escape(str(e))}", highlight=False)
         sys.exit(2)
 

@@ -15,22 +15,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from cpmsync.errors import ConfigError, UserInputError
+
 __all__ = ["ConfigError", "CpmSettings", "UserInputError", "load_config", "read_secret"]
 
 S = TypeVar("S", bound="CpmSettings")
 M = TypeVar("M", bound=BaseModel)
-
-
-class UserInputError(Exception):
-    """Something the user gave us is unusable; the CLI prints `label: message`, never a traceback."""
-
-    label = "error"
-
-
-class ConfigError(UserInputError):
-    """A configuration file or environment override is unusable; the message says where and why."""
-
-    label = "configuration error"
 
 
 class CpmSettings(BaseSettings):

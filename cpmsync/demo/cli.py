@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
 
 from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from cpmsync.demo.runner import DemoReport
 
 __all__ = ["demo", "render_table"]
@@ -109,6 +110,7 @@ def demo(
     """Run msgstore, daemon, an app and a change generator with a running MQTT broker; show what they do."""
     import asyncio
 
+    from rich.console import Console
     from rich.markup import escape
 
     from cpmsync.config import ConfigError

@@ -6,6 +6,7 @@ Heavy modules (SQLAlchemy, argon2, cryptography) are imported inside the command
 
 from __future__ import annotations
 
+import functools
 import ssl
 import sys
 import time
@@ -13,11 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
-from rich.console import Console
 
-from cpmsync.config import ConfigError
+from cpmsync.errors import ConfigError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from cpmsync.msgstore.settings import MsgstoreSettings
     from cpmsync.msgstore.store import MessageStore
 
@@ -34,14 +36,21 @@ app.add_typer(user_app, name="user")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(tls_app, name="tls")
 
-_err = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
+
+@functools.cache
+def _err() -> Console:
+    """stderr, one error on one line (built at first use: rich stays off other commands' start-up)."""
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="TOML file (see config/msgstore.toml).")
 DbOpt = typer.Option(None, "--db", help="SQLAlchemy URL; default: [store] db_url, else a SQLite file.")
 
 
 def _fail(message: str) -> NoReturn:
-    _err.print(f"[bold red]error:[/] {message}")
+    _err().print(f"[bold red]error:[/] {message}")
     raise typer.Exit(2)
 
 
@@ -214,7 +223,7 @@ def seed(
     started = time.perf_counter()
     try:
         store.user_highest_modseq(user)  # fail before drawing a progress bar
-        result = seed_with_progress(_err, store, user, folders, messages, seed=random_seed)
+        result = seed_with_progress(_err(), store, user, folders, messages, seed=random_seed)
     except StoreError as e:
         _fail(str(e))
     finally:

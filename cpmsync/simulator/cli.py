@@ -6,6 +6,7 @@ Heavy imports (numpy, matplotlib, the codec) happen inside the commands so `cpms
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -14,19 +15,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cpmsync.daemon.discovery_strategy import DiscoveryStrategy
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from rich.console import Console
+    from rich.table import Table
+
     from cpmsync.simulator.runner import Row
 
 app = typer.Typer(help="UNI bytes and radio energy per sync strategy.", no_args_is_help=True)
-# Wide tables: when output is piped or captured, do not squeeze columns into 80 characters.
-console = Console(width=None if sys.stdout.isatty() else 200)
+
+
+@functools.cache
+def _console() -> Console:
+    """stdout, built at first use (rich stays off other commands' start-up). Wide tables: when
+    output is piped or captured, do not squeeze columns into 80 characters."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200)
+
 
 STRATEGY_HELP = (
     "list-status-per-folder (LIST + STATUS per folder), list-status (RFC 5819) or list-changedsince (the CR)"
@@ -34,6 +44,8 @@ STRATEGY_HELP = (
 
 
 def _fail(msg: str) -> typer.Exit:
+    from rich.console import Console
+
     Console(stderr=True).print(f"[bold red]error:[/] {msg}", highlight=False)
     return typer.Exit(2)
 
@@ -48,6 +60,7 @@ def _discovery_option(flag: str, value: str) -> DiscoveryStrategy:
 
 @contextmanager
 def _progress(total_s: float, what: str) -> Iterator[Callable[[float], None]]:
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     cols = (
@@ -66,6 +79,8 @@ def _mb(n: float) -> str:
 
 
 def _rows_table(rows: Sequence[Row], title: str) -> Table:
+    from rich.table import Table
+
     t = Table(title=title, show_lines=False)
     for col, j in (
         ("strategy", "left"), ("radio", "left"), ("MB up/day", "right"), ("MB down/day", "right"),
@@ -107,6 +122,8 @@ def bytes_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Bytes of one catch-up sync (connect, find changed folders, fetch them, log out), per layer."""
+    from rich.table import Table
+
     from cpmsync.simulator.account import make_account
     from cpmsync.simulator.catchup import account_catchup_bytes
     from cpmsync.simulator.wire import WireConfig
@@ -147,7 +164,7 @@ def bytes_cmd(
         t.add_row(label, f"{result[key + '_up']:,}", f"{result[key + '_down']:,}")
     t.add_row("TCP segments", f"{wc.segments_up:,}", f"{wc.segments_down:,}")
     t.add_row("pure ACKs", f"{wc.pure_acks_up:,}", f"{wc.pure_acks_down:,}")
-    console.print(t)
+    _console().print(t)
 
 
 @app.command()
@@ -172,11 +189,11 @@ def run(
             raise _fail(f"no strategy matches {strategy}; labels look like list-changedsince+deflate+push")
     with _progress(scn.duration_s * len(specs), f"{scn.name}: simulating {len(specs)} strategies") as tick:
         rows = run_scenario(scn, radios, specs, progress=tick)
-    console.print(_rows_table(rows, f"{scn.name}: {scn.description}"))
+    _console().print(_rows_table(rows, f"{scn.name}: {scn.description}"))
     if out is not None:
         write_rows(rows, out / f"{scn.name}.csv", out / f"{scn.name}.json")
         png = _timeline(scn, radios[0], out / f"{scn.name}-timeline-{radios[0].name}.png")
-        console.print(f"wrote {out / (scn.name + '.csv')}, {out / (scn.name + '.json')}, {png}")
+        _console().print(f"wrote {out / (scn.name + '.csv')}, {out / (scn.name + '.json')}, {png}")
 
 
 def _timeline(scn: Any, profile: Any, path: Path, hour: int = 18) -> Path:
@@ -236,6 +253,8 @@ def schedule(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Price one day of the daemon's wake schedule as configured (or of a polling client)."""
+    from rich.table import Table
+
     from cpmsync.config import ConfigError
     from cpmsync.daemon.settings import DaemonSettings, load_daemon_settings
     from cpmsync.simulator.runner import BATTERY_J, resolve_radios
@@ -291,7 +310,7 @@ def schedule(
             f"{d['sync_joules_per_day']:,.0f}", f"{d['battery_pct_per_day']:.2f}",
             f"{d['median_delay_s']:,.1f}", f"{d['p95_delay_s']:,.1f}", "-" if hb is None else f"{hb:,.0f}",
         )  # fmt: skip
-    console.print(t)
+    _console().print(t)
 
 
 @app.command()
@@ -305,6 +324,8 @@ def trace(
     plot: Path | None = typer.Option(None, "--plot", help="Also write a timeline PNG of the first hour."),
 ) -> None:
     """Cost a recorded (time, direction, bytes) trace on a radio, ARO style."""
+    from rich.table import Table
+
     from cpmsync.simulator.plots import plot_timeline
     from cpmsync.simulator.rrc import simulate_radio
     from cpmsync.simulator.runner import BATTERY_J, resolve_radios
@@ -342,19 +363,21 @@ def trace(
                 str(d["radio"]), f"{up:,}", f"{down:,}", f"{d['radio_wakes']:,}", f"{d['radio_on_s']:,.1f}",
                 f"{d['energy_j']:,.1f}", f"{d['battery_pct']:.3f}",
             )  # fmt: skip
-        console.print(t)
+        _console().print(t)
     if plot is not None:
         p, r = results[0]
         plot_timeline(
             [(f"{file.name} on {p.name}", p, r, transfers)], plot, t0_s=0.0, t1_s=min(3600.0, r.end_s)
         )
         if not as_json:
-            console.print(f"wrote {plot}")
+            _console().print(f"wrote {plot}")
 
 
 @app.command()
 def profiles() -> None:
     """List the shipped radio profiles (copy one and pass its path to --radio to make your own)."""
+    from rich.table import Table
+
     from cpmsync.simulator.radio import _profiles_dir, builtin_profile_names, load_profile
 
     t = Table(title=f"radio profiles in {_profiles_dir()}")
@@ -363,7 +386,7 @@ def profiles() -> None:
     for n in builtin_profile_names():
         p = load_profile(n)
         t.add_row(n, p.technology, f"{p.tail_s:.2f}", f"{p.idle.promotion_ms or 0:.0f}", p.description)
-    console.print(t)
+    _console().print(t)
 
 
 @app.command()
@@ -378,6 +401,7 @@ def fleet(
     import time
 
     import numpy as np
+    from rich.table import Table
 
     from cpmsync.simulator.fleet import fleet_energy_by_strategy, make_fleet
     from cpmsync.simulator.runner import BATTERY_J, idle_floor_j, resolve_radios
@@ -408,7 +432,7 @@ def fleet(
             spec.label, f"{np.median(e):,.0f}", f"{e.mean():,.0f}", f"{e.mean() - floor_j:,.1f}",
             f"{100 * e.mean() / BATTERY_J:.2f}", _mb(res.bytes_down.mean()), f"{res.wakes.mean():,.0f}",
         )  # fmt: skip
-    console.print(tab)
+    _console().print(tab)
 
 
 @app.command()
@@ -427,8 +451,8 @@ def report(
     if only in ("all", "energy"):
         with _progress(1.0, "energy report") as tick:
             path = build_report(out, progress=tick)
-        console.print(f"wrote {path}")
+        _console().print(f"wrote {path}")
     if only in ("all", "frontier"):
         with _progress(1.0, "push energy frontier") as tick:
             path = build_frontier(out, progress=tick)
-        console.print(f"wrote {path}")
+        _console().print(f"wrote {path}")
