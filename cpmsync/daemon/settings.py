@@ -10,7 +10,6 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from cpmsync.config import ConfigError, CpmSettings, load_config, read_secret
@@ -147,6 +146,8 @@ class MqttSettings(_Section):
 
 
 def _default_cache_path() -> Path:
+    import platformdirs  # only when no cache.path is set (the systemd unit sets one)
+
     return Path(platformdirs.user_state_dir("cpmsync")) / "cache.sqlite"
 
 

@@ -95,8 +95,10 @@ def _check_flags(v: list[str]) -> list[str]:
     return v
 
 
+# defer_build (here, on ActionResult and on action_adapter): the validators are built when the first
+# action arrives, not at every daemon start; most daemons never receive one (~4 ms of start-up).
 class _Action(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
     id: str = Field(min_length=1, max_length=ID_MAX_CHARS, description="Idempotency key chosen by the app")
 
@@ -215,13 +217,15 @@ ACTION_KINDS = (
     "append",
 )
 
-action_adapter: TypeAdapter[Action] = TypeAdapter(Action)
+action_adapter: TypeAdapter[Action] = TypeAdapter(Action, config=ConfigDict(defer_build=True))
 
 
 class ActionResult(BaseModel):
     """One step of an action's life, on `{prefix}/{account}/actions/results` (QoS 1, not retained)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, json_schema_serialization_defaults_required=True)
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, json_schema_serialization_defaults_required=True, defer_build=True
+    )
 
     schema_version: int = EVENT_SCHEMA_VERSION
     id: str | None = Field(None, description="The action's id; null when the payload was not JSON")
