@@ -18,11 +18,11 @@ CONFIG_OPTION = typer.Option(..., "--config", "-c", help="Daemon TOML file (see 
 @app.command()
 def run(config: Path = CONFIG_OPTION) -> None:
     """Run the daemon: keep the cache in sync with the message store and publish changes over MQTT."""
-    import asyncio
-
     from cpmsync.daemon.gc_tuning import service_start
 
-    with service_start():
+    with service_start():  # every import of the daemon inside, asyncio's too
+        import asyncio
+
         from cpmsync.config import ConfigError
         from cpmsync.daemon.service import run_daemon
         from cpmsync.daemon.settings import load_daemon_settings
