@@ -9,8 +9,11 @@ With `--lte` both also sync through the fault proxy's link emulator (the simulat
 70 ms RTT, 5.64 up / 12.74 down Mbit/s), and the daemon's time is compared with the
 bandwidth-bound time of its own bytes on the wire (plus a handful of RTTs for login and the first
 listing). The machine is shared: compare the ratios measured in one run, not absolute figures.
+Two shapes with the same folder count (`--shape 1000x5 --shape 1000x20`) also give each side's
+CPU per extra message, with start-up and per-folder costs cancelled out.
 
     python bench/bench_daemon_vs_mbsync.py [--shape 1000x5 --shape 10000x1] [--rounds 2] [--lte]
+        [--gc both]
 """
 
 from __future__ import annotations
@@ -160,7 +163,10 @@ def _loopback_table(d_runs: list[Run], m_runs: list[Run], total: int) -> None:
     )
 
 
-def bench_shape(folders: int, per: int, rounds: int, lte: bool, gc_both: bool = False) -> None:
+def bench_shape(
+    folders: int, per: int, rounds: int, lte: bool, gc_both: bool = False
+) -> tuple[Run, Run] | None:
+    """Print one shape's runs; return the medians (daemon, mbsync) of its loopback rounds."""
     with seeded_dovecot(folders, per) as (dv, seeded):
         pw = dv.password(USER)
         total = seeded.messages
@@ -186,6 +192,7 @@ def bench_shape(folders: int, per: int, rounds: int, lte: bool, gc_both: bool = 
                 )
             if gc_both:  # the same daemon with CPython's default collector (gc_tuning.py)
                 g_runs.append(run_daemon(dv.port, pw, "default"))
+        medians = (_median(d_runs), _median(m_runs)) if d_runs else None
         if d_runs:
             _loopback_table(d_runs, m_runs, total)
         if g_runs:
@@ -196,7 +203,7 @@ def bench_shape(folders: int, per: int, rounds: int, lte: bool, gc_both: bool = 
                 f" ({1 - (d.sync_cpu_s or 0) / (g.sync_cpu_s or 1):.0%} of the sync's)"
             )
         if not lte:
-            return
+            return medians
         link = LinkProfile.radio("lte")
         print(
             f"\n== the same over emulated LTE ({link.rtt_ms:g} ms RTT, {link.up_mbps} up / "
@@ -217,6 +224,7 @@ def bench_shape(folders: int, per: int, rounds: int, lte: bool, gc_both: bool = 
             f"{alone_s / bound:.2f}x (goal <= 1.5); whole process (with Python's start-up) "
             f"{dl.wall_s / bound:.2f}x; daemon / mbsync wall over LTE {dl.wall_s / ml.wall_s:.2f}x"
         )
+        return medians
 
 
 def main() -> None:
@@ -237,9 +245,31 @@ def main() -> None:
     args = ap.parse_args()
     if shutil.which("mbsync") is None:
         raise SystemExit("mbsync not found: apt-get install isync")
+    done: dict[int, list[tuple[int, Run, Run]]] = {}
     for shape in args.shape or ["1000x5", "10000x1"]:
         f, m = (int(x) for x in shape.lower().split("x"))
-        bench_shape(f, m, 0 if args.no_loopback else args.rounds, args.lte, args.gc == "both")
+        medians = bench_shape(f, m, 0 if args.no_loopback else args.rounds, args.lte, args.gc == "both")
+        if medians is not None:
+            done.setdefault(f, []).append((f * m, *medians))
+    for folders, runs in done.items():
+        _marginal(folders, sorted(runs, key=lambda r: r[0]))
+
+
+def _marginal(folders: int, runs: list[tuple[int, Run, Run]]) -> None:
+    """CPU per extra message between two shapes with the same folders: start-up and per-folder
+    work cancel out, what is left is each side's cost of one more message."""
+    if len(runs) < 2:
+        return
+    (n0, d0, m0), (n1, d1, m1) = runs[0], runs[-1]
+    extra = n1 - n0
+    if extra <= 0:
+        return
+    d_us = ((d1.sync_cpu_s or 0) - (d0.sync_cpu_s or 0)) / extra * 1e6
+    m_us = (m1.cpu_s - m0.cpu_s) / extra * 1e6
+    print(
+        f"\n== CPU per extra message, {folders} folders, {n0} -> {n1} messages: daemon {d_us:.0f} us, "
+        f"mbsync {m_us:.0f} us ({d_us / max(m_us, 1e-9):.2f}x); start-up and per-folder costs cancel out"
+    )
 
 
 if __name__ == "__main__":
