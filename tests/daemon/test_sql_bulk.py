@@ -122,3 +122,13 @@ def test_rows_without_a_statement_parameter_are_refused() -> None:
     stmt = Bulk(update(_MESSAGE).where(_MESSAGE.c.uid == bindparam("muid")).values(flags=bindparam("v")))
     with pytest.raises(ValueError, match="lack"), eng.begin() as c:
         stmt.execute(c, [{"muid": 1}])
+
+
+def test_a_naive_datetime_is_refused_as_sqlalchemy_refuses_it() -> None:
+    _, eng = _engines()
+    row = {"folder_id": 1, "uid": 1, "flags": "", "seen": False, "internaldate": datetime(2026, 12, 4)}
+    with pytest.raises(Exception, match="timezone information") as by_sa, eng.begin() as c:
+        c.execute(insert(_MESSAGE), [row, row])
+    with pytest.raises(ValueError, match="timezone information") as by_bulk, eng.begin() as c:
+        Bulk(insert(_MESSAGE)).execute(c, [row])
+    assert str(by_bulk.value) in str(by_sa.value)
