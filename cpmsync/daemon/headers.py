@@ -41,7 +41,8 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 # RFC 5322 3.3's date-time as nearly every sender writes it: `Fri, 4 Dec 2026 12:00:05 +0100`.
 _DATE = re.compile(
     r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d{1,2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
-    r"([1-9]\d{3}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})\Z"  # years below 100 mean 19xx or 20xx there
+    r"([1-9]\d{3}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})\Z",  # years below 100 mean 19xx or 20xx there
+    re.ASCII,  # other scripts' digits, which the email package also reads, take its path
 )
 _MONTH = {m: i + 1 for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())}
 

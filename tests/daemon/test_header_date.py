@@ -47,6 +47,7 @@ def date_headers(draw: st.DrawFn) -> str:
 @example("4 Dec 2026 12:00:05 -0000")
 @example("Fri, 04 Dec 2026 12:00:05 +0160")
 @example("Sat, 31 Feb 2026 12:00:05 +0000")
+@example("Mon, 1 Jan 1000 00:00:00 -000\u0660")  # an Arabic-Indic zero: a digit to both
 def test_header_date_is_the_email_packages_reading(text: str) -> None:
     got, want = header_date(text), _reference(text)
     assert got == want
