@@ -37,9 +37,13 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
+
+from _bytecode import compiled_bytecode
 
 from tests.support.mbsync import mbsync_config
 
@@ -177,11 +181,7 @@ def main() -> None:
         "--from-source", action="store_true", help="keep this environment's PYTHONDONTWRITEBYTECODE"
     )
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as pycache:
-        if not args.from_source:
-            ENV.pop("PYTHONDONTWRITEBYTECODE", None)
-            ENV["PYTHONPYCACHEPREFIX"] = pycache
-            _import_cpu_s(f"import cpmsync.cli; {DAEMON_MODULES}")  # compiles every module once
+    with nullcontext() if args.from_source else compiled_bytecode(ENV):
         bytecode = "from source" if args.from_source and ENV.get("PYTHONDONTWRITEBYTECODE") else "compiled"
         _measure(args.rounds, args.top, bytecode)
 

@@ -29,16 +29,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 
-from _dovecot import seeded_dovecot
+if TYPE_CHECKING:
+    from tests.support import LinkProfile
 
-from tests.support import LinkProfile, ThreadedFaultProxy
-from tests.support.mbsync import mbsync_config
+# The harness (Dovecot seeding, the proxy, mbsync's config) is imported where it is used, not at
+# the top: the daemon's child process runs this file too, and its CPU is the daemon's alone.
 
 USER = "alice"
 SETUP_ROUND_TRIPS = 6  # connect+greeting, CAPABILITY, AUTHENTICATE, CAPABILITY, COMPRESS, ENABLE
@@ -72,6 +75,8 @@ def _child(argv: list[str]) -> tuple[float, float, str]:
 def run_mbsync(port: int, password: str) -> Run:
     with tempfile.TemporaryDirectory(dir="/dev/shm") as td:
         tmp = Path(td)
+        from tests.support.mbsync import mbsync_config
+
         conf = mbsync_config(tmp, port, USER, password, sync="Pull")
         wall, cpu, _out = _child(["mbsync", "-q", "-c", str(conf), "-a"])
         mail = tmp / "mail"
@@ -89,9 +94,22 @@ def run_daemon(port: int, password: str, gc_mode: str = "service") -> Run:
     return Run(wall, cpu, got["messages"], got["folders"], sync_wall_s=got["wall"], sync_cpu_s=got["cpu"])
 
 
+def _child_main(spec: dict[str, object]) -> None:
+    """The daemon's side as its own process: imported and configured as `cpmsync daemon run` is
+    (inside gc_tuning.service_start), unless `gc` is "default" (CPython's collector, to compare)."""
+    from cpmsync.daemon.gc_tuning import service_start
+
+    with service_start() if spec.get("gc", "service") == "service" else nullcontext():
+        import cpmsync.daemon.cache
+        import cpmsync.daemon.imap_client
+        import cpmsync.daemon.service
+        import cpmsync.daemon.settings
+        import cpmsync.daemon.sync_engine  # noqa: F401
+    asyncio.run(_daemon_child(spec))
+
+
 async def _daemon_child(spec: dict[str, object]) -> None:
     from cpmsync.daemon.cache import Cache
-    from cpmsync.daemon.gc_tuning import tune_for_service
     from cpmsync.daemon.imap_client import ImapClient
     from cpmsync.daemon.service import setup
     from cpmsync.daemon.settings import DaemonSettings
@@ -113,8 +131,6 @@ async def _daemon_child(spec: dict[str, object]) -> None:
             "cache": {"path": spec["cache"]},
         }
     )
-    if spec.get("gc", "service") == "service":  # as `cpmsync daemon run` does before its loop
-        tune_for_service()
     t0, c0 = time.perf_counter(), time.process_time()
     cache = Cache.open(Path(str(spec["cache"])), USER)
     async with ImapClient("127.0.0.1", port, tls="none", command_timeout_s=600) as imap:
@@ -129,6 +145,8 @@ async def _daemon_child(spec: dict[str, object]) -> None:
 
 
 def _through(link: LinkProfile, host: str, port: int, fn: object, password: str) -> Run:
+    from tests.support import ThreadedFaultProxy
+
     with ThreadedFaultProxy(host, port, link=link) as px:
         run: Run = fn(px.port, password)  # type: ignore[operator]
         run.up, run.down = px.bytes_up, px.bytes_down
@@ -167,6 +185,10 @@ def bench_shape(
     folders: int, per: int, rounds: int, lte: bool, gc_both: bool = False
 ) -> tuple[Run, Run] | None:
     """Print one shape's runs; return the medians (daemon, mbsync) of its loopback rounds."""
+    from _dovecot import seeded_dovecot
+
+    from tests.support import LinkProfile
+
     with seeded_dovecot(folders, per) as (dv, seeded):
         pw = dv.password(USER)
         total = seeded.messages
@@ -229,7 +251,7 @@ def bench_shape(
 
 def main() -> None:
     if len(sys.argv) > 2 and sys.argv[1] == "--child-daemon":
-        asyncio.run(_daemon_child(json.loads(sys.argv[2])))
+        _child_main(json.loads(sys.argv[2]))
         return
     ap = argparse.ArgumentParser()
     ap.add_argument("--shape", action="append", help="FOLDERSxMESSAGES (default 1000x5 and 10000x1)")
@@ -246,11 +268,14 @@ def main() -> None:
     if shutil.which("mbsync") is None:
         raise SystemExit("mbsync not found: apt-get install isync")
     done: dict[int, list[tuple[int, Run, Run]]] = {}
-    for shape in args.shape or ["1000x5", "10000x1"]:
-        f, m = (int(x) for x in shape.lower().split("x"))
-        medians = bench_shape(f, m, 0 if args.no_loopback else args.rounds, args.lte, args.gc == "both")
-        if medians is not None:
-            done.setdefault(f, []).append((f * m, *medians))
+    from _bytecode import compiled_bytecode
+
+    with compiled_bytecode():  # the daemon's child loads compiled modules, as an installed one does
+        for shape in args.shape or ["1000x5", "10000x1"]:
+            f, m = (int(x) for x in shape.lower().split("x"))
+            medians = bench_shape(f, m, 0 if args.no_loopback else args.rounds, args.lte, args.gc == "both")
+            if medians is not None:
+                done.setdefault(f, []).append((f * m, *medians))
     for folders, runs in done.items():
         _marginal(folders, sorted(runs, key=lambda r: r[0]))
 
