@@ -112,7 +112,14 @@ class Publisher:
         now = datetime.now(UTC)
         self._status = StatusPayload(account=account_id, state="connecting", since=now)
         self._status_dirty = True
-        cache.set_commit_listener(self.notify)
+        # The push loop's hand-off (caught_up): commits seen, and the count the drain has taken
+        # its turn on; the drain's current progress event, woken by a commit too.
+        self._commits = 0
+        self._caught_up = 0
+        self._turn_taken = asyncio.Event()
+        self._serving = False
+        self._progress: asyncio.Event | None = None
+        cache.set_commit_listener(self._committed)
         self.inbox: Inbox | None = None  # set before run(): the daemon's subscriptions
 
     # ------------------------------------------------------------------ public
@@ -124,6 +131,32 @@ class Publisher:
             self._wake.set()
         else:
             loop.call_soon_threadsafe(self._wake.set)
+
+    def _committed(self) -> None:
+        """The cache committed outbox rows (its commit listener; on the loop's thread)."""
+        self._commits += 1
+        if self._progress is not None:
+            self._progress.set()  # a drain waiting for acks reads the new rows now
+        self.notify()
+
+    async def caught_up(self) -> None:
+        """Return once the drain has taken its turn on every commit made so far: their PUBLISHes
+        are handed to the MQTT client, or they wait for the broker (a full window, a status
+        publish, no connection). Never waits for the broker itself.
+
+        The push loop calls it before it sends IDLE: otherwise the publisher only got the event
+        loop after the IDLE went out and the push loop's own bookkeeping ran, the largest stage
+        between a change and its event. Nothing uncommitted is published: the rows come from the
+        outbox, which only holds committed ones, and leave it on PUBACK as before.
+        """
+        target = self._commits
+        while self._serving and self._caught_up < target:
+            self._turn_taken.clear()
+            await self._turn_taken.wait()
+
+    def _took_turn(self, commits: int) -> None:
+        self._caught_up = max(self._caught_up, commits)
+        self._turn_taken.set()
 
     @property
     def status(self) -> StatusPayload:
@@ -273,6 +306,14 @@ class Publisher:
             pass
 
     async def _serve(self, client: aiomqtt.Client) -> None:
+        self._serving = True
+        try:
+            await self._serve_loop(client)
+        finally:
+            self._serving = False
+            self._turn_taken.set()  # a waiting push loop must not wait for a reconnect
+
+    async def _serve_loop(self, client: aiomqtt.Client) -> None:
         loop = asyncio.get_running_loop()
         deadline: float | None = None
         while True:
@@ -281,6 +322,7 @@ class Publisher:
                 deadline = loop.time() + self.settings.close_timeout_s
             if self._status_dirty:
                 self._status_dirty = False
+                self._took_turn(self._commits)  # the PUBACK wait below is the broker's, not ours
                 await client.publish(
                     self.topics.status,
                     self._status.to_json().encode(),
@@ -307,7 +349,7 @@ class Publisher:
         """
         loop = asyncio.get_running_loop()
         window = asyncio.Semaphore(self.settings.max_inflight)
-        progress = asyncio.Event()
+        progress = self._progress = asyncio.Event()
         taken: set[int] = set()  # in flight, or acknowledged but not yet deleted
         acked: list[int] = []
         failures: list[BaseException] = []
@@ -345,22 +387,35 @@ class Publisher:
                     if deadline is not None and loop.time() > deadline:
                         break
                     limit = self.settings.max_inflight + len(taken)
-                    rows = [r for r in self.cache.outbox_batch(limit) if r.id not in taken]
+                    progress.clear()  # before reading: a commit after the read wakes the wait below
+                    commits = self._commits
+                    batch = self.cache.outbox_batch(limit)
+                    rows = [r for r in batch if r.id not in taken]
                     if not rows:
+                        self._took_turn(commits)
                         if not taken:
                             drained = True
                             break
-                        progress.clear()
                         await progress.wait()
                         continue
                     for item in rows:
+                        if window.locked():
+                            self._took_turn(commits)  # the rest waits for PUBACKs, not the push loop
                         await window.acquire()
                         if failures:
                             window.release()
                             break
                         taken.add(item.id)
                         tg.create_task(one(item))
+                    # The tasks just created run before anything woken by this (call_soon order):
+                    # their PUBLISHes are queued before the push loop sends its IDLE.
+                    self._took_turn(commits)
+                    if len(batch) < limit and not failures:
+                        # The outbox had no more: read it again after an ack or a commit, not now
+                        # (a read before the tasks above ran delayed their PUBLISHes).
+                        await progress.wait()
         finally:
+            self._progress = None
             flush_acks()  # what the broker took must not be resent, even when cancelled
         if failures:
             raise failures[0]

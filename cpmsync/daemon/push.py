@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -102,9 +102,18 @@ def push_mode(imap: ImapClient) -> str:
 class PushLoop:
     """Runs until `engine.stop` is set; raises ImapError when the connection fails."""
 
-    def __init__(self, engine: SyncEngine, *, actions: ActionQueue | None = None) -> None:
+    def __init__(
+        self,
+        engine: SyncEngine,
+        *,
+        actions: ActionQueue | None = None,
+        handoff: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.engine = engine
         self.actions = actions  # apps' actions: applied on this connection before each sync
+        # The publisher's turn (Publisher.caught_up) before each IDLE: the events this wake
+        # committed go out before the loop settles back into waiting, not after.
+        self.handoff = handoff
         self._never = asyncio.Event()
         self.imap = engine.imap
         self.cfg = engine.settings.imap
@@ -148,6 +157,8 @@ class PushLoop:
                     break
                 await self._run_task(task)
                 self.schedule.done(task, time.monotonic())
+            if self.handoff is not None:
+                await self.handoff()  # news arriving meanwhile is queued: checked just below
             if stop.is_set() or self.imap.push.waiting:
                 continue
             deadline = self.schedule.next_wake()

@@ -281,7 +281,8 @@ class ImapSession:
                 self.ready.set()
                 sdnotify.notify("READY=1", "STATUS=synced")
             self.synced.set()
-            loop = PushLoop(engine, actions=self.actions)
+            handoff = self.publisher.caught_up if self.publisher is not None else None
+            loop = PushLoop(engine, actions=self.actions, handoff=handoff)
             await loop.run()
             await imap.logout()
 
