@@ -86,7 +86,11 @@ async def test_broker_down_delays_events_never_loses_them(
     dovecot_account: Any, mqtt_broker_factory: Any, tmp_path: Path
 ) -> None:
     acct = dovecot_account
-    b: MosquittoBroker = mqtt_broker_factory(extra_conf=BROKER_CONF)
+    # Persistence on: the app's session (its subscriptions and the QoS 1 events queued for it)
+    # outlives the broker's restart, as on a device's broker. Without it the daemon could empty
+    # its outbox into the restarted broker before the app had subscribed again, and the broker
+    # would rightly drop those events: the test's race, not a loss by the daemon.
+    b: MosquittoBroker = mqtt_broker_factory(extra_conf=BROKER_CONF, persistence=True)
     await asyncio.to_thread(seed_small, acct.host, acct.port, acct.user, acct.password, 3, 2, 6)
     settings = daemon_settings(
         acct.host, acct.port, acct.user, acct.password, b.port, tmp_path, notify_poll_interval_s=2
