@@ -125,13 +125,30 @@ class SyncEngine:
         return apply_renames(self.cache, renamed_by_uidvalidity(cached, gone, listings))
 
     async def apply_names(self, listings: list[FolderListing]) -> list[str]:
-        """Given a complete names LIST: drop folders that are gone, return names new to the cache."""
+        """Given a complete names LIST: drop folders that are gone, return names new to the cache
+        (and those the listing left out though the server still has them: to sync)."""
         present = {x.name for x in listings if x.selectable}
         cached = set(self.cache.folders())
-        for gone in sorted(cached - present):
-            if self.cache.delete_folder(gone):
-                log.info("folder deleted on the server", extra=kv(folder=gone))
-        return sorted(present - cached)
+        gone, kept = await self._gone_or_kept(sorted(cached - present))
+        for name in gone:
+            if self.cache.delete_folder(name):
+                log.info("folder deleted on the server", extra=kv(folder=name))
+        return sorted((present - cached) | set(kept))
+
+    async def _gone_or_kept(self, missing: list[str]) -> tuple[list[str], list[str]]:
+        """Cached folders a complete listing left out: (gone, still there), by one pipelined
+        STATUS of their names. Dovecot 2.3's list index can leave a live folder out of LIST for
+        good (docs/peers.md, with the exchange); dropped, it was announced removed, and again
+        added under new ids once listed, while an app had seen nothing change."""
+        if not missing:
+            return [], []
+        found = await self.imap.status_many(
+            missing, ("UIDVALIDITY",), window=self.settings.imap.status_window
+        )
+        kept = [n for n in missing if found.get(n) is not None]
+        if kept:
+            log.warning("the server's listing left out folders it still has", extra=kv(folders=kept[:10]))
+        return [n for n in missing if found.get(n) is None], kept
 
     async def _add_nomodseq(self, d: Discovery, *, full: bool) -> None:
         """CR I.5: LIST-CHANGEDSINCE never lists a NOMODSEQ folder, so its changes are found here.
@@ -190,12 +207,13 @@ class SyncEngine:
                 # As a permutation: swaps and cycles in listing order left ghost folders.
                 touched += apply_renames(self.cache, d.renamed)
                 targets = {new for _old, new in d.renamed}
-                for name in d.deleted:
-                    if name in targets:
-                        continue
+                gone, kept = await self._gone_or_kept([n for n in d.deleted if n not in targets])
+                for name in gone:
                     if self.cache.delete_folder(name):
                         log.info("folder deleted on the server", extra=kv(folder=name))
                         touched += 1
+                for name in kept:  # left out of the listing, so its changes too: synced now
+                    d.changed.setdefault(name, FolderListing(name, None, ()))
                 if discovery.incremental:
                     if names_check:
                         extra = await self.apply_names(await list_names(self.imap))

@@ -197,3 +197,40 @@ async def test_a_rename_never_announced_is_a_rename_for_the_apps(
             again = [e for e in col.events() if e["folder"] == "chat2" and old_uid in e.get("uids", [])]
             assert not [e for e in again if e["kind"] == "message_added"], kinds
             assert set(cache.folders()) == {"INBOX", "chat2"} or set(cache.folders()) == {"chat2"}
+
+
+async def test_a_folder_the_listing_leaves_out_stays_while_the_server_has_it(
+    imap_peer: ImapPeer, broker: MosquittoBroker, tmp_path: Path, fault_proxy_factory: Any
+) -> None:
+    """Dovecot 2.3.19's list index left a live folder out of every LIST for good in a soak, while
+    STATUS by name answered it (docs/peers.md has the exchange). Taken as deleted, the folder was
+    announced removed, and added again under new ids whenever it came back. The proxy leaves a
+    folder out of the reconnect's listing: the daemon must ask the server by name and keep it,
+    and a folder deleted meanwhile must still go."""
+    px, settings = await _behind_proxy(
+        imap_peer, broker, tmp_path, fault_proxy_factory, "chat", "zz-kept", "gone"
+    )
+    uid = await asyncio.to_thread(append_uid, imap_peer, "zz-kept", "kept")
+    col = Collector(broker.port, [f"cpm/{imap_peer.user}/#"], client_id=f"col-left-{imap_peer.name}")
+    async with col.running():
+        async with running_daemon(settings) as (session, cache):
+            await col.wait_until(
+                lambda _m: any(e["kind"] == "message_added" and uid in e["uids"] for e in col.events())
+            )
+            c = other_client(imap_peer.host, imap_peer.port, imap_peer.user, imap_peer.password)
+            c.delete_folder("gone")
+            c.logout()
+            px.replace_next_down_line(b"", startswith=b"* LIST", contains=b"zz-kept")
+            session.synced.clear()
+            await px.cut()
+            async with asyncio.timeout(30):
+                await session.synced.wait()  # reconnected and caught up
+            assert px.replaced.is_set()  # the reconnect's listing did leave it out
+            await wait_until(lambda: "gone" not in cache.folders())
+            assert "zz-kept" in cache.folders()
+            await col.wait_until(
+                lambda _m: any(e["kind"] == "folder_removed" and e["folder"] == "gone" for e in col.events())
+            )
+    about_kept = [e for e in col.events() if e["folder"] == "zz-kept"]
+    assert not [e for e in about_kept if e["kind"] == "folder_removed"]
+    assert len({e["id"] for e in about_kept if e["kind"] == "message_added"}) == 1

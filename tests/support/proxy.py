@@ -175,6 +175,7 @@ class _Link:
 class _LineRule:
     replacement: bytes
     startswith: bytes | None
+    contains: bytes | None = None
 
 
 class FaultProxy:
@@ -369,13 +370,16 @@ class FaultProxy:
             else:
                 link.pending_inject.append(data)
 
-    def replace_next_down_line(self, data: bytes, *, startswith: bytes | None = None) -> None:
-        """Replace the next whole server line (optionally the next one starting with `startswith`) by `data`.
+    def replace_next_down_line(
+        self, data: bytes, *, startswith: bytes | None = None, contains: bytes | None = None
+    ) -> None:
+        """Replace the next whole server line (optionally the next one starting with `startswith`
+        and holding `contains`) by `data`.
 
         `data` should end with CRLF unless the test wants to glue it to the next line. One-shot;
         `replaced` is set when it happened.
         """
-        self._line_rule = _LineRule(data, startswith)
+        self._line_rule = _LineRule(data, startswith, contains)
         self.replaced.clear()
 
     # -- forwarding ----------------------------------------------------------------------------
@@ -492,7 +496,9 @@ class FaultProxy:
                 return bytes(out)
             line = data[pos : end + 1]
             rule = self._line_rule
-            if rule.startswith is None or line.startswith(rule.startswith):
+            if (rule.startswith is None or line.startswith(rule.startswith)) and (
+                rule.contains is None or rule.contains in line
+            ):
                 out += rule.replacement
                 self._line_rule = None
                 self.replaced.set()
