@@ -43,18 +43,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: tests.support
 
-from _bytecode import compiled_bytecode
+from _bytecode import DAEMON_IMPORTS, compiled_bytecode
 
 from tests.support.mbsync import mbsync_config
 
-DAEMON_MODULES = (
-    "from cpmsync.daemon.cache import Cache; from cpmsync.daemon.imap_client import ImapClient; "
-    "from cpmsync.daemon.service import setup; from cpmsync.daemon.settings import DaemonSettings; "
-    "from cpmsync.daemon.sync_engine import SyncEngine"
-)
-"""What bench_daemon_vs_mbsync's daemon child imports before its sync (issue #11's measure)."""
-
-PAUSED = "from cpmsync.daemon.gc_tuning import service_start\nwith service_start():\n    " + DAEMON_MODULES
+PAUSED = "from cpmsync.daemon.gc_tuning import service_start\nwith service_start():\n    " + DAEMON_IMPORTS
 """The same, the way `cpmsync daemon run` imports: without the collector (gc_tuning.service_start)."""
 
 _TIMED = "import time\nt0 = time.process_time()\n{imports}\nprint(time.process_time() - t0)"
@@ -193,7 +186,7 @@ def _measure(rounds: int, top: int, bytecode: str) -> None:
         figures.append((label, statistics.median(one() for _ in range(rounds))))
 
     add("interpreter (python -c pass)", lambda: _process_cpu_s([sys.executable, "-c", "pass"]))
-    add("daemon modules, import alone", lambda: _import_cpu_s(DAEMON_MODULES))
+    add("daemon modules, import alone", lambda: _import_cpu_s(DAEMON_IMPORTS))
     try:
         add("daemon modules, as daemon run imports them", lambda: _import_cpu_s(PAUSED))
     except subprocess.CalledProcessError:
@@ -208,7 +201,7 @@ def _measure(rounds: int, top: int, bytecode: str) -> None:
         print(f"  {label:<44} {cpu * 1000:8.1f}")
     if top:
         print("\nmost own import time, one process (-X importtime, µs):")
-        for us, name in top_imports(DAEMON_MODULES, top):
+        for us, name in top_imports(DAEMON_IMPORTS, top):
             print(f"  {us:8d}  {name}")
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import logging
 import os
@@ -97,14 +98,13 @@ def run_daemon(port: int, password: str, gc_mode: str = "service") -> Run:
 def _child_main(spec: dict[str, object]) -> None:
     """The daemon's side as its own process: imported and configured as `cpmsync daemon run` is
     (inside gc_tuning.service_start), unless `gc` is "default" (CPython's collector, to compare)."""
+    from _bytecode import DAEMON_MODULES
+
     from cpmsync.daemon.gc_tuning import service_start
 
     with service_start() if spec.get("gc", "service") == "service" else nullcontext():
-        import cpmsync.daemon.cache
-        import cpmsync.daemon.imap_client
-        import cpmsync.daemon.service
-        import cpmsync.daemon.settings
-        import cpmsync.daemon.sync_engine  # noqa: F401
+        for name in DAEMON_MODULES:
+            importlib.import_module(name)
     asyncio.run(_daemon_child(spec))
 
 

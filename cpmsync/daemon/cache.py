@@ -109,8 +109,10 @@ _PENDING_DROP = delete(_PENDING).where(
 _SEQS_NAMED = sa_select(_SEQ.c.folder, _SEQ.c.last_seq).where(_in_list(_SEQ.c.folder))
 _SEQ_ONE = sa_select(_SEQ.c.last_seq).where(_SEQ.c.folder == bindparam("name"))
 _SEQ_NEW = sqlite_insert(_SEQ)
-_SEQ_SAVE = _SEQ_NEW.on_conflict_do_update(
-    index_elements=[_SEQ.c.folder], set_={"last_seq": _SEQ_NEW.excluded.last_seq}
+_SEQ_SAVE = Bulk(
+    _SEQ_NEW.on_conflict_do_update(
+        index_elements=[_SEQ.c.folder], set_={"last_seq": _SEQ_NEW.excluded.last_seq}
+    )
 )
 _GENERATIONS_NAMED = sa_select(_GENERATION.c.name, _GENERATION.c.removed).where(
     _GENERATION.c.account_id == bindparam("account"), _in_list(_GENERATION.c.name)
@@ -163,9 +165,9 @@ _PENDING_FLOOR = (
 
 
 @functools.cache
-def _message_update(columns: tuple[str, ...]) -> Any:
+def _message_update(columns: tuple[str, ...]) -> Bulk:
     """UPDATE of these columns of one message row (executemany: `fid`, `muid`, `v_<column>`)."""
-    return (
+    return Bulk(
         update(_MESSAGE)
         .where(_IN_FOLDER, _MESSAGE.c.uid == bindparam("muid"))
         .values({c: bindparam(f"v_{c}") for c in columns})
@@ -776,7 +778,7 @@ class Cache:
         if rows:
             _OUTBOX_INSERT.execute(s.connection(), rows)
         if moved:
-            s.connection().execute(_SEQ_SAVE, moved)
+            _SEQ_SAVE.execute(s.connection(), moved)
         s.commit()
         if rows:
             self.events_committed += sum(1 for r in rows if r["event_id"] is not None)
@@ -1293,7 +1295,7 @@ class FolderSync:
             params = {"fid": fid, "muid": uid, **{f"v_{c}": v for c, v in values.items()}}
             by_columns.setdefault(tuple(values), []).append(params)
         for columns, params_list in by_columns.items():
-            self._conn.execute(_message_update(columns), params_list)
+            _message_update(columns).execute(self._conn, params_list)
         self._updates.clear()
         if self._new:
             _MESSAGE_INSERT.execute(self._conn, list(self._new.values()))

@@ -42,10 +42,7 @@ def service_start() -> Iterator[None]:
     gc.disable()
     try:
         yield
-    except BaseException:
+        tune_for_service()
+    finally:
         if enabled:
             gc.enable()
-        raise
-    tune_for_service()
-    if enabled:
-        gc.enable()

@@ -15,7 +15,7 @@ from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 
 from cpmsync.imap import Address, Envelope
-from cpmsync.imap.datetimes import fixed_zone
+from cpmsync.imap.datetimes import MONTH_NUMBER, fixed_zone
 
 __all__ = [
     "HEADER_FIELDS",
@@ -44,7 +44,6 @@ _DATE = re.compile(
     r"([1-9]\d{3}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})\Z",  # years below 100 mean 19xx or 20xx there
     re.ASCII,  # other scripts' digits, which the email package also reads, take its path
 )
-_MONTH = {m: i + 1 for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())}
 
 
 def header_date(text: str | None) -> datetime | None:
@@ -57,7 +56,13 @@ def header_date(text: str | None) -> datetime | None:
         day, mon, year, hh, mm, ss, zone = m.groups()
         try:
             return datetime(
-                int(year), _MONTH[mon], int(day), int(hh), int(mm), int(ss), tzinfo=fixed_zone(zone)
+                int(year),
+                MONTH_NUMBER[mon.upper()],
+                int(day),
+                int(hh),
+                int(mm),
+                int(ss),
+                tzinfo=fixed_zone(zone),
             )
         except ValueError:
             return None

@@ -7,11 +7,12 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 from .errors import ImapProtocolError
 
-__all__ = ["fixed_zone", "format_date", "format_datetime", "parse_date", "parse_datetime"]
+__all__ = ["MONTH_NUMBER", "fixed_zone", "format_date", "format_datetime", "parse_date", "parse_datetime"]
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTH_NUM = {m.upper(): i + 1 for i, m in enumerate(_MONTHS)}
-_DT_RE = re.compile(r" ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)\Z")
+MONTH_NUMBER = {m.upper(): i + 1 for i, m in enumerate(_MONTHS)}
+"""`JAN` -> 1: the months of IMAP dates and of RFC 5322 Date headers alike."""
+_DT_RE = re.compile(r" ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-]\d\d\d\d)\Z")
 _D_RE = re.compile(r"(\d{1,2})-([A-Za-z]{3})-(\d{4})\Z")
 
 
@@ -48,13 +49,12 @@ def fixed_zone(zone: str) -> timezone:
 
 def parse_datetime(text: str) -> datetime:
     m = _DT_RE.match(text)
-    month = _MONTH_NUM.get(m.group(2).upper()) if m else None
+    month = MONTH_NUMBER.get(m.group(2).upper()) if m else None
     if m is None or month is None:
         raise ImapProtocolError("invalid date-time", position=0, line=text.encode("utf-8", "replace"))
-    day, _, year, hh, mm, ss, _sign, _oh, _om = m.groups()
+    day, _, year, hh, mm, ss, zone = m.groups()
     try:
-        tz = fixed_zone(text[-5:])
-        return datetime(int(year), month, int(day), int(hh), int(mm), int(ss), tzinfo=tz)
+        return datetime(int(year), month, int(day), int(hh), int(mm), int(ss), tzinfo=fixed_zone(zone))
     except ValueError as e:
         raise ImapProtocolError(
             f"invalid date-time: {e}", position=0, line=text.encode("utf-8", "replace")
@@ -68,7 +68,7 @@ def format_date(d: date) -> str:
 
 def parse_date(text: str) -> date:
     m = _D_RE.match(text)
-    month = _MONTH_NUM.get(m.group(2).upper()) if m else None
+    month = MONTH_NUMBER.get(m.group(2).upper()) if m else None
     if m is None or month is None:
         raise ImapProtocolError("invalid date", position=0, line=text.encode("utf-8", "replace"))
     try:
