@@ -389,20 +389,21 @@ def read_new(
     folder: str | None,
 ) -> NewMessages:
     """The messages a `new_fetch` returned; news that came with them goes back to the push queue."""
-    preview = _preview_item(settings.preview_bytes)
+    preview_key = _preview_item(settings.preview_bytes).response_key
     uids = cmd.seqset
     nm = NewMessages()
     explicit = _no_star(uids)
+    star = uids.has_star
     for fd in responses:
         if not isinstance(fd, FetchData):
             continue
-        m = message_from_fetch(fd, preview.response_key, settings.preview_bytes)
+        m = message_from_fetch(fd, preview_key, settings.preview_bytes)
         if m is not None and fd.envelope is not None:
             # Ours. "n:*" with n above the largest UID still returns the last message (RFC 3501
             # 6.4.8): a known one, dropped here, never news (requeueing it looped, demo-needs #4).
-            if m.uid in explicit or (uids.has_star and m.uid > above):
+            if (star and m.uid > above) or explicit.contains(m.uid):
                 nm.out[m.uid] = m
-                body = fd.items.get(preview.response_key)
+                body = fd.items.get(preview_key)
                 if m.preview is None and isinstance(body, bytes):  # else it needs no more
                     _raw, mime = _header_blocks(fd)
                     if needs_more(mime, body, settings.preview_bytes, m.preview):

@@ -97,8 +97,18 @@ class SequenceSet:
             yield (a, b) if a <= b else (b, a)
 
     def contains(self, n: int, largest: int | None = None) -> bool:
-        """Membership; `largest` is what `*` stands for (None: `*` is larger than any number)."""
-        return any(a <= n <= b for a, b in self._bounds(largest))
+        """Membership; `largest` is what `*` stands for (None: `*` is larger than any number).
+
+        A plain loop, not `_bounds`: a first sync asks this once per fetched message."""
+        inf = MAX_UID + 1 if largest is None else largest
+        for a, b in self.ranges:
+            if a == STAR:
+                a = inf
+            if b == STAR:
+                b = inf
+            if a <= n <= b or b <= n <= a:
+                return True
+        return False
 
     def __contains__(self, n: object) -> bool:
         return isinstance(n, int) and self.contains(n)

@@ -74,3 +74,26 @@ def test_compact_roundtrip(values: set[int]) -> None:
 def test_format_parse_roundtrip_any_ranges(ranges: list[tuple[int, int]]) -> None:
     s = SequenceSet(tuple(ranges))
     assert SequenceSet.parse(s.to_bytes()) == s
+
+
+_SMALL = st.integers(min_value=0, max_value=60)  # 0 is STAR
+
+
+@given(
+    st.lists(st.tuples(_SMALL, _SMALL), min_size=1, max_size=6),
+    st.integers(min_value=1, max_value=70),
+    st.none() | st.integers(min_value=1, max_value=60),
+)
+def test_membership_is_what_the_set_expands_to(
+    ranges: list[tuple[int, int]], n: int, largest: int | None
+) -> None:
+    """`contains` (asked once per fetched message) agrees with the members the set names, any
+    range order and `*` at either end; `*` with no known largest reaches past every UID."""
+    s = SequenceSet(tuple(ranges))
+    if largest is None:
+        ends = [(MAX_UID + 1 if a == STAR else a, MAX_UID + 1 if b == STAR else b) for a, b in ranges]
+        expected = any(min(a, b) <= n <= max(a, b) for a, b in ends)
+    else:
+        expected = n in set(s.iter_ints(largest=largest))
+    assert s.contains(n, largest) is expected
+    assert (n in s) is s.contains(n)
