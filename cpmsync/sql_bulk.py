@@ -91,12 +91,23 @@ def _processor(type_: TypeEngine[Any], dialect: Dialect) -> _Processor | None:
     return type_.dialect_impl(dialect).bind_processor(dialect)
 
 
+_last_text: tuple[datetime | None, str] = (None, "")
+"""The last value `_utc_text` formatted and its text: every outbox row of a cache transaction
+shares one `created` object, formatted once (one tuple, replaced whole: safe across threads)."""
+
+
 def _utc_text(value: datetime) -> str:
     """UTCDateTime then SQLite's DATETIME: the UTC wall time as `YYYY-MM-DD HH:MM:SS.ffffff`."""
+    global _last_text
+    last = _last_text
+    if last[0] is value:
+        return last[1]
     if value.utcoffset() is None:  # UTCDateTime's own refusal, word for word
         raise ValueError(
             "Datetime values must have timezone information. "
             "Use datetime.now(timezone.utc), or annotate the field with "
             "NaiveDatetime for naive storage."
         )
-    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+    text = value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+    _last_text = (value, text)
+    return text

@@ -194,8 +194,24 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _txn_now(s: Session) -> datetime:
+    """One clock reading per transaction, the `created` of every row and event it writes: they
+    are recorded together, and one shared value is read once and formatted once (`sql_bulk`)
+    instead of once per message of a first sync."""
+    now: datetime | None = s.info.get("now")
+    if now is None:
+        now = s.info["now"] = _now()
+    return now
+
+
 def _flags_text(flags: Iterable[str]) -> str:
     return " ".join(sorted(set(flags)))
+
+
+@functools.lru_cache(maxsize=256)
+def _frozen_flags_text(flags: frozenset[str]) -> str:
+    """`_flags_text` once per distinct set: a first sync's messages share a few."""
+    return _flags_text(flags)
 
 
 def _flags_set(text_: str) -> frozenset[str]:
@@ -701,7 +717,7 @@ class Cache:
                     s.add(PendingFolder(account_id=self.account_id, name=new))
             s.flush()
             ev = _PendingEvent("folder_renamed", new, f.uidvalidity, [], f.highestmodseq, old_folder=old)
-            payload = self._event_payload(ev)
+            payload = self._event_payload(ev, _txn_now(s))
             self._write_raw(s, self.topics.events(old), payload.to_json(), old, payload.id)
             self._write_raw(s, self.topics.events(new), payload.to_json(), new, payload.id)
             self._write_summary(s, old, None)
@@ -761,7 +777,7 @@ class Cache:
                 "payload": payload,
                 "qos": self.event_qos,
                 "retain": retain,
-                "created": _now(),
+                "created": _txn_now(s),
                 "folder": folder,
                 "seq": self._next_seq(s, folder),
                 "event_id": eid,
@@ -772,6 +788,7 @@ class Cache:
         """Insert the buffered outbox rows and their folders' counters, then commit: all or none."""
         rows = s.info.pop("outbox_rows", None)
         s.info.pop("outbox_retained", None)
+        s.info.pop("now", None)  # a session that writes on after this commit reads the clock again
         counters: dict[str, _Seq] = s.info.pop("outbox_seq", {})
         moved = [{"folder": f, "last_seq": c.last} for f, c in counters.items() if c.last != c.saved]
         s.flush()
@@ -799,7 +816,7 @@ class Cache:
         s.add(row)
         s.info.setdefault("folder_generation", {})[name] = row.removed
 
-    def _event_payload(self, ev: _PendingEvent, generation: int = 0) -> FolderEvent:
+    def _event_payload(self, ev: _PendingEvent, created: datetime, generation: int = 0) -> FolderEvent:
         m = ev.msg
         # A rename is identified by both names, so renaming back later is a new event.
         key = ev.folder if ev.old_folder is None else f"{ev.old_folder}\0{ev.folder}"
@@ -829,11 +846,11 @@ class Cache:
             preview=m.preview if m else None,
             flags=ev.flags,
             size=m.size if m else None,
-            created=_now(),
+            created=created,
         )
 
     def _write_event(self, s: Session, ev: _PendingEvent, topic: str) -> None:
-        payload = self._event_payload(ev, self._generation(s, ev.folder))
+        payload = self._event_payload(ev, _txn_now(s), self._generation(s, ev.folder))
         self._write_raw(s, topic, payload.to_json(), ev.folder, payload.id)
 
     def _write_summary(
@@ -1194,7 +1211,7 @@ class FolderSync:
     def add_message(self, msg: MessageData) -> bool:
         """Insert (or refresh) a message; True when it was new (a message_added event)."""
         f = self._ensure()
-        flags = _flags_text(msg.flags)
+        flags = _frozen_flags_text(msg.flags) if isinstance(msg.flags, frozenset) else _flags_text(msg.flags)
         values: dict[str, Any] = {
             "modseq": msg.modseq,
             "flags": flags,
@@ -1425,7 +1442,7 @@ class LocalChange:
 
     def _event(self, ev: _PendingEvent, tag: str) -> None:
         c = self._cache
-        payload = c._event_payload(ev)
+        payload = c._event_payload(ev, _txn_now(self.session))
         key = json.dumps([payload.id, tag])
         payload = payload.model_copy(update={"id": hashlib.sha256(key.encode()).hexdigest()[:32]})
         c._write_raw(self.session, c.topics.events(ev.folder), payload.to_json(), ev.folder, payload.id)

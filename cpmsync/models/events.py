@@ -105,7 +105,10 @@ class FolderEvent(_Payload):
     preview: str | None = None
     flags: list[str] | None = None
     size: int | None = None
-    created: datetime = Field(description="When the daemon recorded the change (UTC)")
+    created: datetime = Field(
+        description="When the daemon recorded the change (UTC); events recorded in one cache"
+        " transaction share it"
+    )
 
 
 class LastMessage(_Payload):
