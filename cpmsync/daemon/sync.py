@@ -87,6 +87,12 @@ def tidy_flags(flags: tuple[str, ...] | None) -> tuple[str, ...]:
     return tuple(f for f in flags or () if f.upper() != "\\RECENT")
 
 
+@functools.lru_cache(maxsize=256)
+def _flag_set(flags: tuple[str, ...] | None) -> frozenset[str]:
+    """`tidy_flags` as a set, once per distinct FLAGS list: a folder's messages share a few."""
+    return frozenset(tidy_flags(flags))
+
+
 MIME_ITEM = FetchBody(peek=True, text="HEADER.FIELDS", fields=MIME_FIELDS)
 """Fetched with the TEXT prefix: how to decode it (transfer encoding, charset, MIME parts)."""
 
@@ -119,9 +125,11 @@ def _header_blocks(fd: FetchData) -> tuple[bytes | None, bytes | None]:
     return raw, mime
 
 
-def _addresses(addrs: tuple[Address, ...] | None, fields: dict[str, str] | None, name: str) -> str | None:
-    """ENVELOPE's addresses, or the raw header field's when ENVELOPE has no usable one."""
-    if fields is None or usable(addrs):
+def _addresses(
+    addrs: tuple[Address, ...] | None, ok: bool, fields: dict[str, str] | None, name: str
+) -> str | None:
+    """ENVELOPE's addresses (`ok`: usable ones), or the raw header field's when they are not."""
+    if fields is None or ok:
         return envelope_addresses(addrs)
     return field_addresses(fields.get(name)) or envelope_addresses(addrs)
 
@@ -134,16 +142,17 @@ def message_from_fetch(fd: FetchData, preview_key: str, preview_bytes: int) -> M
     body = fd.items.get(preview_key)
     raw, mime = _header_blocks(fd)
     from_, to = (env.from_, env.to) if env else (None, None)
+    ok_from, ok_to = usable(from_), usable(to)
     # The raw fields are read (once, for both) only when ENVELOPE garbled an address.
-    fields = header_fields(raw) if raw is not None and not (usable(from_) and usable(to)) else None
+    fields = header_fields(raw) if raw is not None and not (ok_from and ok_to) else None
     return MessageData(
         uid=uid,
         modseq=fd.modseq,
-        flags=frozenset(tidy_flags(fd.flags)),
+        flags=_flag_set(fd.flags),
         internaldate=fd.internaldate,
         size=fd.size,
-        from_=_addresses(from_, fields, "FROM"),
-        to=_addresses(to, fields, "TO"),
+        from_=_addresses(from_, ok_from, fields, "FROM"),
+        to=_addresses(to, ok_to, fields, "TO"),
         subject=decode_words(env.subject) if env else None,
         date=header_date(env.date) if env else None,
         message_id=env.message_id if env else None,
