@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cpmsync.daemon.cache import Cache, MessageData
 from cpmsync.models.events import FolderEvent, FolderSummary, event_id
@@ -223,3 +226,53 @@ def test_late_ack_of_a_superseded_summary_never_deletes_a_newer_row(cache: Cache
     left = [json.loads(i.payload) for i in cache.outbox_batch(100)]
     assert [(e.get("kind"), e.get("uids")) for e in left if "kind" in e] == [("message_added", [3])]
     assert any(e.get("name") == "INBOX" and e["messages"] == 3 for e in left)  # the new summary
+
+
+def _reference_id(
+    account: str,
+    folder: str,
+    uidvalidity: int | None,
+    uids: list[int],
+    modseq: int | None,
+    kind: str,
+    detail: str | None,
+    generation: int,
+) -> str:
+    """The definition the ids were first published under: sha256 of json.dumps of the parts."""
+    parts: list[object] = [account, folder, uidvalidity, sorted(uids), modseq, kind]
+    if detail is not None:
+        parts.append(detail)
+    if generation:
+        parts.append(["generation", generation])
+    return hashlib.sha256(json.dumps(parts, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
+_ints = st.none() | st.integers(min_value=0, max_value=2**63 - 1)
+_names = st.text(st.characters(exclude_categories=()))  # lone surrogates too
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _names,
+    _names,
+    _ints,
+    st.lists(st.integers(min_value=1, max_value=2**32 - 1), max_size=6),
+    _ints,
+    st.sampled_from(["message_added", "flags_changed", "message_removed", "folder_added"]),
+    st.none() | _names,
+    st.integers(min_value=0, max_value=1000),
+)
+def test_event_ids_are_the_json_definition_for_any_names(
+    account: str,
+    folder: str,
+    uidvalidity: int | None,
+    uids: list[int],
+    modseq: int | None,
+    kind: str,
+    detail: str | None,
+    generation: int,
+) -> None:
+    """Any account or folder name (quotes, controls, non-ASCII, surrogates), any numbers: the
+    directly written key hashes to the id json.dumps of the parts gives, so no id moves."""
+    args = (account, folder, uidvalidity, uids, modseq, kind, detail, generation)
+    assert event_id(*args) == _reference_id(*args)
