@@ -1212,7 +1212,11 @@ class FolderSync:
         """Insert (or refresh) a message; True when it was new (a message_added event)."""
         f = self._ensure()
         flags = _frozen_flags_text(msg.flags) if isinstance(msg.flags, frozenset) else _flags_text(msg.flags)
-        values: dict[str, Any] = {
+        # The row as inserted, keyed in the table's column order; a known message's update leaves
+        # out the key columns (`_set`).
+        row: dict[str, Any] = {
+            "folder_id": f.id,
+            "uid": msg.uid,
             "modseq": msg.modseq,
             "flags": flags,
             "seen": SEEN in msg.flags,
@@ -1239,12 +1243,13 @@ class FolderSync:
             )
             self._events.append(ev)
         if pending is not None:
-            pending.update(values)
+            pending.update(row)
             return False
         if old_flags is not None:
-            self._set(msg.uid, values)
+            del row["folder_id"], row["uid"]
+            self._set(msg.uid, row)
             return False
-        self._new[msg.uid] = {"folder_id": f.id, "uid": msg.uid, **values}
+        self._new[msg.uid] = row
         ev = _PendingEvent(
             "message_added",
             self.name,
