@@ -81,8 +81,19 @@ def _undo_transfer(data: bytes, encoding: str) -> bytes:
     return data
 
 
+_STRICT_FIRST = {"utf-8": "utf-8", "utf8": "utf-8", "us-ascii": "ascii", "ascii": "ascii"}
+"""Charsets almost every message declares: a plain strict decode, when the bytes allow it, gives
+what the incremental decoder below gives, at a third of the cost."""
+
+
 def _decode_charset(data: bytes, charset: str | None) -> str:
     name = charset or "utf-8"
+    strict = _STRICT_FIRST.get(name.lower())
+    if strict is not None:
+        try:
+            return data.decode(strict)
+        except UnicodeDecodeError:
+            pass  # a character cut by the prefix, or bytes the charset does not have
     try:
         codecs.lookup(name)
     except (LookupError, ValueError):
@@ -180,7 +191,10 @@ def text_preview(mime_header: bytes | None, text_prefix: bytes | None, limit: in
     if not text:
         return None
     text = " ".join(text.split())
-    cut = text.encode("utf-8")[:limit].decode("utf-8", errors="ignore").rstrip()
+    if text.isascii():  # one byte per character: the same cut without a round trip through bytes
+        cut = text[:limit].rstrip()
+    else:
+        cut = text.encode("utf-8")[:limit].decode("utf-8", errors="ignore").rstrip()
     return cut or None
 
 

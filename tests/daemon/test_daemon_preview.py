@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import codecs
 import quopri
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 from imapclient import IMAPClient
 
 from cpmsync.daemon.cache import Cache
-from cpmsync.daemon.preview import needs_more, text_preview
+from cpmsync.daemon.preview import _decode_charset, needs_more, text_preview
 from tests.msgstore.server_testlib import ThreadServer, make_settings
 from tests.support.peers import ImapPeer
 
@@ -175,6 +176,32 @@ def test_never_raises_on_arbitrary_bytes(head: bytes, body: bytes, limit: int) -
 def test_never_raises_on_arbitrary_bodies_under_real_headers(ctype: str, cte: str, body: bytes) -> None:
     got = text_preview(_ct(ctype, cte), body, 256)
     assert got is None or len(got.encode()) <= 256
+
+
+def _incremental(data: bytes, charset: str) -> str:
+    """How every charset is decoded: a character cut at the end is left out, bad bytes replaced."""
+    return codecs.getincrementaldecoder(charset)(errors="replace").decode(data, final=False)
+
+
+@given(
+    st.sampled_from(["utf-8", "UTF-8", "utf8", "us-ascii", "US-ASCII", "ascii"]),
+    st.one_of(st.binary(max_size=60), st.text(max_size=30).map(str.encode)),
+    st.integers(0, 60),
+)
+def test_common_charsets_decode_as_the_incremental_decoder_does(charset: str, data: bytes, cut: int) -> None:
+    """The strict first try for UTF-8 and US-ASCII gives the general decoder's text for any bytes,
+    whole or cut mid-character, valid or not (non-ASCII bytes under us-ascii included)."""
+    prefix = data[:cut]
+    assert _decode_charset(prefix, charset) == _incremental(prefix, charset)
+
+
+@given(st.text(max_size=80), st.integers(1, 100))
+def test_the_preview_is_cut_at_the_same_place_for_ascii_and_other_text(text: str, limit: int) -> None:
+    """ASCII text is cut by characters, other text by UTF-8 bytes: the same preview either way."""
+    got = text_preview(None, text.encode(), limit)
+    whole = " ".join(text.split())
+    expected = whole.encode()[:limit].decode("utf-8", errors="ignore").rstrip() or None
+    assert got == expected
 
 
 # --- end to end ----------------------------------------------------------------------------
