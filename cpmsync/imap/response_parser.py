@@ -427,6 +427,33 @@ def _alist(v: bytes) -> tuple[Address, ...] | None:
     return out
 
 
+_WIRE_CACHE_MAX = 256
+_FLAG_LISTS: dict[bytes, tuple[str, ...]] = {}  # a FLAGS list's bytes -> its flags: a few per account
+_SECTIONS: dict[bytes, str] = {}  # "BODY[TEXT]<0>" as read -> its FetchData key: a few per FETCH
+
+
+def _flag_list(v: bytes) -> tuple[str, ...]:
+    out = _FLAG_LISTS.get(v)
+    if out is None:
+        out = tuple(v.decode("ascii").split())
+        if len(v) <= _ALIST_KEY_MAX:  # the caches stay small whatever a server sends
+            if len(_FLAG_LISTS) >= _WIRE_CACHE_MAX:
+                _FLAG_LISTS.clear()
+            _FLAG_LISTS[v] = out
+    return out
+
+
+def _section_key(v: bytes) -> str:
+    out = _SECTIONS.get(v)
+    if out is None:
+        out = v.decode("ascii").upper()
+        if len(v) <= _ALIST_KEY_MAX:
+            if len(_SECTIONS) >= _WIRE_CACHE_MAX:
+                _SECTIONS.clear()
+            _SECTIONS[v] = out
+    return out
+
+
 _FF_NSTR_AT = re.compile(rb"NIL|(" + _QSTR + rb")|\{([0-9]{1,20})\}\r\n")
 
 
@@ -513,7 +540,7 @@ def _fast_fetch_items(raw: bytes, seq: int, pos: int) -> FetchData | None:
             m = _FF_FLAGS.match(raw, pos)
             if m is None or b"NIL" in m.group(1).upper():  # NIL is a flag only via _atoms' text_of
                 return None
-            items["FLAGS"] = tuple(m.group(1).decode("ascii").split())
+            items["FLAGS"] = _flag_list(m.group(1))
             pos = m.end()
         elif c == 0x49:  # I
             m = _FF_DATE.match(raw, pos)
@@ -555,10 +582,10 @@ def _fast_fetch_items(raw: bytes, seq: int, pos: int) -> FetchData | None:
                 stop = m.end() + int(size)
                 if stop > end:
                     return None
-                items[section.decode("ascii").upper()] = raw[m.end() : stop]
+                items[_section_key(section)] = raw[m.end() : stop]
                 pos = stop
             else:
-                items[section.decode("ascii").upper()] = None if nil else unquote(quoted[1:-1])
+                items[_section_key(section)] = None if nil else unquote(quoted[1:-1])
                 pos = m.end()
         else:
             return None

@@ -240,3 +240,13 @@ def test_a_malformed_fetch_line_raises_then_the_next_line_parses() -> None:
     evs = feed_responses(wire)
     assert [type(e) for e in evs] == [ImapProtocolError, StatusResponse]
     assert "invalid date-time" in str(evs[0])
+
+
+def test_a_section_and_flags_read_again_from_the_fast_paths_cache_keep_their_case_rules() -> None:
+    """A body section's key is upper case however the server wrote it, flags keep theirs: the
+    second line is typed from the caches of the first, and gives the same."""
+    line = b"* 1 FETCH (UID 5 FLAGS (\\Seen $Label) BODY[text]<0> {3}\r\nabc)\r\n"
+    want = FetchData(1, {"UID": 5, "FLAGS": ("\\Seen", "$Label"), "BODY[TEXT]<0>": b"abc"})
+    assert response_parser._fast_fetch(line) == want
+    assert parse_response(line) == want
+    assert parse_response(line) == want
