@@ -820,33 +820,35 @@ class Cache:
         m = ev.msg
         # A rename is identified by both names, so renaming back later is a new event.
         key = ev.folder if ev.old_folder is None else f"{ev.old_folder}\0{ev.folder}"
-        return FolderEvent(
-            id=event_id(
-                self._id_key,
-                key,
-                ev.uidvalidity,
-                ev.uids,
-                ev.modseq,
-                ev.kind,
-                # Without a MODSEQ, the new flags are what makes this flag change distinct.
-                " ".join(sorted(ev.flags)) if ev.modseq is None and ev.flags is not None else None,
-                generation,
-            ),
-            kind=ev.kind,
-            account=self.account_id,
-            folder=ev.folder,
-            old_folder=ev.old_folder,
-            uidvalidity=ev.uidvalidity,
-            uids=sorted(ev.uids),
-            modseq=ev.modseq,
-            from_=m.from_ if m else None,
-            to=m.to if m else None,
-            subject=m.subject if m else None,
-            date=m.date if m else None,
-            preview=m.preview if m else None,
-            flags=ev.flags,
-            size=m.size if m else None,
-            created=created,
+        return FolderEvent.of(
+            {
+                "id": event_id(
+                    self._id_key,
+                    key,
+                    ev.uidvalidity,
+                    ev.uids,
+                    ev.modseq,
+                    ev.kind,
+                    # Without a MODSEQ, the new flags are what makes this flag change distinct.
+                    " ".join(sorted(ev.flags)) if ev.modseq is None and ev.flags is not None else None,
+                    generation,
+                ),
+                "kind": ev.kind,
+                "account": self.account_id,
+                "folder": ev.folder,
+                "old_folder": ev.old_folder,
+                "uidvalidity": ev.uidvalidity,
+                "uids": sorted(ev.uids),
+                "modseq": ev.modseq,
+                "from_": m.from_ if m else None,
+                "to": m.to if m else None,
+                "subject": m.subject if m else None,
+                "date": m.date if m else None,
+                "preview": m.preview if m else None,
+                "flags": ev.flags,
+                "size": m.size if m else None,
+                "created": created,
+            }
         )
 
     def _write_event(self, s: Session, ev: _PendingEvent, topic: str) -> None:

@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterable
 from datetime import datetime
 from json.encoder import encode_basestring_ascii as _json_str
-from typing import Literal
+from typing import Any, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -88,8 +88,16 @@ class _Payload(BaseModel):
     )
 
     def to_json(self) -> str:
-        """Wire form: aliases (`from`), None kept as null, so every documented field is present."""
-        return self.model_dump_json(by_alias=True)
+        """Wire form: aliases (`from`), None kept as null, so every documented field is present.
+
+        The model's serializer called directly: `model_dump_json(by_alias=True)` gives the same
+        text through a wrapper that cost a fifth of the call, once per event of a first sync."""
+        return self.__pydantic_serializer__.to_json(self, by_alias=True).decode()
+
+    @classmethod
+    def of(cls, values: dict[str, Any]) -> Self:
+        """`cls(**values)`, validated the same, without the keyword packing and `__init__`."""
+        return cast(Self, cls.__pydantic_validator__.validate_python(values))
 
 
 class FolderEvent(_Payload):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from cpmsync.daemon.topics import encode_folder
 from cpmsync.models import actions as act
@@ -159,3 +163,44 @@ def test_a_real_action_and_result_validate_against_the_documented_schemas(doc: d
         id="x1", action="set_flags", state="failed", reason="refused", created=datetime.now(UTC)
     )
     jsonschema.validate(json.loads(result.to_json()), schemas["ActionResult"])
+
+
+_maybe_text = st.none() | st.text(max_size=20)
+_when = st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {
+            "id": st.text(min_size=1, max_size=32),
+            "kind": st.sampled_from(["message_added", "flags_changed", "folder_renamed", "not_a_kind"]),
+            "account": st.text(max_size=10),
+            "folder": st.text(max_size=20),
+            "old_folder": _maybe_text,
+            "uidvalidity": st.none() | st.integers(0, 2**32),
+            "uids": st.lists(st.integers(1, 2**32 - 1), max_size=4),
+            "modseq": st.none() | st.integers(0, 2**63 - 1),
+            "from_": _maybe_text,
+            "to": _maybe_text,
+            "subject": _maybe_text,
+            "date": st.none() | _when,
+            "preview": _maybe_text,
+            "flags": st.none() | st.lists(st.text(max_size=8), max_size=3),
+            "size": st.none() | st.integers(0, 2**40),
+            "created": _when | st.none(),
+        }
+    )
+)
+def test_the_daemons_fast_event_calls_publish_what_the_model_api_does(values: dict[str, Any]) -> None:
+    """`FolderEvent.of` and `to_json` (the daemon's per-event calls) validate and write what
+    `FolderEvent(**values)` and `model_dump_json(by_alias=True)` do: the same JSON, the same refusals."""
+    try:
+        expected: str | None = FolderEvent(**values).model_dump_json(by_alias=True)
+    except ValidationError as e:
+        expected = None
+        with pytest.raises(ValidationError) as got:
+            FolderEvent.of(values)
+        assert got.value.errors() == e.errors()
+    if expected is not None:
+        assert FolderEvent.of(values).to_json() == expected
