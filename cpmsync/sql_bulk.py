@@ -102,6 +102,10 @@ def _utc_text(value: datetime) -> str:
     last = _last_text
     if last[0] is value:
         return last[1]
+    if value.tzinfo is UTC:  # most values: IMAP's +0000, the daemon's own clock
+        text = value.isoformat(" ", "microseconds")[:26]
+        _last_text = (value, text)
+        return text
     if value.utcoffset() is None:  # UTCDateTime's own refusal, word for word
         raise ValueError(
             "Datetime values must have timezone information. "
