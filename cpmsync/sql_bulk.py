@@ -102,16 +102,17 @@ def _utc_text(value: datetime) -> str:
     last = _last_text
     if last[0] is value:
         return last[1]
-    if value.tzinfo is UTC:  # most values: IMAP's +0000, the daemon's own clock
-        text = value.isoformat(" ", "microseconds")[:26]
-        _last_text = (value, text)
-        return text
+    # Most values are in UTC already (IMAP's +0000, the daemon's own clock): no check, no conversion.
+    text = (value if value.tzinfo is UTC else _as_utc(value)).isoformat(" ", "microseconds")[:26]
+    _last_text = (value, text)
+    return text
+
+
+def _as_utc(value: datetime) -> datetime:
     if value.utcoffset() is None:  # UTCDateTime's own refusal, word for word
         raise ValueError(
             "Datetime values must have timezone information. "
             "Use datetime.now(timezone.utc), or annotate the field with "
             "NaiveDatetime for naive storage."
         )
-    text = value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
-    _last_text = (value, text)
-    return text
+    return value.astimezone(UTC)

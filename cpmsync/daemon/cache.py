@@ -205,13 +205,16 @@ def _txn_now(s: Session) -> datetime:
 
 
 def _flags_text(flags: Iterable[str]) -> str:
+    """The flags column's text; a frozen set (every fetched message's) is joined once per distinct
+    set, since a first sync's messages share a few."""
+    if isinstance(flags, frozenset):
+        return _frozen_flags_text(flags)
     return " ".join(sorted(set(flags)))
 
 
 @functools.lru_cache(maxsize=256)
 def _frozen_flags_text(flags: frozenset[str]) -> str:
-    """`_flags_text` once per distinct set: a first sync's messages share a few."""
-    return _flags_text(flags)
+    return " ".join(sorted(flags))
 
 
 def _flags_set(text_: str) -> frozenset[str]:
@@ -1213,7 +1216,7 @@ class FolderSync:
     def add_message(self, msg: MessageData) -> bool:
         """Insert (or refresh) a message; True when it was new (a message_added event)."""
         f = self._ensure()
-        flags = _frozen_flags_text(msg.flags) if isinstance(msg.flags, frozenset) else _flags_text(msg.flags)
+        flags = _flags_text(msg.flags)
         # The row as inserted, keyed in the table's column order; a known message's update leaves
         # out the key columns (`_set`).
         row: dict[str, Any] = {

@@ -304,7 +304,7 @@ async def fetch_folder_changes(
                 server_uids.add(r.uid)
                 if r.uid in flags_now:
                     old = flags_now[r.uid][1]
-                    if r.flags is not None and frozenset(tidy_flags(r.flags)) != old:
+                    if r.flags is not None and _flag_set(r.flags) != old:
                         ch.flags[r.uid] = (tidy_flags(r.flags), r.modseq)
                 else:
                     new_uids.add(r.uid)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import TypeVar
 
 from ._framer import DEFAULT_MAX_LINE_BYTES, DEFAULT_MAX_LITERAL_BYTES, DEFAULT_MAX_MESSAGE_BYTES, Framer
 from ._lexer import RawValue, dec, text_of, tokenize, unquote
@@ -408,9 +409,25 @@ def _nq(v: bytes) -> str | None:
     return (unquote(v[1:-1]) if b"\\" in v else v[1:-1]).decode("utf-8", "surrogateescape")  # dec()
 
 
+_WIRE_KEY_MAX = 512  # bytes: a line may be 64 KiB, the caches below stay small
+_T = TypeVar("_T")
+
+
+def _kept(cache: dict[bytes, _T], key: bytes, value: _T, max_items: int) -> _T:
+    """`value`, remembered under the wire bytes it was made of when they are few: the fast path's
+    caches stay bounded whatever a server sends (emptied when full)."""
+    if len(key) <= _WIRE_KEY_MAX:
+        if len(cache) >= max_items:
+            cache.clear()
+        cache[key] = value
+    return value
+
+
 _ALIST_CACHE: dict[bytes, tuple[Address, ...]] = {}
 _ALIST_CACHE_MAX = 1024  # the same correspondents' addresses, four times in each ENVELOPE
-_ALIST_KEY_MAX = 512  # bytes: a line may be 64 KiB, the cache stays small
+_FLAG_LISTS: dict[bytes, tuple[str, ...]] = {}  # a FLAGS list's bytes -> its flags: a few per account
+_SECTIONS: dict[bytes, str] = {}  # "BODY[TEXT]<0>" as read -> its FetchData key: a few per FETCH
+_SMALL_CACHE_MAX = 256
 
 
 def _alist(v: bytes) -> tuple[Address, ...] | None:
@@ -418,40 +435,22 @@ def _alist(v: bytes) -> tuple[Address, ...] | None:
     if v == b"NIL":
         return None
     out = _ALIST_CACHE.get(v)
-    if out is None:
-        out = tuple(Address(_nq(a), _nq(b), _nq(c), _nq(d)) for a, b, c, d in _FF_ADDR.findall(v))
-        if len(v) <= _ALIST_KEY_MAX:
-            if len(_ALIST_CACHE) >= _ALIST_CACHE_MAX:
-                _ALIST_CACHE.clear()
-            _ALIST_CACHE[v] = out
-    return out
-
-
-_WIRE_CACHE_MAX = 256
-_FLAG_LISTS: dict[bytes, tuple[str, ...]] = {}  # a FLAGS list's bytes -> its flags: a few per account
-_SECTIONS: dict[bytes, str] = {}  # "BODY[TEXT]<0>" as read -> its FetchData key: a few per FETCH
+    if out is not None:
+        return out
+    made = tuple(Address(_nq(a), _nq(b), _nq(c), _nq(d)) for a, b, c, d in _FF_ADDR.findall(v))
+    return _kept(_ALIST_CACHE, v, made, _ALIST_CACHE_MAX)
 
 
 def _flag_list(v: bytes) -> tuple[str, ...]:
     out = _FLAG_LISTS.get(v)
-    if out is None:
-        out = tuple(v.decode("ascii").split())
-        if len(v) <= _ALIST_KEY_MAX:  # the caches stay small whatever a server sends
-            if len(_FLAG_LISTS) >= _WIRE_CACHE_MAX:
-                _FLAG_LISTS.clear()
-            _FLAG_LISTS[v] = out
-    return out
+    if out is not None:
+        return out
+    return _kept(_FLAG_LISTS, v, tuple(v.decode("ascii").split()), _SMALL_CACHE_MAX)
 
 
 def _section_key(v: bytes) -> str:
     out = _SECTIONS.get(v)
-    if out is None:
-        out = v.decode("ascii").upper()
-        if len(v) <= _ALIST_KEY_MAX:
-            if len(_SECTIONS) >= _WIRE_CACHE_MAX:
-                _SECTIONS.clear()
-            _SECTIONS[v] = out
-    return out
+    return out if out is not None else _kept(_SECTIONS, v, v.decode("ascii").upper(), _SMALL_CACHE_MAX)
 
 
 _FF_NSTR_AT = re.compile(rb"NIL|(" + _QSTR + rb")|\{([0-9]{1,20})\}\r\n")
