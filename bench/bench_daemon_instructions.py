@@ -10,8 +10,9 @@ The bench prints the instructions of each tree and, for two shapes with the same
 the instructions per extra message, where start-up and per-folder costs cancel out.
 
 `--base` is any git revision; it is checked out in a temporary worktree and removed afterwards.
-Each tree loads its own compiled bytecode (a private cache, warmed by one sync that is not
-counted), as an installed daemon does. Needs valgrind (Debian's package) and about 30 s per run.
+Each tree loads its own compiled bytecode (`_bytecode.compiled_bytecode`, then one sync that is
+not counted for the modules a sync loads later), as an installed daemon does. Needs valgrind
+(Debian's package) and about 30 s per run.
 
     python bench/bench_daemon_instructions.py --base main~3 [--shape 200x5 --shape 200x20] [--rounds 1]
 """
@@ -27,10 +28,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _bytecode import compiled_bytecode
 from _dovecot import seeded_dovecot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,19 +41,11 @@ USER = "alice"
 _IREFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
-def _env(tree: Path, pycache: Path) -> dict[str, str]:
-    """The child's environment: this tree's cpmsync first on the path, its own bytecode cache."""
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPATH"] = str(tree)
-    env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    return env
-
-
 _VALGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
 
 
 def instructions(
-    tree: Path, pycache: Path, port: int, password: str, expect: int, *, counted: bool = True
+    tree: Path, env: dict[str, str], port: int, password: str, expect: int, *, counted: bool = True
 ) -> int:
     """Instructions of one first sync by `tree`'s daemon into a fresh cache (0 when not `counted`:
     a warm-up run, which compiles the bytecode of every module a sync loads)."""
@@ -66,7 +61,7 @@ def instructions(
             ],
             capture_output=True,
             text=True,
-            env=_env(tree, pycache),
+            env=env,
         )
     m = _IREFS.search(proc.stderr)
     if proc.returncode != 0 or (counted and m is None):
@@ -96,15 +91,19 @@ def main() -> None:
         subprocess.run([*git, "worktree", "add", "--detach", "--quiet", str(base), rev], check=True)
         try:
             trees = {f"base {rev}": base, "this tree": ROOT}
-            caches = {name: tmp / f"pyc-{i}" for i, name in enumerate(trees)}
-            counts = _measure(shapes, trees, caches, args.rounds)
+            with ExitStack() as stack:
+                # Each tree's cpmsync first on the path, with a bytecode cache of its own.
+                envs = {name: dict(os.environ, PYTHONPATH=str(tree)) for name, tree in trees.items()}
+                for env in envs.values():
+                    stack.enter_context(compiled_bytecode(env))
+                counts = _measure(shapes, trees, envs, args.rounds)
         finally:
             subprocess.run([*git, "worktree", "remove", "--force", str(base)], check=False)
     _marginal(shapes, counts)
 
 
 def _measure(
-    shapes: list[tuple[int, ...]], trees: dict[str, Path], caches: dict[str, Path], rounds: int
+    shapes: list[tuple[int, ...]], trees: dict[str, Path], envs: dict[str, dict[str, str]], rounds: int
 ) -> dict[tuple[int, ...], dict[str, int]]:
     counts: dict[tuple[int, ...], dict[str, int]] = {}
     for shape in shapes:
@@ -113,12 +112,12 @@ def _measure(
             pw = dv.password(USER)
             print(f"\n== Dovecot, {folders} folders x {per} messages ({seeded.messages} messages)")
             runs: dict[str, list[int]] = {name: [] for name in trees}
-            if shape == shapes[0]:  # each tree's bytecode compiled (and Dovecot warm) before counting
+            if shape == shapes[0]:  # every module a sync loads compiled (and Dovecot warm) first
                 for name, tree in trees.items():
-                    instructions(tree, caches[name], dv.port, pw, seeded.messages, counted=False)
+                    instructions(tree, envs[name], dv.port, pw, seeded.messages, counted=False)
             for _ in range(rounds):
                 for name, tree in trees.items():
-                    runs[name].append(instructions(tree, caches[name], dv.port, pw, seeded.messages))
+                    runs[name].append(instructions(tree, envs[name], dv.port, pw, seeded.messages))
             counts[shape] = {name: int(statistics.median(v)) for name, v in runs.items()}
             first = next(iter(counts[shape].values()))
             for name, n in counts[shape].items():
