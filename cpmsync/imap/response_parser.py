@@ -8,6 +8,9 @@ Framing is done with `bytes.find`; the common LIST and STATUS lines are typed st
 regular expression (the LIST-STATUS hot path), and FETCH lines item by item with one regular
 expression per item (a first sync: UID FLAGS MODSEQ INTERNALDATE RFC822.SIZE ENVELOPE and body
 sections); everything else, and any line a fast path declines, goes through the tokenizer.
+
+The value classes are imported by name, not by star import as the other codec modules do: this
+module is compiled by mypyc (cpmsync/native.py), which does not resolve a star import's names.
 """
 
 from __future__ import annotations
@@ -22,7 +25,34 @@ from .datetimes import parse_datetime
 from .errors import ImapProtocolError
 from .events import NEED_DATA, NeedData
 from .mutf7 import decode_mailbox
-from .responses import *  # noqa: F403  (h11 style: the value classes, by their own __all__)
+from .responses import (
+    Address,
+    AppendUid,
+    CapabilityData,
+    CodeValue,
+    ContinuationRequest,
+    CopyUid,
+    EnabledData,
+    Envelope,
+    ESearchData,
+    ExistsData,
+    ExpungeData,
+    FetchData,
+    FetchValue,
+    FlagsData,
+    IdData,
+    ListData,
+    NamespaceData,
+    NamespaceDesc,
+    RecentData,
+    Response,
+    ResponseCode,
+    SearchData,
+    StatusData,
+    StatusResponse,
+    UnknownResponse,
+    VanishedData,
+)
 from .seqset import SequenceSet
 
 __all__ = ["ResponseParser", "parse_response"]
