@@ -47,7 +47,10 @@ app.command("demo")(demo)
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"cpmsync {__version__}")
+        from cpmsync import native
+
+        # Which build runs matters for speed reports: a device without a C compiler runs the codec as Python.
+        typer.echo(f"cpmsync {__version__} ({native.summary()})")
         raise typer.Exit()
 
 

@@ -36,6 +36,16 @@ from tests.support.fixtures import DovecotAccount, start_broker_or_fail, start_d
 from tests.support.peers import ImapPeer  # noqa: E402
 from tests.support.processes import tail  # noqa: E402
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to run the suite against compiled modules older than their source (an editable
+    install edited or checked out after `pip install -e .`): every test would run the old code."""
+    from cpmsync import native
+
+    if any(b.stale for b in native.builds()):
+        pytest.exit(f"{native.summary()}: rebuild before testing", returncode=4)
+
+
 _DOVECOT_FIXTURES = {"dovecot", "dovecot_factory", "shared_dovecot", "dovecot_account"}
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+from cpmsync import native
 from cpmsync.daemon import sdnotify
 from cpmsync.daemon.actions import ActionInbox, ActionQueue
 from cpmsync.daemon.cache import Cache, open_cache
@@ -316,7 +317,12 @@ async def run_daemon(
             loop.add_signal_handler(sig, session.stop.set)
     log.info(
         "daemon starting",
-        extra=kv(account=settings.account.id, imap=settings.imap.host, cache=str(settings.cache.path)),
+        extra=kv(
+            account=settings.account.id,
+            imap=settings.imap.host,
+            cache=str(settings.cache.path),
+            build=native.summary(),
+        ),
     )
     try:
         async with asyncio.TaskGroup() as tg:
