@@ -10,11 +10,15 @@ The bench prints the instructions of each tree and, for two shapes with the same
 the instructions per extra message, where start-up and per-folder costs cancel out.
 
 `--base` is any git revision; it is checked out in a temporary worktree and removed afterwards.
-Each tree loads its own compiled bytecode (`_bytecode.compiled_bytecode`, then one sync that is
-not counted for the modules a sync loads later), as an installed daemon does. Needs valgrind
-(Debian's package) and about 30 s per run.
+Its mypyc modules (cpmsync/native.py) are compiled there as an install would, unless `--base-pure`
+asks for its source run as Python: `--base HEAD --base-pure` measures what compiling them saves.
+This tree runs as installed (`pip install -e .`); the bench prints each tree's build. Each tree
+loads its own compiled bytecode (`_bytecode.compiled_bytecode`, then one sync that is not counted
+for the modules a sync loads later), as an installed daemon does. Needs valgrind (Debian's
+package) and about 30 s per run, plus ~30 s to compile the base.
 
-    python bench/bench_daemon_instructions.py --base main~3 [--shape 200x5 --shape 200x20] [--rounds 1]
+    python bench/bench_daemon_instructions.py --base main~3 [--base-pure] [--shape 200x5 --shape 200x20]
+        [--rounds 1]
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ def main() -> None:
     ap.add_argument("--base", required=True, help="a git revision to compare this tree with")
     ap.add_argument("--shape", action="append", help="FOLDERSxMESSAGES (default 200x5 and 200x20)")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--base-pure", action="store_true", help="run the base's source as Python, uncompiled")
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
@@ -90,16 +95,40 @@ def main() -> None:
         base = tmp / "base"
         subprocess.run([*git, "worktree", "add", "--detach", "--quiet", str(base), rev], check=True)
         try:
+            if not args.base_pure and (base / "setup.py").exists():
+                print(f"compiling the base's mypyc modules ({rev}) ...", flush=True)
+                subprocess.run(
+                    [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+                    cwd=base,
+                    check=True,
+                    capture_output=True,
+                )
             trees = {f"base {rev}": base, "this tree": ROOT}
             with ExitStack() as stack:
                 # Each tree's cpmsync first on the path, with a bytecode cache of its own.
                 envs = {name: dict(os.environ, PYTHONPATH=str(tree)) for name, tree in trees.items()}
+                for name, env in envs.items():
+                    build = _build(env)
+                    print(f"{name}: {build}")
+                    if "older than its source" in build:
+                        raise SystemExit(f"{name} would run stale compiled modules: pip install -e . first")
                 for env in envs.values():
                     stack.enter_context(compiled_bytecode(env))
                 counts = _measure(shapes, trees, envs, args.rounds)
         finally:
             subprocess.run([*git, "worktree", "remove", "--force", str(base)], check=False)
     _marginal(shapes, counts)
+
+
+def _build(env: dict[str, str]) -> str:
+    """The tree's build as its daemon loads it (cpmsync.native.summary; older trees had none)."""
+    code = (
+        "try:\n from cpmsync import native; print(native.summary())\n"
+        "except ImportError: print('codec in pure Python')"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd="/"
+    ).stdout.strip()  # cwd "/": `-c` puts the working directory, this tree, before PYTHONPATH
 
 
 def _measure(
