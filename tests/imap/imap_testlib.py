@@ -30,7 +30,12 @@ def _feed(p: Any, data: bytes, chunk: int | None, on_event: Callable[[object], b
 
 def feed_responses(data: bytes, chunk: int | None = None, **limits: int) -> list[object]:
     """All responses (and ImapProtocolError instances, in place) from data fed in chunks."""
-    return _feed(ResponseParser(**limits), data, chunk, lambda ev: True)
+    return events_of(ResponseParser(**limits), data, chunk)
+
+
+def events_of(p: Any, data: bytes, chunk: int | None = None) -> list[object]:
+    """Every event of parser `p` (errors in place) for data fed in chunks."""
+    return _feed(p, data, chunk, lambda ev: True)
 
 
 def feed_commands(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imap_testlib import errors_equal
+from imap_testlib import errors_equal, events_of
 from test_imap_properties import garbage, names, responses
 
 from cpmsync import native
@@ -51,23 +51,6 @@ def _outcome(fn: Any, *args: Any) -> Any:
         return ("error", type(e).__name__, str(e))
 
 
-def _events(parser_class: Any, data: bytes, chunk: int) -> list[object]:
-    p = parser_class(max_line_bytes=300, max_literal_bytes=200)
-    out: list[object] = []
-    for i in range(0, len(data), chunk):
-        p.feed(data[i : i + chunk])
-        while True:
-            try:
-                ev = p.next_event()
-            except ImapProtocolError as e:
-                out.append(e)
-                continue
-            if type(ev).__name__ == "NeedData":
-                break
-            out.append(ev)
-    return out
-
-
 def test_the_ci_build_runs_every_listed_module_compiled_and_current() -> None:
     """CI builds with mypyc (.ci/run sets CPMSYNC_EXPECT_COMPILED): a build that quietly fell back
     to Python would make the speed figures false. A module compiled from an older source than the
@@ -92,8 +75,9 @@ def test_the_ci_build_runs_every_listed_module_compiled_and_current() -> None:
 def test_the_response_parser_gives_the_same_events_compiled_and_pure(data: bytes, chunk: int) -> None:
     pure = PURE["cpmsync.imap.response_parser"]
     data += b"\r\n"
-    compiled_events = _events(ResponseParser, data, chunk)
-    pure_events = _events(pure.ResponseParser, data, chunk)
+    limits = {"max_line_bytes": 300, "max_literal_bytes": 200}
+    compiled_events = events_of(ResponseParser(**limits), data, chunk)
+    pure_events = events_of(pure.ResponseParser(**limits), data, chunk)
     assert errors_equal(compiled_events, pure_events), (compiled_events, pure_events)
 
 
