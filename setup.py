@@ -2,7 +2,7 @@
 
 Everything else about the package is in pyproject.toml. The compiled modules are optional
 extensions: `CPMSYNC_PURE_PYTHON=1`, or a machine without a C compiler, gives a build whose
-modules run as Python, with the same behaviour (tests/test_native.py).
+modules run as Python, with the same behaviour (tests/imap/test_imap_native.py).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A first sync's CPU per message is mostly Python: reading FETCH lines (the respon
 path) and building messages from them (headers, addresses, dates, previews). Compiled by mypyc,
 those modules cost ~11 % fewer instructions per message (docs/daemon-speed.md). The same source
 runs as plain Python where no build compiled it (`CPMSYNC_PURE_PYTHON=1`, or no C compiler): the
-behaviour is the same, tests/test_native.py holds the two to each other.
+behaviour is the same, tests/imap/test_imap_native.py holds the two to each other.
 
 Stdlib only: setup.py reads `COMPILED` from this file before cpmsync's dependencies exist.
 """
