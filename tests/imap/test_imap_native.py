@@ -19,10 +19,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imap_testlib import errors_equal, events_of
-from test_imap_properties import garbage, names, responses
+from test_imap_properties import addr_lists, envelopes, garbage, names, responses
 
 from cpmsync import native
-from cpmsync.imap import ImapProtocolError, ResponseParser, serialize_response
+from cpmsync.imap import Address, ImapProtocolError, ResponseParser, serialize_response
 
 MANY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -189,6 +189,30 @@ def test_headers_read_the_same_compiled_and_pure(value: str, raw: bytes) -> None
     head = b"From: " + value.encode("utf-8", "surrogateescape") + b"\r\nTo: " + raw + b"\r\n\r\n"
     for field in ("from", "to"):
         assert _outcome(headers.header_addresses, head, field) == _outcome(pure.header_addresses, head, field)
+
+
+group_or_odd = st.sampled_from(
+    [
+        (
+            Address(None, None, "friends", None),
+            Address("=?UTF-8?Q?Ren=C3=A9?=", None, "r", "x.y"),
+            Address(None, None, None, None),
+        ),
+        (Address(None, None, "user", "MISSING_DOMAIN"), Address(None, None, "b", ".SYNTAX-ERROR.")),
+        (Address("Only Name", None, None, None),),
+    ]
+)
+
+
+@MANY
+@given(st.one_of(addr_lists, group_or_odd), envelopes)
+def test_envelope_addresses_read_the_same_compiled_and_pure(addrs: Any, env: Any) -> None:
+    pure = PURE["cpmsync.daemon.headers"]
+    from cpmsync.daemon import headers
+
+    for fn in ("envelope_addresses", "usable"):
+        assert _outcome(getattr(headers, fn), addrs) == _outcome(getattr(pure, fn), addrs), fn
+    assert _outcome(headers.garbled_envelope, env) == _outcome(pure.garbled_envelope, env)
 
 
 mime_heads = st.one_of(
