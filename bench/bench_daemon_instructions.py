@@ -108,9 +108,9 @@ def main() -> None:
                 # Each tree's cpmsync first on the path, with a bytecode cache of its own.
                 envs = {name: dict(os.environ, PYTHONPATH=str(tree)) for name, tree in trees.items()}
                 for name, env in envs.items():
-                    build = _build(env)
+                    build, stale = _build(env)
                     print(f"{name}: {build}")
-                    if "older than its source" in build:
+                    if stale:
                         raise SystemExit(f"{name} would run stale compiled modules: pip install -e . first")
                 for env in envs.values():
                     stack.enter_context(compiled_bytecode(env))
@@ -120,15 +120,19 @@ def main() -> None:
     _marginal(shapes, counts)
 
 
-def _build(env: dict[str, str]) -> str:
-    """The tree's build as its daemon loads it (cpmsync.native.summary; older trees had none)."""
+def _build(env: dict[str, str]) -> tuple[str, bool]:
+    """The tree's build as its daemon loads it (cpmsync.native; older trees had none), and whether
+    a compiled module is older than its source."""
     code = (
-        "try:\n from cpmsync import native; print(native.summary())\n"
-        "except ImportError: print('codec in pure Python')"
+        "try:\n from cpmsync import native\n"
+        "except ImportError: print('[\"codec in pure Python\", false]')\n"
+        "else: import json; print(json.dumps([native.summary(), any(b.stale for b in native.builds())]))"
     )
-    return subprocess.run(
+    out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd="/"
-    ).stdout.strip()  # cwd "/": `-c` puts the working directory, this tree, before PYTHONPATH
+    ).stdout  # cwd "/": `-c` puts the working directory, this tree, before PYTHONPATH
+    summary, stale = json.loads(out)
+    return str(summary), bool(stale)
 
 
 def _measure(

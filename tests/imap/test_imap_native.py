@@ -7,6 +7,7 @@ two to each other on generated input: same events, same values, same errors."""
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -27,6 +28,7 @@ from cpmsync.imap import Address, ImapProtocolError, ResponseParser, serialize_r
 MANY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@functools.cache
 def _pure(name: str) -> ModuleType:
     """`name`'s .py source, executed as a module of its own package (relative imports resolve to
     the installed siblings), beside the installed module."""
@@ -75,7 +77,7 @@ def test_the_tested_build_runs_every_listed_module_compiled() -> None:
     st.integers(min_value=1, max_value=64),
 )
 def test_the_response_parser_gives_the_same_events_compiled_and_pure(data: bytes, chunk: int) -> None:
-    pure = PURE["cpmsync.imap.response_parser"]
+    pure = _pure("cpmsync.imap.response_parser")
     data += b"\r\n"
     limits = {"max_line_bytes": 300, "max_literal_bytes": 200}
     compiled_events = events_of(ResponseParser(**limits), data, chunk)
@@ -110,7 +112,7 @@ def _frames(framer_class: Any, data: bytes, chunk: int, stop: bool) -> list[obje
     st.booleans(),
 )
 def test_the_framer_cuts_the_same_lines_compiled_and_pure(data: bytes, chunk: int, stop: bool) -> None:
-    pure = PURE["cpmsync.imap._framer"]
+    pure = _pure("cpmsync.imap._framer")
     from cpmsync.imap import _framer
 
     data += b"\r\n"
@@ -125,7 +127,7 @@ def test_the_framer_cuts_the_same_lines_compiled_and_pure(data: bytes, chunk: in
     )
 )
 def test_sequence_sets_parse_and_expand_the_same_compiled_and_pure(text: str) -> None:
-    pure = PURE["cpmsync.imap.seqset"]
+    pure = _pure("cpmsync.imap.seqset")
     from cpmsync.imap import seqset
 
     def run(m: Any) -> Any:
@@ -138,7 +140,7 @@ def test_sequence_sets_parse_and_expand_the_same_compiled_and_pure(text: str) ->
 @MANY
 @given(st.one_of(names, st.text(alphabet="&-ABCabc+/,01 ", max_size=20)))
 def test_mailbox_names_encode_and_decode_the_same_compiled_and_pure(name: str) -> None:
-    pure = PURE["cpmsync.imap.mutf7"]
+    pure = _pure("cpmsync.imap.mutf7")
     from cpmsync.imap import mutf7
 
     for fn in ("encode_mailbox", "decode_mailbox"):
@@ -158,7 +160,7 @@ dates = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2199, 12
     )
 )
 def test_internal_dates_parse_the_same_compiled_and_pure(text: str) -> None:
-    pure = PURE["cpmsync.imap.datetimes"]
+    pure = _pure("cpmsync.imap.datetimes")
     from cpmsync.imap import datetimes
 
     assert _outcome(datetimes.parse_datetime, text) == _outcome(pure.parse_datetime, text)
@@ -183,7 +185,7 @@ header_text = st.one_of(
 @MANY
 @given(header_text, st.binary(max_size=200))
 def test_headers_read_the_same_compiled_and_pure(value: str, raw: bytes) -> None:
-    pure = PURE["cpmsync.daemon.headers"]
+    pure = _pure("cpmsync.daemon.headers")
     from cpmsync.daemon import headers
 
     for fn in ("header_date", "decode_words", "field_addresses"):
@@ -209,7 +211,7 @@ group_or_odd = st.sampled_from(
 @MANY
 @given(st.one_of(addr_lists, group_or_odd), envelopes)
 def test_envelope_addresses_read_the_same_compiled_and_pure(addrs: Any, env: Any) -> None:
-    pure = PURE["cpmsync.daemon.headers"]
+    pure = _pure("cpmsync.daemon.headers")
     from cpmsync.daemon import headers
 
     for fn in ("envelope_addresses", "usable"):
@@ -245,7 +247,7 @@ bodies = st.one_of(
 @MANY
 @given(mime_heads, bodies, st.integers(0, 200))
 def test_previews_are_the_same_compiled_and_pure(head: bytes, body: bytes, limit: int) -> None:
-    pure = PURE["cpmsync.daemon.preview"]
+    pure = _pure("cpmsync.daemon.preview")
     from cpmsync.daemon import preview
 
     got = _outcome(preview.text_preview, head, body, limit)
@@ -256,19 +258,8 @@ def test_previews_are_the_same_compiled_and_pure(head: bytes, body: bytes, limit
     )
 
 
-class _Pure(dict[str, ModuleType]):
-    """Pure copies, loaded on first use."""
-
-    def __missing__(self, name: str) -> ModuleType:
-        self[name] = module = _pure(name)
-        return module
-
-
-PURE = _Pure()
-
-
 def test_every_listed_module_has_a_test_here() -> None:
     """A module added to cpmsync.native.COMPILED needs its comparison above."""
     source = open(__file__, encoding="utf-8").read()
     for name in native.COMPILED:
-        assert f'PURE["{name}"]' in source, name
+        assert f'_pure("{name}")' in source, name
