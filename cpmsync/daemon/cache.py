@@ -185,7 +185,21 @@ _FOLDER_FLAGS = (
     .join(_FOLDER, _FOLDER.c.id == _MESSAGE.c.folder_id)
     .where(_FOLDER.c.account_id == bindparam("account"), _FOLDER.c.name == bindparam("name"))
 )
-_OUTBOX_OLDEST = sa_select(_OUTBOX).order_by(_OUTBOX.c.id).limit(bindparam("limit"))
+# What the publisher sends of a row (not `created`: a datetime parsed per row for nothing).
+_OUTBOX_OLDEST = (
+    sa_select(
+        _OUTBOX.c.id,
+        _OUTBOX.c.topic,
+        _OUTBOX.c.payload,
+        _OUTBOX.c.qos,
+        _OUTBOX.c.retain,
+        _OUTBOX.c.folder,
+        _OUTBOX.c.seq,
+    )
+    .where(_OUTBOX.c.id > bindparam("after"))
+    .order_by(_OUTBOX.c.id)
+    .limit(bindparam("limit"))
+)
 _OUTBOX_DROP = delete(_OUTBOX).where(_in_list(_OUTBOX.c.id))
 _RUN_INSERT = insert(SyncRun.__table__)  # type: ignore[attr-defined]
 
@@ -911,24 +925,22 @@ class Cache:
         )
         self._write_raw(s, topic, summary.to_json(), name, None, retain=True)
 
-    def outbox_batch(self, limit: int = 100) -> list[OutboxItem]:
-        """The oldest unacknowledged rows, in commit order (which keeps per-folder order)."""
-        deferred = set(self._deferred_acks)
+    def outbox_batch(self, limit: int = 100, *, after: int = 0) -> list[OutboxItem]:
+        """The oldest unacknowledged rows with an id above `after`, in commit order (which keeps
+        per-folder order).
+
+        Ids only grow (AUTOINCREMENT) and SQLite has one writer at a time, so a row committed
+        after this read has a larger id than every row it returned: a reader that goes on `after`
+        the last id it took misses none."""
+        deferred = self._deferred_acks
         with self._engine.connect() as conn:
-            q = conn.execute(_OUTBOX_OLDEST, {"limit": limit + len(deferred)})
-            rows = [r for r in q if r.id not in deferred][:limit]
-            return [
-                OutboxItem(
-                    id=r.id,
-                    topic=r.topic,
-                    payload=r.payload.encode(),
-                    qos=r.qos,
-                    retain=r.retain,
-                    folder=r.folder,
-                    seq=r.seq,
-                )
-                for r in rows
+            q = conn.execute(_OUTBOX_OLDEST, {"after": after, "limit": limit + len(deferred)})
+            items = [
+                OutboxItem(id, topic, payload.encode(), qos, retain, folder, seq)
+                for id, topic, payload, qos, retain, folder, seq in q
+                if id not in deferred
             ]
+        return items[:limit]
 
     def outbox_ack(self, ids: Iterable[int]) -> None:
         """The broker acknowledged these rows: they may go."""

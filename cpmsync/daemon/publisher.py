@@ -13,13 +13,16 @@ import random
 import socket
 import ssl
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from cpmsync.daemon.cache import Cache, OutboxItem
 from cpmsync.daemon.settings import MqttSettings
@@ -345,78 +348,140 @@ class Publisher:
 
         A row is deleted only once its PUBACK came; until then it is excluded from re-reading, not
         resent. Rows leave in id order on one TCP stream, so per-folder order holds. Returns True
-        when the outbox was found empty, False when the close deadline stopped it.
+        when the outbox was found empty, False when the close deadline stopped it. A PUBACK that
+        is ack_timeout_s late fails the connection (an MqttError), and the rows go again on the
+        next one.
+
+        The rows go through paho directly (`_Window`), not `aiomqtt.Client.publish`: that call
+        costs a task, an event and a `wait_for` per row, more than half of the ~120 µs of CPU a
+        row took, and a first sync publishes one row per message (bench_daemon_publish.py).
         """
         loop = asyncio.get_running_loop()
-        window = asyncio.Semaphore(self.settings.max_inflight)
         progress = self._progress = asyncio.Event()
-        taken: set[int] = set()  # in flight, or acknowledged but not yet deleted
-        acked: list[int] = []
-        failures: list[BaseException] = []
-
-        async def one(item: OutboxItem) -> None:
-            try:
-                await client.publish(
-                    item.topic,
-                    item.payload,
-                    qos=item.qos,
-                    retain=item.retain,
-                    timeout=self.settings.ack_timeout_s,
-                )
-            except aiomqtt.MqttError as e:
-                failures.append(e)
-            else:
-                acked.append(item.id)
-            finally:
-                window.release()
-                progress.set()
+        acks = _Window(client, progress, self.settings.ack_timeout_s)
+        after = 0  # the last row id taken: the next read starts above it (`Cache.outbox_batch`)
 
         def flush_acks() -> None:
-            if acked:
-                done = list(acked)
-                acked.clear()
+            done = acks.take_acked()
+            if done:
                 self.cache.outbox_ack(done)
-                taken.difference_update(done)
                 self.published += len(done)
 
         drained = False
         try:
-            async with asyncio.TaskGroup() as tg:
-                while not failures:
-                    flush_acks()
-                    if deadline is not None and loop.time() > deadline:
-                        break
-                    limit = self.settings.max_inflight + len(taken)
-                    progress.clear()  # before reading: a commit after the read wakes the wait below
-                    commits = self._commits
-                    batch = self.cache.outbox_batch(limit)
-                    rows = [r for r in batch if r.id not in taken]
-                    if not rows:
-                        self._took_turn(commits)
-                        if not taken:
-                            drained = True
-                            break
-                        await progress.wait()
-                        continue
-                    for item in rows:
-                        if window.locked():
-                            self._took_turn(commits)  # the rest waits for PUBACKs, not the push loop
-                        await window.acquire()
-                        if failures:
-                            window.release()
-                            break
-                        taken.add(item.id)
-                        tg.create_task(one(item))
-                    # The tasks just created run before anything woken by this (call_soon order):
-                    # their PUBLISHes are queued before the push loop sends its IDLE.
-                    self._took_turn(commits)
-                    if len(batch) < limit and not failures:
-                        # The outbox had no more: read it again after an ack or a commit, not now
-                        # (a read before the tasks above ran delayed their PUBLISHes).
-                        await progress.wait()
+            while True:
+                # Acknowledged rows leave in one transaction per read, not one per wake-up.
+                flush_acks()
+                if deadline is not None and loop.time() > deadline:
+                    break
+                progress.clear()  # before reading: a commit after the read wakes the wait below
+                commits = self._commits
+                batch = self.cache.outbox_batch(_READ_AHEAD, after=after)
+                for item in batch:
+                    while acks.in_flight >= self.settings.max_inflight:
+                        # This row and every commit made so far, even during the wait, waits for
+                        # PUBACKs, not for the push loop.
+                        self._took_turn(self._commits)
+                        await acks.wait()
+                    acks.publish(item)
+                    after = item.id
+                # The PUBLISHes are queued on the MQTT socket before the push loop, woken by this,
+                # sends its IDLE.
+                self._took_turn(commits)
+                if batch:
+                    continue
+                if not acks.in_flight and not acks.has_acked:
+                    drained = True
+                    break
+                if commits == self._commits and not acks.has_acked:
+                    # Nothing more to send: read again after an ack or a commit.
+                    await acks.wait()
         finally:
+            acks.close()
             self._progress = None
             flush_acks()  # what the broker took must not be resent, even when cancelled
-        if failures:
-            raise failures[0]
         return drained
+
+
+_READ_AHEAD = 256
+"""Outbox rows read at once by the drain: a first sync's thousands of events in few reads."""
+
+
+class _Window:
+    """The drain's publishes in flight on one MQTT connection, by packet id.
+
+    Hooks paho's on_publish (called on the event loop's thread, from aiomqtt's socket reader)
+    for the drain's packet ids and hands every other id, the status publish's, to aiomqtt's own
+    handler, so `aiomqtt.Client.publish` keeps working beside it."""
+
+    def __init__(self, client: aiomqtt.Client, progress: asyncio.Event, ack_timeout_s: float) -> None:
+        self._paho = client._client
+        self._progress = progress
+        self._ack_timeout_s = ack_timeout_s
+        self._sent: dict[int, tuple[int, float, str]] = {}  # packet id -> (outbox id, sent at, topic)
+        self._acked: list[int] = []
+        # aiomqtt's handler, paho's callback API version 2 (five arguments, as `_on_publish`).
+        self._previous: Callable[..., None] | None = self._paho.on_publish
+        self._paho.on_publish = self._on_publish
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._sent)
+
+    @property
+    def has_acked(self) -> bool:
+        return bool(self._acked)
+
+    def publish(self, item: OutboxItem) -> None:
+        """Queue one row's PUBLISH on the connection; raises MqttError when paho refuses it."""
+        info = self._paho.publish(item.topic, item.payload, qos=item.qos, retain=item.retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+        if info.is_published():  # QoS 0: written already, nothing will acknowledge it
+            self._acked.append(item.id)
+        else:
+            self._sent[info.mid] = (item.id, time.monotonic(), item.topic)
+
+    def take_acked(self) -> list[int]:
+        done, self._acked = self._acked, []
+        return done
+
+    async def wait(self) -> None:
+        """Until an ack or a commit (`progress`); MqttError when the oldest PUBLISH in flight has
+        waited ack_timeout_s for its PUBACK."""
+        self._progress.clear()
+        if not self._sent:
+            await self._progress.wait()
+            return
+        _oid, sent_at, _topic = next(iter(self._sent.values()))  # the oldest: dicts keep insertion order
+        left = sent_at + self._ack_timeout_s - time.monotonic()
+        if left > 0:
+            try:
+                async with asyncio.timeout(left):
+                    await self._progress.wait()
+                return
+            except TimeoutError:
+                pass
+        raise aiomqtt.MqttError(f"no PUBACK within {self._ack_timeout_s:g} s")
+
+    def close(self) -> None:
+        """Give on_publish back: late PUBACKs of this window are aiomqtt's to ignore."""
+        self._paho.on_publish = self._previous
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode, properties: Properties
+    ) -> None:
+        sent = self._sent.pop(mid, None)
+        if sent is None:
+            if self._previous is not None:
+                self._previous(client, userdata, mid, reason_code, properties)
+            return
+        if reason_code.is_failure:
+            # The broker will not take it, now or on a retry (an ACL, a quota): resending it would
+            # block every later event behind it, so it leaves the outbox with a warning.
+            log.warning(
+                "mqtt broker refused an event",
+                extra=kv(topic=sent[2], outbox_id=sent[0], reason=str(reason_code)),
+            )
+        self._acked.append(sent[0])
+        self._progress.set()

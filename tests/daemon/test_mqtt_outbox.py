@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
 from daemon_mqtt_helpers import (
     BROKER_CONF,
     Collector,
@@ -212,3 +214,34 @@ async def test_retained_summary_then_empty_payload_when_the_folder_is_deleted(
         assert not [x for x in newer.messages if x.topic.startswith("cpm/ret/folders/")]
         await pub.close()
         sub2.cancel()
+
+
+async def test_an_event_the_broker_refuses_is_logged_and_does_not_block_the_rest(
+    mqtt_broker_factory: Callable[..., MosquittoBroker], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The broker's ACL forbids one folder's events: MQTT 5 answers each of those PUBLISHes with a
+    PUBACK that says "Not authorized" (0x87). No retry can change that answer, so the row leaves
+    the outbox with a warning naming the reason, and the other folders' events, committed after
+    it, still arrive."""
+    acl = tmp_path / "acl"
+    acl.write_text("topic write cpm/acl/folders/ok/#\ntopic write cpm/acl/status\ntopic read cpm/acl/#\n")
+    broker = mqtt_broker_factory(extra_conf=f"{BROKER_CONF}\nacl_file {acl}")
+    col = Collector(broker.port, ["cpm/acl/folders/+/events"], client_id="acl-sub")
+    cache = open_cache(tmp_path / "c.sqlite", "acl")
+    pub = Publisher(mqtt_settings(broker.port), "acl", cache)
+    produce(cache, "denied", 1, 3)
+    expected = {"ok": produce(cache, "ok", 1, 3)}
+    with caplog.at_level(logging.WARNING, logger="cpmsync.daemon.mqtt"):
+        async with asyncio.TaskGroup() as tg:
+            sub = tg.create_task(col.run())
+            await col.subscribed.wait()
+            tg.create_task(pub.run())
+            await col.wait_until(lambda m: first_seen_order(col.events()) == expected)
+            await wait_for(lambda: cache.outbox_count() == 0)
+            await pub.close()
+            sub.cancel()
+    refused = [r for r in caplog.records if r.getMessage() == "mqtt broker refused an event"]
+    # the denied folder's events (folder_added, 3 message_added) and its retained summary
+    topics = [getattr(r, "topic", None) for r in refused]
+    assert topics == 4 * ["cpm/acl/folders/denied/events"] + ["cpm/acl/folders/denied"]
+    assert all(getattr(r, "reason", None) == "Not authorized" for r in refused)
