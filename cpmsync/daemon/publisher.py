@@ -411,8 +411,8 @@ class _Window:
     """The drain's publishes in flight on one MQTT connection, by packet id.
 
     Hooks paho's on_publish (called on the event loop's thread, from aiomqtt's socket reader)
-    for the drain's packet ids and hands every other id, the status publish's, to aiomqtt's own
-    handler, so `aiomqtt.Client.publish` keeps working beside it."""
+    for the drain's packet ids and hands every other id (the status's, the action results') to
+    aiomqtt's own handler, so `aiomqtt.Client.publish` keeps working beside it."""
 
     def __init__(self, client: aiomqtt.Client, progress: asyncio.Event, ack_timeout_s: float) -> None:
         self._paho = client._client
