@@ -13,11 +13,16 @@ Mosquitto through:
 - `mosquitto_pub -l -q 1` (C, Mosquitto's client): the same payloads, one per line, to one topic;
 - with `--base REV`, the Publisher of another revision (checked out in a temporary worktree).
 
+`--end-to-end` also runs the real entry, `cpmsync daemon run`, against the same account and
+broker, from exec until an app (`mosquitto_sub`, subscribed to the events topics before the
+daemon starts) has received the last event: the first sync as an app sees it, with the
+daemon's CPU at that moment (all its threads), beside mbsync's wall for the same account.
+
 The Python children time themselves from just before the first publish to the last
 acknowledgement (CPU of all their threads: imports and set-up are not counted);
 mosquitto_pub's CPU is its whole process's (its start-up is ~2 ms).
 
-    python bench/bench_daemon_publish.py [--shape 1000x20] [--rounds 3] [--base REV]
+    python bench/bench_daemon_publish.py [--shape 1000x20] [--rounds 3] [--base REV] [--end-to-end]
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +51,7 @@ from tests.support import MosquittoBroker
 
 ROOT = Path(__file__).resolve().parents[1]
 USER = "alice"
+TOPIC = f"cpm/{USER}/folders/+/events"
 
 _PUBLISHER = r"""
 import asyncio, json, logging, resource, sys, time
@@ -156,6 +164,110 @@ def _mosquitto_pub(cache: Path, port: int, tmp: Path) -> Drain:
     return Drain(len(payloads), wall, cpu)
 
 
+def _threads_cpu_s(pid: int) -> float:
+    """CPU so far of every thread of `pid` (schedstat's first field: ns on a CPU)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that ended meanwhile
+    return total / 1e9
+
+
+def _app_subscriber(port: int, events: int) -> subprocess.Popen[bytes]:
+    """`mosquitto_sub` on every folder's events, returned once the broker confirmed the
+    subscription; it exits when it has received `events` messages."""
+    sub = subprocess.Popen(
+        # Line-buffered (stdbuf): its debug lines say when the subscription is in place.
+        [
+            "stdbuf",
+            "-oL",
+            "mosquitto_sub",
+            "-d",
+            "-p",
+            str(port),
+            "-q",
+            "1",
+            "-V",
+            "mqttv5",
+            "-C",
+            str(events),
+            "-t",
+            TOPIC,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert sub.stdout is not None
+    for line in sub.stdout:
+        if b"SUBACK" in line:
+            break
+    else:
+        raise SystemExit("mosquitto_sub did not subscribe")
+    out = sub.stdout
+    threading.Thread(target=lambda: out.read(), daemon=True).start()  # the messages: not kept
+    return sub
+
+
+def _end_to_end(port: int, password: str, broker_port: int, events: int, tmp: Path) -> tuple[float, float]:
+    """(wall s from exec until the app has the last event, the daemon's CPU s then)."""
+    cache = tmp / "e2e.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{cache}{suffix}").unlink(missing_ok=True)
+    config = tmp / "daemon.toml"
+    config.write_text(
+        f'[account]\nid = "{USER}"\n'
+        f'[imap]\nhost = "127.0.0.1"\nport = {port}\ntls = "none"\nusername = "{USER}"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\nclient_id = "bench-e2e-{time.time_ns()}"\n'
+        f'[cache]\npath = "{cache}"\n'
+    )
+    sub = _app_subscriber(broker_port, events)
+    script = Path(sys.executable).with_name("cpmsync")
+    argv = [str(script)] if script.exists() else [sys.executable, "-m", "cpmsync.cli"]
+    env = dict(os.environ, CPMSYNC_IMAP__PASSWORD=password)
+    t0 = time.perf_counter()
+    daemon = subprocess.Popen(
+        [*argv, "daemon", "run", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        while sub.poll() is None:
+            if daemon.poll() is not None:
+                err = daemon.stderr.read().decode(errors="replace") if daemon.stderr else ""
+                raise SystemExit(f"the daemon exited:\n{err[-2000:]}")
+            if time.perf_counter() - t0 > 600:
+                raise SystemExit("the app did not receive every event in 600 s")
+            time.sleep(0.005)
+        return time.perf_counter() - t0, _threads_cpu_s(daemon.pid)
+    finally:
+        sub.kill()
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+
+
+def _mbsync_wall(port: int, password: str, tmp: Path) -> tuple[float, float]:
+    """(wall s, CPU s) of mbsync pulling the same account into a fresh Maildir."""
+    from tests.support.mbsync import mbsync_config
+
+    target = tmp / "mbsync"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir()
+    conf = mbsync_config(target, port, USER, password, sync="Pull")
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(["mbsync", "-q", "-c", str(conf), "-a"])
+    _pid, status, ru = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("mbsync failed")
+    return time.perf_counter() - t0, ru.ru_utime + ru.ru_stime
+
+
 def _fresh_copy(template: Path, tmp: Path) -> Path:
     target = tmp / "drain.sqlite"
     for suffix in ("", "-wal", "-shm"):
@@ -174,63 +286,52 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--inflight", type=int, default=20, help="the window ([mqtt] max_inflight, 20)")
     ap.add_argument("--base", help="also drain with the Publisher of this git revision")
+    ap.add_argument(
+        "--end-to-end", action="store_true", help="also time `cpmsync daemon run` until an app has all"
+    )
     args = ap.parse_args()
-    if shutil.which("mosquitto") is None:
-        raise SystemExit("mosquitto not found: apt-get install mosquitto mosquitto-clients")
+    for tool in ("mosquitto", "mosquitto_pub", "mosquitto_sub", *(["mbsync"] if args.end_to_end else [])):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} not found: apt-get install mosquitto mosquitto-clients isync")
     folders, per = (int(x) for x in args.shape.lower().split("x"))
-    git = ["git", "-C", str(ROOT)]
-    with tempfile.TemporaryDirectory(prefix="cpmsync-publish-") as td:
+    # In memory (/dev/shm), as bench_daemon_vs_mbsync: neither side waits for a disk.
+    with tempfile.TemporaryDirectory(prefix="cpmsync-publish-", dir="/dev/shm") as td, ExitStack() as stack:
         tmp = Path(td)
+        dv, _seeded = stack.enter_context(seeded_dovecot(folders, per))
+        password = dv.password(USER)
         template = tmp / "first-sync.sqlite"
-        with seeded_dovecot(folders, per) as (dv, _seeded):
-            spec = {"port": dv.port, "password": dv.password(USER), "cache": str(template), "gc": "service"}
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(ROOT / "bench" / "bench_daemon_vs_mbsync.py"),
-                    "--child-daemon",
-                    json.dumps(spec),
-                ],
-                check=True,
-                capture_output=True,
-            )
-        base: Path | None = None
+        spec = {"port": dv.port, "password": password, "cache": str(template), "gc": "service"}
+        child = ROOT / "bench" / "bench_daemon_vs_mbsync.py"
+        subprocess.run(
+            [sys.executable, str(child), "--child-daemon", json.dumps(spec)], check=True, capture_output=True
+        )
+        envs = {"daemon": dict(os.environ, PYTHONPATH=str(ROOT))}
         if args.base:
-            rev = subprocess.run(
-                [*git, "rev-parse", "--short", args.base], capture_output=True, text=True, check=True
-            ).stdout.strip()
-            base = tmp / "base"
-            subprocess.run([*git, "worktree", "add", "--detach", "--quiet", str(base), rev], check=True)
-        try:
-            envs = {"daemon": dict(os.environ, PYTHONPATH=str(ROOT))}
-            if base is not None:
-                envs[f"daemon at {args.base}"] = dict(os.environ, PYTHONPATH=str(base))
-            runs: dict[str, list[Drain]] = {name: [] for name in [*envs, "bare paho", "mosquitto_pub"]}
-            with ExitStack() as stack:
-                broker = stack.enter_context(MosquittoBroker(extra_conf="set_tcp_nodelay true"))
-                for env in envs.values():  # each tree's modules compiled once, as installed
-                    stack.enter_context(compiled_bytecode(env))
-                for i in range(args.rounds):
-                    for name, env in envs.items():
-                        runs[name].append(
-                            _python_child(
-                                _PUBLISHER, _fresh_copy(template, tmp), broker.port, args.inflight, env
-                            )
-                        )
-                    runs["bare paho"].append(
-                        _python_child(
-                            _PAHO, _fresh_copy(template, tmp), broker.port, args.inflight, envs["daemon"]
-                        )
-                    )
-                    runs["mosquitto_pub"].append(_mosquitto_pub(template, broker.port, tmp))
-                    print(
-                        f"  round {i + 1}: "
-                        + ", ".join(f"{n} {r[-1].cpu_s:.2f} s CPU" for n, r in runs.items()),
-                        flush=True,
-                    )
-        finally:
-            if base is not None:
-                subprocess.run([*git, "worktree", "remove", "--force", str(base)], check=False)
+            envs[f"daemon at {args.base}"] = dict(
+                os.environ, PYTHONPATH=str(stack.enter_context(_worktree(args.base, tmp)))
+            )
+        broker = stack.enter_context(
+            MosquittoBroker(extra_conf="set_tcp_nodelay true\nmax_queued_messages 0")
+        )
+        for env in envs.values():  # each tree's modules compiled once, as installed
+            stack.enter_context(compiled_bytecode(env))
+        runs: dict[str, list[Drain]] = {name: [] for name in [*envs, "bare paho", "mosquitto_pub"]}
+        e2e: list[tuple[float, float]] = []
+        mbsync: list[tuple[float, float]] = []
+        events = _event_rows(template)
+        for i in range(args.rounds):
+            for name, env in envs.items():
+                cache = _fresh_copy(template, tmp)
+                runs[name].append(_python_child(_PUBLISHER, cache, broker.port, args.inflight, env))
+            cache = _fresh_copy(template, tmp)
+            runs["bare paho"].append(_python_child(_PAHO, cache, broker.port, args.inflight, envs["daemon"]))
+            runs["mosquitto_pub"].append(_mosquitto_pub(template, broker.port, tmp))
+            line = ", ".join(f"{n} {r[-1].cpu_s:.2f} s CPU" for n, r in runs.items())
+            if args.end_to_end:
+                mbsync.append(_mbsync_wall(dv.port, password, tmp))
+                e2e.append(_end_to_end(dv.port, password, broker.port, events, tmp))
+                line += f"; daemon run until the app has all {e2e[-1][0]:.2f} s, mbsync {mbsync[-1][0]:.2f} s"
+            print(f"  round {i + 1}: {line}", flush=True)
     rows = runs["daemon"][0].rows
     print(
         f"\n== a first sync's outbox ({folders} folders x {per} messages: {rows} rows), "
@@ -243,6 +344,38 @@ def main() -> None:
         m = _median(rs)
         ratio = "" if name == "daemon" else f"{ours.us_per_row / m.us_per_row:10.2f}x"
         print(f"  {name:<22} {m.wall_s:7.2f} {m.cpu_s:7.2f} {m.us_per_row:11.1f}  {ratio}")
+    if e2e:
+        wall, cpu = sorted(e2e)[len(e2e) // 2]
+        m_wall, m_cpu = sorted(mbsync)[len(mbsync) // 2]
+        print(
+            "\n== the first sync as an app sees it: `cpmsync daemon run`, "
+            f"exec -> the app has all {events} events"
+        )
+        print(f"  daemon  {wall:6.2f} s wall, {cpu:6.2f} s CPU (all threads, start-up included)")
+        print(f"  mbsync  {m_wall:6.2f} s wall, {m_cpu:6.2f} s CPU (messages into a Maildir, no app told)")
+        print(f"  daemon / mbsync: wall {wall / m_wall:.2f}x, CPU {cpu / m_cpu:.2f}x")
+
+
+@contextmanager
+def _worktree(rev: str, tmp: Path) -> Iterator[Path]:
+    """`rev` checked out in a temporary worktree (its source runs as Python)."""
+    git = ["git", "-C", str(ROOT)]
+    base = tmp / "base"
+    subprocess.run([*git, "worktree", "add", "--detach", "--quiet", str(base), rev], check=True)
+    try:
+        yield base
+    finally:
+        subprocess.run([*git, "worktree", "remove", "--force", str(base)], check=False)
+
+
+def _event_rows(cache: Path) -> int:
+    import sqlite3
+
+    db = sqlite3.connect(cache)
+    try:
+        return int(db.execute("SELECT count(*) FROM outbox WHERE topic LIKE '%/events'").fetchone()[0])
+    finally:
+        db.close()
 
 
 if __name__ == "__main__":
