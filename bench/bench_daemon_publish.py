@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: t
 
 from _bytecode import compiled_bytecode
 from _dovecot import seeded_dovecot
+from bench_daemon_startup import threads_cpu_s
 
 from tests.support import MosquittoBroker
 
@@ -164,17 +165,6 @@ def _mosquitto_pub(cache: Path, port: int, tmp: Path) -> Drain:
     return Drain(len(payloads), wall, cpu)
 
 
-def _threads_cpu_s(pid: int) -> float:
-    """CPU so far of every thread of `pid` (schedstat's first field: ns on a CPU)."""
-    total = 0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[0])
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # a thread that ended meanwhile
-    return total / 1e9
-
-
 def _app_subscriber(port: int, events: int) -> subprocess.Popen[bytes]:
     """`mosquitto_sub` on every folder's events, returned once the broker confirmed the
     subscription; it exits when it has received `events` messages."""
@@ -241,7 +231,7 @@ def _end_to_end(port: int, password: str, broker_port: int, events: int, tmp: Pa
             if time.perf_counter() - t0 > 600:
                 raise SystemExit("the app did not receive every event in 600 s")
             time.sleep(0.005)
-        return time.perf_counter() - t0, _threads_cpu_s(daemon.pid)
+        return time.perf_counter() - t0, threads_cpu_s(daemon.pid)
     finally:
         sub.kill()
         daemon.terminate()

@@ -76,7 +76,7 @@ def _process_cpu_s(argv: Sequence[str]) -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _threads_cpu_s(pid: int) -> float:
+def threads_cpu_s(pid: int) -> float:
     """CPU so far of every thread of `pid` (schedstat's first field: ns on a CPU)."""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -99,7 +99,7 @@ def _cpu_to_first_connect(
                 proc.stderr.read().decode(errors="replace") if proc.poll() is not None and proc.stderr else ""
             )
             raise SystemExit(f"{argv[0]} made no connection in 60 s\n{err[-2000:]}")
-        cpu = _threads_cpu_s(proc.pid)
+        cpu = threads_cpu_s(proc.pid)
         conn, _ = ready[0].accept()
         conn.close()
         return cpu
