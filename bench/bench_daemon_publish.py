@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: t
 from _bytecode import compiled_bytecode
 from _dovecot import seeded_dovecot
 from bench_daemon_startup import threads_cpu_s
+from bench_daemon_vs_mbsync import run_mbsync
 
 from tests.support import MosquittoBroker
 
@@ -242,22 +243,6 @@ def _end_to_end(port: int, password: str, broker_port: int, events: int, tmp: Pa
             daemon.wait()
 
 
-def _mbsync_wall(port: int, password: str, tmp: Path) -> tuple[float, float]:
-    """(wall s, CPU s) of mbsync pulling the same account into a fresh Maildir."""
-    from tests.support.mbsync import mbsync_config
-
-    target = tmp / "mbsync"
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir()
-    conf = mbsync_config(target, port, USER, password, sync="Pull")
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(["mbsync", "-q", "-c", str(conf), "-a"])
-    _pid, status, ru = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit("mbsync failed")
-    return time.perf_counter() - t0, ru.ru_utime + ru.ru_stime
-
-
 def _fresh_copy(template: Path, tmp: Path) -> Path:
     target = tmp / "drain.sqlite"
     for suffix in ("", "-wal", "-shm"):
@@ -318,7 +303,8 @@ def main() -> None:
             runs["mosquitto_pub"].append(_mosquitto_pub(template, broker.port, tmp))
             line = ", ".join(f"{n} {r[-1].cpu_s:.2f} s CPU" for n, r in runs.items())
             if args.end_to_end:
-                mbsync.append(_mbsync_wall(dv.port, password, tmp))
+                m = run_mbsync(dv.port, password)
+                mbsync.append((m.wall_s, m.cpu_s))
                 e2e.append(_end_to_end(dv.port, password, broker.port, events, tmp))
                 line += f"; daemon run until the app has all {e2e[-1][0]:.2f} s, mbsync {mbsync[-1][0]:.2f} s"
             print(f"  round {i + 1}: {line}", flush=True)

@@ -27,6 +27,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from cpmsync.daemon.cache import Cache, OutboxItem
 from cpmsync.daemon.settings import MqttSettings
 from cpmsync.daemon.topics import Topics
+from cpmsync.event_wait import wait_event
 from cpmsync.logs import kv
 from cpmsync.models.events import StatusPayload, StatusState
 
@@ -454,15 +455,8 @@ class _Window:
             await self._progress.wait()
             return
         _oid, sent_at, _topic = next(iter(self._sent.values()))  # the oldest: dicts keep insertion order
-        left = sent_at + self._ack_timeout_s - time.monotonic()
-        if left > 0:
-            try:
-                async with asyncio.timeout(left):
-                    await self._progress.wait()
-                return
-            except TimeoutError:
-                pass
-        raise aiomqtt.MqttError(f"no PUBACK within {self._ack_timeout_s:g} s")
+        if not await wait_event(self._progress, sent_at + self._ack_timeout_s - time.monotonic()):
+            raise aiomqtt.MqttError(f"no PUBACK within {self._ack_timeout_s:g} s")
 
     def close(self) -> None:
         """Give on_publish back: late PUBACKs of this window are aiomqtt's to ignore."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from cpmsync.daemon.imap_client import ImapClient, ImapError, PushEvent
 from cpmsync.daemon.schedule import IDLE_MAX_S, HeartbeatLadder, Task, WakeSchedule
 from cpmsync.daemon.sync_engine import SyncEngine
+from cpmsync.event_wait import wait_event
 from cpmsync.imap import (
     ExistsData,
     ExpungeData,
@@ -224,7 +225,7 @@ class PushLoop:
         if self.mode == "poll":
             await _wait_either(self.engine.stop, self._arrived(), deadline - time.monotonic())
             if self.actions is not None and self.actions.arrived.is_set():
-                await _wait_event(self.engine.stop, self.actions.cfg.window_ms / 1000)  # the burst
+                await wait_event(self.engine.stop, self.actions.cfg.window_ms / 1000)  # the burst
                 return
             if not self.engine.stop.is_set() and Task.HEARTBEAT in self.schedule.due(time.monotonic()):
                 await self._noop_heartbeat()
@@ -271,7 +272,7 @@ class PushLoop:
                     )
                 elif first.done() and not first.cancelled() and first.exception() is None:
                     # Coalesce the burst: one sync for everything that arrives within debounce_ms.
-                    await _wait_event(self.engine.stop, self.cfg.debounce_ms / 1000)
+                    await wait_event(self.engine.stop, self.cfg.debounce_ms / 1000)
                 elif first.done() and not first.cancelled() and first.exception() is not None:
                     raise first.exception()  # type: ignore[misc]
                 elif not self.engine.stop.is_set():
@@ -352,13 +353,3 @@ async def _wait_either(stop: asyncio.Event, other: asyncio.Event | _PushReady, t
     finally:
         for w in waits:
             w.cancel()
-
-
-async def _wait_event(ev: asyncio.Event, timeout_s: float) -> None:
-    if timeout_s <= 0:
-        return
-    try:
-        async with asyncio.timeout(timeout_s):
-            await ev.wait()
-    except TimeoutError:
-        pass

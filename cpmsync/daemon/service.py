@@ -28,6 +28,7 @@ from cpmsync.daemon.publisher import Publisher
 from cpmsync.daemon.push import NOTIFY_SET, PushLoop, push_mode
 from cpmsync.daemon.settings import DaemonSettings
 from cpmsync.daemon.sync_engine import SyncEngine
+from cpmsync.event_wait import wait_event
 from cpmsync.logs import kv
 
 __all__ = [
@@ -221,11 +222,7 @@ class ImapSession:
                 log.warning("IMAP session ended, reconnecting", extra=kv(error=err, retry_s=round(delay, 2)))
             # Not "online": an app must not show a live link while the message store is unreachable.
             self._status("disconnected", capabilities=[], last_error=err)
-            try:
-                async with asyncio.timeout(delay):
-                    await self.stop.wait()
-            except TimeoutError:
-                pass
+            await wait_event(self.stop, delay)
 
     async def _session(self) -> None:
         self.connections += 1

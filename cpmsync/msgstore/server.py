@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from cpmsync.config import ConfigError
+from cpmsync.event_wait import wait_event
 from cpmsync.logs import kv
 from cpmsync.msgstore.connection_limits import SharedUserConnections, UserConnections, user_connections
 from cpmsync.msgstore.session_base import SessionProtocol
@@ -170,12 +171,8 @@ class ImapServer:
     async def _abort_stragglers(self) -> None:
         """A client that stopped reading blocks its session in drain(); after the grace period
         its connection is aborted so shutdown always ends."""
-        try:
-            async with asyncio.timeout(SHUTDOWN_GRACE_S):
-                await self._no_sessions.wait()
+        if await wait_event(self._no_sessions, SHUTDOWN_GRACE_S):
             return
-        except TimeoutError:
-            pass
         for s in list(self._sessions):
             log.warning("aborting a session that did not finish in time", extra=kv(session=s.id))
             s.abort()
