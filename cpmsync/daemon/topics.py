@@ -7,6 +7,7 @@ the result is plain ASCII, which every broker ACL and shell handles, and it roun
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -23,8 +24,12 @@ _SAFE = "-._~:@!$&'()*,;="  # never '/', '+', '#', '%'
 _EMPTY = "%"  # a bare '%' is never produced otherwise, so the empty name keeps a non-empty level
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_folder(name: str) -> str:
-    """Mailbox name -> one non-empty topic level free of `/`, `+`, `#` and NUL."""
+    """Mailbox name -> one non-empty topic level free of `/`, `+`, `#` and NUL.
+
+    Remembered for the last 4,096 names: a folder's sync asks three times (its events topic, and
+    its summary's twice), at ~2 µs of quoting each, 2.6 % of a first sync's instructions per folder."""
     if name == "":
         return _EMPTY
     return quote(name, safe=_SAFE, encoding="utf-8", errors="surrogatepass")
