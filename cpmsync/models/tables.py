@@ -95,9 +95,9 @@ class Message(SQLModel, table=True):
 
     __tablename__ = "message"
     __table_args__ = (
-        # Apps list a folder newest first; the sync asks "which UIDs/modseqs do we hold".
+        # Apps list a folder newest first. The sync's own questions ("which UIDs do we hold", the
+        # newest by UID) are answered by the primary key; see schema.RETIRED_INDEXES.
         Index("ix_message_folder_date", "folder_id", "date"),
-        Index("ix_message_folder_modseq", "folder_id", "modseq"),
     )
     folder_id: int = Field(foreign_key="folder.id", primary_key=True)
     uid: int = Field(primary_key=True)
@@ -110,7 +110,7 @@ class Message(SQLModel, table=True):
     to: str | None = None
     subject: str | None = None
     date: datetime | None = None
-    message_id: str | None = Field(default=None, index=True)
+    message_id: str | None = None
     preview: str | None = None
     body: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
 

@@ -10,6 +10,7 @@ import pytest
 from daemon_sync_helpers import cache_with_one_message
 
 from cpmsync.daemon.cache import Cache, MessageData
+from cpmsync.models.schema import RETIRED_INDEXES, open_engine
 from cpmsync.models.tables import SCHEMA_VERSION
 
 
@@ -135,3 +136,42 @@ def test_current_cache_opens_quietly(tmp_path: Path, caplog: pytest.LogCaptureFi
     assert (c.rebuilt, c.migrated_from) == (False, None)
     assert cache_logs(caplog) == []
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _indexes(path: Path) -> set[str]:
+    con = sqlite3.connect(path)
+    try:
+        return {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        con.close()
+
+
+def test_unused_message_indexes_are_dropped_at_open(tmp_path: Path) -> None:
+    # A cache made by an earlier version carries two message indexes no query uses; every message
+    # insert paid for them. Opening it drops them and keeps the data and the apps' date index.
+    path = tmp_path / "c.sqlite"
+    cache_with_one_message(path)
+    assert not _indexes(path) & set(RETIRED_INDEXES)  # a new cache never has them
+    con = sqlite3.connect(path)
+    con.execute("CREATE INDEX ix_message_message_id ON message (message_id)")
+    con.execute("CREATE INDEX ix_message_folder_modseq ON message (folder_id, modseq)")
+    con.commit()
+    con.close()
+    c = Cache.open(path, "acct")
+    assert [m.subject for m in c.messages("INBOX")] == ["kept"]
+    c.close()
+    got = _indexes(path)
+    assert not got & set(RETIRED_INDEXES)
+    assert "ix_message_folder_date" in got
+
+
+def test_a_reader_leaves_the_indexes_alone(tmp_path: Path) -> None:
+    # `cpmsync daemon stats` opens the cache without upgrading it: it changes nothing in the file.
+    path = tmp_path / "c.sqlite"
+    cache_with_one_message(path)
+    con = sqlite3.connect(path)
+    con.execute("CREATE INDEX ix_message_message_id ON message (message_id)")
+    con.commit()
+    con.close()
+    open_engine(path, upgrade=False).engine.dispose()
+    assert "ix_message_message_id" in _indexes(path)
