@@ -138,8 +138,9 @@ class OutboxRow(SQLModel, table=True):
     __tablename__ = "outbox"
     # AUTOINCREMENT: an id is never reused. Without it SQLite hands out max(id)+1, so a row
     # deleted while in flight (a superseded summary) gave its id to a new row, and the late
-    # PUBACK of the old one deleted the new, unsent event.
-    __table_args__ = (Index("ix_outbox_folder_seq", "folder", "seq"), {"sqlite_autoincrement": True})
+    # PUBACK of the old one deleted the new, unsent event. Read and deleted by id, and retained
+    # summaries by topic: no other index (schema.RETIRED_INDEXES).
+    __table_args__ = ({"sqlite_autoincrement": True},)
     id: int | None = Field(default=None, primary_key=True)
     topic: str = Field(index=True)
     payload: str  # JSON text; "" = empty retained payload (clears a retained topic)
