@@ -7,6 +7,7 @@ two to each other on generated input: same events, same values, same errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib
 import importlib.util
@@ -20,10 +21,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from imap_testlib import errors_equal, events_of
-from test_imap_properties import addr_lists, envelopes, garbage, names, responses
+from test_imap_properties import addr_lists, commands, envelopes, garbage, names, responses
 
 from cpmsync import native
-from cpmsync.imap import Address, ImapProtocolError, ResponseParser, serialize_response
+from cpmsync.imap import (
+    Address,
+    FetchBody,
+    FetchCommand,
+    ImapProtocolError,
+    ListCommand,
+    ResponseParser,
+    serialize_response,
+)
 
 MANY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -256,6 +265,57 @@ def test_previews_are_the_same_compiled_and_pure(head: bytes, body: bytes, limit
     assert _outcome(preview.needs_more, head, body, limit, text) == _outcome(
         pure.needs_more, head, body, limit, text
     )
+
+
+def _twin(value: Any, pure: ModuleType, compiled: ModuleType) -> Any:
+    """`value` built again from the pure module's classes (nested values too), field by field."""
+    if type(value).__module__ == compiled.__name__ and dataclasses.is_dataclass(value):
+        cls = getattr(pure, type(value).__name__)
+        kwargs = {
+            f.name: _twin(getattr(value, f.name), pure, compiled) for f in dataclasses.fields(value) if f.init
+        }
+        return cls(**kwargs)
+    if isinstance(value, tuple | list):
+        return type(value)(_twin(v, pure, compiled) for v in value)
+    if isinstance(value, dict):
+        return {k: _twin(v, pure, compiled) for k, v in value.items()}
+    return value
+
+
+def _same_value_class(value: Any, pure: ModuleType) -> Any:
+    """The compiled dataclass and its source behave alike: repr (a password or body masked the
+    same), equality, hash (or the refusal to hash a dict inside), replace, and refusing assignment
+    (frozen). Returns the pure twin."""
+    compiled = importlib.import_module(pure.__name__.replace("._pure_", "."))
+    twin = _twin(value, pure, compiled)
+    assert type(twin) is not type(value) and type(twin).__name__ == type(value).__name__
+    assert repr(twin) == repr(value)
+    assert _twin(value, pure, compiled) == twin and dataclasses.replace(value) == value
+    assert _outcome(hash, twin) == _outcome(hash, value)
+    first = dataclasses.fields(value)[0].name
+    assert repr(dataclasses.replace(twin, **{first: getattr(value, first)})) == repr(value)
+    for v in (value, twin):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(v, first, getattr(v, first))
+    return twin
+
+
+@MANY
+@given(responses)
+def test_response_values_are_the_same_compiled_and_pure(r: Any) -> None:
+    _same_value_class(r, _pure("cpmsync.imap.responses"))
+
+
+@MANY
+@given(commands)
+def test_command_values_are_the_same_compiled_and_pure(cmd: Any) -> None:
+    twin = _same_value_class(cmd, _pure("cpmsync.imap.commands"))
+    if isinstance(cmd, FetchCommand):  # what a FETCH's answer is keyed by
+        for att, att_twin in zip(cmd.items, twin.items, strict=True):
+            if isinstance(att, FetchBody):
+                assert (att.section, att.response_key) == (att_twin.section, att_twin.response_key)
+    if isinstance(cmd, ListCommand):
+        assert cmd.is_extended == twin.is_extended
 
 
 def test_every_listed_module_has_a_test_here() -> None:
