@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -51,14 +52,46 @@ def test_readme_has_the_two_commands_first() -> None:
     assert demo < tests < text.index("## What the demo shows")
 
 
+def _main_command_steps() -> list[str]:
+    line = next(raw.strip() for raw in README.read_text().splitlines() if raw.endswith("&& cpmsync demo"))
+    assert subprocess.run(["bash", "-n", "-c", line]).returncode == 0  # one valid shell line
+    return [s.strip() for s in line.split(" && ")]
+
+
+def _broker_step(steps: list[str]) -> str:
+    return next(s for s in steps if re.fullmatch(r"\(.*\|\| mosquitto -d \|\| true\)", s))
+
+
 def test_readme_main_command_starts_a_broker_before_the_demo() -> None:
     # The demo starts no broker, and installing the package starts none where systemd does not run
     # (a container): the command starts one itself, and must go on where one already answers.
-    line = next(raw.strip() for raw in README.read_text().splitlines() if raw.endswith("&& cpmsync demo"))
-    assert subprocess.run(["bash", "-n", "-c", line]).returncode == 0  # one valid shell line
-    steps = [s.strip() for s in line.split(" && ")]
-    start = next(i for i, s in enumerate(steps) if re.fullmatch(r"\(mosquitto -d\b.*\|\| true\)", s))
+    steps = _main_command_steps()
+    start = steps.index(_broker_step(steps))
     assert steps.index("apt-get install -y mosquitto") < start < steps.index("cpmsync demo")
+
+
+def _answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 2).close()
+    except OSError:
+        return False
+    return True
+
+
+def test_readme_broker_step_starts_mosquitto_only_where_none_answers(tmp_path: Path) -> None:
+    # The step run as written, with `mosquitto` on PATH replaced by a script that notes its call
+    # (no broker is started by this test). A second Mosquitto beside one listening on 127.0.0.1
+    # only took [::1]:1883 and caught the clients of "localhost". Where nothing answers on
+    # 127.0.0.1:1883 (no shared broker on this machine) the step must start one.
+    called = tmp_path / "called"
+    stub = tmp_path / "bin" / "mosquitto"
+    stub.parent.mkdir()
+    stub.write_text(f'#!/bin/sh\necho "$@" > {called}\n')
+    stub.chmod(0o755)
+    env = dict(os.environ, PATH=f"{stub.parent}:{os.environ['PATH']}")
+    done = subprocess.run(["bash", "-c", _broker_step(_main_command_steps())], env=env, timeout=30)
+    assert done.returncode == 0
+    assert called.exists() is not _answers(1883)
 
 
 def _is_group(cmd: Any) -> bool:
