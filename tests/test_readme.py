@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 import typer
 
 from cpmsync.cli import app
+from tests.support import port_open
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -70,14 +70,6 @@ def test_readme_main_command_starts_a_broker_before_the_demo() -> None:
     assert steps.index("apt-get install -y mosquitto") < start < steps.index("cpmsync demo")
 
 
-def _answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), 2).close()
-    except OSError:
-        return False
-    return True
-
-
 def test_readme_broker_step_starts_mosquitto_only_where_none_answers(tmp_path: Path) -> None:
     # The step run as written, with `mosquitto` on PATH replaced by a script that notes its call
     # (no broker is started by this test). A second Mosquitto beside one listening on 127.0.0.1
@@ -91,7 +83,7 @@ def test_readme_broker_step_starts_mosquitto_only_where_none_answers(tmp_path: P
     env = dict(os.environ, PATH=f"{stub.parent}:{os.environ['PATH']}")
     done = subprocess.run(["bash", "-c", _broker_step(_main_command_steps())], env=env, timeout=30)
     assert done.returncode == 0
-    assert called.exists() is not _answers(1883)
+    assert called.exists() is not port_open("127.0.0.1", 1883, 2)
 
 
 def _is_group(cmd: Any) -> bool:

@@ -286,7 +286,7 @@ def _same_value_class(value: Any, pure: ModuleType) -> Any:
     """The compiled dataclass and its source behave alike: repr (a password or body masked the
     same), equality, hash (or the refusal to hash a dict inside), replace, and refusing assignment
     (frozen). Returns the pure twin."""
-    compiled = importlib.import_module(pure.__name__.replace("._pure_", "."))
+    compiled = sys.modules[type(value).__module__]
     twin = _twin(value, pure, compiled)
     assert type(twin) is not type(value) and type(twin).__name__ == type(value).__name__
     assert repr(twin) == repr(value)
